@@ -1,0 +1,179 @@
+/**
+ * Crypto helpers shared by the CLI and the relay. Nothing here is hand-rolled: signatures are
+ * tweetnacl's Ed25519 (`nacl.sign`), encryption is tweetnacl's `nacl.box` (X25519 +
+ * XSalsa20-Poly1305) with keys converted from the Ed25519 pair by `ed2curve` (the same conversion
+ * as libsodium's `crypto_sign_ed25519_pk_to_curve25519` / `..._sk_to_curve25519`).
+ *
+ * @module
+ */
+import nacl from "tweetnacl";
+import ed2curve from "ed2curve";
+
+/** Length in bytes of an Ed25519 public key. */
+export const PUBLIC_KEY_BYTES = 32;
+/** Length in bytes of an Ed25519 secret key (seed followed by public key), as tweetnacl keeps it. */
+export const SECRET_KEY_BYTES = 64;
+/** Length in bytes of a `nacl.box` nonce. */
+export const NONCE_BYTES = 24;
+/** Length in bytes of an Ed25519 signature. */
+export const SIGNATURE_BYTES = 64;
+
+/** An Ed25519 identity key pair. */
+export interface KeyPair {
+  /** 32-byte Ed25519 public key. */
+  publicKey: Uint8Array;
+  /** 64-byte Ed25519 secret key (tweetnacl layout: seed || public key). */
+  secretKey: Uint8Array;
+}
+
+/** Standard base64 (RFC 4648 §4, with padding) of bytes. */
+export function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Decodes strict standard base64 (padding required, no whitespace). Returns `undefined` for
+ * anything else, so callers turn it into their own error message.
+ */
+export function fromBase64(text: string): Uint8Array | undefined {
+  if (typeof text !== "string" || !BASE64_RE.test(text)) return undefined;
+  try {
+    const bin = atob(text);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Lower-case hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Decodes a base64 public key, or `undefined` if it is not base64 of exactly 32 bytes. */
+export function decodePublicKey(text: string): Uint8Array | undefined {
+  const bytes = fromBase64(text);
+  return bytes && bytes.length === PUBLIC_KEY_BYTES ? bytes : undefined;
+}
+
+/**
+ * Explains why `text` is not a valid public key, or returns `undefined` when it is one.
+ * Used by the CLI and the relay so both word the problem the same way.
+ */
+export function explainPublicKey(text: string): string | undefined {
+  if (typeof text !== "string" || text.length === 0) return "the key is empty";
+  const bytes = fromBase64(text);
+  if (!bytes) return "the key is not standard base64 (A-Z a-z 0-9 + / with = padding)";
+  if (bytes.length !== PUBLIC_KEY_BYTES) {
+    return `the key decodes to ${bytes.length} bytes; an Ed25519 public key is ${PUBLIC_KEY_BYTES}`;
+  }
+  return undefined;
+}
+
+/** Makes a new random Ed25519 identity. */
+export function generateKeyPair(): KeyPair {
+  const kp = nacl.sign.keyPair();
+  return { publicKey: kp.publicKey, secretKey: kp.secretKey };
+}
+
+/** Rebuilds a key pair from its 32-byte seed (the first half of the tweetnacl secret key). */
+export function keyPairFromSeed(seed: Uint8Array): KeyPair {
+  const kp = nacl.sign.keyPair.fromSeed(seed);
+  return { publicKey: kp.publicKey, secretKey: kp.secretKey };
+}
+
+/** Ed25519 detached signature of `message` with `secretKey`. */
+export function sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  return nacl.sign.detached(message, secretKey);
+}
+
+/** Verifies an Ed25519 detached signature; never throws (wrong lengths verify as false). */
+export function verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.length !== SIGNATURE_BYTES || publicKey.length !== PUBLIC_KEY_BYTES) return false;
+  try {
+    return nacl.sign.detached.verify(message, signature, publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** Cryptographically random bytes. */
+export function randomBytes(n: number): Uint8Array {
+  return nacl.randomBytes(n);
+}
+
+function curvePublic(edPublicKey: Uint8Array): Uint8Array {
+  const pk = ed2curve.convertPublicKey(edPublicKey);
+  if (!pk) throw new Error("Cannot convert public key: not a valid Ed25519 point");
+  return pk;
+}
+
+function curveSecret(edSecretKey: Uint8Array): Uint8Array {
+  return ed2curve.convertSecretKey(edSecretKey);
+}
+
+/**
+ * Precomputes the `nacl.box` shared key between my Ed25519 secret key and a peer's Ed25519
+ * public key. The same value results from either side of the pair.
+ */
+export function sharedKey(mySecretKey: Uint8Array, theirPublicKey: Uint8Array): Uint8Array {
+  return nacl.box.before(curvePublic(theirPublicKey), curveSecret(mySecretKey));
+}
+
+/** A sealed box: the random nonce and the ciphertext (16-byte Poly1305 tag + encrypted bytes). */
+export interface Sealed {
+  nonce: Uint8Array;
+  ciphertext: Uint8Array;
+}
+
+/** Encrypts `plaintext` for `theirPublicKey` from `mySecretKey` with a fresh random nonce. */
+export function seal(
+  plaintext: Uint8Array,
+  theirPublicKey: Uint8Array,
+  mySecretKey: Uint8Array,
+): Sealed {
+  const nonce = nacl.randomBytes(NONCE_BYTES);
+  const ciphertext = nacl.box.after(plaintext, nonce, sharedKey(mySecretKey, theirPublicKey));
+  return { nonce, ciphertext };
+}
+
+/**
+ * Opens a box sealed by `theirPublicKey` for `mySecretKey`. Returns `undefined` when it does not
+ * open: tampered bytes, a wrong key, or a sender other than the one claimed.
+ */
+export function open(
+  sealed: Sealed,
+  theirPublicKey: Uint8Array,
+  mySecretKey: Uint8Array,
+): Uint8Array | undefined {
+  if (sealed.nonce.length !== NONCE_BYTES) return undefined;
+  let key: Uint8Array;
+  try {
+    key = sharedKey(mySecretKey, theirPublicKey);
+  } catch {
+    return undefined;
+  }
+  return nacl.box.open.after(sealed.ciphertext, sealed.nonce, key) ?? undefined;
+}
+
+/**
+ * A short human fingerprint of a public key, for comparing out of band: the first 10 bytes of
+ * SHA-512(public key), as five groups of four hex digits ("3f2a 9c1b 77d0 e412 5a6b").
+ */
+export function fingerprint(publicKey: Uint8Array): string {
+  const hex = toHex(nacl.hash(publicKey).subarray(0, 10));
+  return hex.match(/.{4}/g)!.join(" ");
+}
+
+/** Constant-time comparison of two byte arrays. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && nacl.verify(a, b);
+}

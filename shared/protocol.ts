@@ -1,0 +1,543 @@
+/**
+ * The chat-p2p wire protocol, version 1: frame types, the one strict parser both sides use for
+ * every frame they receive, error codes, limits and the relay-authentication string.
+ * docs/PROTOCOL.md is the prose form of this file; keep them in step.
+ *
+ * @module
+ */
+import { decodePublicKey, fromBase64, NONCE_BYTES, SIGNATURE_BYTES } from "./crypto.ts";
+
+/** The protocol version this code speaks. Every frame and envelope carries it as `v`. */
+export const PROTOCOL_VERSION = 1;
+/** Protocol name, used in the authentication string. */
+export const PROTOCOL_NAME = "chat-p2p";
+/** Size in bytes of the random challenge the relay sends. */
+export const CHALLENGE_BYTES = 32;
+/** Default largest frame (UTF-8 bytes of the JSON text) a relay accepts. */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
+/** Most ids one `ack` frame may carry. */
+export const MAX_ACK_IDS = 1000;
+/** Largest ciphertext, in bytes, an envelope may carry (the frame limit binds first by default). */
+export const MAX_CIPHERTEXT_BYTES = 1024 * 1024;
+
+const ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
+
+/** A sealed message as the relay sees it: routing data plus opaque ciphertext. */
+export interface Envelope {
+  /** Protocol version of the envelope (1). */
+  v: 1;
+  /** Sender-chosen unique id, 8 to 64 characters of `A-Z a-z 0-9 _ -`. */
+  id: string;
+  /** Sender's base64 Ed25519 public key; must equal the key authenticated on the socket. */
+  from: string;
+  /** Recipient's base64 Ed25519 public key (in v1 also the recipient's mailbox id). */
+  to: string;
+  /** Base64 of the 24-byte `nacl.box` nonce. */
+  nonce: string;
+  /** Base64 of the `nacl.box` output (16-byte tag + encrypted payload). */
+  ciphertext: string;
+}
+
+/** Client to relay: proof of the key, answering the challenge. */
+export interface AuthFrame {
+  v: 1;
+  type: "auth";
+  /** Base64 Ed25519 public key being claimed. */
+  key: string;
+  /** The relay URL the client connected to, exactly as signed (see {@linkcode authMessage}). */
+  relay: string;
+  /** Base64 Ed25519 signature of {@linkcode authMessage}. */
+  signature: string;
+}
+
+/** Client to relay: store and deliver an envelope. */
+export interface SendFrame {
+  v: 1;
+  type: "send";
+  envelope: Envelope;
+}
+
+/** Client to relay: these delivered envelopes are safely stored; the relay may forget them. */
+export interface AckFrame {
+  v: 1;
+  type: "ack";
+  ids: string[];
+}
+
+/** Either side: liveness probe; answered with `pong` carrying the same `nonce`. */
+export interface PingFrame {
+  v: 1;
+  type: "ping";
+  nonce?: string;
+}
+
+/** Either side: answer to `ping`. */
+export interface PongFrame {
+  v: 1;
+  type: "pong";
+  nonce?: string;
+}
+
+/** Relay to client, first frame on every socket. */
+export interface ChallengeFrame {
+  v: 1;
+  type: "challenge";
+  /** Base64 of 32 random bytes. */
+  challenge: string;
+  /** Milliseconds the socket may stay unauthenticated. */
+  expires_in_ms: number;
+}
+
+/** Relay to client: authentication succeeded. */
+export interface ReadyFrame {
+  v: 1;
+  type: "ready";
+  key: string;
+}
+
+/** Relay to client: an envelope for the authenticated key. */
+export interface DeliverFrame {
+  v: 1;
+  type: "deliver";
+  envelope: Envelope;
+}
+
+/** Relay to client: every envelope pending at authentication time has been sent. */
+export interface SyncedFrame {
+  v: 1;
+  type: "synced";
+  /** How many envelopes the initial drain sent. */
+  count: number;
+}
+
+/** Relay to client: the envelope with this id is durably stored. */
+export interface AcceptedFrame {
+  v: 1;
+  type: "accepted";
+  id: string;
+}
+
+/** Every error code a relay sends, with its meaning. */
+export const ERROR_CODES = {
+  bad_json: "the frame is not valid JSON text",
+  bad_frame: "the frame is JSON but not a valid frame (missing or mistyped field)",
+  unsupported_version: "the frame or envelope has a protocol version this relay does not speak",
+  unknown_type: "the frame's type is not one this side accepts",
+  frame_too_large: "the frame is larger than the relay accepts (the socket is then closed, 1009)",
+  binary_frame: "binary frames are not part of the protocol; send JSON text",
+  not_authenticated: "this frame needs an authenticated socket; answer the challenge first",
+  already_authenticated: "the socket is already authenticated",
+  auth_failed: "the signature does not verify for that key, challenge and relay URL",
+  auth_timeout: "the socket did not authenticate in time (the socket is then closed, 1008)",
+  spoofed_sender: "the envelope's `from` is not the key authenticated on this socket",
+  mailbox_full: "the recipient's mailbox is at its message or byte limit; try later",
+  rate_limited: "too many frames; retry after `retry_after_ms`",
+  unavailable: "the relay cannot store messages right now (backend down); nothing was stored",
+  internal: "the relay failed unexpectedly; nothing was stored",
+} as const;
+
+/** An error code from {@linkcode ERROR_CODES}. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Relay to client: something was wrong; `id` names the envelope when it was about one. */
+export interface ErrorFrame {
+  v: 1;
+  type: "error";
+  code: ErrorCode;
+  message: string;
+  id?: string;
+  retry_after_ms?: number;
+}
+
+/** Frames a client sends. */
+export type ClientFrame = AuthFrame | SendFrame | AckFrame | PingFrame | PongFrame;
+/** Frames a relay sends. */
+export type ServerFrame =
+  | ChallengeFrame
+  | ReadyFrame
+  | DeliverFrame
+  | SyncedFrame
+  | AcceptedFrame
+  | ErrorFrame
+  | PingFrame
+  | PongFrame;
+
+/** WebSocket close codes the relay uses. */
+export const CLOSE_CODES = {
+  /** Relay shutting down; reconnect elsewhere or later. */
+  goingAway: 1001,
+  /** Binary data on a text-only protocol. */
+  unsupportedData: 1003,
+  /** Auth failed or timed out, or another policy violation. */
+  policy: 1008,
+  /** Frame over the size limit. */
+  tooBig: 1009,
+  /** Unexpected relay failure. */
+  internal: 1011,
+  /** The socket fell too far behind (slow consumer); its messages stay in the mailbox. */
+  tryAgainLater: 1013,
+} as const;
+
+/** A parse result: the value, or an error code with a message for the error frame. */
+export type Parsed<T> =
+  | { ok: true; value: T }
+  | { ok: false; code: ErrorCode; message: string; id?: string };
+
+function fail<T>(code: ErrorCode, message: string, id?: string): Parsed<T> {
+  return id === undefined ? { ok: false, code, message } : { ok: false, code, message, id };
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(x: unknown): x is Obj {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function str(o: Obj, field: string, where: string): string | Parsed<never> {
+  const v = o[field];
+  if (v === undefined) return fail("bad_frame", `Cannot parse ${where}: missing field '${field}'`);
+  if (typeof v !== "string") {
+    return fail("bad_frame", `Cannot parse ${where}: field '${field}' must be a string`);
+  }
+  return v;
+}
+
+function checkVersion(o: Obj, where: string): Parsed<never> | undefined {
+  if (o.v === undefined) return fail("bad_frame", `Cannot parse ${where}: missing field 'v'`);
+  if (o.v !== PROTOCOL_VERSION) {
+    return fail(
+      "unsupported_version",
+      `Cannot parse ${where}: version ${JSON.stringify(o.v)} is not supported (this side speaks ${PROTOCOL_VERSION})`,
+    );
+  }
+  return undefined;
+}
+
+/** True when `id` is a well-formed envelope id. */
+export function isValidId(id: unknown): id is string {
+  return typeof id === "string" && ID_RE.test(id);
+}
+
+/** Validates an envelope object (already JSON-parsed). */
+export function parseEnvelope(x: unknown): Parsed<Envelope> {
+  if (!isObj(x)) return fail("bad_frame", "Cannot parse envelope: not a JSON object");
+  const id = typeof x.id === "string" && isValidId(x.id) ? x.id : undefined;
+  const bad = checkVersion(x, "envelope");
+  if (bad) return { ...bad, ...(id ? { id } : {}) } as Parsed<never>;
+  const fields: Record<string, string> = {};
+  for (const f of ["id", "from", "to", "nonce", "ciphertext"]) {
+    const v = str(x, f, "envelope");
+    if (typeof v !== "string") return { ...v, ...(id ? { id } : {}) } as Parsed<never>;
+    fields[f] = v;
+  }
+  if (!isValidId(fields.id)) {
+    return fail("bad_frame", "Cannot parse envelope: field 'id' must be 8-64 of A-Z a-z 0-9 _ -");
+  }
+  if (!decodePublicKey(fields.from)) {
+    return fail("bad_frame", "Cannot parse envelope: field 'from' is not a base64 32-byte key", id);
+  }
+  if (!decodePublicKey(fields.to)) {
+    return fail("bad_frame", "Cannot parse envelope: field 'to' is not a base64 32-byte key", id);
+  }
+  const nonce = fromBase64(fields.nonce);
+  if (!nonce || nonce.length !== NONCE_BYTES) {
+    return fail("bad_frame", "Cannot parse envelope: field 'nonce' is not base64 of 24 bytes", id);
+  }
+  const ct = fromBase64(fields.ciphertext);
+  if (!ct || ct.length < 16 || ct.length > MAX_CIPHERTEXT_BYTES) {
+    return fail(
+      "bad_frame",
+      "Cannot parse envelope: field 'ciphertext' is not base64 of 16 to 1048576 bytes",
+      id,
+    );
+  }
+  return {
+    ok: true,
+    value: {
+      v: 1,
+      id: fields.id,
+      from: fields.from,
+      to: fields.to,
+      nonce: fields.nonce,
+      ciphertext: fields.ciphertext,
+    },
+  };
+}
+
+/**
+ * Canonical JSON text of an envelope (known fields only, fixed order). Relays store and forward
+ * this text, so a deliver frame can be built without re-serialising.
+ */
+export function serializeEnvelope(e: Envelope): string {
+  return JSON.stringify({
+    v: 1,
+    id: e.id,
+    from: e.from,
+    to: e.to,
+    nonce: e.nonce,
+    ciphertext: e.ciphertext,
+  });
+}
+
+/**
+ * The mailbox an envelope is stored in and routed by. In v1 it is the recipient's key; relay code
+ * must route by this, never by reading `to` itself, so v2 can change it alone.
+ */
+export function mailboxIdOf(e: Envelope): string {
+  return e.to;
+}
+
+function parseJsonObject(text: string, where: string): Parsed<Obj> {
+  let x: unknown;
+  try {
+    x = JSON.parse(text);
+  } catch {
+    return fail("bad_json", `Cannot parse ${where}: not valid JSON`);
+  }
+  if (!isObj(x)) return fail("bad_frame", `Cannot parse ${where}: not a JSON object`);
+  return { ok: true, value: x };
+}
+
+function parseFrameHead(text: string): Parsed<{ o: Obj; type: string }> {
+  const p = parseJsonObject(text, "frame");
+  if (!p.ok) return p;
+  const o = p.value;
+  const bad = checkVersion(o, "frame");
+  if (bad) return bad;
+  const type = str(o, "type", "frame");
+  if (typeof type !== "string") return type;
+  return { ok: true, value: { o, type } };
+}
+
+function parsePing(o: Obj, type: "ping" | "pong"): Parsed<PingFrame | PongFrame> {
+  if (o.nonce !== undefined && (typeof o.nonce !== "string" || o.nonce.length > 64)) {
+    return fail("bad_frame", `Cannot parse ${type} frame: field 'nonce' must be a short string`);
+  }
+  return { ok: true, value: o.nonce === undefined ? { v: 1, type } : { v: 1, type, nonce: o.nonce } };
+}
+
+/** Parses and validates a frame a client sent (used by the relay). */
+export function parseClientFrame(text: string): Parsed<ClientFrame> {
+  const head = parseFrameHead(text);
+  if (!head.ok) return head;
+  const { o, type } = head.value;
+  switch (type) {
+    case "auth": {
+      const key = str(o, "key", "auth frame");
+      if (typeof key !== "string") return key;
+      const relay = str(o, "relay", "auth frame");
+      if (typeof relay !== "string") return relay;
+      const signature = str(o, "signature", "auth frame");
+      if (typeof signature !== "string") return signature;
+      if (!decodePublicKey(key)) {
+        return fail("bad_frame", "Cannot parse auth frame: field 'key' is not a base64 32-byte key");
+      }
+      const sig = fromBase64(signature);
+      if (!sig || sig.length !== SIGNATURE_BYTES) {
+        return fail("bad_frame", "Cannot parse auth frame: field 'signature' is not 64 bytes");
+      }
+      if (relay.length > 2048) return fail("bad_frame", "Cannot parse auth frame: 'relay' too long");
+      return { ok: true, value: { v: 1, type, key, relay, signature } };
+    }
+    case "send": {
+      if (o.envelope === undefined) {
+        return fail("bad_frame", "Cannot parse send frame: missing field 'envelope'");
+      }
+      const e = parseEnvelope(o.envelope);
+      if (!e.ok) return e;
+      return { ok: true, value: { v: 1, type, envelope: e.value } };
+    }
+    case "ack": {
+      const ids = o.ids;
+      if (ids === undefined) return fail("bad_frame", "Cannot parse ack frame: missing field 'ids'");
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_ACK_IDS) {
+        return fail(
+          "bad_frame",
+          `Cannot parse ack frame: field 'ids' must be an array of 1 to ${MAX_ACK_IDS} ids`,
+        );
+      }
+      if (!ids.every(isValidId)) {
+        return fail("bad_frame", "Cannot parse ack frame: every id must be 8-64 of A-Z a-z 0-9 _ -");
+      }
+      return { ok: true, value: { v: 1, type, ids: ids as string[] } };
+    }
+    case "ping":
+    case "pong":
+      return parsePing(o, type);
+    default:
+      return fail("unknown_type", `Cannot parse frame: unknown type ${JSON.stringify(type)}`);
+  }
+}
+
+/** Parses and validates a frame a relay sent (used by the CLI). */
+export function parseServerFrame(text: string): Parsed<ServerFrame> {
+  const head = parseFrameHead(text);
+  if (!head.ok) return head;
+  const { o, type } = head.value;
+  switch (type) {
+    case "challenge": {
+      const challenge = str(o, "challenge", "challenge frame");
+      if (typeof challenge !== "string") return challenge;
+      const c = fromBase64(challenge);
+      if (!c || c.length !== CHALLENGE_BYTES) {
+        return fail("bad_frame", "Cannot parse challenge frame: 'challenge' is not 32 bytes");
+      }
+      const exp = typeof o.expires_in_ms === "number" ? o.expires_in_ms : 0;
+      return { ok: true, value: { v: 1, type, challenge, expires_in_ms: exp } };
+    }
+    case "ready": {
+      const key = str(o, "key", "ready frame");
+      if (typeof key !== "string") return key;
+      return { ok: true, value: { v: 1, type, key } };
+    }
+    case "deliver": {
+      const e = parseEnvelope(o.envelope);
+      if (!e.ok) return e;
+      return { ok: true, value: { v: 1, type, envelope: e.value } };
+    }
+    case "synced": {
+      if (typeof o.count !== "number") {
+        return fail("bad_frame", "Cannot parse synced frame: field 'count' must be a number");
+      }
+      return { ok: true, value: { v: 1, type, count: o.count } };
+    }
+    case "accepted": {
+      const id = str(o, "id", "accepted frame");
+      if (typeof id !== "string") return id;
+      return { ok: true, value: { v: 1, type, id } };
+    }
+    case "error": {
+      const code = str(o, "code", "error frame");
+      if (typeof code !== "string") return code;
+      const message = str(o, "message", "error frame");
+      if (typeof message !== "string") return message;
+      const f: ErrorFrame = { v: 1, type, code: code as ErrorCode, message };
+      if (typeof o.id === "string") f.id = o.id;
+      if (typeof o.retry_after_ms === "number") f.retry_after_ms = o.retry_after_ms;
+      return { ok: true, value: f };
+    }
+    case "ping":
+    case "pong":
+      return parsePing(o, type);
+    default:
+      return fail("unknown_type", `Cannot parse frame: unknown type ${JSON.stringify(type)}`);
+  }
+}
+
+/** Builds an error frame. */
+export function errorFrame(
+  code: ErrorCode,
+  message: string,
+  extra: { id?: string; retry_after_ms?: number } = {},
+): ErrorFrame {
+  return { v: 1, type: "error", code, message, ...extra };
+}
+
+/**
+ * Normalises a relay URL for signing and comparison: scheme `ws:` or `wss:` (http/https are
+ * mapped to them), host lower-cased, default port dropped, path `/ws` when empty or `/`, no query
+ * or fragment. Returns `undefined` for anything that is not such a URL.
+ */
+export function normalizeRelayUrl(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const scheme = u.protocol === "http:" ? "ws:" : u.protocol === "https:" ? "wss:" : u.protocol;
+  if (scheme !== "ws:" && scheme !== "wss:") return undefined;
+  if (u.username || u.password) return undefined;
+  const defaultPort = scheme === "ws:" ? "80" : "443";
+  const port = u.port && u.port !== defaultPort ? `:${u.port}` : "";
+  const path = u.pathname === "" || u.pathname === "/" ? "/ws" : u.pathname;
+  return `${scheme}//${u.hostname.toLowerCase()}${port}${path}`;
+}
+
+/**
+ * The exact bytes a client signs to authenticate: UTF-8 of
+ * `"chat-p2p-auth/1\n" + relayUrl + "\n" + challenge + "\n" + key`, where `relayUrl` is the
+ * normalised URL ({@linkcode normalizeRelayUrl}), `challenge` the base64 string from the
+ * challenge frame and `key` the base64 public key. Binding the relay URL stops a relay from
+ * replaying a client's answer to another relay; the fresh challenge stops replays on new sockets.
+ */
+export function authMessage(relayUrl: string, challenge: string, key: string): Uint8Array {
+  return new TextEncoder().encode(
+    `${PROTOCOL_NAME}-auth/${PROTOCOL_VERSION}\n${relayUrl}\n${challenge}\n${key}`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The boxed payload: what only the two people see.
+
+/** A chat message, inside the box. */
+export interface MessagePayload {
+  v: 1;
+  kind: "message";
+  /** The text, at most {@linkcode MAX_TEXT_CHARS} characters. */
+  text: string;
+  /** ISO 8601 time the sender composed it (sender's clock). */
+  sent_at: string;
+}
+
+/** A delivery receipt, inside the box: the recipient stored these message ids in its history. */
+export interface ReceiptPayload {
+  v: 1;
+  kind: "receipt";
+  status: "delivered";
+  ids: string[];
+  sent_at: string;
+}
+
+/** Anything that travels inside a box. Unknown kinds are reported, not fatal. */
+export type Payload = MessagePayload | ReceiptPayload;
+
+/** Most characters of text in one message. */
+export const MAX_TEXT_CHARS = 16 * 1024;
+
+/** Parses a decrypted payload. */
+export function parsePayload(bytes: Uint8Array): Parsed<Payload> {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return fail("bad_frame", "Cannot parse payload: not UTF-8");
+  }
+  const p = parseJsonObject(text, "payload");
+  if (!p.ok) return p;
+  const o = p.value;
+  const bad = checkVersion(o, "payload");
+  if (bad) return bad;
+  const sentAt = str(o, "sent_at", "payload");
+  if (typeof sentAt !== "string") return sentAt;
+  if (o.kind === "message") {
+    const t = str(o, "text", "message payload");
+    if (typeof t !== "string") return t;
+    if (t.length > MAX_TEXT_CHARS) return fail("bad_frame", "Cannot parse payload: text too long");
+    return { ok: true, value: { v: 1, kind: "message", text: t, sent_at: sentAt } };
+  }
+  if (o.kind === "receipt") {
+    if (o.status !== "delivered") {
+      return fail("bad_frame", "Cannot parse receipt payload: field 'status' must be 'delivered'");
+    }
+    if (!Array.isArray(o.ids) || o.ids.length > MAX_ACK_IDS || !o.ids.every(isValidId)) {
+      return fail("bad_frame", "Cannot parse receipt payload: field 'ids' must be a list of ids");
+    }
+    return {
+      ok: true,
+      value: { v: 1, kind: "receipt", status: "delivered", ids: o.ids as string[], sent_at: sentAt },
+    };
+  }
+  return fail("unknown_type", `Cannot parse payload: unknown kind ${JSON.stringify(o.kind)}`);
+}
+
+/** UTF-8 bytes of a payload's JSON, ready for `seal`. */
+export function encodePayload(p: Payload): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(p));
+}
+
+/** A new random envelope id: 16 random bytes as 32 lower-case hex characters. */
+export function newId(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
+    b.toString(16).padStart(2, "0")).join("");
+}
