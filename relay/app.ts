@@ -1,0 +1,135 @@
+/**
+ * The relay's HTTP surface (Hono): GET /ws (WebSocket), /healthz, /readyz, /metrics. Takes its
+ * collaborators as arguments; knows nothing of Kafka, Redis or SQLite.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { upgradeWebSocket } from "hono/deno";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Router } from "./router.ts";
+import { Session, type SessionOptions } from "./session.ts";
+
+/** What the app needs. */
+export interface AppDeps {
+  router: Router;
+  log: Logger;
+  metrics: Metrics;
+  options: Omit<SessionOptions, "requestHost"> & { idleTimeoutMs: number };
+  /** Every open session, so shutdown can close them with 1001. */
+  sessions: Set<Session>;
+}
+
+/** Builds the Hono app. */
+export function createApp(deps: AppDeps): Hono {
+  const { router, log, metrics, options, sessions } = deps;
+  const app = new Hono();
+
+  metrics.gauge("connections", () => {
+    let authed = 0;
+    for (const s of sessions) if (s.key) authed++;
+    return [[{ state: "authenticated" }, authed], [{ state: "unauthenticated" }, sessions.size - authed]];
+  });
+
+  app.get(
+    "/ws",
+    upgradeWebSocket(
+      (c) => {
+        const requestHost = c.req.header("host") ?? new URL(c.req.url).host;
+        let session: Session | undefined;
+        return {
+          onOpen(_evt, ws) {
+            const raw = ws.raw as WebSocket;
+            session = new Session(
+              {
+                send: (text) => ws.send(text),
+                close: (code, reason) => ws.close(code, reason),
+                bufferedAmount: () => raw.bufferedAmount ?? 0,
+              },
+              router,
+              { ...options, requestHost },
+              log,
+              metrics,
+            );
+            sessions.add(session);
+            session.start();
+          },
+          onMessage(evt) {
+            session?.onMessage(evt.data).catch((err) => {
+              log.error("unexpected session failure", { err: (err as Error).message });
+            });
+          },
+          onClose() {
+            if (session) {
+              session.onClose();
+              sessions.delete(session);
+            }
+          },
+          onError() {
+            if (session) {
+              session.onClose();
+              sessions.delete(session);
+            }
+          },
+        };
+      },
+      options.idleTimeoutMs > 0 ? { idleTimeout: Math.ceil(options.idleTimeoutMs / 1000) } : {},
+    ),
+  );
+  app.get("/ws", (c) => c.json({ error: "upgrade_required", message: "GET /ws expects a WebSocket upgrade" }, 426));
+
+  const status = async () => {
+    const [mailbox, bus] = await Promise.all([
+      withTimeout(router.mailbox.check(), 2000),
+      withTimeout(router.bus.check(), 2000),
+    ]);
+    return {
+      ok: mailbox.ok && bus.ok,
+      body: {
+        status: mailbox.ok && bus.ok ? "ok" : "degraded",
+        mailbox: { kind: router.mailbox.kind, ...mailbox },
+        bus: { kind: router.bus.kind, ...bus },
+        connections: sessions.size,
+      },
+    };
+  };
+  // /healthz reports each backend and turns 503 when one is unreachable (issue: scale-out).
+  app.get("/healthz", async (c) => {
+    const s = await status();
+    return c.json(s.body, s.ok ? 200 : 503);
+  });
+  // /readyz: may a load balancer send traffic here? Same checks, terse body.
+  app.get("/readyz", async (c) => {
+    const s = await status();
+    return c.json({ ready: s.ok }, s.ok ? 200 : 503);
+  });
+  app.get("/metrics", (c) =>
+    c.body(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+
+  app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => {
+    log.error("http handler failed", { err: err.message, path: c.req.path });
+    return c.json({ error: "internal", message: "the relay failed to answer this request" }, 500);
+  });
+  return app;
+}
+
+async function withTimeout<T extends { ok: boolean; detail: string }>(
+  p: Promise<T>,
+  ms: number,
+): Promise<{ ok: boolean; detail: string }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<{ ok: boolean; detail: string }>((r) => {
+        timer = setTimeout(() => r({ ok: false, detail: `no answer within ${ms} ms` }), ms);
+      }),
+    ]);
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * A small Prometheus text-format registry: counters, histograms and gauges read at scrape time.
+ * Labels are low-cardinality only (frame type, error code, backend op): never keys or ids.
+ *
+ * @module
+ */
+
+type Labels = Record<string, string>;
+
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+interface Histogram {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+function key(labels: Labels): string {
+  const ks = Object.keys(labels).sort();
+  return ks.map((k) => `${k}="${labels[k].replace(/["\\\n]/g, "_")}"`).join(",");
+}
+
+/** The relay's metrics. Names are prefixed `chat_relay_` on output. */
+export class Metrics {
+  #help = new Map<string, { type: "counter" | "histogram" | "gauge"; help: string }>();
+  #counters = new Map<string, Map<string, number>>();
+  #histograms = new Map<string, Map<string, Histogram>>();
+  #gauges = new Map<string, () => Array<[Labels, number]> | number>();
+
+  /** Declares a metric's help text and type (optional; undeclared ones get a generic help). */
+  describe(name: string, type: "counter" | "histogram" | "gauge", help: string): void {
+    this.#help.set(name, { type, help });
+  }
+
+  /** Adds `by` (default 1) to a counter. */
+  inc(name: string, labels: Labels = {}, by = 1): void {
+    let m = this.#counters.get(name);
+    if (!m) this.#counters.set(name, m = new Map());
+    const k = key(labels);
+    m.set(k, (m.get(k) ?? 0) + by);
+  }
+
+  /** Current value of a counter (for tests). */
+  get(name: string, labels: Labels = {}): number {
+    return this.#counters.get(name)?.get(key(labels)) ?? 0;
+  }
+
+  /** Records one observation (seconds) in a histogram. */
+  observe(name: string, labels: Labels, value: number): void {
+    let m = this.#histograms.get(name);
+    if (!m) this.#histograms.set(name, m = new Map());
+    const k = key(labels);
+    let h = m.get(k);
+    if (!h) m.set(k, h = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 });
+    for (let i = 0; i < BUCKETS.length; i++) if (value <= BUCKETS[i]) h.counts[i]++;
+    h.sum += value;
+    h.count++;
+  }
+
+  /** Registers a gauge computed at scrape time. */
+  gauge(name: string, read: () => Array<[Labels, number]> | number): void {
+    this.#gauges.set(name, read);
+  }
+
+  /** Prometheus text exposition format 0.0.4. */
+  render(): string {
+    const out: string[] = [];
+    const head = (name: string, type: string) => {
+      const d = this.#help.get(name);
+      out.push(`# HELP chat_relay_${name} ${d?.help ?? name.replaceAll("_", " ")}`);
+      out.push(`# TYPE chat_relay_${name} ${d?.type ?? type}`);
+    };
+    const lbl = (k: string, extra = "") => {
+      const all = [k, extra].filter(Boolean).join(",");
+      return all ? `{${all}}` : "";
+    };
+    for (const [name, m] of this.#counters) {
+      head(name, "counter");
+      for (const [k, v] of m) out.push(`chat_relay_${name}${lbl(k)} ${v}`);
+    }
+    for (const [name, read] of this.#gauges) {
+      head(name, "gauge");
+      const v = read();
+      if (typeof v === "number") out.push(`chat_relay_${name} ${v}`);
+      else for (const [labels, n] of v) out.push(`chat_relay_${name}${lbl(key(labels))} ${n}`);
+    }
+    for (const [name, m] of this.#histograms) {
+      head(name, "histogram");
+      for (const [k, h] of m) {
+        BUCKETS.forEach((b, i) => out.push(`chat_relay_${name}_bucket${lbl(k, `le="${b}"`)} ${h.counts[i]}`));
+        out.push(`chat_relay_${name}_bucket${lbl(k, 'le="+Inf"')} ${h.count}`);
+        out.push(`chat_relay_${name}_sum${lbl(k)} ${h.sum}`);
+        out.push(`chat_relay_${name}_count${lbl(k)} ${h.count}`);
+      }
+    }
+    return out.join("\n") + "\n";
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Builds a running relay from a configuration: adapters, router, app, HTTP server, sweeper and
+ * graceful shutdown. `main.ts` and the tests both use it. The Kafka and Redis adapters are loaded
+ * only when configured, so the embedded relay never loads their clients.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { RelayConfig } from "./config.ts";
+import type { Bus } from "./bus.ts";
+import { MemoryBus } from "./bus_memory.ts";
+import { createApp } from "./app.ts";
+import type { Logger } from "./log.ts";
+import type { Mailbox } from "./mailbox.ts";
+import { SqliteMailbox } from "./mailbox_sqlite.ts";
+import { Metrics } from "./metrics.ts";
+import { Router } from "./router.ts";
+import type { Session } from "./session.ts";
+
+/** A running relay. */
+export interface RunningRelay {
+  /** The port it listens on (useful with port 0). */
+  port: number;
+  /** ws:// URL of its WebSocket endpoint on 127.0.0.1. */
+  url: string;
+  router: Router;
+  metrics: Metrics;
+  sessions: Set<Session>;
+  /** Graceful stop: refuse new connections, close sockets with 1001, flush and close stores. */
+  shutdown(): Promise<void>;
+  /** Resolves when the server has stopped. */
+  finished: Promise<void>;
+}
+
+/** Builds the mailbox the configuration asks for. */
+export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mailbox> {
+  if (config.redisUrl) {
+    const { RedisMailbox } = await import("./mailbox_redis.ts");
+    return await RedisMailbox.connect(config.redisUrl, config.mailbox, log);
+  }
+  return new SqliteMailbox(join(config.dataDir, "mailbox.db"), config.mailbox);
+}
+
+/** Builds the bus the configuration asks for. */
+export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
+  if (config.kafkaBrokers.length > 0) {
+    const { KafkaBus } = await import("./bus_kafka.ts");
+    return await KafkaBus.connect({
+      brokers: config.kafkaBrokers,
+      topic: config.kafkaTopic,
+      partitions: config.kafkaPartitions,
+      instanceId: config.instanceId,
+    }, log);
+  }
+  return new MemoryBus();
+}
+
+/** Starts a relay. */
+export async function startRelay(config: RelayConfig, log: Logger): Promise<RunningRelay> {
+  const metrics = new Metrics();
+  const mailbox = await makeMailbox(config, log);
+  const bus = await makeBus(config, log);
+  log.info("backends", {
+    mailbox: mailbox.kind,
+    bus: bus.kind,
+    ...(mailbox instanceof SqliteMailbox ? { data_dir: config.dataDir } : {}),
+  });
+  const router = new Router(mailbox, bus, log, metrics);
+  await router.start();
+  const sessions = new Set<Session>();
+  const app = createApp({
+    router,
+    log,
+    metrics,
+    sessions,
+    options: {
+      maxFrameBytes: config.maxFrameBytes,
+      authTimeoutMs: config.authTimeoutMs,
+      maxBufferedBytes: config.maxBufferedBytes,
+      publicUrls: config.publicUrls,
+      idleTimeoutMs: config.idleTimeoutMs,
+    },
+  });
+  const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
+  const server = Deno.serve({
+    port: config.port,
+    hostname: config.hostname,
+    onListen: ({ port }) => onListen(port),
+  }, app.fetch);
+  const port = await listening;
+  const url = `ws://127.0.0.1:${port}/ws`;
+  log.info("listening", { port, url, host: config.hostname });
+
+  const sweeper = setInterval(() => {
+    mailbox.sweep().then((n) => {
+      if (n > 0) log.info("expired envelopes dropped", { count: n });
+    }).catch((err) => log.warn("sweep failed", { err: (err as Error).message }));
+  }, 60_000);
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      clearInterval(sweeper);
+      log.info("shutting down", { sessions: sessions.size });
+      const serverDone = server.shutdown(); // stop accepting; waits for open requests
+      for (const s of sessions) s.shutdown();
+      await serverDone;
+      await bus.close();
+      await mailbox.close();
+      log.info("stopped");
+    })();
+
+  return { port, url, router, metrics, sessions, shutdown, finished: server.finished };
+}
