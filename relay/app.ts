@@ -29,7 +29,10 @@ export function createApp(deps: AppDeps): Hono {
   metrics.gauge("connections", () => {
     let authed = 0;
     for (const s of sessions) if (s.key) authed++;
-    return [[{ state: "authenticated" }, authed], [{ state: "unauthenticated" }, sessions.size - authed]];
+    return [[{ state: "authenticated" }, authed], [
+      { state: "unauthenticated" },
+      sessions.size - authed,
+    ]];
   });
 
   app.get(
@@ -77,7 +80,11 @@ export function createApp(deps: AppDeps): Hono {
       options.idleTimeoutMs > 0 ? { idleTimeout: Math.ceil(options.idleTimeoutMs / 1000) } : {},
     ),
   );
-  app.get("/ws", (c) => c.json({ error: "upgrade_required", message: "GET /ws expects a WebSocket upgrade" }, 426));
+  app.get(
+    "/ws",
+    (c) =>
+      c.json({ error: "upgrade_required", message: "GET /ws expects a WebSocket upgrade" }, 426),
+  );
 
   const status = async () => {
     const [mailbox, bus] = await Promise.all([
@@ -104,10 +111,15 @@ export function createApp(deps: AppDeps): Hono {
     const s = await status();
     return c.json({ ready: s.ok }, s.ok ? 200 : 503);
   });
-  app.get("/metrics", (c) =>
-    c.body(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+  app.get(
+    "/metrics",
+    (c) =>
+      c.body(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+  );
 
-  app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.notFound((c) =>
+    c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404)
+  );
   app.onError((err, c) => {
     log.error("http handler failed", { err: err.message, path: c.req.path });
     return c.json({ error: "internal", message: "the relay failed to answer this request" }, 500);

@@ -38,7 +38,9 @@ export function busContract(name: string, make: BusFactory, options: ContractOpt
 
   t("every subscribed instance receives every announcement", 3, async (buses) => {
     const seen = buses.map(() => [] as string[]);
-    for (const [i, b] of buses.entries()) await b.subscribe((mb, raw) => seen[i].push(`${mb}:${raw}`));
+    for (const [i, b] of buses.entries()) {
+      await b.subscribe((mb, raw) => seen[i].push(`${mb}:${raw}`));
+    }
     await buses[0].publish("alice", "e1");
     await buses[2].publish("bob", "e2");
     await waitFor(() => seen.every((s) => s.length === 2), 20_000, "both announcements everywhere");

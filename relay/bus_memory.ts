@@ -30,7 +30,9 @@ export class MemoryBus implements Bus {
         try {
           h(mailboxId, raw);
         } catch (err) {
-          console.error(JSON.stringify({ level: "error", msg: "bus handler failed", err: String(err) }));
+          console.error(
+            JSON.stringify({ level: "error", msg: "bus handler failed", err: String(err) }),
+          );
         }
       }
     });

@@ -74,7 +74,9 @@ export function usage(): string {
 }
 
 function int(name: string, text: string, min: number): number {
-  if (!/^\d+$/.test(text.trim())) throw new ConfigError(`${name} must be a whole number, got '${text}'`);
+  if (!/^\d+$/.test(text.trim())) {
+    throw new ConfigError(`${name} must be a whole number, got '${text}'`);
+  }
   const n = Number(text);
   if (n < min) throw new ConfigError(`${name} must be at least ${min}, got ${n}`);
   return n;
@@ -113,7 +115,9 @@ export function parseConfig(
     return n;
   });
   const logLevel = get("--log-level") ?? "info";
-  if (!isLevel(logLevel)) throw new ConfigError(`RELAY_LOG_LEVEL must be debug, info, warn or error`);
+  if (!isLevel(logLevel)) {
+    throw new ConfigError(`RELAY_LOG_LEVEL must be debug, info, warn or error`);
+  }
   const port = int("RELAY_PORT", get("--port") ?? "8080", 0);
   if (port > 65535) throw new ConfigError(`RELAY_PORT must be at most 65535, got ${port}`);
   return {
@@ -122,14 +126,35 @@ export function parseConfig(
     hostname: get("--host") ?? "0.0.0.0",
     dataDir: get("--data-dir") ?? "./relay-data",
     publicUrls,
-    maxFrameBytes: int("RELAY_MAX_FRAME_BYTES", get("--max-frame-bytes") ?? String(DEFAULT_MAX_FRAME_BYTES), 1024),
+    maxFrameBytes: int(
+      "RELAY_MAX_FRAME_BYTES",
+      get("--max-frame-bytes") ?? String(DEFAULT_MAX_FRAME_BYTES),
+      1024,
+    ),
     mailbox: {
-      maxCount: int("RELAY_MAILBOX_MAX_COUNT", get("--mailbox-max-count") ?? String(DEFAULT_MAILBOX_LIMITS.maxCount), 1),
-      maxBytes: int("RELAY_MAILBOX_MAX_BYTES", get("--mailbox-max-bytes") ?? String(DEFAULT_MAILBOX_LIMITS.maxBytes), 1024),
-      maxAgeMs: 1000 * int("RELAY_MAX_AGE_SECONDS", get("--max-age-seconds") ?? String(DEFAULT_MAILBOX_LIMITS.maxAgeMs / 1000), 1),
+      maxCount: int(
+        "RELAY_MAILBOX_MAX_COUNT",
+        get("--mailbox-max-count") ?? String(DEFAULT_MAILBOX_LIMITS.maxCount),
+        1,
+      ),
+      maxBytes: int(
+        "RELAY_MAILBOX_MAX_BYTES",
+        get("--mailbox-max-bytes") ?? String(DEFAULT_MAILBOX_LIMITS.maxBytes),
+        1024,
+      ),
+      maxAgeMs: 1000 *
+        int(
+          "RELAY_MAX_AGE_SECONDS",
+          get("--max-age-seconds") ?? String(DEFAULT_MAILBOX_LIMITS.maxAgeMs / 1000),
+          1,
+        ),
     },
     authTimeoutMs: int("RELAY_AUTH_TIMEOUT_MS", get("--auth-timeout-ms") ?? "10000", 100),
-    maxBufferedBytes: int("RELAY_MAX_BUFFERED_BYTES", get("--max-buffered-bytes") ?? String(4 * 1024 * 1024), 65536),
+    maxBufferedBytes: int(
+      "RELAY_MAX_BUFFERED_BYTES",
+      get("--max-buffered-bytes") ?? String(4 * 1024 * 1024),
+      65536,
+    ),
     idleTimeoutMs: int("RELAY_IDLE_TIMEOUT_MS", get("--idle-timeout-ms") ?? "60000", 0),
     kafkaBrokers: list(get("--kafka-brokers")),
     kafkaTopic: get("--kafka-topic") ?? "chat-envelopes",

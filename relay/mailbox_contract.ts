@@ -66,7 +66,11 @@ export function mailboxContract(
     assert.equal(await m.put("alice", env(1)), "duplicate");
     assert.equal((await m.pending("alice")).length, 1);
     assert.equal((await m.depth("alice")).count, 1);
-    assert.equal(await m.put("bob", env(1)), "stored", "same id in another mailbox is not a duplicate");
+    assert.equal(
+      await m.put("bob", env(1)),
+      "stored",
+      "same id in another mailbox is not a duplicate",
+    );
   });
 
   t("concurrent puts all land, in call order", async (m) => {

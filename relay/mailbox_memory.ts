@@ -50,7 +50,9 @@ export class MemoryMailbox implements Mailbox {
     const bytes = utf8.encode(envelope.raw).length;
     if (b.items.size + 1 > this.#limits.maxCount) {
       return Promise.reject(
-        new MailboxFullError(`mailbox holds ${b.items.size} messages (limit ${this.#limits.maxCount})`),
+        new MailboxFullError(
+          `mailbox holds ${b.items.size} messages (limit ${this.#limits.maxCount})`,
+        ),
       );
     }
     if (b.bytes + bytes > this.#limits.maxBytes) {
@@ -58,7 +60,13 @@ export class MemoryMailbox implements Mailbox {
         new MailboxFullError(`mailbox holds ${b.bytes} bytes (limit ${this.#limits.maxBytes})`),
       );
     }
-    b.items.set(envelope.id, { id: envelope.id, raw: envelope.raw, seq: b.nextSeq++, receivedAt: now, bytes });
+    b.items.set(envelope.id, {
+      id: envelope.id,
+      raw: envelope.raw,
+      seq: b.nextSeq++,
+      receivedAt: now,
+      bytes,
+    });
     b.bytes += bytes;
     return Promise.resolve("stored");
   }

@@ -84,7 +84,9 @@ export class SqliteMailbox implements Mailbox {
     this.#limits = limits;
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.#db = new DatabaseSync(path);
-    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+    this.#db.exec(
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+    );
     this.#db.exec(SCHEMA);
     this.#stmt = {
       exists: this.#db.prepare("SELECT 1 FROM envelopes WHERE mailbox = ? AND id = ?"),
@@ -153,7 +155,9 @@ export class SqliteMailbox implements Mailbox {
     const count = t?.count ?? 0;
     const held = t?.bytes ?? 0;
     if (count + 1 > this.#limits.maxCount) {
-      return new MailboxFullError(`mailbox holds ${count} messages (limit ${this.#limits.maxCount})`);
+      return new MailboxFullError(
+        `mailbox holds ${count} messages (limit ${this.#limits.maxCount})`,
+      );
     }
     if (held + bytes > this.#limits.maxBytes) {
       return new MailboxFullError(`mailbox holds ${held} bytes (limit ${this.#limits.maxBytes})`);

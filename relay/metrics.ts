@@ -87,7 +87,9 @@ export class Metrics {
     for (const [name, m] of this.#histograms) {
       head(name, "histogram");
       for (const [k, h] of m) {
-        BUCKETS.forEach((b, i) => out.push(`chat_relay_${name}_bucket${lbl(k, `le="${b}"`)} ${h.counts[i]}`));
+        BUCKETS.forEach((b, i) =>
+          out.push(`chat_relay_${name}_bucket${lbl(k, `le="${b}"`)} ${h.counts[i]}`)
+        );
         out.push(`chat_relay_${name}_bucket${lbl(k, 'le="+Inf"')} ${h.count}`);
         out.push(`chat_relay_${name}_sum${lbl(k)} ${h.sum}`);
         out.push(`chat_relay_${name}_count${lbl(k)} ${h.count}`);

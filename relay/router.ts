@@ -79,7 +79,11 @@ export class Router {
     const raw = serializeEnvelope(envelope);
     const t0 = performance.now();
     const result = await this.mailbox.put(mailboxId, { id: envelope.id, raw });
-    this.#metrics?.observe("backend_seconds", { op: "mailbox_put" }, (performance.now() - t0) / 1000);
+    this.#metrics?.observe(
+      "backend_seconds",
+      { op: "mailbox_put" },
+      (performance.now() - t0) / 1000,
+    );
     const t1 = performance.now();
     try {
       await this.bus.publish(mailboxId, raw);
@@ -90,7 +94,11 @@ export class Router {
         ? err
         : new BackendUnavailableError(`bus publish failed: ${(err as Error).message}`);
     }
-    this.#metrics?.observe("backend_seconds", { op: "bus_publish" }, (performance.now() - t1) / 1000);
+    this.#metrics?.observe(
+      "backend_seconds",
+      { op: "bus_publish" },
+      (performance.now() - t1) / 1000,
+    );
     return result;
   }
 

@@ -48,13 +48,10 @@ const utf8 = new TextEncoder();
 
 function utf8Length(s: string): number {
   // Exact UTF-8 length without allocating for the common all-ASCII frame.
-  let n = s.length;
   for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    return utf8.encode(s).length;
+    if (s.charCodeAt(i) >= 0x80) return utf8.encode(s).length;
   }
-  return n;
+  return s.length;
 }
 
 type State = "challenged" | "draining" | "live" | "closed";
@@ -141,7 +138,9 @@ export class Session implements Recipient {
       case "ack":
         return await this.#ack(f);
       case "ping":
-        this.#send(f.nonce === undefined ? { v: 1, type: "pong" } : { v: 1, type: "pong", nonce: f.nonce });
+        this.#send(
+          f.nonce === undefined ? { v: 1, type: "pong" } : { v: 1, type: "pong", nonce: f.nonce },
+        );
         return;
       case "pong":
         return;
@@ -170,7 +169,10 @@ export class Session implements Recipient {
     if (this.#t.bufferedAmount() > this.#opt.maxBufferedBytes) {
       this.#log.warn("slow consumer closed", { buffered: this.#t.bufferedAmount() });
       this.#metrics?.inc("slow_consumers_closed_total");
-      this.#close(CLOSE_CODES.tryAgainLater, "slow consumer: reconnect to receive pending messages");
+      this.#close(
+        CLOSE_CODES.tryAgainLater,
+        "slow consumer: reconnect to receive pending messages",
+      );
       return;
     }
     this.#deliver(raw);
@@ -258,7 +260,10 @@ export class Session implements Recipient {
     while (this.#t.bufferedAmount() > this.#opt.maxBufferedBytes / 2) {
       if (this.#state === "closed") return false;
       if (Date.now() > deadline) {
-        this.#close(CLOSE_CODES.tryAgainLater, "slow consumer: reconnect to receive pending messages");
+        this.#close(
+          CLOSE_CODES.tryAgainLater,
+          "slow consumer: reconnect to receive pending messages",
+        );
         return false;
       }
       await new Promise((r) => setTimeout(r, 5));
@@ -274,7 +279,11 @@ export class Session implements Recipient {
     }
     if (e.from !== this.#key) {
       this.#metrics?.inc("spoof_attempts_total");
-      this.#error("spoofed_sender", "the envelope's 'from' is not the key authenticated on this socket", e.id);
+      this.#error(
+        "spoofed_sender",
+        "the envelope's 'from' is not the key authenticated on this socket",
+        e.id,
+      );
       return;
     }
     try {
@@ -283,13 +292,25 @@ export class Session implements Recipient {
       this.#send({ v: 1, type: "accepted", id: e.id });
     } catch (err) {
       if (err instanceof MailboxFullError) {
-        this.#error("mailbox_full", `the recipient's mailbox is full (${err.message}); try later`, e.id);
+        this.#error(
+          "mailbox_full",
+          `the recipient's mailbox is full (${err.message}); try later`,
+          e.id,
+        );
       } else if (err instanceof BackendUnavailableError) {
         this.#log.warn("send refused: backend unavailable", { err: err.message });
-        this.#error("unavailable", "the relay cannot store messages right now; nothing was accepted, retry later", e.id);
+        this.#error(
+          "unavailable",
+          "the relay cannot store messages right now; nothing was accepted, retry later",
+          e.id,
+        );
       } else {
         this.#log.error("send failed", { err: (err as Error).message });
-        this.#error("internal", "the relay failed to store the message; nothing was accepted", e.id);
+        this.#error(
+          "internal",
+          "the relay failed to store the message; nothing was accepted",
+          e.id,
+        );
       }
     }
   }
@@ -304,12 +325,18 @@ export class Session implements Recipient {
       this.#metrics?.inc("envelopes_acked_total", {}, n);
     } catch (err) {
       this.#log.warn("ack failed", { err: (err as Error).message });
-      this.#error("unavailable", "the relay could not record the ack; it will deliver those ids again");
+      this.#error(
+        "unavailable",
+        "the relay could not record the ack; it will deliver those ids again",
+      );
     }
   }
 
   #tooBig(size: number): void {
-    this.#error("frame_too_large", `frame of ${size} bytes is over the limit of ${this.#opt.maxFrameBytes}`);
+    this.#error(
+      "frame_too_large",
+      `frame of ${size} bytes is over the limit of ${this.#opt.maxFrameBytes}`,
+    );
     this.#close(CLOSE_CODES.tooBig, "frame too large");
   }
 

@@ -1,0 +1,45 @@
+/**
+ * Starts an embedded relay in this process on a free port, for tests that need a real server and
+ * real sockets but not a subprocess.
+ *
+ * @module
+ */
+import { parseConfig, type RelayConfig } from "../relay/config.ts";
+import { createLogger, type Logger } from "../relay/log.ts";
+import { type RunningRelay, startRelay } from "../relay/server.ts";
+
+/** A relay plus its temp data dir; `await using` stops it and removes the dir. */
+export interface TestRelay extends RunningRelay, AsyncDisposable {
+  dataDir: string;
+  logs: string[];
+}
+
+/** Starts a relay on 127.0.0.1 with a free port; `overrides` tweak the config. */
+export async function startTestRelay(
+  overrides: Partial<RelayConfig> = {},
+  env: Record<string, string> = {},
+): Promise<TestRelay> {
+  const dataDir = overrides.dataDir ?? await Deno.makeTempDir({ prefix: "chat-relay-" });
+  const config = {
+    ...parseConfig([], {
+      RELAY_PORT: "0",
+      RELAY_HOST: "127.0.0.1",
+      RELAY_DATA_DIR: dataDir,
+      ...env,
+    }),
+    ...overrides,
+  };
+  const logs: string[] = [];
+  const log: Logger = createLogger("debug", (line) => logs.push(line));
+  const relay = await startRelay(config, log);
+  return {
+    ...relay,
+    dataDir,
+    logs,
+    async [Symbol.asyncDispose]() {
+      await relay.shutdown();
+      await relay.finished;
+      if (!overrides.dataDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    },
+  };
+}
