@@ -10,21 +10,39 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Router } from "./router.ts";
 import { Session, type SessionOptions } from "./session.ts";
+import { KeyedBuckets, type RateSpec } from "./rate_limit.ts";
 
 /** What the app needs. */
 export interface AppDeps {
   router: Router;
   log: Logger;
   metrics: Metrics;
-  options: Omit<SessionOptions, "requestHost"> & { idleTimeoutMs: number };
+  options: Omit<SessionOptions, "requestHost" | "sendBuckets"> & {
+    idleTimeoutMs: number;
+    sendRate: RateSpec;
+    maxConnectionsPerIp: number;
+  };
   /** Every open session, so shutdown can close them with 1001. */
   sessions: Set<Session>;
 }
 
+/** Hono's environment here: Deno.serve passes its connection info as the bindings. */
+export type RelayEnv = { Bindings: Deno.ServeHandlerInfo<Deno.NetAddr> | undefined };
+
 /** Builds the Hono app. */
-export function createApp(deps: AppDeps): Hono {
+export function createApp(deps: AppDeps): Hono<RelayEnv> {
   const { router, log, metrics, options, sessions } = deps;
-  const app = new Hono();
+  const app = new Hono<RelayEnv>();
+  const sendBuckets = new KeyedBuckets(options.sendRate);
+  const perIp = new Map<string, number>();
+  const sessionOptions = {
+    maxFrameBytes: options.maxFrameBytes,
+    authTimeoutMs: options.authTimeoutMs,
+    maxBufferedBytes: options.maxBufferedBytes,
+    publicUrls: options.publicUrls,
+    frameRate: options.frameRate,
+    sendBuckets,
+  };
 
   metrics.gauge("connections", () => {
     let authed = 0;
@@ -35,12 +53,46 @@ export function createApp(deps: AppDeps): Hono {
     ]];
   });
 
+  // Connections per IP are counted from the upgrade request to the socket's close.
+  app.get("/ws", async (c, next) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return await next();
+    const ip = c.env?.remoteAddr?.hostname ?? "unknown";
+    const n = perIp.get(ip) ?? 0;
+    if (options.maxConnectionsPerIp > 0 && n >= options.maxConnectionsPerIp) {
+      metrics.inc("rate_limited_total", { scope: "ip" });
+      return c.json({
+        error: "rate_limited",
+        message: `too many connections from this address (limit ${options.maxConnectionsPerIp})`,
+      }, 429);
+    }
+    perIp.set(ip, n + 1);
+    await next();
+    if (c.res.status !== 101) release(ip);
+  });
+  const release = (ip: string) => {
+    const n = (perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) perIp.delete(ip);
+    else perIp.set(ip, n);
+  };
+
   app.get(
     "/ws",
     upgradeWebSocket(
       (c) => {
         const requestHost = c.req.header("host") ?? new URL(c.req.url).host;
+        const ip = c.env?.remoteAddr?.hostname ?? "unknown";
         let session: Session | undefined;
+        let released = false;
+        const done = () => {
+          if (session) {
+            session.onClose();
+            sessions.delete(session);
+          }
+          if (!released) {
+            released = true;
+            release(ip);
+          }
+        };
         return {
           onOpen(_evt, ws) {
             const raw = ws.raw as WebSocket;
@@ -51,7 +103,7 @@ export function createApp(deps: AppDeps): Hono {
                 bufferedAmount: () => raw.bufferedAmount ?? 0,
               },
               router,
-              { ...options, requestHost },
+              { ...sessionOptions, requestHost },
               log,
               metrics,
             );
@@ -63,18 +115,8 @@ export function createApp(deps: AppDeps): Hono {
               log.error("unexpected session failure", { err: (err as Error).message });
             });
           },
-          onClose() {
-            if (session) {
-              session.onClose();
-              sessions.delete(session);
-            }
-          },
-          onError() {
-            if (session) {
-              session.onClose();
-              sessions.delete(session);
-            }
-          },
+          onClose: done,
+          onError: done,
         };
       },
       options.idleTimeoutMs > 0 ? { idleTimeout: Math.ceil(options.idleTimeoutMs / 1000) } : {},

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_MAX_FRAME_BYTES, normalizeRelayUrl } from "../shared/protocol.ts";
 import { DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "./mailbox.ts";
 import { isLevel, type Level } from "./log.ts";
+import type { RateSpec } from "./rate_limit.ts";
 
 /** Everything the relay can be told. */
 export interface RelayConfig {
@@ -23,6 +24,12 @@ export interface RelayConfig {
   maxBufferedBytes: number;
   /** Idle sockets are pinged after this long and closed if no pong follows. 0 = never. */
   idleTimeoutMs: number;
+  /** Per-connection budget for every frame (token bucket). Rate 0 = unlimited. */
+  frameRate: RateSpec;
+  /** Per-key budget for sends, across that key's sockets on this relay. Rate 0 = unlimited. */
+  sendRate: RateSpec;
+  /** Most simultaneous sockets from one IP address. 0 = unlimited. */
+  maxConnectionsPerIp: number;
   kafkaBrokers: string[];
   kafkaTopic: string;
   kafkaPartitions: number;
@@ -50,6 +57,16 @@ export const SETTINGS = [
   ["--auth-timeout-ms", "RELAY_AUTH_TIMEOUT_MS", "10000", "unauthenticated socket lifetime"],
   ["--max-buffered-bytes", "RELAY_MAX_BUFFERED_BYTES", "4194304", "slow-consumer bound per socket"],
   ["--idle-timeout-ms", "RELAY_IDLE_TIMEOUT_MS", "60000", "ping idle sockets; close without pong"],
+  ["--frame-rate", "RELAY_FRAME_RATE", "100", "frames/s per connection (0 = unlimited)"],
+  ["--frame-burst", "RELAY_FRAME_BURST", "200", "burst of frames per connection"],
+  ["--send-rate", "RELAY_SEND_RATE", "50", "sends/s per key (0 = unlimited)"],
+  ["--send-burst", "RELAY_SEND_BURST", "100", "burst of sends per key"],
+  [
+    "--max-connections-per-ip",
+    "RELAY_MAX_CONNECTIONS_PER_IP",
+    "64",
+    "sockets per IP (0 = unlimited)",
+  ],
   ["--kafka-brokers", "KAFKA_BROKERS", "(none)", "comma-separated brokers; enables the Kafka bus"],
   ["--kafka-topic", "KAFKA_TOPIC", "chat-envelopes", "topic for envelope announcements"],
   ["--kafka-partitions", "KAFKA_PARTITIONS", "12", "partitions when the relay creates the topic"],
@@ -156,6 +173,19 @@ export function parseConfig(
       65536,
     ),
     idleTimeoutMs: int("RELAY_IDLE_TIMEOUT_MS", get("--idle-timeout-ms") ?? "60000", 0),
+    frameRate: {
+      ratePerSecond: int("RELAY_FRAME_RATE", get("--frame-rate") ?? "100", 0),
+      burst: int("RELAY_FRAME_BURST", get("--frame-burst") ?? "200", 1),
+    },
+    sendRate: {
+      ratePerSecond: int("RELAY_SEND_RATE", get("--send-rate") ?? "50", 0),
+      burst: int("RELAY_SEND_BURST", get("--send-burst") ?? "100", 1),
+    },
+    maxConnectionsPerIp: int(
+      "RELAY_MAX_CONNECTIONS_PER_IP",
+      get("--max-connections-per-ip") ?? "64",
+      0,
+    ),
     kafkaBrokers: list(get("--kafka-brokers")),
     kafkaTopic: get("--kafka-topic") ?? "chat-envelopes",
     kafkaPartitions: int("KAFKA_PARTITIONS", get("--kafka-partitions") ?? "12", 1),

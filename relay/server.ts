@@ -36,7 +36,7 @@ export interface RunningRelay {
 export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mailbox> {
   if (config.redisUrl) {
     const { RedisMailbox } = await import("./mailbox_redis.ts");
-    return await RedisMailbox.connect(config.redisUrl, config.mailbox, log);
+    return await RedisMailbox.connect(config.redisUrl, config.mailbox, { logger: log });
   }
   return new SqliteMailbox(join(config.dataDir, "mailbox.db"), config.mailbox);
 }
@@ -79,6 +79,9 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
       maxBufferedBytes: config.maxBufferedBytes,
       publicUrls: config.publicUrls,
       idleTimeoutMs: config.idleTimeoutMs,
+      frameRate: config.frameRate,
+      sendRate: config.sendRate,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
     },
   });
   const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();

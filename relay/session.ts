@@ -23,6 +23,7 @@ import { BackendUnavailableError, MailboxFullError } from "./mailbox.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Recipient, Router } from "./router.ts";
+import { type KeyedBuckets, type RateSpec, TokenBucket } from "./rate_limit.ts";
 
 /** The socket, as the session sees it. */
 export interface Transport {
@@ -41,6 +42,10 @@ export interface SessionOptions {
   publicUrls: string[];
   /** The Host the request came in on (e.g. "127.0.0.1:8080"). */
   requestHost: string;
+  /** Budget for every frame on this socket. */
+  frameRate: RateSpec;
+  /** Per-key send budgets, shared by every session of this relay. */
+  sendBuckets: KeyedBuckets;
 }
 
 const PAGE = 500;
@@ -70,8 +75,10 @@ export class Session implements Recipient {
   #mailboxId?: string;
   /** Live announcements that arrive while the initial drain runs, in arrival order. */
   #held?: Map<string, string>;
+  #frames: TokenBucket;
 
   constructor(t: Transport, router: Router, opt: SessionOptions, log: Logger, metrics?: Metrics) {
+    this.#frames = new TokenBucket(opt.frameRate);
     this.#t = t;
     this.#router = router;
     this.#opt = opt;
@@ -107,6 +114,17 @@ export class Session implements Recipient {
   /** Handles one incoming WebSocket message (text or binary). */
   async onMessage(data: unknown): Promise<void> {
     if (this.#state === "closed") return;
+    const budget = this.#frames.take();
+    if (!budget.ok) {
+      this.#metrics?.inc("rate_limited_total", { scope: "connection" });
+      this.#error(
+        "rate_limited",
+        `too many frames on this connection; retry after ${budget.retryAfterMs} ms`,
+        undefined,
+        budget.retryAfterMs,
+      );
+      return;
+    }
     if (typeof data !== "string") {
       const size = data instanceof ArrayBuffer
         ? data.byteLength
@@ -286,6 +304,17 @@ export class Session implements Recipient {
       );
       return;
     }
+    const budget = this.#opt.sendBuckets.take(this.#key!);
+    if (!budget.ok) {
+      this.#metrics?.inc("rate_limited_total", { scope: "key" });
+      this.#error(
+        "rate_limited",
+        `too many messages from this key; retry after ${budget.retryAfterMs} ms`,
+        e.id,
+        budget.retryAfterMs,
+      );
+      return;
+    }
     try {
       const r = await this.#router.accept(e);
       this.#metrics?.inc("envelopes_accepted_total", { result: r });
@@ -340,9 +369,12 @@ export class Session implements Recipient {
     this.#close(CLOSE_CODES.tooBig, "frame too large");
   }
 
-  #error(code: ErrorCode, message: string, id?: string): void {
+  #error(code: ErrorCode, message: string, id?: string, retryAfterMs?: number): void {
     this.#metrics?.inc("errors_total", { code });
-    this.#send(errorFrame(code, message, id === undefined ? {} : { id }));
+    this.#send(errorFrame(code, message, {
+      ...(id === undefined ? {} : { id }),
+      ...(retryAfterMs === undefined ? {} : { retry_after_ms: retryAfterMs }),
+    }));
   }
 
   #send(f: ServerFrame): void {

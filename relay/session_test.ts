@@ -5,6 +5,7 @@ import { MemoryBus } from "./bus_memory.ts";
 import { createLogger } from "./log.ts";
 import { MemoryMailbox } from "./mailbox_memory.ts";
 import { Router } from "./router.ts";
+import { KeyedBuckets } from "./rate_limit.ts";
 import { Session, type Transport } from "./session.ts";
 
 /** A transport whose send buffer we control, to model a client that stopped reading. */
@@ -34,6 +35,8 @@ Deno.test("session: a slow consumer is closed with 1013 and its envelope stays i
     maxBufferedBytes: 65536,
     publicUrls: [],
     requestHost: "127.0.0.1:1",
+    frameRate: { ratePerSecond: 0, burst: 1 },
+    sendBuckets: new KeyedBuckets({ ratePerSecond: 0, burst: 1 }),
   }, createLogger("error", () => {}));
   s.start();
   const kp = generateKeyPair();

@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { KeyedBuckets, TokenBucket } from "./rate_limit.ts";
+
+Deno.test("token bucket: a burst passes, the next take says when to retry, refill restores", () => {
+  const b = new TokenBucket({ ratePerSecond: 10, burst: 3 }, 0);
+  for (let i = 0; i < 3; i++) assert.deepEqual(b.take(0), { ok: true });
+  assert.deepEqual(b.take(0), { ok: false, retryAfterMs: 100 });
+  assert.deepEqual(b.take(50), { ok: false, retryAfterMs: 50 });
+  assert.deepEqual(b.take(100), { ok: true });
+  assert.equal(b.full(10_000), true);
+});
+
+Deno.test("token bucket: rate 0 means unlimited", () => {
+  const b = new TokenBucket({ ratePerSecond: 0, burst: 0 }, 0);
+  for (let i = 0; i < 1000; i++) assert.equal(b.take(0).ok, true);
+});
+
+Deno.test("keyed buckets: keys are independent and idle full buckets are forgotten", () => {
+  const k = new KeyedBuckets({ ratePerSecond: 1, burst: 1 });
+  assert.equal(k.take("a", 0).ok, true);
+  assert.equal(k.take("a", 0).ok, false);
+  assert.equal(k.take("b", 0).ok, true);
+  assert.equal(k.size, 2);
+  k.take("c", 20_000); // triggers a sweep: a and b have refilled
+  assert.equal(k.size, 1);
+});
