@@ -35,11 +35,16 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// The last character before padding must leave the unused low bits zero (canonical encoding), so
+// every byte string has exactly one accepted text: otherwise "...ik=" and "...il=" would be two
+// different mailbox ids for the same key.
+const BASE64_RE =
+  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$/;
 
 /**
- * Decodes strict standard base64 (padding required, no whitespace). Returns `undefined` for
- * anything else, so callers turn it into their own error message.
+ * Decodes strict standard base64 (padding required, no whitespace, canonical: unused trailing bits
+ * must be zero, so `toBase64(fromBase64(t)) === t`). Returns `undefined` for anything else, so
+ * callers turn it into their own error message.
  */
 export function fromBase64(text: string): Uint8Array | undefined {
   if (typeof text !== "string" || !BASE64_RE.test(text)) return undefined;
@@ -121,6 +126,24 @@ function curveSecret(edSecretKey: Uint8Array): Uint8Array {
 }
 
 /**
+ * The X25519 public key `nacl.box` uses for an Ed25519 public key (libsodium's
+ * `crypto_sign_ed25519_pk_to_curve25519`). Throws when the bytes are not an Ed25519 point.
+ * Exported for test vectors and other-language cross-checks.
+ */
+export function toX25519PublicKey(edPublicKey: Uint8Array): Uint8Array {
+  return curvePublic(edPublicKey);
+}
+
+/**
+ * The X25519 secret key `nacl.box` uses for an Ed25519 secret key (libsodium's
+ * `crypto_sign_ed25519_sk_to_curve25519`: SHA-512 of the seed, first 32 bytes, clamped).
+ * Exported for test vectors and other-language cross-checks.
+ */
+export function toX25519SecretKey(edSecretKey: Uint8Array): Uint8Array {
+  return curveSecret(edSecretKey);
+}
+
+/**
  * Precomputes the `nacl.box` shared key between my Ed25519 secret key and a peer's Ed25519
  * public key. The same value results from either side of the pair.
  */
@@ -140,7 +163,22 @@ export function seal(
   theirPublicKey: Uint8Array,
   mySecretKey: Uint8Array,
 ): Sealed {
-  const nonce = nacl.randomBytes(NONCE_BYTES);
+  return sealWithNonce(plaintext, nacl.randomBytes(NONCE_BYTES), theirPublicKey, mySecretKey);
+}
+
+/**
+ * {@linkcode seal} with a caller-chosen nonce. Only for deterministic test vectors: reusing a
+ * nonce with the same pair of keys breaks the encryption, so real messages use `seal`.
+ */
+export function sealWithNonce(
+  plaintext: Uint8Array,
+  nonce: Uint8Array,
+  theirPublicKey: Uint8Array,
+  mySecretKey: Uint8Array,
+): Sealed {
+  if (nonce.length !== NONCE_BYTES) {
+    throw new RangeError(`Cannot seal: the nonce must be ${NONCE_BYTES} bytes`);
+  }
   const ciphertext = nacl.box.after(plaintext, nonce, sharedKey(mySecretKey, theirPublicKey));
   return { nonce, ciphertext };
 }
@@ -175,5 +213,6 @@ export function fingerprint(publicKey: Uint8Array): string {
 
 /** Constant-time comparison of two byte arrays. */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && nacl.verify(a, b);
+  // nacl.verify answers false for two empty arrays; they are equal.
+  return a.length === b.length && (a.length === 0 || nacl.verify(a, b));
 }
