@@ -66,7 +66,103 @@ export function toHex(bytes: Uint8Array): string {
 /** Decodes a base64 public key, or `undefined` if it is not base64 of exactly 32 bytes. */
 export function decodePublicKey(text: string): Uint8Array | undefined {
   const bytes = fromBase64(text);
-  return bytes && bytes.length === PUBLIC_KEY_BYTES ? bytes : undefined;
+  return bytes && bytes.length === PUBLIC_KEY_BYTES && !isWeakKeyEncoding(bytes)
+    ? bytes
+    : undefined;
+}
+
+/**
+ * libsodium's blacklist of small-order Ed25519 points (ge25519_has_small_order), compared with the
+ * sign bit cleared: with such a "key" the box's shared secret is a public constant and any
+ * signature verifies. No real key pair produces one. Checked against libsodium via PyNaCl.
+ */
+const SMALL_ORDER: readonly Uint8Array[] = [
+  new Uint8Array(32),
+  Uint8Array.from([1, ...new Array(31).fill(0)]),
+  Uint8Array.from([
+    0x26,
+    0xe8,
+    0x95,
+    0x8f,
+    0xc2,
+    0xb2,
+    0x27,
+    0xb0,
+    0x45,
+    0xc3,
+    0xf4,
+    0x89,
+    0xf2,
+    0xef,
+    0x98,
+    0xf0,
+    0xd5,
+    0xdf,
+    0xac,
+    0x05,
+    0xd3,
+    0xc6,
+    0x33,
+    0x39,
+    0xb1,
+    0x38,
+    0x02,
+    0x88,
+    0x6d,
+    0x53,
+    0xfc,
+    0x05,
+  ]),
+  Uint8Array.from([
+    0xc7,
+    0x17,
+    0x6a,
+    0x70,
+    0x3d,
+    0x4d,
+    0xd8,
+    0x4f,
+    0xba,
+    0x3c,
+    0x0b,
+    0x76,
+    0x0d,
+    0x10,
+    0x67,
+    0x0f,
+    0x2a,
+    0x20,
+    0x53,
+    0xfa,
+    0x2c,
+    0x39,
+    0xcc,
+    0xc6,
+    0x4e,
+    0xc7,
+    0xfd,
+    0x77,
+    0x92,
+    0xac,
+    0x03,
+    0x7a,
+  ]),
+  Uint8Array.from([0xec, ...new Array(30).fill(0xff), 0x7f]),
+  Uint8Array.from([0xed, ...new Array(30).fill(0xff), 0x7f]),
+  Uint8Array.from([0xee, ...new Array(30).fill(0xff), 0x7f]),
+];
+
+/**
+ * True for encodings libsodium refuses as public keys without any curve arithmetic: small-order
+ * points and non-canonical y (y >= 2^255 - 19). Cheap enough for every envelope on the relay.
+ */
+export function isWeakKeyEncoding(key: Uint8Array): boolean {
+  const top = key[31] & 0x7f;
+  if (top === 0x7f && key[0] >= 0xed && key.subarray(1, 31).every((b) => b === 0xff)) return true;
+  return SMALL_ORDER.some((bad) => {
+    for (let i = 0; i < 31; i++) if (key[i] !== bad[i]) return false;
+    return top === bad[31];
+  });
 }
 
 /**
@@ -79,6 +175,9 @@ export function explainPublicKey(text: string): string | undefined {
   if (!bytes) return "the key is not standard base64 (A-Z a-z 0-9 + / with = padding)";
   if (bytes.length !== PUBLIC_KEY_BYTES) {
     return `the key decodes to ${bytes.length} bytes; an Ed25519 public key is ${PUBLIC_KEY_BYTES}`;
+  }
+  if (isWeakKeyEncoding(bytes) || !ed2curve.convertPublicKey(bytes)) {
+    return "the key is not a usable Ed25519 public key (not a point of the curve, or a weak one)";
   }
   return undefined;
 }

@@ -419,3 +419,25 @@ Deno.test("randomBytes gives the requested length and differs between calls", ()
   assert.equal(randomBytes(24).length, 24);
   assert.notDeepEqual(randomBytes(32), randomBytes(32));
 });
+
+Deno.test("public keys: small-order and non-canonical encodings are refused, as libsodium does", () => {
+  const weak = [
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA=",
+    "JuiVj8KyJ7BFw/SJ8u+Y8NXfrAXTxjM5sTgCiG1T/AU=",
+    "xxdqcD1N2E+6PAt2DRBnDyogU/osOczGTsf9d5KsA/o=",
+    "7P///////////////////////////////////////38=",
+    "7f///////////////////////////////////////38=",
+    "7v////////////////////////////////////////8=",
+    "8P///////////////////////////////////////38=", // y >= p, not canonical
+  ];
+  for (const k of weak) {
+    assert.equal(decodePublicKey(k), undefined, k);
+    assert.match(explainPublicKey(k) ?? "", /not a usable Ed25519 public key/, k);
+  }
+  for (let i = 0; i < 20; i++) {
+    const k = toBase64(generateKeyPair().publicKey);
+    assert.ok(decodePublicKey(k), k);
+    assert.equal(explainPublicKey(k), undefined, k);
+  }
+});

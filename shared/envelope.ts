@@ -6,8 +6,8 @@
  */
 import { decodePublicKey, fromBase64, type KeyPair, open, seal, toBase64 } from "./crypto.ts";
 import {
-  type Envelope,
   encodePayload,
+  type Envelope,
   newId,
   type Parsed,
   parsePayload,

@@ -207,7 +207,9 @@ function checkVersion(o: Obj, where: string): Parsed<never> | undefined {
   if (o.v !== PROTOCOL_VERSION) {
     return fail(
       "unsupported_version",
-      `Cannot parse ${where}: version ${JSON.stringify(o.v)} is not supported (this side speaks ${PROTOCOL_VERSION})`,
+      `Cannot parse ${where}: version ${
+        JSON.stringify(o.v)
+      } is not supported (this side speaks ${PROTOCOL_VERSION})`,
     );
   }
   return undefined;
@@ -313,7 +315,10 @@ function parsePing(o: Obj, type: "ping" | "pong"): Parsed<PingFrame | PongFrame>
   if (o.nonce !== undefined && (typeof o.nonce !== "string" || o.nonce.length > 64)) {
     return fail("bad_frame", `Cannot parse ${type} frame: field 'nonce' must be a short string`);
   }
-  return { ok: true, value: o.nonce === undefined ? { v: 1, type } : { v: 1, type, nonce: o.nonce } };
+  return {
+    ok: true,
+    value: o.nonce === undefined ? { v: 1, type } : { v: 1, type, nonce: o.nonce },
+  };
 }
 
 /** Parses and validates a frame a client sent (used by the relay). */
@@ -330,13 +335,18 @@ export function parseClientFrame(text: string): Parsed<ClientFrame> {
       const signature = str(o, "signature", "auth frame");
       if (typeof signature !== "string") return signature;
       if (!decodePublicKey(key)) {
-        return fail("bad_frame", "Cannot parse auth frame: field 'key' is not a base64 32-byte key");
+        return fail(
+          "bad_frame",
+          "Cannot parse auth frame: field 'key' is not a base64 32-byte key",
+        );
       }
       const sig = fromBase64(signature);
       if (!sig || sig.length !== SIGNATURE_BYTES) {
         return fail("bad_frame", "Cannot parse auth frame: field 'signature' is not 64 bytes");
       }
-      if (relay.length > 2048) return fail("bad_frame", "Cannot parse auth frame: 'relay' too long");
+      if (relay.length > 2048) {
+        return fail("bad_frame", "Cannot parse auth frame: 'relay' too long");
+      }
       return { ok: true, value: { v: 1, type, key, relay, signature } };
     }
     case "send": {
@@ -349,7 +359,9 @@ export function parseClientFrame(text: string): Parsed<ClientFrame> {
     }
     case "ack": {
       const ids = o.ids;
-      if (ids === undefined) return fail("bad_frame", "Cannot parse ack frame: missing field 'ids'");
+      if (ids === undefined) {
+        return fail("bad_frame", "Cannot parse ack frame: missing field 'ids'");
+      }
       if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_ACK_IDS) {
         return fail(
           "bad_frame",
@@ -357,7 +369,10 @@ export function parseClientFrame(text: string): Parsed<ClientFrame> {
         );
       }
       if (!ids.every(isValidId)) {
-        return fail("bad_frame", "Cannot parse ack frame: every id must be 8-64 of A-Z a-z 0-9 _ -");
+        return fail(
+          "bad_frame",
+          "Cannot parse ack frame: every id must be 8-64 of A-Z a-z 0-9 _ -",
+        );
       }
       return { ok: true, value: { v: 1, type, ids: ids as string[] } };
     }
@@ -525,7 +540,13 @@ export function parsePayload(bytes: Uint8Array): Parsed<Payload> {
     }
     return {
       ok: true,
-      value: { v: 1, kind: "receipt", status: "delivered", ids: o.ids as string[], sent_at: sentAt },
+      value: {
+        v: 1,
+        kind: "receipt",
+        status: "delivered",
+        ids: o.ids as string[],
+        sent_at: sentAt,
+      },
     };
   }
   return fail("unknown_type", `Cannot parse payload: unknown kind ${JSON.stringify(o.kind)}`);
@@ -538,6 +559,8 @@ export function encodePayload(p: Payload): Uint8Array {
 
 /** A new random envelope id: 16 random bytes as 32 lower-case hex characters. */
 export function newId(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
-    b.toString(16).padStart(2, "0")).join("");
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
 }
