@@ -397,28 +397,49 @@ export function parseServerFrame(text: string): Parsed<ServerFrame> {
       if (!c || c.length !== CHALLENGE_BYTES) {
         return fail("bad_frame", "Cannot parse challenge frame: 'challenge' is not 32 bytes");
       }
-      const exp = typeof o.expires_in_ms === "number" ? o.expires_in_ms : 0;
+      const exp = o.expires_in_ms;
+      if (typeof exp !== "number" || !Number.isFinite(exp) || exp < 0) {
+        return fail(
+          "bad_frame",
+          "Cannot parse challenge frame: field 'expires_in_ms' must be a non-negative number",
+        );
+      }
       return { ok: true, value: { v: 1, type, challenge, expires_in_ms: exp } };
     }
     case "ready": {
       const key = str(o, "key", "ready frame");
       if (typeof key !== "string") return key;
+      if (!decodePublicKey(key)) {
+        return fail(
+          "bad_frame",
+          "Cannot parse ready frame: field 'key' is not a base64 32-byte key",
+        );
+      }
       return { ok: true, value: { v: 1, type, key } };
     }
     case "deliver": {
+      if (o.envelope === undefined) {
+        return fail("bad_frame", "Cannot parse deliver frame: missing field 'envelope'");
+      }
       const e = parseEnvelope(o.envelope);
       if (!e.ok) return e;
       return { ok: true, value: { v: 1, type, envelope: e.value } };
     }
     case "synced": {
-      if (typeof o.count !== "number") {
-        return fail("bad_frame", "Cannot parse synced frame: field 'count' must be a number");
+      if (typeof o.count !== "number" || !Number.isSafeInteger(o.count) || o.count < 0) {
+        return fail(
+          "bad_frame",
+          "Cannot parse synced frame: field 'count' must be a whole number >= 0",
+        );
       }
       return { ok: true, value: { v: 1, type, count: o.count } };
     }
     case "accepted": {
       const id = str(o, "id", "accepted frame");
       if (typeof id !== "string") return id;
+      if (!isValidId(id)) {
+        return fail("bad_frame", "Cannot parse accepted frame: field 'id' is not a valid id");
+      }
       return { ok: true, value: { v: 1, type, id } };
     }
     case "error": {
@@ -426,9 +447,25 @@ export function parseServerFrame(text: string): Parsed<ServerFrame> {
       if (typeof code !== "string") return code;
       const message = str(o, "message", "error frame");
       if (typeof message !== "string") return message;
+      // Unknown codes are passed through (a newer relay may add some); clients treat them as
+      // generic failures and show the message.
       const f: ErrorFrame = { v: 1, type, code: code as ErrorCode, message };
-      if (typeof o.id === "string") f.id = o.id;
-      if (typeof o.retry_after_ms === "number") f.retry_after_ms = o.retry_after_ms;
+      if (o.id !== undefined) {
+        if (!isValidId(o.id)) {
+          return fail("bad_frame", "Cannot parse error frame: field 'id' is not a valid id");
+        }
+        f.id = o.id;
+      }
+      if (o.retry_after_ms !== undefined) {
+        const r = o.retry_after_ms;
+        if (typeof r !== "number" || !Number.isFinite(r) || r < 0) {
+          return fail(
+            "bad_frame",
+            "Cannot parse error frame: field 'retry_after_ms' must be a number >= 0",
+          );
+        }
+        f.retry_after_ms = r;
+      }
       return { ok: true, value: f };
     }
     case "ping":
@@ -523,6 +560,9 @@ export function parsePayload(bytes: Uint8Array): Parsed<Payload> {
   const o = p.value;
   const bad = checkVersion(o, "payload");
   if (bad) return bad;
+  if (o.kind !== "message" && o.kind !== "receipt") {
+    return fail("unknown_type", `Cannot parse payload: unknown kind ${JSON.stringify(o.kind)}`);
+  }
   const sentAt = str(o, "sent_at", "payload");
   if (typeof sentAt !== "string") return sentAt;
   if (o.kind === "message") {

@@ -93,7 +93,7 @@ const CLIENT_REQUIRED: Record<string, string[]> = {
   pong: ["v", "type"],
 };
 const SERVER_REQUIRED: Record<string, string[]> = {
-  challenge: ["v", "type", "challenge"],
+  challenge: ["v", "type", "challenge", "expires_in_ms"],
   ready: ["v", "type", "key"],
   deliver: ["v", "type", "envelope"],
   synced: ["v", "type", "count"],
@@ -437,11 +437,8 @@ Deno.test("parseServerFrame: each required field missing is rejected", () => {
   for (const [type, fields] of Object.entries(SERVER_REQUIRED)) {
     for (const f of fields) {
       const p = server(without(SERVER_FRAMES[type], f));
-      // A deliver frame without an envelope is reported by the envelope parser ("not a JSON
-      // object"), a synced frame without count as "must be a number"; the rest say "missing".
-      const want = type === "deliver" && f === "envelope"
-        ? /Cannot parse envelope/
-        : type === "synced"
+      // A synced frame without count says "must be a whole number"; the rest say "missing".
+      const want = type === "synced" || type === "challenge" && f === "expires_in_ms"
         ? new RegExp(`'${f}'`)
         : new RegExp(`missing field '${f}'`);
       assertFail(p, "bad_frame", want);
@@ -466,7 +463,7 @@ Deno.test("parseServerFrame: each wrongly typed field is rejected", () => {
     assertFail(
       server({ ...SERVER_FRAMES.synced, count: bad }),
       "bad_frame",
-      "Cannot parse synced frame: field 'count' must be a number",
+      "Cannot parse synced frame: field 'count' must be a whole number >= 0",
     );
   }
   for (const bad of [1, "text", null, []]) {
@@ -638,4 +635,21 @@ Deno.test("parsePayload rejects bad bytes, JSON and shapes", () => {
   assertFail(payload({ ...RCPT, ids: many }), "bad_frame", /'ids'/);
   assertFail(payload({ ...MSG, kind: "key_change" }), "unknown_type", /unknown kind "key_change"/);
   assertFail(payload(without(MSG, "kind")), "unknown_type", /unknown kind/);
+});
+
+Deno.test("parseServerFrame: values of the right type but out of range are rejected", () => {
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ["synced", { count: -1 }],
+    ["synced", { count: 1.5 }],
+    ["challenge", { expires_in_ms: -5 }],
+    ["challenge", { expires_in_ms: "10" }],
+    ["ready", { key: "AAAA" }],
+    ["accepted", { id: "no spaces allowed" }],
+    ["error", { id: 7 }],
+    ["error", { retry_after_ms: -1 }],
+    ["error", { retry_after_ms: "soon" }],
+  ];
+  for (const [type, patch] of bad) {
+    assertFail(server({ ...SERVER_FRAMES[type], ...patch }), "bad_frame");
+  }
 });
