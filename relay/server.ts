@@ -50,7 +50,8 @@ export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
       topic: config.kafkaTopic,
       partitions: config.kafkaPartitions,
       instanceId: config.instanceId,
-    }, log);
+      logger: log,
+    });
   }
   return new MemoryBus();
 }

@@ -117,10 +117,15 @@ export class Session implements Recipient {
     const budget = this.#frames.take();
     if (!budget.ok) {
       this.#metrics?.inc("rate_limited_total", { scope: "connection" });
+      // Name the envelope when the refused frame was a send, so the client knows what to resend.
+      const p = typeof data === "string" && data.length <= this.#opt.maxFrameBytes
+        ? parseClientFrame(data)
+        : undefined;
+      const id = p?.ok && p.value.type === "send" ? p.value.envelope.id : undefined;
       this.#error(
         "rate_limited",
         `too many frames on this connection; retry after ${budget.retryAfterMs} ms`,
-        undefined,
+        id,
         budget.retryAfterMs,
       );
       return;

@@ -94,3 +94,15 @@ Deno.test("limits: an idle socket that never answers pings is closed", async () 
   const elapsed = Date.now() - started;
   assert.ok(elapsed >= 900, `closed after ${elapsed} ms, before the idle timeout`);
 });
+
+Deno.test("limits: a send refused by the connection's frame budget names its envelope id", async () => {
+  await using relay = await startTestRelay({}, { RELAY_FRAME_RATE: "1", RELAY_FRAME_BURST: "2" });
+  const alice = generateKeyPair(), bob = generateKeyPair();
+  await using c = await RawClient.authed(relay.url, alice); // auth took 1 of 2 tokens
+  const es = [message(alice, bob), message(alice, bob)];
+  for (const e of es) c.send({ v: 1, type: "send", envelope: e });
+  assert.equal((await c.next("accepted")).id, es[0].id);
+  const refused = await c.next("error");
+  assert.equal(refused.code, "rate_limited");
+  assert.equal(refused.id, es[1].id);
+});

@@ -47,8 +47,9 @@ export class RelayProcess implements AsyncDisposable {
    * "the same" relay. Waits for its "listening" log line.
    */
   static async start(
-    opts: { dataDir: string; port?: number; env?: Record<string, string>; args?: string[] },
+    opts: { dataDir?: string; port?: number; env?: Record<string, string>; args?: string[] } = {},
   ): Promise<RelayProcess> {
+    const dataDir = opts.dataDir ?? await Deno.makeTempDir({ prefix: "chat-relay-" });
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -63,7 +64,7 @@ export class RelayProcess implements AsyncDisposable {
         "--port",
         String(opts.port ?? 0),
         "--data-dir",
-        opts.dataDir,
+        dataDir,
         ...(opts.args ?? []),
       ],
       cwd: ROOT,
@@ -99,7 +100,7 @@ export class RelayProcess implements AsyncDisposable {
     );
     try {
       const port = await portP;
-      return new RelayProcess(child, port, logs, opts.dataDir, exited);
+      return new RelayProcess(child, port, logs, dataDir, exited);
     } catch (err) {
       try {
         child.kill("SIGKILL");

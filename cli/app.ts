@@ -1,0 +1,153 @@
+/**
+ * The command dispatcher: global options, `--help`, and the one place errors become exit codes
+ * (0 ok, 1 runtime failure, 2 usage error). `main.ts` wires it to the real process.
+ *
+ * @module
+ */
+import { addContactCommand } from "./add_contact.ts";
+import { chatCommand } from "./chat.ts";
+import { contactsCommand } from "./contacts.ts";
+import { colorAllowed, type Command, type Context } from "./context.ts";
+import { CliError, errorMessage, UsageError } from "./errors.ts";
+import { historyCommand } from "./history.ts";
+import { idCommand } from "./id.ts";
+import { initCommand } from "./init.ts";
+import type { Io } from "./io.ts";
+import { explainProfileName } from "./profile_store.ts";
+import { sendCommand } from "./send.ts";
+import { syncCommand } from "./sync.ts";
+
+/** Every command, in help order. */
+export const COMMANDS: readonly Command[] = [
+  initCommand,
+  idCommand,
+  addContactCommand,
+  contactsCommand,
+  sendCommand,
+  syncCommand,
+  chatCommand,
+  historyCommand,
+];
+
+/** Exit codes. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/** Top-level help. */
+export function mainUsage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `chat-p2p: private, end-to-end encrypted messaging from the terminal
+
+Usage: chat-p2p [--profile <name>] [--verbose] <command> [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+
+Global options (before or after the command):
+  --profile <name>  profile to use (default: $CHAT_PROFILE, else "default"); its files live in
+                    $HOME/.chat-<name>/
+  --verbose         protocol log and stack traces on stderr
+  -h, --help        help (for a command: chat-p2p <command> --help)
+
+Start with \`chat-p2p init\`, share the key \`chat-p2p id\` prints, then
+\`chat-p2p add-contact <name> <key>\` and \`chat-p2p chat ws://relay:8080/ws <name>\`.`;
+}
+
+interface Globals {
+  profile: string | undefined;
+  verbose: boolean;
+  help: boolean;
+  command: string | undefined;
+  rest: string[];
+}
+
+/**
+ * Pulls the global options out of argv (anywhere before a `--`), finds the command name, and
+ * leaves the command's own arguments in order.
+ */
+export function splitGlobals(argv: string[]): Globals {
+  const g: Globals = {
+    profile: undefined,
+    verbose: false,
+    help: false,
+    command: undefined,
+    rest: [],
+  };
+  let i = 0;
+  let afterDashDash = false;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (afterDashDash) {
+      g.rest.push(a);
+      continue;
+    }
+    if (a === "--") {
+      afterDashDash = true;
+      if (g.command !== undefined) g.rest.push(a);
+      continue;
+    }
+    if (a === "--verbose") g.verbose = true;
+    else if (a === "--help" || a === "-h") g.help = true;
+    else if (a === "--profile") {
+      if (i + 1 >= argv.length) throw new UsageError("--profile needs a value");
+      g.profile = argv[++i];
+    } else if (a.startsWith("--profile=")) g.profile = a.slice("--profile=".length);
+    else if (g.command === undefined && !a.startsWith("-")) g.command = a;
+    else if (g.command === undefined) {
+      throw new UsageError(`unknown option ${a} before the command`);
+    } else g.rest.push(a);
+  }
+  return g;
+}
+
+/** Runs the CLI with `argv` against `io`; returns the exit code (never exits). */
+export async function run(argv: string[], io: Io): Promise<number> {
+  const verbose = argv.slice(0, argv.includes("--") ? argv.indexOf("--") : undefined).includes(
+    "--verbose",
+  );
+  const stderr = (line: string) => io.stderr.write(line + "\n");
+  let cmd: Command | undefined;
+  try {
+    const g = splitGlobals(argv);
+    if (g.command === undefined) {
+      if (g.help) {
+        io.stdout.write(mainUsage() + "\n");
+        return EXIT.ok;
+      }
+      throw new UsageError("missing command");
+    }
+    cmd = COMMANDS.find((c) => c.name === g.command);
+    if (!cmd) {
+      throw new UsageError(`unknown command ${JSON.stringify(g.command)}`);
+    }
+    if (g.help) {
+      io.stdout.write(cmd.usage + "\n");
+      return EXIT.ok;
+    }
+    const profile = g.profile ?? (io.env("CHAT_PROFILE") || "default");
+    const bad = explainProfileName(profile);
+    if (bad) throw new UsageError(bad);
+    const ctx: Context = {
+      io,
+      profile,
+      verbose: g.verbose,
+      color: colorAllowed(io, io.stdout.isTerminal),
+    };
+    await cmd.run(g.rest, ctx);
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      stderr(`error: ${e.message}`);
+      stderr("");
+      stderr(e.usage ?? cmd?.usage ?? mainUsage());
+      return EXIT.usage;
+    }
+    stderr(`error: ${errorMessage(e)}`);
+    if (verbose && e instanceof Error && e.stack) {
+      stderr(e.stack);
+      if (e.cause instanceof Error && e.cause.stack) stderr(`caused by: ${e.cause.stack}`);
+    } else if (!(e instanceof CliError)) {
+      stderr("(run with --verbose for details)");
+    }
+    return EXIT.failure;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The process boundary: where commands write output, read input and look at the environment.
+ * Commands only talk to an {@linkcode Io}, so tests run them in-process with captured output.
+ *
+ * @module
+ */
+
+/** A text sink such as stdout or stderr. */
+export interface Output {
+  /** Writes `text` as is (no newline added). */
+  write(text: string): void;
+  /** True when the sink is an interactive terminal. */
+  readonly isTerminal: boolean;
+}
+
+/** A byte source such as stdin. */
+export interface Input {
+  /** True when the source is an interactive terminal. */
+  readonly isTerminal: boolean;
+  /** The bytes, as a stream; read it at most once. */
+  readable(): ReadableStream<Uint8Array>;
+}
+
+/** Everything a command may touch outside its profile directory and the network. */
+export interface Io {
+  /** Standard output: only what a script would pipe. */
+  readonly stdout: Output;
+  /** Standard error: diagnostics, warnings, progress. */
+  readonly stderr: Output;
+  /** Standard input. */
+  readonly stdin: Input;
+  /** Reads an environment variable. */
+  env(name: string): string | undefined;
+  /** The current time. */
+  now(): Date;
+}
+
+function writeAllSync(w: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  let off = 0;
+  try {
+    while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
+  } catch (e) {
+    // A closed pipe (`chat-p2p id | head -1`) is not an error worth a stack trace.
+    if (e instanceof Deno.errors.BrokenPipe) return;
+    throw e;
+  }
+}
+
+/** The real process: Deno's stdio and environment. */
+export function denoIo(): Io {
+  return {
+    stdout: {
+      write: (text) => writeAllSync(Deno.stdout, text),
+      get isTerminal() {
+        return Deno.stdout.isTerminal();
+      },
+    },
+    stderr: {
+      write: (text) => writeAllSync(Deno.stderr, text),
+      get isTerminal() {
+        return Deno.stderr.isTerminal();
+      },
+    },
+    stdin: {
+      get isTerminal() {
+        return Deno.stdin.isTerminal();
+      },
+      readable: () => Deno.stdin.readable,
+    },
+    env: (name) => Deno.env.get(name),
+    now: () => new Date(),
+  };
+}
+
+/** Splits a byte stream into text lines (without their `\n` or `\r\n`), last partial line included. */
+export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of stream) {
+    buf += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      yield line.endsWith("\r") ? line.slice(0, -1) : line;
+    }
+  }
+  buf += decoder.decode();
+  if (buf.length > 0) yield buf.endsWith("\r") ? buf.slice(0, -1) : buf;
+}

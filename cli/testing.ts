@@ -1,0 +1,64 @@
+/**
+ * Test helpers for the CLI's own unit tests: run commands in-process against a temporary HOME
+ * with captured stdout/stderr (no subprocess, no network).
+ *
+ * @module
+ */
+import { run } from "./app.ts";
+import type { Io } from "./io.ts";
+
+/** Output of an in-process run. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for {@linkcode runInProcess}. */
+export interface RunOptions {
+  /** HOME for the run. */
+  home: string;
+  /** CHAT_PROFILE, if set. */
+  profile?: string;
+  /** Text on stdin (not a terminal). */
+  stdin?: string;
+  /** Extra environment. */
+  env?: Record<string, string>;
+  /** Pretend stdout is a terminal. */
+  stdoutTty?: boolean;
+  /** Fixed clock. */
+  now?: () => Date;
+}
+
+/** A captured {@linkcode Io}. */
+export function captureIo(
+  opts: RunOptions,
+): { io: Io; stdout: () => string; stderr: () => string } {
+  let out = "";
+  let errText = "";
+  const env: Record<string, string> = { HOME: opts.home, ...(opts.env ?? {}) };
+  if (opts.profile !== undefined) env.CHAT_PROFILE = opts.profile;
+  const io: Io = {
+    stdout: { write: (t) => void (out += t), isTerminal: opts.stdoutTty ?? false },
+    stderr: { write: (t) => void (errText += t), isTerminal: false },
+    stdin: {
+      isTerminal: false,
+      readable: () => new Blob([opts.stdin ?? ""]).stream(),
+    },
+    env: (name) => env[name],
+    now: opts.now ?? (() => new Date()),
+  };
+  return { io, stdout: () => out, stderr: () => errText };
+}
+
+/** Runs `chat-p2p <argv>` in-process. */
+export async function runInProcess(argv: string[], opts: RunOptions): Promise<RunResult> {
+  const c = captureIo(opts);
+  const code = await run(argv, c.io);
+  return { code, stdout: c.stdout(), stderr: c.stderr() };
+}
+
+/** A fresh temporary HOME; remove it with `Deno.remove(home, { recursive: true })`. */
+export function tempHome(): string {
+  return Deno.makeTempDirSync({ prefix: "chat-p2p-test-" });
+}
