@@ -63,7 +63,7 @@ Deno.test("limits: sends over the per-key rate are refused across that key's soc
 Deno.test("limits: connections per IP beyond the cap get HTTP 429; a closed one frees its place", async () => {
   await using relay = await startTestRelay({}, { RELAY_MAX_CONNECTIONS_PER_IP: "2" });
   const c1 = await RawClient.connect(relay.url);
-  await using c2 = await RawClient.connect(relay.url);
+  await using _c2 = await RawClient.connect(relay.url);
   await assert.rejects(RawClient.connect(relay.url), /cannot connect|429|Unexpected|Invalid/i);
   await c1.close();
   await new Promise((r) => setTimeout(r, 50));
