@@ -1,0 +1,119 @@
+/**
+ * Scale-out end to end: three relay subprocesses on one Kafka and one Redis, with the CLI as
+ * subprocesses. Live messages cross relays; an offline recipient's messages wait in Redis, survive
+ * the loss of the relay they were sent through, and arrive once, in order, through another; Redis
+ * and Kafka hold only ciphertext (read back with redis-cli and Kafka's ConsoleConsumer).
+ */
+import assert from "node:assert/strict";
+import { type CliOptions, runCli, spawnCli } from "./cli_helpers.ts";
+import { RelayProcess } from "./relay_process.ts";
+import { runId, servicesTest } from "./services.ts";
+import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
+
+async function cli(args: string[], opts: CliOptions) {
+  const r = await runCli(args, opts);
+  if (r.code !== 0) throw new Error(`chat-p2p ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r;
+}
+
+/** Waits until `relay` reports `n` authenticated sockets on /metrics. */
+async function authenticatedOn(relay: RelayProcess, n: number): Promise<void> {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const text = await (await fetch(`http://127.0.0.1:${relay.port}/metrics`)).text();
+    const m = /chat_relay_connections\{state="authenticated"\} (\d+)/.exec(text);
+    if (m && Number(m[1]) >= n) return;
+    if (Date.now() > end) {
+      throw new Error(`relay :${relay.port} never had ${n} authenticated sockets`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+await servicesTest(
+  "multi-relay: live across relays, offline via Redis, relay loss, only ciphertext stored",
+  async (svc) => {
+    const topic = `chat-e2e-${runId()}`;
+    const env = {
+      KAFKA_BROKERS: svc.kafkaBrokers.join(","),
+      REDIS_URL: svc.redisUrl,
+      KAFKA_TOPIC: topic,
+      KAFKA_PARTITIONS: "3",
+    };
+    const marker = `PLAINTEXT-${runId()}`;
+    const home = await Deno.makeTempDir({ prefix: "chat-multi-" });
+    const alice: CliOptions = { home, profile: "alice" };
+    const bob: CliOptions = { home, profile: "bob" };
+    const carol: CliOptions = { home, profile: "carol" };
+    const keys: Record<string, string> = {};
+    for (const [name, p] of Object.entries({ alice, bob, carol })) {
+      await cli(["init"], p);
+      keys[name] = (await cli(["id"], p)).stdout.split("\n")[0];
+    }
+    for (const [name, p] of Object.entries({ alice, bob, carol })) {
+      for (const other of ["alice", "bob", "carol"]) {
+        if (other !== name) await cli(["add-contact", other, keys[other]], p);
+      }
+    }
+
+    const a = await RelayProcess.start({ env });
+    await using b = await RelayProcess.start({ env });
+    await using c = await RelayProcess.start({ env });
+    try {
+      for (const r of [a, b, c]) {
+        const h = await (await fetch(`http://127.0.0.1:${r.port}/healthz`)).json();
+        assert.equal(h.mailbox.kind, "redis");
+        assert.equal(h.bus.kind, "kafka");
+      }
+
+      // live, across relays: bob listens on B and carol on C; alice sends through A
+      const bobChat = spawnCli(["chat", b.url, "alice"], bob);
+      const carolChat = spawnCli(["chat", c.url, "bob"], carol);
+      await authenticatedOn(b, 1);
+      await authenticatedOn(c, 1);
+      await cli(["send", a.url, "bob", `live to bob ${marker}`], alice);
+      await bobChat.waitForStdout(`live to bob ${marker}`, 20_000);
+      await cli(["send", b.url, "carol", `bob to carol ${marker}`], bob);
+      await carolChat.waitForStdout(`bob to carol ${marker}`, 20_000);
+      await bobChat.closeStdin();
+      await carolChat.closeStdin();
+      assert.equal((await bobChat.result()).code, 0);
+      assert.equal((await carolChat.result()).code, 0);
+
+      // bob offline: alice sends three through A, then A goes away
+      const texts = [1, 2, 3].map((i) => `offline ${i} ${marker}`);
+      const ids = [];
+      for (const t of texts) ids.push((await cli(["send", a.url, "bob", t], alice)).stdout.trim());
+
+      // while they wait: Redis holds them (ids and ciphertext), and no plaintext
+      const redis = await dumpRedis(svc.redisUrl);
+      for (const id of ids) assert.ok(redis.includes(id), `Redis should hold envelope ${id}`);
+      assert.ok(!redis.includes(marker), "Redis holds no plaintext");
+      assert.ok(!redis.includes("offline 1"), "not even fragments");
+
+      await a.stop("SIGTERM");
+
+      // bob comes back through C and gets all three, in order, once
+      const synced = await cli(["sync", c.url, "--json"], bob);
+      const got = synced.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      assert.deepEqual(got.map((m) => m.text), texts);
+      assert.deepEqual(got.map((m) => m.id), ids);
+      assert.equal((await cli(["sync", b.url, "--json"], bob)).stdout.trim(), "", "nothing twice");
+      const hist = (await cli(["history", "alice", "--json"], bob)).stdout.trim().split("\n")
+        .map((l) => JSON.parse(l));
+      assert.equal(hist.filter((m) => m.text.includes(marker)).length, 4, "each message once");
+
+      // Kafka's own consumer reads the topic: the envelopes are there, the text is not
+      const kafka = await readKafkaTopic(svc.kafkaBrokers, topic, 10_000, 6000);
+      for (const id of ids) assert.ok(kafka.includes(id), `Kafka should carry envelope ${id}`);
+      assert.ok(!kafka.includes(marker), "Kafka holds no plaintext");
+      for (const r of [a, b, c]) {
+        assert.ok(!r.logs.join("\n").includes(marker), "no plaintext in logs");
+      }
+    } finally {
+      await a.stop("SIGKILL");
+      await Deno.remove(home, { recursive: true });
+    }
+  },
+  { sanitizeResources: false, sanitizeOps: false },
+);
