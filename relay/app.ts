@@ -44,6 +44,14 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
     sendBuckets,
   };
 
+  metrics.describe("mailbox_envelopes", "gauge", "envelopes held in all mailboxes");
+  metrics.describe("mailbox_bytes", "gauge", "bytes held in all mailboxes");
+  if (router.mailbox.totals) {
+    const totals = router.mailbox.totals.bind(router.mailbox);
+    metrics.gauge("mailbox_envelopes", async () => (await totals()).count);
+    metrics.gauge("mailbox_bytes", async () => (await totals()).bytes);
+  }
+  metrics.describe("connections", "gauge", "open WebSocket connections by state");
   metrics.gauge("connections", () => {
     let authed = 0;
     for (const s of sessions) if (s.key) authed++;
@@ -155,8 +163,10 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
   });
   app.get(
     "/metrics",
-    (c) =>
-      c.body(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+    async (c) =>
+      c.body(await metrics.render(), 200, {
+        "content-type": "text/plain; version=0.0.4; charset=utf-8",
+      }),
   );
 
   app.notFound((c) =>

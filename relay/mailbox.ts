@@ -80,6 +80,8 @@ export interface Mailbox {
   ack(mailboxId: string, ids: readonly string[]): Promise<number>;
   /** How many envelopes and bytes the mailbox holds (expired ones may still count until swept). */
   depth(mailboxId: string): Promise<{ count: number; bytes: number }>;
+  /** Envelopes and bytes held over all mailboxes (for metrics); optional for adapters. */
+  totals?(): Promise<{ count: number; bytes: number }>;
   /** Drops expired envelopes everywhere; returns how many. */
   sweep(now?: number): Promise<number>;
   /** Whether the backend answers right now. */

@@ -109,6 +109,15 @@ export class MemoryMailbox implements Mailbox {
     return Promise.resolve({ count: b?.items.size ?? 0, bytes: b?.bytes ?? 0 });
   }
 
+  totals(): Promise<{ count: number; bytes: number }> {
+    let count = 0, bytes = 0;
+    for (const b of this.#boxes.values()) {
+      count += b.items.size;
+      bytes += b.bytes;
+    }
+    return Promise.resolve({ count, bytes });
+  }
+
   #expire(b: Box, now: number): number {
     const oldest = now - this.#limits.maxAgeMs;
     let n = 0;

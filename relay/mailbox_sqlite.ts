@@ -209,12 +209,11 @@ export class SqliteMailbox implements Mailbox {
     return Promise.resolve({ count: t?.count ?? 0, bytes: t?.bytes ?? 0 });
   }
 
-  /** Totals over every mailbox (for metrics). */
-  totals(): { mailboxes: number; count: number; bytes: number } {
+  totals(): Promise<{ count: number; bytes: number }> {
     const r = this.#db.prepare(
-      "SELECT count(*) AS m, coalesce(sum(count), 0) AS c, coalesce(sum(bytes), 0) AS b FROM mailbox_totals",
-    ).get() as { m: number; c: number; b: number };
-    return { mailboxes: r.m, count: r.c, bytes: r.b };
+      "SELECT coalesce(sum(count), 0) AS c, coalesce(sum(bytes), 0) AS b FROM mailbox_totals",
+    ).get() as { c: number; b: number };
+    return Promise.resolve({ count: r.c, bytes: r.b });
   }
 
   sweep(now = Date.now()): Promise<number> {

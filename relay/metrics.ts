@@ -25,7 +25,10 @@ export class Metrics {
   #help = new Map<string, { type: "counter" | "histogram" | "gauge"; help: string }>();
   #counters = new Map<string, Map<string, number>>();
   #histograms = new Map<string, Map<string, Histogram>>();
-  #gauges = new Map<string, () => Array<[Labels, number]> | number>();
+  #gauges = new Map<
+    string,
+    () => Array<[Labels, number]> | number | Promise<Array<[Labels, number]> | number>
+  >();
 
   /** Declares a metric's help text and type (optional; undeclared ones get a generic help). */
   describe(name: string, type: "counter" | "histogram" | "gauge", help: string): void {
@@ -58,12 +61,15 @@ export class Metrics {
   }
 
   /** Registers a gauge computed at scrape time. */
-  gauge(name: string, read: () => Array<[Labels, number]> | number): void {
+  gauge(
+    name: string,
+    read: () => Array<[Labels, number]> | number | Promise<Array<[Labels, number]> | number>,
+  ): void {
     this.#gauges.set(name, read);
   }
 
-  /** Prometheus text exposition format 0.0.4. */
-  render(): string {
+  /** Prometheus text exposition format 0.0.4. A gauge whose read fails is left out. */
+  async render(): Promise<string> {
     const out: string[] = [];
     const head = (name: string, type: string) => {
       const d = this.#help.get(name);
@@ -79,8 +85,13 @@ export class Metrics {
       for (const [k, v] of m) out.push(`chat_relay_${name}${lbl(k)} ${v}`);
     }
     for (const [name, read] of this.#gauges) {
+      let v;
+      try {
+        v = await read();
+      } catch {
+        continue;
+      }
       head(name, "gauge");
-      const v = read();
       if (typeof v === "number") out.push(`chat_relay_${name} ${v}`);
       else for (const [labels, n] of v) out.push(`chat_relay_${name}${lbl(key(labels))} ${n}`);
     }

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { decodePublicKey, fromBase64, randomBytes, toBase64, verify } from "../shared/crypto.ts";
+import {
+  decodePublicKey,
+  fingerprint,
+  fromBase64,
+  randomBytes,
+  toBase64,
+  verify,
+} from "../shared/crypto.ts";
 import {
   type AckFrame,
   type AuthFrame,
@@ -223,6 +230,7 @@ export class Session implements Recipient {
     const sig = fromBase64(f.signature)!;
     if (!urlOk || !verify(authMessage(f.relay, this.#challenge, f.key), sig, key)) {
       this.#metrics?.inc("auth_failures_total");
+      this.#log.info("auth failed", { reason: urlOk ? "signature" : "relay_url" });
       this.#error(
         "auth_failed",
         urlOk
@@ -238,6 +246,7 @@ export class Session implements Recipient {
     this.#state = "draining";
     this.#held = new Map();
     this.#router.register(this.#mailboxId, this);
+    this.#log.debug("authenticated", { fingerprint: fingerprint(key) });
     this.#send({ v: 1, type: "ready", key: f.key });
     await this.#drain();
   }
@@ -376,6 +385,7 @@ export class Session implements Recipient {
 
   #error(code: ErrorCode, message: string, id?: string, retryAfterMs?: number): void {
     this.#metrics?.inc("errors_total", { code });
+    this.#log.debug("error frame", { code });
     this.#send(errorFrame(code, message, {
       ...(id === undefined ? {} : { id }),
       ...(retryAfterMs === undefined ? {} : { retry_after_ms: retryAfterMs }),
