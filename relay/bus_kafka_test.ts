@@ -1,0 +1,207 @@
+/**
+ * The bus contract against a real Kafka broker (scripts/services.sh), plus what only Kafka has:
+ * batching, broker restart (publish fails, then recovers on the same bus; the consumer comes
+ * back), a throwing handler. Ignored without the services; failing under CI=true.
+ *
+ * Sanitizers are off for these tests: kafkajs keeps internal timers and sockets (request queue
+ * checks, retry sleeps, socket teardown) alive for a moment after disconnect() resolves.
+ */
+import assert from "node:assert/strict";
+import { Kafka, logLevel } from "kafkajs";
+import { busContract, waitFor } from "./bus_contract.ts";
+import { KafkaBus, type KafkaBusOptions } from "./bus_kafka.ts";
+import { BackendUnavailableError } from "./mailbox.ts";
+import { runId, runServicesScript, servicesForSuite, servicesTest } from "../tests/services.ts";
+
+const RUN = runId();
+const topics: string[] = [];
+let made = 0;
+const quiet = { warn: () => {}, error: () => {} };
+const NO_SANITIZERS = { sanitizeOps: false, sanitizeResources: false };
+
+function newTopic(): string {
+  const t = `chat-test-${RUN}-${made++}`;
+  topics.push(t);
+  return t;
+}
+
+async function buses(n: number, brokers: string[], extra: Partial<KafkaBusOptions> = {}) {
+  const topic = newTopic();
+  const out: KafkaBus[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      out.push(
+        await KafkaBus.connect({ brokers, topic, partitions: 4, logger: quiet, ...extra }),
+      );
+    }
+  } catch (e) {
+    for (const b of out) await b.close();
+    throw e;
+  }
+  return out;
+}
+
+const suite = await servicesForSuite();
+
+busContract(
+  "kafka",
+  (n) => {
+    if (suite.failure) return Promise.reject(suite.failure);
+    return buses(n, suite.services!.kafkaBrokers);
+  },
+  { testOptions: { ...suite.testOptions, ...NO_SANITIZERS } },
+);
+
+await servicesTest(
+  "kafka bus: creates its topic with the configured partitions",
+  async ({ kafkaBrokers }) => {
+    const [bus] = await buses(1, kafkaBrokers, { partitions: 7 });
+    const admin = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+    try {
+      await admin.connect();
+      const meta = await admin.fetchTopicMetadata({ topics: [bus.topic] });
+      assert.equal(meta.topics[0].partitions.length, 7);
+      assert.equal(bus.groupId, `chat-relay-${bus.instanceId}`);
+    } finally {
+      await admin.disconnect();
+      await bus.close();
+    }
+  },
+  NO_SANITIZERS,
+);
+
+await servicesTest(
+  "kafka bus: publishes from one event-loop turn go out in one request",
+  async ({ kafkaBrokers }) => {
+    const [a, b] = await buses(2, kafkaBrokers);
+    try {
+      const got: string[] = [];
+      await b.subscribe((mb, raw) => got.push(`${mb}:${raw}`));
+      await a.publish("warm", "up");
+      await waitFor(() => got.length === 1, 20_000, "warm-up");
+      const before = { ...a.stats };
+      const sent = Array.from({ length: 50 }, (_, i) => `e${i}`);
+      await Promise.all(sent.map((raw, i) => a.publish(`mb${i % 5}`, raw)));
+      assert.equal(a.stats.batches - before.batches, 1, "one produce request");
+      assert.equal(a.stats.messages - before.messages, 50);
+      await waitFor(() => got.length === 51, 20_000, "50 announcements");
+      // Keyed by mailbox: per-mailbox order holds even across partitions.
+      for (let k = 0; k < 5; k++) {
+        const mine = got.filter((g) => g.startsWith(`mb${k}:`)).map((g) => g.split(":")[1]);
+        assert.deepEqual(mine, sent.filter((_, i) => i % 5 === k));
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+  NO_SANITIZERS,
+);
+
+await servicesTest(
+  "kafka bus: a throwing handler does not stop delivery",
+  async ({ kafkaBrokers }) => {
+    const [a] = await buses(1, kafkaBrokers);
+    try {
+      const got: string[] = [];
+      await a.subscribe((_mb, raw) => {
+        got.push(raw);
+        if (raw === "boom") throw new Error("handler bug");
+      });
+      await a.publish("x", "boom");
+      await a.publish("x", "after");
+      await waitFor(() => got.length === 2, 20_000, "both");
+      assert.deepEqual(got, ["boom", "after"]);
+      await a.close();
+      await assert.rejects(a.publish("x", "closed"), BackendUnavailableError);
+    } finally {
+      await a.close();
+    }
+  },
+  NO_SANITIZERS,
+);
+
+await servicesTest(
+  "kafka bus: an unreachable broker rejects with BackendUnavailableError",
+  async () => {
+    const t0 = Date.now();
+    await assert.rejects(
+      KafkaBus.connect({ brokers: ["127.0.0.1:1"], logger: quiet, publishTimeoutMs: 3000 }),
+      BackendUnavailableError,
+    );
+    assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms`);
+    const bus = new KafkaBus({ brokers: ["127.0.0.1:1"], logger: quiet, publishTimeoutMs: 2000 });
+    try {
+      await assert.rejects(bus.publish("x", "y"), BackendUnavailableError);
+      assert.equal((await bus.check()).ok, false);
+    } finally {
+      await bus.close();
+    }
+  },
+  NO_SANITIZERS,
+);
+
+await servicesTest(
+  "kafka bus: broker restart: publish rejects, then the same buses recover and deliver",
+  async ({ kafkaBrokers, managed }, t) => {
+    if (!managed) {
+      console.warn("skipping restart test: services not managed by scripts/services.sh");
+      return;
+    }
+    const [a, b] = await buses(2, kafkaBrokers, { publishTimeoutMs: 4000 });
+    try {
+      const got: string[] = [];
+      await b.subscribe((_mb, raw) => got.push(raw));
+      await a.publish("alice", "before");
+      await waitFor(() => got.includes("before"), 20_000, "announcement before the restart");
+
+      await runServicesScript(["down", "kafka"]);
+      try {
+        await t.step("while down: publish rejects, check fails, nothing crashes", async () => {
+          const t0 = Date.now();
+          await assert.rejects(a.publish("alice", "during"), BackendUnavailableError);
+          assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms`);
+          assert.equal((await a.check()).ok, false);
+        });
+      } finally {
+        await runServicesScript(["up", "kafka"]);
+      }
+
+      await t.step("after restart: publish works and the consumer delivers again", async () => {
+        const end = Date.now() + 60_000;
+        for (let i = 0;; i++) {
+          try {
+            await a.publish("alice", `after-${i}`);
+            break;
+          } catch (e) {
+            if (Date.now() > end) throw e;
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        }
+        // The consumer was restarted by itself; a fresh announcement reaches it.
+        await waitFor(
+          () => got.some((g) => g.startsWith("after-")),
+          60_000,
+          "delivery after restart",
+        );
+        assert.equal((await a.check()).ok, true);
+      });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+  NO_SANITIZERS,
+);
+
+await servicesTest("kafka bus: remove this run's test topics", async ({ kafkaBrokers }) => {
+  const admin = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+  try {
+    await admin.connect();
+    const existing = new Set(await admin.listTopics());
+    const mine = topics.filter((t) => existing.has(t));
+    if (mine.length > 0) await admin.deleteTopics({ topics: mine });
+  } finally {
+    await admin.disconnect();
+  }
+}, NO_SANITIZERS);
