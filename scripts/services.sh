@@ -94,8 +94,9 @@ redis_up() {
   fi
   port_open "$REDIS_PORT" && die "port $HOST:$REDIS_PORT is taken by another process (set CHAT_REDIS_PORT)"
   mkdir -p "$REDIS_DIR"
-  # appendfsync everysec: an acknowledged put can be lost if the *machine* dies within ~1 s
-  # (a crash of redis-server alone loses nothing). Use "always" for fsync per write.
+  # appendfsync always: a put is fsynced before Redis answers, so an envelope the relay
+  # acknowledged survives even a power loss, as in the embedded (SQLite synchronous=FULL) mode.
+  # Redis groups the fsyncs of one event-loop turn; "everysec" is faster but can lose ~1 s.
   cat >"$REDIS_DIR/redis.conf" <<EOF
 bind $HOST
 port $REDIS_PORT
@@ -107,7 +108,7 @@ loglevel notice
 dir $REDIS_DIR
 appendonly yes
 appendfilename appendonly.aof
-appendfsync everysec
+appendfsync always
 save ""
 maxmemory-policy noeviction
 EOF
