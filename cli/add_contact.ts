@@ -34,7 +34,7 @@ export const addContactCommand: Command = {
     if (badKey) throw new UsageError(`invalid public key for ${name}: ${badKey}`, USAGE);
 
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    const me = toBase64(store.loadIdentity().publicKey);
+    const me = toBase64(store.loadPublicKey());
     if (key === me) {
       throw new CliError(
         "that is your own public key (see `chat-p2p id`); add your contact's key instead",

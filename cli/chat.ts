@@ -4,8 +4,11 @@
  * peer). With piped stdin it is scriptable: every input line is sent, incoming messages are
  * printed as plain lines, and EOF or `/quit` ends once every sent message is accepted.
  *
- * The connection is re-established when it drops; messages not yet accepted are sent again
- * (same envelope id, so the recipient stores them once).
+ * The connection is re-established when it drops (backoff with jitter); messages typed meanwhile
+ * are written to history first ("sending"), shown as queued, and sent once it is back. Messages
+ * not yet accepted are sent again under the same envelope id, so the recipient stores them once.
+ * Messages a previous run left in the "sending" state (it was killed while offline) are sent
+ * again when the chat starts.
  *
  * @module
  */
@@ -13,7 +16,6 @@ import * as readline from "node:readline";
 import process from "node:process";
 import type { KeyPair } from "../shared/crypto.ts";
 import { sealEnvelope } from "../shared/envelope.ts";
-import type { Envelope } from "../shared/protocol.ts";
 import {
   type Command,
   type Context,
@@ -29,10 +31,13 @@ import { STATE_MARKS } from "./history.ts";
 import type { HistoryEntry } from "./message_log.ts";
 import { contactNames, handleEnvelope, ReceiptBatch } from "./inbox.ts";
 import { readLines } from "./io.ts";
+import { type QueuedMessage, queuedOutgoing } from "./outbox.ts";
+import { PASSPHRASE_ENV, unlockIdentity } from "./passphrase.ts";
 import { openStore, type Peer, type ProfileStore } from "./profile_store.ts";
 import {
   connectRelay,
   DEFAULT_TIMEOUT_MS,
+  describeCloseCode,
   RelayError,
   type RelayEvent,
   type RelaySession,
@@ -56,12 +61,28 @@ Commands while chatting:
 With stdin not a terminal (a pipe or a file), every input line is sent, incoming messages are
 printed on stdout as plain lines, and EOF or /quit ends the chat once every message is accepted.
 
+When the connection drops, the chat reconnects by itself. What you type meanwhile is saved in
+your history and shown as queued, then sent when the relay is back. Messages an earlier chat or
+send saved but never got to the relay are sent when the chat starts.
+
 Options:
-  --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000})
-  -h, --help           show this help`;
+  --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000});
+                       with piped stdin, also how long to keep trying to reconnect
+  -h, --help           show this help
+
+Environment:
+  ${PASSPHRASE_ENV}      the passphrase of an identity made with \`init --passphrase\`
+                       (else it is asked on the terminal)`;
 
 const RECENT = 20;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
+
+/** The reconnect delay before `attempt` (0-based): exponential steps, ±25 % jitter. */
+export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
+  const base = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
+  // Jitter spreads out the clients of a relay that restarts, so they do not all come back at once.
+  return Math.round(base * (0.75 + 0.5 * random()));
+}
 
 /** Where the chat prints: incoming messages, and status lines (marks, notices). */
 interface ChatUi {
@@ -86,11 +107,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-interface Outgoing {
-  envelope: Envelope;
-  text: string;
-}
-
 /** One chat: the relay session (re-made after drops), the outbox and the peer's history. */
 class Chat {
   readonly #ctx: Context;
@@ -101,7 +117,9 @@ class Chat {
   readonly #timeoutMs: number;
   readonly #ui: ChatUi;
   readonly #interactive: boolean;
-  readonly #outbox = new Map<string, Outgoing>();
+  readonly #outbox = new Map<string, QueuedMessage>();
+  /** Ids with a send outstanding, and the session it is outstanding on. */
+  readonly #inFlight = new Map<string, RelaySession>();
   readonly #receipts = new ReceiptBatch();
   readonly #background = new Set<Promise<unknown>>();
   readonly #quit = new AbortController();
@@ -198,11 +216,14 @@ class Chat {
       this.#notify();
       if (this.#quit.signal.aborted) return;
       const info = await session.closed;
+      // Without a close frame (the relay died, the network dropped) the browser API reports 0;
+      // RFC 6455 calls that 1006, "closed abnormally".
+      const code = info.code === 0 ? 1006 : info.code;
       this.#ui.status(
         paint(
           this.#ctx,
           "yellow",
-          `connection to relay lost (code ${info.code}${
+          `connection to relay lost (code ${code}, ${describeCloseCode(code)}${
             info.reason ? `: ${info.reason}` : ""
           }); reconnecting…`,
         ),
@@ -210,8 +231,18 @@ class Chat {
       this.#session = undefined;
       await this.#reconnect();
       if (!this.#session) return;
-      this.#ui.status(paint(this.#ctx, "green", "reconnected"));
-      for (const id of this.#outbox.keys()) this.#trySend(id);
+      this.#ui.status(
+        paint(
+          this.#ctx,
+          "green",
+          this.#outbox.size > 0
+            ? `reconnected; sending ${this.#outbox.size} queued message${
+              this.#outbox.size === 1 ? "" : "s"
+            }`
+            : "reconnected",
+        ),
+      );
+      this.sendOutbox();
     }
   }
 
@@ -219,8 +250,7 @@ class Chat {
     const started = Date.now();
     for (let attempt = 0;; attempt++) {
       if (this.#quit.signal.aborted) return;
-      const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
-      await sleep(delay, this.#quit.signal);
+      await sleep(reconnectDelay(attempt), this.#quit.signal);
       if (this.#quit.signal.aborted) return;
       try {
         const session = await connectRelay(
@@ -339,18 +369,58 @@ class Chat {
       }: ${sanitizeForTerminal(text)}`,
       typed,
     );
+    if (!this.#session?.isOpen) {
+      this.#ui.status(
+        paint(
+          this.#ctx,
+          "yellow",
+          `  … queued (not connected): ${sanitizeForTerminal(preview(text))}`,
+        ),
+      );
+    }
     this.#trySend(envelope.id);
+  }
+
+  /**
+   * Takes over the messages to this peer that history holds as "sending" (an earlier run
+   * stopped before the relay answered); they are sent first, under their own ids.
+   */
+  resumeQueued(): void {
+    const queued = queuedOutgoing(this.#store, this.#me, this.#peer.key);
+    for (const q of queued) this.#outbox.set(q.envelope.id, q);
+    if (queued.length > 0) {
+      this.#ui.status(
+        paint(
+          this.#ctx,
+          "yellow",
+          `sending ${queued.length} queued message${
+            queued.length === 1 ? "" : "s"
+          } from an earlier session`,
+        ),
+      );
+    }
+  }
+
+  /** Sends everything in the outbox that is not already on its way (oldest first). */
+  sendOutbox(): void {
+    for (const id of this.#outbox.keys()) this.#trySend(id);
   }
 
   #trySend(id: string): void {
     const item = this.#outbox.get(id);
     const session = this.#session;
     if (!item || !session || !session.isOpen) return; // resent after reconnecting
+    if (this.#inFlight.get(id) === session) return; // already on its way on this socket
+    this.#inFlight.set(id, session);
     const log = this.#store.history(this.#peer.key);
     const ctx = this.#ctx;
+    const settled = () => {
+      if (this.#inFlight.get(id) === session) this.#inFlight.delete(id);
+    };
     this.#track(
       session.send(item.envelope, { timeoutMs: this.#timeoutMs }).then(
         () => {
+          settled();
           this.#outbox.delete(id);
           if (log.appendState(id, "accepted", ctx.io.now().toISOString())) {
             this.#ui.status(
@@ -360,6 +430,7 @@ class Chat {
           this.#notify();
         },
         (e: unknown) => {
+          settled();
           if (e instanceof RelayError && e.code === "connection_closed") return; // resent later
           this.#outbox.delete(id);
           this.#failed++;
@@ -525,8 +596,9 @@ export const chatCommand: Command = {
     const relayUrl = relayUrlArg(positionals[0], USAGE);
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    const me = store.loadIdentity();
+    store.loadPublicKey(); // "no identity" before "unknown contact"
     const peer = store.resolvePeer(positionals[1]);
+    const me = await unlockIdentity(ctx, store);
     const interactive = ctx.io.stdin.isTerminal && ctx.io.stdout.isTerminal;
 
     let ui: ChatUi;
@@ -553,7 +625,9 @@ export const chatCommand: Command = {
       );
       chat.showHistory(RECENT);
     }
+    chat.resumeQueued();
     await chat.connect();
+    chat.sendOutbox();
     const pump = chat.pump();
     let pumpError: unknown;
     const pumpDone = pump.then(() => "pump" as const, (e) => {

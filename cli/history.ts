@@ -83,10 +83,9 @@ export const historyCommand: Command = {
       "contact",
     ]);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    const me = store.loadIdentity();
+    const myKey = toBase64(store.loadPublicKey());
     const peer = store.resolvePeer(positionals[0], { allowUnknownKey: true });
     const entries = store.history(peer.key).entries();
-    const myKey = toBase64(me.publicKey);
     for (const e of entries) {
       out(
         ctx,

@@ -29,7 +29,7 @@ export const idCommand: Command = {
       qr: { type: "boolean" },
     }, []);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    const key = toBase64(store.loadIdentity().publicKey);
+    const key = toBase64(store.loadPublicKey());
     const fp = keyFingerprint(key);
     if (values.json === true) {
       out(ctx, JSON.stringify({ public_key: key, fingerprint: fp }));

@@ -1,34 +1,46 @@
 /**
- * `chat-p2p init [--force]`: creates the profile's Ed25519 identity.
+ * `chat-p2p init [--force] [--passphrase]`: creates the profile's Ed25519 identity, optionally
+ * with the secret key encrypted under a passphrase.
  *
  * @module
  */
 import { generateKeyPair, toBase64 } from "../shared/crypto.ts";
 import { type Command, type Context, err, out, parseCommandArgs, warn } from "./context.ts";
 import { CliError } from "./errors.ts";
+import { DEFAULT_SCRYPT } from "./key_protection.ts";
+import { askNewPassphrase, PASSPHRASE_ENV } from "./passphrase.ts";
 import { keyFingerprint, openStore } from "./profile_store.ts";
 
-const USAGE = `Usage: chat-p2p init [--force]
+const USAGE = `Usage: chat-p2p init [--force] [--passphrase]
 
 Creates a new identity (an Ed25519 key pair) for the profile and prints its public key.
 The public key is your address: give it to your contacts.
 
 Options:
-  --force      replace an existing identity (the old one is lost for good)
-  -h, --help   show this help`;
+  --force       replace an existing identity (the old one is lost for good)
+  --passphrase  encrypt the secret key with a passphrase (asked twice, not shown as you type).
+                send, sync and chat then ask for it; id, contacts and history do not need it.
+                Without a terminal, the passphrase is read from ${PASSPHRASE_ENV}.
+  -h, --help    show this help
+
+Environment:
+  ${PASSPHRASE_ENV}  the passphrase, for scripts: used instead of asking whenever it is set`;
 
 /** The `init` command. */
 export const initCommand: Command = {
   name: "init",
   summary: "create your identity (key pair) and print your public key",
   usage: USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
-    const { values } = parseCommandArgs(this, args, { force: { type: "boolean" } }, []);
+  async run(args: string[], ctx: Context): Promise<void> {
+    const { values } = parseCommandArgs(this, args, {
+      force: { type: "boolean" },
+      passphrase: { type: "boolean" },
+    }, []);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
     if (store.hasIdentity() && values.force !== true) {
       let current = "";
       try {
-        current = ` (public key ${toBase64(store.loadIdentity().publicKey)})`;
+        current = ` (public key ${toBase64(store.loadPublicKey())})`;
       } catch { /* unreadable: still refuse */ }
       throw new CliError(
         `profile ${store.profile} already has an identity${current}.\n` +
@@ -37,15 +49,29 @@ export const initCommand: Command = {
           "If that is really what you want, run `chat-p2p init --force`.",
       );
     }
+    const protect = values.passphrase === true;
+    // Asked before anything is generated or written: a cancelled prompt changes nothing.
+    const passphrase = protect ? await askNewPassphrase(ctx, store.profile) : undefined;
+    if (!protect && ctx.io.env(PASSPHRASE_ENV)) {
+      warn(
+        ctx,
+        `${PASSPHRASE_ENV} is set but --passphrase was not given: the secret key is stored ` +
+          "unencrypted",
+      );
+    }
     const kp = generateKeyPair();
-    store.saveIdentity(kp);
+    store.saveIdentity(kp, passphrase === undefined ? {} : { passphrase });
     const key = toBase64(kp.publicKey);
     out(ctx, key);
+    const protection = passphrase === undefined
+      ? ""
+      : `\nsecret key encrypted with your passphrase (scrypt N=2^${
+        Math.log2(DEFAULT_SCRYPT.N)
+      }, r=${DEFAULT_SCRYPT.r}, p=${DEFAULT_SCRYPT.p}; XSalsa20-Poly1305)`;
     err(
       ctx,
       `${values.force === true ? "replaced" : "created"} identity for profile ${store.profile} ` +
-        `in ${store.dir}\nfingerprint: ${keyFingerprint(key)}`,
+        `in ${store.dir}\nfingerprint: ${keyFingerprint(key)}${protection}`,
     );
-    return Promise.resolve();
   },
 };

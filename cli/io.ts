@@ -19,6 +19,16 @@ export interface Input {
   readonly isTerminal: boolean;
   /** The bytes, as a stream; read it at most once. */
   readable(): ReadableStream<Uint8Array>;
+  /**
+   * Terminals only: switches raw mode (no echo, no line editing, Ctrl-C arrives as a byte).
+   * Used to read a passphrase; absent where there is no terminal to switch.
+   */
+  setRaw?(raw: boolean): void;
+  /**
+   * One read of at most `buf.length` bytes straight from the source, without a stream's
+   * read-ahead (so later readers of stdin lose nothing); null at EOF. Used for prompts.
+   */
+  read?(buf: Uint8Array): Promise<number | null>;
 }
 
 /** Everything a command may touch outside its profile directory and the network. */
@@ -67,6 +77,8 @@ export function denoIo(): Io {
         return Deno.stdin.isTerminal();
       },
       readable: () => Deno.stdin.readable,
+      setRaw: (raw) => Deno.stdin.setRaw(raw),
+      read: (buf) => Deno.stdin.read(buf),
     },
     env: (name) => Deno.env.get(name),
     now: () => new Date(),

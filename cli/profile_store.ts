@@ -3,7 +3,9 @@
  *
  * ```
  * ~/.chat-<profile>/            0700
- *   identity.json               0600  {"v":1,"public_key":b64,"secret_key":b64}
+ *   identity.json               0600  {"v":1,"public_key":b64,"secret_key":b64}, or with a
+ *                                     passphrase {"v":2,"public_key":b64,
+ *                                     "encrypted_secret_key":{...}} (see key_protection.ts)
  *   contacts.json               0600  {"<name>": "<base64 key>", ...}
  *   messages/                   0700
  *     <peer key, base64url>.jsonl     append-only history per peer key (see message_log.ts)
@@ -28,6 +30,14 @@ import {
   toBase64,
 } from "../shared/crypto.ts";
 import { CliError, UsageError } from "./errors.ts";
+import {
+  decryptSeed,
+  DEFAULT_SCRYPT,
+  type EncryptedSecretKey,
+  encryptSeed,
+  parseEncryptedSecretKey,
+  type ScryptParams,
+} from "./key_protection.ts";
 import { MessageLog } from "./message_log.ts";
 
 /** Profile names: what may follow `.chat-` in a directory name. */
@@ -91,6 +101,25 @@ function octal(mode: number): string {
   return "0" + mode.toString(8).padStart(3, "0");
 }
 
+/** What identity.json holds, read without the passphrase. */
+export interface IdentityInfo {
+  /** The Ed25519 public key. */
+  publicKey: Uint8Array;
+  /** The secret key as stored in clear (`v` 1), or undefined when it is encrypted. */
+  secretKey: Uint8Array | undefined;
+  /** The encrypted secret key (`v` 2), or undefined when it is stored in clear. */
+  encrypted: EncryptedSecretKey | undefined;
+}
+
+/** Thrown by {@linkcode ProfileStore.loadIdentity} when the passphrase does not open the key. */
+export class WrongPassphraseError extends CliError {
+  /** Creates the error for `profile`. */
+  constructor(profile: string) {
+    super(`wrong passphrase for profile ${profile}`);
+    this.name = "WrongPassphraseError";
+  }
+}
+
 /** Options for {@linkcode ProfileStore}. */
 export interface ProfileStoreOptions {
   /** Home directory the profile directory lives in. */
@@ -116,6 +145,7 @@ export class ProfileStore {
   readonly #warn: (message: string) => void;
   readonly #logs = new Map<string, MessageLog>();
   #checkedDir = false;
+  readonly #checkedFiles = new Set<string>();
 
   /** Creates a store for `home`/`profile`; nothing is read or written yet. */
   constructor(opts: ProfileStoreOptions) {
@@ -162,6 +192,8 @@ export class ProfileStore {
   }
 
   #checkFileMode(path: string): void {
+    if (this.#checkedFiles.has(path)) return;
+    this.#checkedFiles.add(path);
     let info: Deno.FileInfo;
     try {
       info = Deno.statSync(path);
@@ -226,8 +258,12 @@ export class ProfileStore {
     }
   }
 
-  /** Reads and checks the identity; throws a CliError telling the user to run init if missing. */
-  loadIdentity(): KeyPair {
+  /**
+   * Reads and checks identity.json without touching the secret key's protection: the public key
+   * is always readable. Throws a CliError telling the user to run init if it is missing, and
+   * one naming the problem if it is corrupt. Warns when the file or directory is too open.
+   */
+  readIdentity(): IdentityInfo {
     this.#checkDirMode();
     let text: string;
     try {
@@ -249,26 +285,85 @@ export class ProfileStore {
     }
     if (typeof o !== "object" || o === null) throw corrupt("not a JSON object");
     const r = o as Record<string, unknown>;
-    if (r.v !== 1) throw corrupt(`unsupported version ${JSON.stringify(r.v)}`);
+    if (r.v !== 1 && r.v !== 2) throw corrupt(`unsupported version ${JSON.stringify(r.v)}`);
     const pk = typeof r.public_key === "string" ? fromBase64(r.public_key) : undefined;
-    const sk = typeof r.secret_key === "string" ? fromBase64(r.secret_key) : undefined;
     if (!pk || pk.length !== PUBLIC_KEY_BYTES) throw corrupt("bad public_key");
+    if (r.v === 2) {
+      const enc = parseEncryptedSecretKey(r.encrypted_secret_key);
+      if (!enc.ok) throw corrupt(`bad encrypted_secret_key: ${enc.reason}`);
+      return { publicKey: pk, secretKey: undefined, encrypted: enc.value };
+    }
+    const sk = typeof r.secret_key === "string" ? fromBase64(r.secret_key) : undefined;
     if (!sk || sk.length !== SECRET_KEY_BYTES) throw corrupt("bad secret_key");
-    const kp = keyPairFromSeed(sk.subarray(0, 32));
-    if (toBase64(kp.publicKey) !== toBase64(pk) || toBase64(kp.secretKey) !== toBase64(sk)) {
+    return { publicKey: pk, secretKey: sk, encrypted: undefined };
+  }
+
+  /** The public key (never needs the passphrase). */
+  loadPublicKey(): Uint8Array {
+    return this.readIdentity().publicKey;
+  }
+
+  /** True when the identity's secret key is protected by a passphrase. */
+  isProtected(): boolean {
+    return this.readIdentity().encrypted !== undefined;
+  }
+
+  /**
+   * Reads the key pair. A protected identity needs `passphrase`: without one this throws a
+   * CliError saying so, and with a wrong one a {@linkcode WrongPassphraseError}.
+   */
+  loadIdentity(passphrase?: string): KeyPair {
+    const info = this.readIdentity();
+    const corrupt = (why: string) =>
+      new CliError(`identity file ${this.identityPath} is corrupt: ${why}`);
+    let seed: Uint8Array;
+    if (info.encrypted) {
+      if (passphrase === undefined) {
+        throw new CliError(`the identity of profile ${this.profile} is protected by a passphrase`);
+      }
+      const opened = decryptSeed(info.encrypted, passphrase);
+      if (!opened) throw new WrongPassphraseError(this.profile);
+      seed = opened;
+    } else {
+      seed = info.secretKey!.subarray(0, 32);
+    }
+    const kp = keyPairFromSeed(seed);
+    if (toBase64(kp.publicKey) !== toBase64(info.publicKey)) {
+      throw corrupt(
+        info.encrypted
+          ? "public_key does not match encrypted_secret_key"
+          : "public_key does not match secret_key",
+      );
+    }
+    if (info.secretKey && toBase64(kp.secretKey) !== toBase64(info.secretKey)) {
       throw corrupt("public_key does not match secret_key");
     }
     return kp;
   }
 
-  /** Atomically writes the identity (0600). The caller decides whether replacing is allowed. */
-  saveIdentity(kp: KeyPair): void {
-    const text = JSON.stringify({
-      v: 1,
-      public_key: toBase64(kp.publicKey),
-      secret_key: toBase64(kp.secretKey),
-    }) + "\n";
-    this.#writeAtomic(this.identityPath, text);
+  /**
+   * Atomically writes the identity (0600). With `passphrase`, the secret key is stored only
+   * encrypted (scrypt with `kdf`, default {@linkcode DEFAULT_SCRYPT}, then secretbox). The caller
+   * decides whether replacing is allowed.
+   */
+  saveIdentity(kp: KeyPair, opts: { passphrase?: string; kdf?: ScryptParams } = {}): void {
+    const publicKey = toBase64(kp.publicKey);
+    const text = opts.passphrase === undefined
+      ? JSON.stringify({ v: 1, public_key: publicKey, secret_key: toBase64(kp.secretKey) })
+      : JSON.stringify(
+        {
+          v: 2,
+          public_key: publicKey,
+          encrypted_secret_key: encryptSeed(
+            kp.secretKey.subarray(0, 32),
+            opts.passphrase,
+            opts.kdf ?? DEFAULT_SCRYPT,
+          ),
+        },
+        null,
+        2,
+      );
+    this.#writeAtomic(this.identityPath, text + "\n");
   }
 
   // -- contacts -------------------------------------------------------------------------------

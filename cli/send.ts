@@ -16,9 +16,12 @@ import {
   warn,
 } from "./context.ts";
 import { UsageError } from "./errors.ts";
+import { peerLabel, preview, sanitizeForTerminal } from "./format.ts";
 import { readLines } from "./io.ts";
+import { queuedOutgoing } from "./outbox.ts";
+import { PASSPHRASE_ENV, unlockIdentity } from "./passphrase.ts";
 import { openStore } from "./profile_store.ts";
-import { connectRelay, DEFAULT_TIMEOUT_MS } from "./relay_client.ts";
+import { connectRelay, DEFAULT_TIMEOUT_MS, RelayError } from "./relay_client.ts";
 import { connectOptions, relayFailure, relayUrlArg } from "./relay_errors.ts";
 
 const USAGE = `Usage: chat-p2p send <relay-url> <contact> <text...> [--timeout <seconds>]
@@ -31,9 +34,16 @@ Arguments:
   <relay-url>  ws://host:port/ws or wss://... (http:// and https:// are mapped to ws/wss)
   <contact>    a contact name (see \`chat-p2p contacts\`)
 
+Messages to <contact> that an earlier send or chat wrote to history but never got to the relay
+(the program was stopped, or the connection was lost) are sent first, under the same ids.
+
 Options:
   --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000})
-  -h, --help           show this help`;
+  -h, --help           show this help
+
+Environment:
+  ${PASSPHRASE_ENV}      the passphrase of an identity made with \`init --passphrase\`
+                       (else it is asked on the terminal)`;
 
 /** Validates message text, throwing a usage error when empty or too long. */
 export function checkText(text: string, usage: string): string {
@@ -75,10 +85,13 @@ export const sendCommand: Command = {
     );
 
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    const me = store.loadIdentity();
+    store.loadPublicKey(); // "no identity" before "unknown contact"
     const peer = store.resolvePeer(positionals[1]);
+    const me = await unlockIdentity(ctx, store);
     const sentAt = ctx.io.now().toISOString();
     const envelope = sealEnvelope({ v: 1, kind: "message", text, sent_at: sentAt }, me, peer.key);
+    // Earlier messages to this peer that never got an answer from a relay go first, same ids.
+    const queued = queuedOutgoing(store, me, peer.key);
 
     let session;
     try {
@@ -86,9 +99,36 @@ export const sendCommand: Command = {
     } catch (e) {
       throw relayFailure(e, "the connection");
     }
+    const log = store.history(peer.key);
+    const resends: Promise<void>[] = [];
     try {
+      if (queued.length > 0) {
+        err(
+          ctx,
+          `sending ${queued.length} queued message${queued.length === 1 ? "" : "s"} to ` +
+            `${peerLabel(peer.name, peer.fingerprint)} first`,
+        );
+      }
+      for (const q of queued) {
+        resends.push(
+          session.send(q.envelope, { timeoutMs }).then(
+            () => void log.appendState(q.envelope.id, "accepted", ctx.io.now().toISOString()),
+            (e: unknown) => {
+              // Refused by the relay: failed for good. Timeout or lost connection: still queued.
+              if (e instanceof RelayError && e.fromRelay) {
+                log.appendState(q.envelope.id, "failed", ctx.io.now().toISOString());
+              }
+              warn(
+                ctx,
+                `queued message not sent: ${sanitizeForTerminal(preview(q.text))}: ${
+                  relayFailure(e, "the message").message
+                }`,
+              );
+            },
+          ),
+        );
+      }
       // Written before sending, so a message the relay may hold is never missing from history.
-      const log = store.history(peer.key);
       log.appendMessage({ id: envelope.id, dir: "out", text, sent_at: sentAt, at: sentAt });
       try {
         await session.send(envelope, { timeoutMs });
@@ -102,6 +142,7 @@ export const sendCommand: Command = {
         err(ctx, `✓ accepted by relay for ${peer.name ?? peer.fingerprint}`);
       }
     } finally {
+      await Promise.all(resends);
       await session.close();
     }
   },

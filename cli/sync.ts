@@ -24,6 +24,7 @@ import {
   type IncomingMessage,
   ReceiptBatch,
 } from "./inbox.ts";
+import { PASSPHRASE_ENV, unlockIdentity } from "./passphrase.ts";
 import { openStore, type ProfileStore } from "./profile_store.ts";
 import { connectRelay, DEFAULT_TIMEOUT_MS, type RelaySession } from "./relay_client.ts";
 import { connectOptions, relayFailure, relayUrlArg } from "./relay_errors.ts";
@@ -39,7 +40,11 @@ Messages whose box does not open with the sender's claimed key are reported on s
 Options:
   --json               JSON lines on stdout
   --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000})
-  -h, --help           show this help`;
+  -h, --help           show this help
+
+Environment:
+  ${PASSPHRASE_ENV}      the passphrase of an identity made with \`init --passphrase\`
+                       (else it is asked on the terminal)`;
 
 /** Acks are sent in batches of this many ids while draining. */
 const ACK_BATCH = 100;
@@ -154,7 +159,7 @@ export const syncCommand: Command = {
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
     const json = values.json === true;
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    const me = store.loadIdentity();
+    const me = await unlockIdentity(ctx, store);
 
     let session: RelaySession;
     try {

@@ -11,7 +11,13 @@ import { Kafka, logLevel } from "kafkajs";
 import { busContract, waitFor } from "./bus_contract.ts";
 import { KafkaBus, type KafkaBusOptions } from "./bus_kafka.ts";
 import { BackendUnavailableError } from "./mailbox.ts";
-import { runId, runServicesScript, servicesForSuite, servicesTest } from "../tests/services.ts";
+import {
+  requireManaged,
+  runId,
+  runServicesScript,
+  servicesForSuite,
+  servicesTest,
+} from "../tests/services.ts";
 
 const RUN = runId();
 const topics: string[] = [];
@@ -143,11 +149,9 @@ await servicesTest(
 
 await servicesTest(
   "kafka bus: broker restart: publish rejects, then the same buses recover and deliver",
-  async ({ kafkaBrokers, managed }, t) => {
-    if (!managed) {
-      console.warn("skipping restart test: services not managed by scripts/services.sh");
-      return;
-    }
+  async (services, t) => {
+    const { kafkaBrokers } = services;
+    if (!requireManaged(services, "the Kafka restart test")) return;
     const [a, b] = await buses(2, kafkaBrokers, { publishTimeoutMs: 4000 });
     try {
       const got: string[] = [];

@@ -11,7 +11,13 @@ import { redisClientOptions, RedisMailbox } from "./mailbox_redis.ts";
 import { generateKeyPair, toBase64 } from "../shared/crypto.ts";
 import { sealEnvelope } from "../shared/envelope.ts";
 import { serializeEnvelope } from "../shared/protocol.ts";
-import { runId, runServicesScript, servicesForSuite, servicesTest } from "../tests/services.ts";
+import {
+  requireManaged,
+  runId,
+  runServicesScript,
+  servicesForSuite,
+  servicesTest,
+} from "../tests/services.ts";
 
 const RUN = runId();
 let made = 0;
@@ -124,11 +130,9 @@ await servicesTest(
 
 await servicesTest(
   "redis mailbox: restart of Redis fails fast, then recovers on the same adapter, data kept (AOF)",
-  async ({ redisUrl, managed }, t) => {
-    if (!managed) {
-      console.warn("skipping restart test: services not managed by scripts/services.sh");
-      return;
-    }
+  async (services, t) => {
+    const { redisUrl } = services;
+    if (!requireManaged(services, "the Redis restart test")) return;
     const m = new RedisMailbox(redisUrl, DEFAULT_MAILBOX_LIMITS, {
       prefix: `chat-test-${RUN}-restart:`,
       logger: quiet,

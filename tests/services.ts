@@ -95,10 +95,16 @@ async function resolve(): Promise<Services | ServicesSkip> {
   const envKafka = Deno.env.get("KAFKA_BROKERS")?.trim();
   const envRedis = Deno.env.get("REDIS_URL")?.trim();
   if (envKafka && envRedis) {
+    // The variables may point at the services this script runs (as in .ci/run): then tests may
+    // restart them. `env` exits non-zero when they are not running.
+    let scripted: Partial<Services> = {};
+    try {
+      scripted = parseServicesEnv(await runServicesScript(["env"]));
+    } catch { /* not ours */ }
     return {
       kafkaBrokers: envKafka.split(",").map((s) => s.trim()),
       redisUrl: envRedis,
-      managed: false,
+      managed: scripted.redisUrl === envRedis && scripted.kafkaBrokers?.join(",") === envKafka,
     };
   }
   const missing: string[] = [];
@@ -120,6 +126,20 @@ async function resolve(): Promise<Services | ServicesSkip> {
     redisUrl: envRedis || parsed.redisUrl,
     managed: !envKafka && !envRedis,
   };
+}
+
+/**
+ * For tests that stop and start a service: true when they may. When the services are not run by
+ * scripts/services.sh, the test is reported skipped (a warning) outside CI and fails under
+ * `CI=true`, where nothing may be skipped.
+ */
+export function requireManaged(services: Services, what: string): boolean {
+  if (services.managed) return true;
+  const why = `${what} needs services run by scripts/services.sh (it restarts them); ` +
+    `KAFKA_BROKERS/REDIS_URL point elsewhere`;
+  if (inCi()) throw new Error(`CI=true forbids skipping: ${why}`);
+  console.warn(`skipping: ${why}`);
+  return false;
 }
 
 /**

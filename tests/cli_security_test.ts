@@ -1,0 +1,320 @@
+/**
+ * The CLI under attack, as real subprocesses against a real relay: a passphrase-protected
+ * identity used from scripts (CHAT_PASSPHRASE), loose permissions on the profile, and envelopes
+ * whose box does not open with the key they claim, whether injected by another user through the
+ * relay or planted in the relay's own store (a compromised relay).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import {
+  fingerprint,
+  fromBase64,
+  generateKeyPair,
+  keyPairFromSeed,
+  toBase64,
+  toHex,
+} from "../shared/crypto.ts";
+import { sealEnvelope } from "../shared/envelope.ts";
+import { ProfileStore } from "../cli/profile_store.ts";
+import type { Envelope } from "../shared/protocol.ts";
+import { type CliOptions, type CliResult, runCli, spawnCli } from "./cli_helpers.ts";
+import { RawClient } from "./raw_client.ts";
+import { RelayProcess } from "./relay_process.ts";
+
+async function cli(args: string[], opts: CliOptions): Promise<CliResult> {
+  const r = await runCli(args, opts);
+  if (r.code !== 0) {
+    throw new Error(
+      `chat-p2p ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
+  }
+  return r;
+}
+
+function jsonLines(text: string): Array<Record<string, string>> {
+  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+Deno.test("passphrase: piped send, sync and chat with CHAT_PASSPHRASE against a real relay", async () => {
+  const home = await Deno.makeTempDir({ prefix: "chat-sec-" });
+  await using relay = await RelayProcess.start();
+  const alicePass = "alice's passphrase ✓ with spaces";
+  const bobPass = "bob-passphrase-0123456789";
+  const alice: CliOptions = { home, profile: "alice", env: { CHAT_PASSPHRASE: alicePass } };
+  const bob: CliOptions = { home, profile: "bob", env: { CHAT_PASSPHRASE: bobPass } };
+  const bare = (o: CliOptions): CliOptions => ({ home: o.home, profile: o.profile });
+  const outputs: CliResult[] = [];
+  try {
+    const aKey = (await cli(["init", "--passphrase"], alice)).stdout.trim();
+    const bKey = (await cli(["init", "--passphrase"], bob)).stdout.trim();
+    await cli(["add-contact", "bob", bKey], bare(alice));
+    await cli(["add-contact", "alice", aKey], bare(bob));
+
+    // A script sends with the passphrase in the environment and the text on stdin.
+    const sent = await cli(["send", relay.url, "bob", "-"], { ...alice, stdin: "piped hello\n" });
+    outputs.push(sent);
+    const id = sent.stdout.trim();
+    assert.match(id, /^[A-Za-z0-9_-]{8,64}$/);
+    assert.equal(sent.stdout, id + "\n", "stdout: the id alone");
+
+    // Without the variable, or with a wrong one: exit 1, one clear line, no stack trace.
+    const missing = await runCli(["sync", relay.url], bare(bob));
+    assert.equal(missing.code, 1);
+    assert.equal(
+      missing.stderr,
+      "error: the identity of profile bob is protected by a passphrase and stdin is not a " +
+        "terminal: set CHAT_PASSPHRASE\n",
+    );
+    const wrong = await runCli(["sync", relay.url, "--json"], {
+      ...bob,
+      env: { CHAT_PASSPHRASE: alicePass },
+    });
+    assert.equal(wrong.code, 1);
+    assert.equal(wrong.stderr, "error: wrong passphrase for profile bob\n");
+    assert.equal(wrong.stdout, "");
+    const wrongSend = await runCli(["send", relay.url, "bob", "x"], {
+      ...alice,
+      env: { CHAT_PASSPHRASE: "" },
+    });
+    assert.equal(wrongSend.code, 1);
+    assert.match(wrongSend.stderr, /^error: the identity of profile alice is protected/);
+    outputs.push(missing, wrong, wrongSend);
+
+    // The message is still waiting (nothing was received by the failed syncs).
+    const synced = await cli(["sync", relay.url, "--json"], bob);
+    outputs.push(synced);
+    const got = jsonLines(synced.stdout);
+    assert.deepEqual(got.map((m) => [m.id, m.text, m.contact]), [[id, "piped hello", "alice"]]);
+
+    // A piped chat with the passphrase in the environment.
+    const chat = await cli(["chat", relay.url, "alice"], { ...bob, stdin: "chat reply\n" });
+    outputs.push(chat);
+    const aSync = await cli(["sync", relay.url, "--json"], alice);
+    outputs.push(aSync);
+    assert.deepEqual(jsonLines(aSync.stdout).map((m) => m.text), ["chat reply"]);
+
+    // history needs no passphrase, and shows the receipt alice got.
+    const hist = await cli(["history", "bob", "--json"], bare(alice));
+    outputs.push(hist);
+    assert.deepEqual(
+      jsonLines(hist.stdout).map((m) => [m.dir, m.text, m.state]),
+      [["out", "piped hello", "delivered"], ["in", "chat reply", "received"]],
+    );
+
+    // No secret key, in any spelling, in any output or in the identity files.
+    for (const [who, pass] of [["alice", alicePass], ["bob", bobPass]]) {
+      const path = join(home, `.chat-${who}`, "identity.json");
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+      const file = JSON.parse(await Deno.readTextFile(path));
+      assert.equal(file.secret_key, undefined);
+      assert.equal(file.encrypted_secret_key.kdf.N, 2 ** 17);
+      // Decrypt in this process with the store the CLI uses, to know what must not leak.
+      const kp = new ProfileStore({ home, profile: who }).loadIdentity(pass);
+      const seed = kp.secretKey.subarray(0, 32);
+      assert.deepEqual(keyPairFromSeed(seed).publicKey, fromBase64(file.public_key));
+      const forms = [toBase64(kp.secretKey), toBase64(seed), toHex(kp.secretKey), toHex(seed)];
+      const text = await Deno.readTextFile(path);
+      for (const f of forms) {
+        assert.ok(!text.includes(f), `plaintext key in ${who}'s identity file`);
+        for (const r of outputs) {
+          assert.ok(!r.stdout.includes(f) && !r.stderr.includes(f), "secret key in an output");
+        }
+      }
+    }
+    for (const r of outputs) {
+      assert.ok(!r.stderr.includes(alicePass) && !r.stderr.includes(bobPass), "no passphrase");
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("permissions: a 0755 profile directory and a 0644 identity file are warned about on stderr; stdout unchanged", async () => {
+  const home = await Deno.makeTempDir({ prefix: "chat-sec-" });
+  const opts: CliOptions = { home, profile: "alice" };
+  try {
+    await cli(["init"], opts);
+    const dir = join(home, ".chat-alice");
+    const file = join(dir, "identity.json");
+    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
+    const before = {
+      id: await cli(["id"], opts),
+      json: await cli(["id", "--json"], opts),
+      contacts: await cli(["contacts", "--json"], opts),
+    };
+    for (const r of Object.values(before)) assert.doesNotMatch(r.stderr, /warning/);
+
+    await Deno.chmod(dir, 0o755);
+    await Deno.chmod(file, 0o644);
+    const after = {
+      id: await cli(["id"], opts),
+      json: await cli(["id", "--json"], opts),
+    };
+    for (const [name, r] of Object.entries(after)) {
+      assert.equal(r.stdout, before[name as "id" | "json"].stdout, `${name}: stdout unchanged`);
+      const warnings = r.stderr.trim().split("\n");
+      assert.deepEqual(warnings, [
+        `warning: profile directory ${dir} is accessible by other users (mode 0755); ` +
+        `run: chmod 700 ${dir}`,
+        `warning: ${file} is readable by other users (mode 0644); run: chmod 600 ${file}`,
+      ]);
+    }
+    const contacts = await cli(["contacts", "--json"], opts);
+    assert.equal(contacts.stdout, before.contacts.stdout);
+
+    await Deno.chmod(dir, 0o700);
+    await Deno.chmod(file, 0o600);
+    const fixed = await cli(["id"], opts);
+    assert.equal(fixed.stderr, "");
+    assert.equal(fixed.stdout, before.id.stdout);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+/** Profiles alice and bob that know each other; returns their keys (alice's pair too). */
+async function twoProfiles(home: string) {
+  const alice: CliOptions = { home, profile: "alice" };
+  const bob: CliOptions = { home, profile: "bob" };
+  const aKey = (await cli(["init"], alice)).stdout.trim();
+  const bKey = (await cli(["init"], bob)).stdout.trim();
+  await cli(["add-contact", "bob", bKey], alice);
+  await cli(["add-contact", "alice", aKey], bob);
+  const file = JSON.parse(await Deno.readTextFile(join(home, ".chat-alice", "identity.json")));
+  const aliceKp = keyPairFromSeed(fromBase64(file.secret_key)!.subarray(0, 32));
+  assert.equal(toBase64(aliceKp.publicKey), aKey);
+  return { alice, bob, aKey, bKey, aliceKp };
+}
+
+Deno.test("forged sender through the relay: refused by the relay, or rejected by the client and never shown", async () => {
+  const home = await Deno.makeTempDir({ prefix: "chat-sec-" });
+  await using relay = await RelayProcess.start();
+  try {
+    const { alice, bob, aKey, bKey, aliceKp } = await twoProfiles(home);
+    const mallory = generateKeyPair();
+    const mKey = toBase64(mallory.publicKey);
+    await using m = await RawClient.authed(relay.url, mallory);
+
+    // 1. Mallory claims to be alice: the relay checks 'from' against the authenticated key.
+    const claimAlice = sealEnvelope(
+      { v: 1, kind: "message", text: "I am alice, really", sent_at: new Date().toISOString() },
+      mallory,
+      bKey,
+    );
+    m.send({ v: 1, type: "send", envelope: { ...claimAlice, from: aKey } });
+    const refused = await m.next("error");
+    assert.equal(refused.id, claimAlice.id);
+
+    // 2. Mallory replays a box alice sealed for bob, under her own name: it cannot open.
+    const alicesBox = sealEnvelope(
+      { v: 1, kind: "message", text: "alice's words", sent_at: new Date().toISOString() },
+      aliceKp,
+      bKey,
+    );
+    const replayed: Envelope = { ...alicesBox, from: mKey };
+    m.send({ v: 1, type: "send", envelope: replayed });
+    assert.equal((await m.next("accepted")).id, replayed.id);
+
+    const sync = await cli(["sync", relay.url, "--json"], bob);
+    assert.equal(sync.stdout, "", "nothing shown as a message");
+    assert.match(
+      sync.stderr,
+      new RegExp(
+        `^rejected message ${replayed.id} claiming to be from ${
+          fingerprint(mallory.publicKey)
+        }: Cannot open envelope: the box does not open with the sender's key`,
+        "m",
+      ),
+    );
+    assert.doesNotMatch(sync.stderr, /I am alice|alice's words/);
+    // Stored nowhere: not under alice, not under mallory's key.
+    assert.equal((await cli(["history", "alice", "--json"], bob)).stdout, "");
+    const underMallory = await runCli(["history", mKey, "--json"], bob);
+    assert.equal(underMallory.stdout, "");
+    // Acked: it does not come back.
+    const again = await cli(["sync", relay.url], bob);
+    assert.doesNotMatch(again.stderr, /rejected/);
+    // And alice gets no receipt for a message she never sent.
+    assert.equal((await cli(["sync", relay.url, "--json"], alice)).stdout, "");
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("forged sender planted in the relay's store (compromised relay): sync and chat reject it, never as alice", async () => {
+  const home = await Deno.makeTempDir({ prefix: "chat-sec-" });
+  await using relay = await RelayProcess.start();
+  try {
+    const { bob, aKey, bKey, aliceKp } = await twoProfiles(home);
+    const mallory = generateKeyPair();
+    const now = () => new Date().toISOString();
+    // What the relay itself could forge: 'from' is alice, the box is someone else's...
+    const forged: Envelope = {
+      ...sealEnvelope({ v: 1, kind: "message", text: "FORGED-1", sent_at: now() }, mallory, bKey),
+      from: aKey,
+    };
+    // ...or alice's real box with one bit flipped.
+    const real = sealEnvelope(
+      { v: 1, kind: "message", text: "TAMPERED", sent_at: now() },
+      aliceKp,
+      bKey,
+    );
+    const ct = fromBase64(real.ciphertext)!;
+    ct[ct.length - 1] ^= 0x01;
+    const tampered: Envelope = { ...real, ciphertext: toBase64(ct) };
+    // ...or a forged receipt that would mark bob's messages delivered.
+    const forgedReceipt: Envelope = {
+      ...sealEnvelope(
+        { v: 1, kind: "receipt", status: "delivered", ids: ["abcdefghijkl"], sent_at: now() },
+        mallory,
+        bKey,
+      ),
+      from: aKey,
+    };
+    const plant = (envs: Envelope[]) => {
+      const db = new DatabaseSync(join(relay.dataDir, "mailbox.db"));
+      try {
+        db.exec("PRAGMA busy_timeout = 5000;");
+        const insert = db.prepare(
+          "INSERT INTO envelopes (mailbox, id, raw, bytes, received_at) VALUES (?, ?, ?, ?, ?)",
+        );
+        for (const e of envs) {
+          const raw = JSON.stringify(e);
+          insert.run(bKey, e.id, raw, new TextEncoder().encode(raw).length, Date.now());
+        }
+      } finally {
+        db.close();
+      }
+    };
+    const rejectedLine = (id: string) =>
+      new RegExp(
+        `rejected message ${id} claiming to be from ${
+          fingerprint(aliceKp.publicKey)
+        }: Cannot open envelope`,
+      );
+
+    plant([forged, tampered]);
+    const sync = await cli(["sync", relay.url, "--json"], bob);
+    assert.equal(sync.stdout, "", "never printed as a message");
+    assert.match(sync.stderr, rejectedLine(forged.id));
+    assert.match(sync.stderr, rejectedLine(tampered.id));
+    assert.doesNotMatch(sync.stderr, /FORGED|TAMPERED/);
+
+    // The same through a piped chat with alice: reported on stderr, not shown as alice's.
+    plant([forgedReceipt, { ...forged, id: "forged-two-0001" }]);
+    const chat = spawnCli(["chat", relay.url, "alice"], bob);
+    const done = await chat.result(); // EOF at once: it drains the mailbox, then leaves
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, "");
+    assert.match(done.stderr, rejectedLine(forgedReceipt.id));
+    assert.match(done.stderr, rejectedLine("forged-two-0001"));
+
+    assert.equal((await cli(["history", "alice", "--json"], bob)).stdout, "", "nothing stored");
+    const again = await cli(["sync", relay.url], bob);
+    assert.doesNotMatch(again.stderr, /rejected/, "acked, so not delivered again");
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});

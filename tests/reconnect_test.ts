@@ -1,0 +1,316 @@
+/**
+ * A relay that goes away under a running `chat`, as real subprocesses: the chat notices (1001
+ * on SIGTERM, an abnormal close on SIGKILL), keeps what is typed meanwhile in history as
+ * "sending" and shows it as queued, reconnects with backoff by itself once the relay is back on
+ * the same port, and sends the queued lines under their ids. The recipient gets each exactly
+ * once, in order. A chat killed while the relay is down loses nothing: the next `send` or `chat`
+ * sends what it left behind.
+ */
+import assert from "node:assert/strict";
+import { cliCommand, cliEnv, type CliOptions, type CliResult, runCli } from "./cli_helpers.ts";
+import { PROJECT_ROOT } from "./cli_helpers.ts";
+import { RelayProcess } from "./relay_process.ts";
+
+async function cli(args: string[], opts: CliOptions): Promise<CliResult> {
+  const r = await runCli(args, opts);
+  if (r.code !== 0) {
+    throw new Error(
+      `chat-p2p ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
+  }
+  return r;
+}
+
+type Json = Record<string, string>;
+
+function jsonLines(text: string): Json[] {
+  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** A `chat` subprocess whose stdout and stderr can both be waited on. */
+class ChatProcess implements AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #waiters = new Set<() => void>();
+  readonly #done: Promise<CliResult>;
+  #exited = false;
+
+  constructor(args: string[], opts: CliOptions) {
+    const { cmd, args: argv } = cliCommand(args);
+    const child = new Deno.Command(cmd, {
+      args: argv,
+      cwd: PROJECT_ROOT,
+      env: cliEnv(opts),
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.child = child;
+    this.#writer = child.stdin.getWriter();
+    const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
+      for await (const t of s.pipeThrough(new TextDecoderStream())) {
+        add(t);
+        this.#notify();
+      }
+    };
+    const outDone = pump(child.stdout, (t) => (this.stdout += t));
+    const errDone = pump(child.stderr, (t) => (this.stderr += t));
+    this.#done = (async () => {
+      const status = await child.status;
+      await Promise.all([outDone, errDone]);
+      this.#exited = true;
+      this.#notify();
+      return { code: status.code, stdout: this.stdout, stderr: this.stderr };
+    })();
+  }
+
+  #notify(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+
+  async writeLine(line: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  /** Waits until stderr has matched `re` at least `count` times (a generous upper bound). */
+  waitStderr(re: RegExp, count = 1, timeoutMs = 45_000): Promise<void> {
+    const global = new RegExp(re.source, re.flags.includes("g") ? re.flags : re.flags + "g");
+    const have = () => (this.stderr.match(global) ?? []).length >= count;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (have()) {
+          cleanup();
+          resolve();
+        } else if (this.#exited) {
+          cleanup();
+          reject(new Error(`chat exited before ${re} x${count}:\n${this.stderr}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`no ${re} x${count} on stderr:\n${this.stderr}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  /** Closes stdin (EOF: the chat ends once everything is accepted) and waits for the exit. */
+  async end(): Promise<CliResult> {
+    try {
+      await this.#writer.close();
+    } catch { /* gone */ }
+    return await this.#done;
+  }
+
+  /** Kills it with `signal` and waits. */
+  async kill(signal: Deno.Signal): Promise<CliResult> {
+    try {
+      this.child.kill(signal);
+    } catch { /* exited */ }
+    try {
+      await this.#writer.close();
+    } catch { /* gone */ }
+    return await this.#done;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#exited) await this.kill("SIGKILL");
+  }
+}
+
+async function setup() {
+  const home = await Deno.makeTempDir({ prefix: "chat-reconnect-" });
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-relay-" });
+  const alice: CliOptions = { home, profile: "alice" };
+  const bob: CliOptions = { home, profile: "bob" };
+  const aKey = (await cli(["init"], alice)).stdout.trim();
+  const bKey = (await cli(["init"], bob)).stdout.trim();
+  await cli(["add-contact", "bob", bKey], alice);
+  await cli(["add-contact", "alice", aKey], bob);
+  return {
+    home,
+    dataDir,
+    alice,
+    bob,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(home, { recursive: true });
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+const bobHistory = async (bob: CliOptions) =>
+  jsonLines((await cli(["history", "alice", "--json"], bob)).stdout);
+
+for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+  Deno.test(`reconnect: relay ${signal}ed under a chat; lines typed meanwhile are queued, then sent once, in order`, async () => {
+    await using env = await setup();
+    const { alice, bob, dataDir } = env;
+    const relay1 = await RelayProcess.start({ dataDir });
+    const port = relay1.port;
+    let relay2: RelayProcess | undefined;
+    try {
+      await using chat = new ChatProcess(["chat", relay1.url, "alice", "--timeout", "60"], bob);
+      await chat.writeLine("before the outage");
+      await chat.waitStderr(/✓ accepted: before the outage/);
+
+      await relay1.stop(signal);
+      const code = signal === "SIGTERM" ? "1001, relay going away" : "1006, connection lost";
+      await chat.waitStderr(
+        new RegExp(`connection to relay lost \\(code ${code}[:)]`),
+      );
+
+      await chat.writeLine("typed while down 1");
+      await chat.writeLine("typed while down 2");
+      await chat.waitStderr(/… queued \(not connected\): typed while down \d/, 2);
+      assert.ok(
+        chat.stderr.indexOf("queued (not connected): typed while down 1") <
+          chat.stderr.indexOf("queued (not connected): typed while down 2"),
+      );
+
+      // Already in history, before anything was sent: a crash now would lose nothing.
+      const queued = (await bobHistory(bob)).filter((m) => m.text.startsWith("typed while"));
+      assert.deepEqual(queued.map((m) => [m.text, m.state]), [
+        ["typed while down 1", "sending"],
+        ["typed while down 2", "sending"],
+      ]);
+      assert.doesNotMatch(chat.stderr, /✓ accepted: typed while/);
+
+      relay2 = await RelayProcess.start({ dataDir, port });
+      await chat.waitStderr(/reconnected; sending 2 queued messages/);
+      await chat.waitStderr(/✓ accepted: typed while down \d/, 2);
+      const result = await chat.end();
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "");
+      assert.equal((result.stderr.match(/\breconnected\b/g) ?? []).length, 1);
+
+      // Accepted, under the ids they were given when typed.
+      const accepted = (await bobHistory(bob)).filter((m) => m.text.startsWith("typed while"));
+      assert.deepEqual(accepted.map((m) => m.id), queued.map((m) => m.id));
+      assert.deepEqual(accepted.map((m) => m.state), ["accepted", "accepted"]);
+
+      // Alice gets all three exactly once, in order, with the same ids.
+      const got = jsonLines((await cli(["sync", relay2.url, "--json"], alice)).stdout);
+      assert.deepEqual(got.map((m) => m.text), [
+        "before the outage",
+        "typed while down 1",
+        "typed while down 2",
+      ]);
+      assert.deepEqual(got.slice(1).map((m) => m.id), queued.map((m) => m.id));
+      assert.equal((await cli(["sync", relay2.url, "--json"], alice)).stdout, "", "once");
+
+      // Bob collects alice's receipts: delivered.
+      await cli(["sync", relay2.url], bob);
+      assert.deepEqual((await bobHistory(bob)).map((m) => m.state), [
+        "delivered",
+        "delivered",
+        "delivered",
+      ]);
+    } finally {
+      await relay1.stop("SIGKILL");
+      await relay2?.stop("SIGKILL");
+    }
+  });
+}
+
+Deno.test("reconnect: a chat killed while the relay is down loses nothing; the next send sends it first", async () => {
+  await using env = await setup();
+  const { alice, bob, dataDir } = env;
+  const relay1 = await RelayProcess.start({ dataDir });
+  const port = relay1.port;
+  let relay2: RelayProcess | undefined;
+  try {
+    {
+      await using chat = new ChatProcess(["chat", relay1.url, "alice", "--timeout", "60"], bob);
+      await chat.writeLine("accepted first");
+      await chat.waitStderr(/✓ accepted: accepted first/);
+      await relay1.stop("SIGKILL");
+      await chat.waitStderr(/connection to relay lost/);
+      await chat.writeLine("left behind 1");
+      await chat.writeLine("left behind 2");
+      await chat.waitStderr(/queued \(not connected\): left behind \d/, 2);
+      const killed = await chat.kill("SIGKILL");
+      assert.notEqual(killed.code, 0);
+    }
+    const left = (await bobHistory(bob)).filter((m) => m.text.startsWith("left behind"));
+    assert.deepEqual(left.map((m) => m.state), ["sending", "sending"]);
+
+    relay2 = await RelayProcess.start({ dataDir, port });
+    const sent = await cli(["send", relay2.url, "alice", "new message"], bob);
+    assert.match(sent.stderr, /sending 2 queued messages to alice first/);
+    const newId = sent.stdout.trim();
+    assert.match(newId, /^[A-Za-z0-9_-]{8,64}$/);
+    assert.equal(sent.stdout, newId + "\n", "stdout: only the new id");
+
+    const history = await bobHistory(bob);
+    assert.deepEqual(history.map((m) => [m.text, m.state]), [
+      ["accepted first", "accepted"],
+      ["left behind 1", "accepted"],
+      ["left behind 2", "accepted"],
+      ["new message", "accepted"],
+    ]);
+    const got = jsonLines((await cli(["sync", relay2.url, "--json"], alice)).stdout);
+    assert.deepEqual(got.map((m) => m.text), [
+      "accepted first",
+      "left behind 1",
+      "left behind 2",
+      "new message",
+    ]);
+    assert.deepEqual(got.map((m) => m.id), history.map((m) => m.id));
+
+    // Nothing is queued any more: the next send sends only its own message.
+    const next = await cli(["send", relay2.url, "alice", "last"], bob);
+    assert.doesNotMatch(next.stderr, /queued/);
+    const more = jsonLines((await cli(["sync", relay2.url, "--json"], alice)).stdout);
+    assert.deepEqual(more.map((m) => m.text), ["last"]);
+  } finally {
+    await relay1.stop("SIGKILL");
+    await relay2?.stop("SIGKILL");
+  }
+});
+
+Deno.test("reconnect: the next chat sends what a killed chat left queued, before new lines, once", async () => {
+  await using env = await setup();
+  const { alice, bob, dataDir } = env;
+  const relay1 = await RelayProcess.start({ dataDir });
+  const port = relay1.port;
+  let relay2: RelayProcess | undefined;
+  try {
+    {
+      await using chat = new ChatProcess(["chat", relay1.url, "alice", "--timeout", "60"], bob);
+      await chat.writeLine("hello");
+      await chat.waitStderr(/✓ accepted: hello/);
+      await relay1.stop("SIGTERM");
+      await chat.waitStderr(/connection to relay lost/);
+      await chat.writeLine("unsent");
+      await chat.waitStderr(/queued \(not connected\): unsent/);
+      await chat.kill("SIGKILL");
+    }
+    relay2 = await RelayProcess.start({ dataDir, port });
+    const again = await cli(["chat", relay2.url, "alice"], { ...bob, stdin: "after restart\n" });
+    assert.match(again.stderr, /sending 1 queued message from an earlier session/);
+    assert.match(again.stderr, /✓ accepted: unsent/);
+
+    const got = jsonLines((await cli(["sync", relay2.url, "--json"], alice)).stdout);
+    assert.deepEqual(got.map((m) => m.text), ["hello", "unsent", "after restart"]);
+    const history = await bobHistory(bob);
+    assert.deepEqual(got.map((m) => m.id), history.map((m) => m.id));
+    assert.deepEqual(history.map((m) => m.state), ["accepted", "accepted", "accepted"]);
+
+    // A second chat finds nothing left to resend.
+    const third = await cli(["chat", relay2.url, "alice"], { ...bob, stdin: "" });
+    assert.doesNotMatch(third.stderr, /queued/);
+    assert.equal((await cli(["sync", relay2.url, "--json"], alice)).stdout, "");
+  } finally {
+    await relay1.stop("SIGKILL");
+    await relay2?.stop("SIGKILL");
+  }
+});
