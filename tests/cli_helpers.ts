@@ -67,22 +67,43 @@ export function cliCommand(args: string[]): { cmd: string; args: string[] } {
   };
 }
 
-/** A CLI process still running (for `chat`). */
-export interface CliProcess {
+/** Options for {@linkcode CliProcess.waitForStdout} and {@linkcode CliProcess.waitForStderr}. */
+export interface WaitOptions {
+  /** How many matches to wait for (default 1). */
+  count?: number;
+  /** Reject after this many milliseconds (default 45 000, a generous upper bound). */
+  timeoutMs?: number;
+}
+
+/** A CLI process still running (for `chat`); `await using` kills it if still running. */
+export interface CliProcess extends AsyncDisposable {
   /** The child process. */
   readonly child: Deno.ChildProcess;
+  /** Everything written to stdout so far. */
+  readonly stdout: string;
+  /** Everything written to stderr so far. */
+  readonly stderr: string;
   /** Writes text to its stdin as is. */
   write(text: string): Promise<void>;
   /** Writes a line (a "\n" is added) to its stdin. */
   writeLine(line: string): Promise<void>;
   /** Closes its stdin (EOF). */
   closeStdin(): Promise<void>;
-  /** Resolves when stdout so far contains `text` (or rejects after `timeoutMs`). */
-  waitForStdout(text: string | RegExp, timeoutMs?: number): Promise<string>;
-  /** Waits for the exit and returns everything it printed. */
+  /**
+   * Resolves with stdout so far once it contains `text` at least `count` times (rejects on
+   * timeout, or if the process exits first).
+   */
+  waitForStdout(text: string | RegExp, opts?: WaitOptions): Promise<string>;
+  /** As {@linkcode CliProcess.waitForStdout}, on stderr. */
+  waitForStderr(text: string | RegExp, opts?: WaitOptions): Promise<string>;
+  /** Closes stdin, waits for the exit and returns everything it printed. */
   result(): Promise<CliResult>;
-  /** Kills it (SIGTERM) if still running, then waits. */
-  kill(): Promise<CliResult>;
+  /** Same as {@linkcode CliProcess.result}: EOF on stdin, then the exit. */
+  end(): Promise<CliResult>;
+  /** Kills it with `signal` (default SIGTERM) if still running, then waits. */
+  kill(signal?: Deno.Signal): Promise<CliResult>;
+  /** Kills it (SIGKILL) if still running and waits for the exit. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 async function collect(
@@ -92,6 +113,13 @@ async function collect(
   const dec = new TextDecoder();
   for await (const chunk of stream) sink(dec.decode(chunk, { stream: true }));
   sink(dec.decode());
+}
+
+/** How many times `text` occurs in `haystack` (a RegExp is matched globally). */
+function countMatches(haystack: string, text: string | RegExp): number {
+  if (typeof text === "string") return text === "" ? 1 : haystack.split(text).length - 1;
+  const global = new RegExp(text.source, text.flags.includes("g") ? text.flags : text.flags + "g");
+  return (haystack.match(global) ?? []).length;
 }
 
 /** Starts the CLI with piped stdin/stdout/stderr; the caller drives stdin. */
@@ -127,15 +155,15 @@ export function spawnCli(args: string[], opts: CliOptions): CliProcess {
       child.kill("SIGKILL");
     } catch { /* exited */ }
   }, opts.timeoutMs ?? 60_000);
+  let exited = false;
   const done = (async (): Promise<CliResult> => {
     const status = await child.status;
     await Promise.all([outDone, errDone]);
     clearTimeout(killTimer);
+    exited = true;
     notify();
     return { code: status.code, stdout, stderr };
   })();
-  let exited = false;
-  done.then(() => (exited = true));
   const closeStdin = async () => {
     if (stdinClosed) return;
     stdinClosed = true;
@@ -143,8 +171,57 @@ export function spawnCli(args: string[], opts: CliOptions): CliProcess {
       await writer.close();
     } catch { /* process gone */ }
   };
+  const result = async () => {
+    await closeStdin();
+    return await done;
+  };
+  const kill = async (signal: Deno.Signal = "SIGTERM") => {
+    if (!exited) {
+      try {
+        child.kill(signal);
+      } catch { /* exited */ }
+    }
+    return await result();
+  };
+  const waitFor = (
+    name: "stdout" | "stderr",
+    read: () => string,
+    text: string | RegExp,
+    { count = 1, timeoutMs = 45_000 }: WaitOptions = {},
+  ) => {
+    const what = `${text}${count === 1 ? "" : ` x${count}`} on ${name}`;
+    return new Promise<string>((resolve, reject) => {
+      const check = () => {
+        if (countMatches(read(), text) >= count) {
+          cleanup();
+          resolve(read());
+        } else if (exited) {
+          cleanup();
+          reject(
+            new Error(`process exited before ${what}; stdout:\n${stdout}\nstderr:\n${stderr}`),
+          );
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${what}; stdout:\n${stdout}\nstderr:\n${stderr}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  };
   return {
     child,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
     async write(text: string) {
       await writer.write(new TextEncoder().encode(text));
     },
@@ -152,46 +229,13 @@ export function spawnCli(args: string[], opts: CliOptions): CliProcess {
       await writer.write(new TextEncoder().encode(line + "\n"));
     },
     closeStdin,
-    waitForStdout(text: string | RegExp, timeoutMs = 15_000) {
-      const has = () => (typeof text === "string" ? stdout.includes(text) : text.test(stdout));
-      return new Promise<string>((resolve, reject) => {
-        const check = () => {
-          if (has()) {
-            cleanup();
-            resolve(stdout);
-          } else if (exited) {
-            cleanup();
-            reject(
-              new Error(
-                `process exited before printing ${text}; stdout:\n${stdout}\nstderr:\n${stderr}`,
-              ),
-            );
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(
-            new Error(`timed out waiting for ${text}; stdout:\n${stdout}\nstderr:\n${stderr}`),
-          );
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-    async result() {
-      await closeStdin();
-      return await done;
-    },
-    async kill() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-      await closeStdin();
-      return await done;
+    waitForStdout: (text, o) => waitFor("stdout", () => stdout, text, o),
+    waitForStderr: (text, o) => waitFor("stderr", () => stderr, text, o),
+    result,
+    end: result,
+    kill,
+    async [Symbol.asyncDispose]() {
+      await kill("SIGKILL");
     },
   };
 }

@@ -72,9 +72,9 @@ await servicesTest(
       await authenticatedOn(b, 1);
       await authenticatedOn(c, 1);
       await cli(["send", a.url, "bob", `live to bob ${marker}`], alice);
-      await bobChat.waitForStdout(`live to bob ${marker}`, 20_000);
+      await bobChat.waitForStdout(`live to bob ${marker}`, { timeoutMs: 20_000 });
       await cli(["send", b.url, "carol", `bob to carol ${marker}`], bob);
-      await carolChat.waitForStdout(`bob to carol ${marker}`, 20_000);
+      await carolChat.waitForStdout(`bob to carol ${marker}`, { timeoutMs: 20_000 });
       await bobChat.closeStdin();
       await carolChat.closeStdin();
       assert.equal((await bobChat.result()).code, 0);

@@ -98,7 +98,7 @@ Deno.test("observability: RELAY_LOG_LEVEL=warn keeps info and debug out", async 
       "--data-dir",
       dataDir,
     ],
-    env: { RELAY_LOG_LEVEL: "warn" },
+    env: { RELAY_LOG_LEVEL: "warn", KAFKA_BROKERS: "", REDIS_URL: "" },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -7,8 +7,7 @@
  * sends what it left behind.
  */
 import assert from "node:assert/strict";
-import { cliCommand, cliEnv, type CliOptions, type CliResult, runCli } from "./cli_helpers.ts";
-import { PROJECT_ROOT } from "./cli_helpers.ts";
+import { type CliOptions, type CliResult, runCli, spawnCli } from "./cli_helpers.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 async function cli(args: string[], opts: CliOptions): Promise<CliResult> {
@@ -25,105 +24,6 @@ type Json = Record<string, string>;
 
 function jsonLines(text: string): Json[] {
   return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-}
-
-/** A `chat` subprocess whose stdout and stderr can both be waited on. */
-class ChatProcess implements AsyncDisposable {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #waiters = new Set<() => void>();
-  readonly #done: Promise<CliResult>;
-  #exited = false;
-
-  constructor(args: string[], opts: CliOptions) {
-    const { cmd, args: argv } = cliCommand(args);
-    const child = new Deno.Command(cmd, {
-      args: argv,
-      cwd: PROJECT_ROOT,
-      env: cliEnv(opts),
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.child = child;
-    this.#writer = child.stdin.getWriter();
-    const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
-      for await (const t of s.pipeThrough(new TextDecoderStream())) {
-        add(t);
-        this.#notify();
-      }
-    };
-    const outDone = pump(child.stdout, (t) => (this.stdout += t));
-    const errDone = pump(child.stderr, (t) => (this.stderr += t));
-    this.#done = (async () => {
-      const status = await child.status;
-      await Promise.all([outDone, errDone]);
-      this.#exited = true;
-      this.#notify();
-      return { code: status.code, stdout: this.stdout, stderr: this.stderr };
-    })();
-  }
-
-  #notify(): void {
-    for (const w of [...this.#waiters]) w();
-  }
-
-  async writeLine(line: string): Promise<void> {
-    await this.#writer.write(new TextEncoder().encode(line + "\n"));
-  }
-
-  /** Waits until stderr has matched `re` at least `count` times (a generous upper bound). */
-  waitStderr(re: RegExp, count = 1, timeoutMs = 45_000): Promise<void> {
-    const global = new RegExp(re.source, re.flags.includes("g") ? re.flags : re.flags + "g");
-    const have = () => (this.stderr.match(global) ?? []).length >= count;
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (have()) {
-          cleanup();
-          resolve();
-        } else if (this.#exited) {
-          cleanup();
-          reject(new Error(`chat exited before ${re} x${count}:\n${this.stderr}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`no ${re} x${count} on stderr:\n${this.stderr}`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      this.#waiters.add(check);
-      check();
-    });
-  }
-
-  /** Closes stdin (EOF: the chat ends once everything is accepted) and waits for the exit. */
-  async end(): Promise<CliResult> {
-    try {
-      await this.#writer.close();
-    } catch { /* gone */ }
-    return await this.#done;
-  }
-
-  /** Kills it with `signal` and waits. */
-  async kill(signal: Deno.Signal): Promise<CliResult> {
-    try {
-      this.child.kill(signal);
-    } catch { /* exited */ }
-    try {
-      await this.#writer.close();
-    } catch { /* gone */ }
-    return await this.#done;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#exited) await this.kill("SIGKILL");
-  }
 }
 
 async function setup() {
@@ -158,19 +58,19 @@ for (const signal of ["SIGTERM", "SIGKILL"] as const) {
     const port = relay1.port;
     let relay2: RelayProcess | undefined;
     try {
-      await using chat = new ChatProcess(["chat", relay1.url, "alice", "--timeout", "60"], bob);
+      await using chat = spawnCli(["chat", relay1.url, "alice", "--timeout", "60"], bob);
       await chat.writeLine("before the outage");
-      await chat.waitStderr(/✓ accepted: before the outage/);
+      await chat.waitForStderr(/✓ accepted: before the outage/);
 
       await relay1.stop(signal);
       const code = signal === "SIGTERM" ? "1001, relay going away" : "1006, connection lost";
-      await chat.waitStderr(
+      await chat.waitForStderr(
         new RegExp(`connection to relay lost \\(code ${code}[:)]`),
       );
 
       await chat.writeLine("typed while down 1");
       await chat.writeLine("typed while down 2");
-      await chat.waitStderr(/… queued \(not connected\): typed while down \d/, 2);
+      await chat.waitForStderr(/… queued \(not connected\): typed while down \d/, { count: 2 });
       assert.ok(
         chat.stderr.indexOf("queued (not connected): typed while down 1") <
           chat.stderr.indexOf("queued (not connected): typed while down 2"),
@@ -185,8 +85,8 @@ for (const signal of ["SIGTERM", "SIGKILL"] as const) {
       assert.doesNotMatch(chat.stderr, /✓ accepted: typed while/);
 
       relay2 = await RelayProcess.start({ dataDir, port });
-      await chat.waitStderr(/reconnected; sending 2 queued messages/);
-      await chat.waitStderr(/✓ accepted: typed while down \d/, 2);
+      await chat.waitForStderr(/reconnected; sending 2 queued messages/);
+      await chat.waitForStderr(/✓ accepted: typed while down \d/, { count: 2 });
       const result = await chat.end();
       assert.equal(result.code, 0, result.stderr);
       assert.equal(result.stdout, "");
@@ -229,14 +129,14 @@ Deno.test("reconnect: a chat killed while the relay is down loses nothing; the n
   let relay2: RelayProcess | undefined;
   try {
     {
-      await using chat = new ChatProcess(["chat", relay1.url, "alice", "--timeout", "60"], bob);
+      await using chat = spawnCli(["chat", relay1.url, "alice", "--timeout", "60"], bob);
       await chat.writeLine("accepted first");
-      await chat.waitStderr(/✓ accepted: accepted first/);
+      await chat.waitForStderr(/✓ accepted: accepted first/);
       await relay1.stop("SIGKILL");
-      await chat.waitStderr(/connection to relay lost/);
+      await chat.waitForStderr(/connection to relay lost/);
       await chat.writeLine("left behind 1");
       await chat.writeLine("left behind 2");
-      await chat.waitStderr(/queued \(not connected\): left behind \d/, 2);
+      await chat.waitForStderr(/queued \(not connected\): left behind \d/, { count: 2 });
       const killed = await chat.kill("SIGKILL");
       assert.notEqual(killed.code, 0);
     }
@@ -285,13 +185,13 @@ Deno.test("reconnect: the next chat sends what a killed chat left queued, before
   let relay2: RelayProcess | undefined;
   try {
     {
-      await using chat = new ChatProcess(["chat", relay1.url, "alice", "--timeout", "60"], bob);
+      await using chat = spawnCli(["chat", relay1.url, "alice", "--timeout", "60"], bob);
       await chat.writeLine("hello");
-      await chat.waitStderr(/✓ accepted: hello/);
+      await chat.waitForStderr(/✓ accepted: hello/);
       await relay1.stop("SIGTERM");
-      await chat.waitStderr(/connection to relay lost/);
+      await chat.waitForStderr(/connection to relay lost/);
       await chat.writeLine("unsent");
-      await chat.waitStderr(/queued \(not connected\): unsent/);
+      await chat.waitForStderr(/queued \(not connected\): unsent/);
       await chat.kill("SIGKILL");
     }
     relay2 = await RelayProcess.start({ dataDir, port });

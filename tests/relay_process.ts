@@ -10,6 +10,15 @@ import { dirname, join } from "node:path";
 /** The project root (where deno.json is). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** Settings the relay reads; never passed down from the test runner's own environment. */
+const RELAY_SETTINGS = /^(RELAY_|KAFKA_|REDIS_URL$)/;
+
+function inheritedEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([k]) => !RELAY_SETTINGS.test(k)),
+  );
+}
+
 /** A relay subprocess. */
 export class RelayProcess implements AsyncDisposable {
   readonly child: Deno.ChildProcess;
@@ -68,7 +77,10 @@ export class RelayProcess implements AsyncDisposable {
         ...(opts.args ?? []),
       ],
       cwd: ROOT,
-      env: { NO_COLOR: "1", ...opts.env },
+      // The relay's backends and limits come from `opts.env` only: a test that means the
+      // embedded relay must get it even when KAFKA_BROKERS/REDIS_URL are exported (as in CI).
+      env: { ...inheritedEnv(), NO_COLOR: "1", ...opts.env },
+      clearEnv: true,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
