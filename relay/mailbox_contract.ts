@@ -146,6 +146,18 @@ export function mailboxContract(
     assert.equal((await m.pending("alice"))[0].raw, raw);
   });
 
+  t("totals (when offered) sum every mailbox and follow acks", async (m) => {
+    if (!m.totals) return;
+    const before = await m.totals();
+    await m.put("alice", env(1, 10));
+    await m.put("bob", env(2, 20));
+    const after = await m.totals();
+    assert.equal(after.count - before.count, 2);
+    assert.equal(after.bytes - before.bytes, env(1, 10).raw.length + env(2, 20).raw.length);
+    await m.ack("alice", ["id-000001"]);
+    assert.equal((await m.totals()).count - before.count, 1);
+  });
+
   t("check reports ok", async (m) => {
     const s = await m.check();
     assert.equal(s.ok, true, s.detail);

@@ -357,6 +357,36 @@ export class RedisMailbox implements Mailbox {
     return { count, bytes: count === 0 ? 0 : bytes };
   }
 
+  /**
+   * Envelopes and bytes over every mailbox, for /metrics. Walks the index (mailboxes that hold
+   * envelopes) 1,000 at a time with pipelined reads, so Redis is never blocked by one long call.
+   */
+  async totals(): Promise<{ count: number; bytes: number }> {
+    const index = `${this.prefix}index`;
+    let count = 0, bytes = 0;
+    for (let start = 0;; start += 1000) {
+      const ids = await this.#run(() => this.#client.zrange(index, start, start + 999));
+      if (ids.length === 0) break;
+      const r = await this.#run(async () => {
+        const p = this.#client.pipeline();
+        for (const id of ids) {
+          const [env, , , meta] = this.#keys(id);
+          p.hlen(env).hget(meta, "bytes");
+        }
+        const out = await p.exec();
+        if (!out) throw new Error("pipeline aborted");
+        for (const [err] of out) if (err) throw err;
+        return out.map(([, v]) => Number(v ?? 0));
+      });
+      for (let i = 0; i < r.length; i += 2) {
+        count += r[i];
+        bytes += r[i] === 0 ? 0 : r[i + 1];
+      }
+      if (ids.length < 1000) break;
+    }
+    return { count, bytes };
+  }
+
   async sweep(now: number = Date.now()): Promise<number> {
     const cutoff = now - this.#limits.maxAgeMs;
     const index = `${this.prefix}index`;
