@@ -51,6 +51,7 @@ END;
 `;
 
 interface QueuedPut {
+  op: "put";
   mailboxId: string;
   id: string;
   raw: string;
@@ -59,13 +60,24 @@ interface QueuedPut {
   reject: (e: Error) => void;
 }
 
+interface QueuedAck {
+  op: "ack";
+  mailboxId: string;
+  ids: readonly string[];
+  resolve: (n: number) => void;
+  reject: (e: Error) => void;
+}
+
+type QueuedWrite = QueuedPut | QueuedAck;
+
 /** A mailbox in one SQLite file. */
 export class SqliteMailbox implements Mailbox {
   readonly kind = "sqlite";
   readonly path: string;
   #db: DatabaseSync;
   #limits: MailboxLimits;
-  #queue: QueuedPut[] = [];
+  #queue: QueuedWrite[] = [];
+  #sync: "FULL" | "NORMAL" = "FULL";
   #flushScheduled = false;
   #closed = false;
   #stmt: {
@@ -111,12 +123,36 @@ export class SqliteMailbox implements Mailbox {
   ): Promise<"stored" | "duplicate"> {
     if (this.#closed) return Promise.reject(new BackendUnavailableError("mailbox is closed"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ mailboxId, id: envelope.id, raw: envelope.raw, now, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setTimeout(() => this.#flush(), 0);
-      }
+      this.#enqueue({
+        op: "put",
+        mailboxId,
+        id: envelope.id,
+        raw: envelope.raw,
+        now,
+        resolve,
+        reject,
+      });
     });
+  }
+
+  #enqueue(w: QueuedWrite): void {
+    this.#queue.push(w);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setTimeout(() => this.#flush(), 0);
+    }
+  }
+
+  /**
+   * Puts must be on disk before they are acknowledged (synchronous=FULL: the commit fsyncs the
+   * WAL). Acks need no fsync of their own: if the relay dies before a deletion is durable, the
+   * envelope is delivered again and the client drops the id it already has. So a batch with only
+   * acks commits with synchronous=NORMAL, and becomes durable with the next put's fsync.
+   */
+  #setSync(mode: "FULL" | "NORMAL"): void {
+    if (this.#sync === mode) return;
+    this.#db.exec(`PRAGMA synchronous = ${mode}`);
+    this.#sync = mode;
   }
 
   #flush(): void {
@@ -125,26 +161,38 @@ export class SqliteMailbox implements Mailbox {
     this.#queue = [];
     if (batch.length === 0) return;
     if (this.#closed) {
-      for (const p of batch) p.reject(new BackendUnavailableError("mailbox is closed"));
+      for (const w of batch) w.reject(new BackendUnavailableError("mailbox is closed"));
       return;
     }
-    const results: Array<"stored" | "duplicate" | Error> = [];
+    const results: Array<"stored" | "duplicate" | number | Error> = [];
+    const touched = new Set<string>();
     try {
+      this.#setSync(batch.some((w) => w.op === "put") ? "FULL" : "NORMAL");
       this.#db.exec("BEGIN IMMEDIATE");
-      for (const p of batch) results.push(this.#putOne(p));
+      for (const w of batch) {
+        if (w.op === "put") {
+          results.push(this.#putOne(w));
+        } else {
+          let n = 0;
+          for (const id of w.ids) n += Number(this.#stmt.ack.run(w.mailboxId, id).changes);
+          touched.add(w.mailboxId);
+          results.push(n);
+        }
+      }
+      for (const m of touched) this.#stmt.dropEmpty.run(m);
       this.#db.exec("COMMIT");
     } catch (err) {
       try {
         this.#db.exec("ROLLBACK");
       } catch { /* no transaction open */ }
       const e = new BackendUnavailableError(`sqlite write failed: ${(err as Error).message}`);
-      for (const p of batch) p.reject(e);
+      for (const w of batch) w.reject(e);
       return;
     }
-    batch.forEach((p, i) => {
+    batch.forEach((w, i) => {
       const r = results[i];
-      if (r instanceof Error) p.reject(r);
-      else p.resolve(r);
+      if (r instanceof Error) w.reject(r);
+      else (w.resolve as (v: typeof r) => void)(r);
     });
   }
 
@@ -187,21 +235,10 @@ export class SqliteMailbox implements Mailbox {
   }
 
   ack(mailboxId: string, ids: readonly string[]): Promise<number> {
-    try {
-      let n = 0;
-      this.#db.exec("BEGIN IMMEDIATE");
-      try {
-        for (const id of ids) n += Number(this.#stmt.ack.run(mailboxId, id).changes);
-        this.#stmt.dropEmpty.run(mailboxId);
-        this.#db.exec("COMMIT");
-      } catch (err) {
-        this.#db.exec("ROLLBACK");
-        throw err;
-      }
-      return Promise.resolve(n);
-    } catch (err) {
-      return Promise.reject(new BackendUnavailableError((err as Error).message));
-    }
+    if (this.#closed) return Promise.reject(new BackendUnavailableError("mailbox is closed"));
+    return new Promise((resolve, reject) => {
+      this.#enqueue({ op: "ack", mailboxId, ids, resolve, reject });
+    });
   }
 
   depth(mailboxId: string): Promise<{ count: number; bytes: number }> {
@@ -217,6 +254,7 @@ export class SqliteMailbox implements Mailbox {
   }
 
   sweep(now = Date.now()): Promise<number> {
+    this.#flush(); // queued writes first, so the sweep sees them
     const n = Number(this.#stmt.sweep.run(now - this.#limits.maxAgeMs).changes);
     if (n > 0) this.#db.exec("DELETE FROM mailbox_totals WHERE count <= 0");
     return Promise.resolve(n);
