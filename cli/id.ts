@@ -3,7 +3,6 @@
  *
  * @module
  */
-import QRCode from "qrcode";
 import { toBase64 } from "../shared/crypto.ts";
 import { type Command, type Context, out, paint, parseCommandArgs, warn } from "./context.ts";
 import { keyFingerprint, openStore } from "./profile_store.ts";
@@ -38,6 +37,9 @@ export const idCommand: Command = {
       out(ctx, `${paint(ctx, "dim", "fingerprint:")} ${fp}`);
     }
     if (values.qr === true) {
+      // Loaded only here: qrcode (and the pngjs/zlib/stream it pulls in) was ~40% of every
+      // command's cold start when imported at the top (bench/README.md, finding 5).
+      const { default: QRCode } = await import("qrcode");
       // On a colour terminal, "terminal" paints black on white, which scans on dark themes too;
       // elsewhere plain UTF-8 blocks, with no escape codes in the output.
       const qr = ctx.color

@@ -9,6 +9,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { setImmediate } from "node:timers";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import {
@@ -139,7 +140,10 @@ export class SqliteMailbox implements Mailbox {
     this.#queue.push(w);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setTimeout(() => this.#flush(), 0);
+      // setImmediate, not setTimeout(0): a Deno timer fires after ~1-2 ms, which every send
+      // would wait before its transaction starts (bench/README.md, finding 1). Immediates still
+      // run after this turn's I/O, so concurrent writes keep sharing one commit.
+      setImmediate(() => this.#flush());
     }
   }
 

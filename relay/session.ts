@@ -11,7 +11,7 @@ import {
   fromBase64,
   randomBytes,
   toBase64,
-  verify,
+  verifyAsync,
 } from "../shared/crypto.ts";
 import {
   type AckFrame,
@@ -66,7 +66,7 @@ function utf8Length(s: string): number {
   return s.length;
 }
 
-type State = "challenged" | "draining" | "live" | "closed";
+type State = "challenged" | "verifying" | "draining" | "live" | "closed";
 
 /** A socket's protocol state machine. */
 export class Session implements Recipient {
@@ -228,7 +228,11 @@ export class Session implements Recipient {
     );
     const key = decodePublicKey(f.key)!;
     const sig = fromBase64(f.signature)!;
-    if (!urlOk || !verify(authMessage(f.relay, this.#challenge, f.key), sig, key)) {
+    this.#state = "verifying"; // a second auth frame meanwhile gets already_authenticated
+    const ok = urlOk && await verifyAsync(authMessage(f.relay, this.#challenge, f.key), sig, key);
+    if (this.#state !== "verifying") return; // closed while verifying
+    this.#state = "challenged";
+    if (!ok) {
       this.#metrics?.inc("auth_failures_total");
       this.#log.info("auth failed", { reason: urlOk ? "signature" : "relay_url" });
       this.#error(
@@ -305,7 +309,7 @@ export class Session implements Recipient {
 
   async #sendEnvelope(f: SendFrame): Promise<void> {
     const e = f.envelope;
-    if (this.#state === "challenged") {
+    if (this.#state === "challenged" || this.#state === "verifying") {
       this.#error("not_authenticated", "authenticate before sending", e.id);
       return;
     }
@@ -359,7 +363,7 @@ export class Session implements Recipient {
   }
 
   async #ack(f: AckFrame): Promise<void> {
-    if (this.#state === "challenged") {
+    if (this.#state === "challenged" || this.#state === "verifying") {
       this.#error("not_authenticated", "authenticate before acknowledging");
       return;
     }

@@ -209,6 +209,36 @@ export function verify(message: Uint8Array, signature: Uint8Array, publicKey: Ui
   }
 }
 
+/**
+ * Verifies an Ed25519 detached signature with the runtime's native WebCrypto (RFC 8032; about
+ * 50x less CPU than tweetnacl's JS, bench/README.md finding 2). Never rejects: bad input
+ * verifies as false. Weak keys are refused before this by {@linkcode decodePublicKey}.
+ */
+export async function verifyAsync(
+  message: Uint8Array,
+  signature: Uint8Array,
+  publicKey: Uint8Array,
+): Promise<boolean> {
+  if (signature.length !== SIGNATURE_BYTES || publicKey.length !== PUBLIC_KEY_BYTES) return false;
+  try {
+    const key = await crypto.subtle.importKey(
+      "raw",
+      new Uint8Array(publicKey),
+      { name: "Ed25519" },
+      false,
+      ["verify"],
+    );
+    return await crypto.subtle.verify(
+      "Ed25519",
+      key,
+      new Uint8Array(signature),
+      new Uint8Array(message),
+    );
+  } catch {
+    return false;
+  }
+}
+
 /** Cryptographically random bytes. */
 export function randomBytes(n: number): Uint8Array {
   return nacl.randomBytes(n);

@@ -441,3 +441,23 @@ Deno.test("public keys: small-order and non-canonical encodings are refused, as 
     assert.equal(explainPublicKey(k), undefined, k);
   }
 });
+
+Deno.test("verifyAsync (native WebCrypto) agrees with tweetnacl's verify", async () => {
+  const { verifyAsync } = await import("./crypto.ts");
+  for (let i = 0; i < 10; i++) {
+    const kp = generateKeyPair();
+    const other = generateKeyPair();
+    const msg = new TextEncoder().encode(`message ${i}`);
+    const sig = sign(msg, kp.secretKey);
+    assert.equal(await verifyAsync(msg, sig, kp.publicKey), true);
+    assert.equal(await verifyAsync(msg, sig, other.publicKey), false, "wrong key");
+    const flipped = sig.slice();
+    flipped[i % 64] ^= 1;
+    assert.equal(await verifyAsync(msg, flipped, kp.publicKey), verify(msg, flipped, kp.publicKey));
+    assert.equal(await verifyAsync(msg, flipped, kp.publicKey), false, "tampered signature");
+    const msg2 = msg.slice();
+    msg2[0] ^= 1;
+    assert.equal(await verifyAsync(msg2, sig, kp.publicKey), false, "tampered message");
+  }
+  assert.equal(await verifyAsync(new Uint8Array(1), new Uint8Array(63), new Uint8Array(32)), false);
+});
