@@ -56,18 +56,41 @@ export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
   return new MemoryBus();
 }
 
+/**
+ * Runs `make` until it succeeds or `ms` have passed, with capped backoff: a relay started beside
+ * Kafka or Redis (compose, a topic just created, a broker still electing leaders) waits for them
+ * instead of exiting.
+ */
+async function withStartupRetry<T>(
+  what: string,
+  log: Logger,
+  make: () => Promise<T>,
+  ms = 60_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (let delay = 250;; delay = Math.min(delay * 2, 5000)) {
+    try {
+      return await make();
+    } catch (err) {
+      if (Date.now() + delay > end) throw err;
+      log.warn(`waiting for ${what}`, { err: (err as Error).message, retry_in_ms: delay });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 /** Starts a relay. */
 export async function startRelay(config: RelayConfig, log: Logger): Promise<RunningRelay> {
   const metrics = new Metrics();
-  const mailbox = await makeMailbox(config, log);
-  const bus = await makeBus(config, log);
+  const mailbox = await withStartupRetry("the mailbox store", log, () => makeMailbox(config, log));
+  const bus = await withStartupRetry("the bus", log, () => makeBus(config, log));
   log.info("backends", {
     mailbox: mailbox.kind,
     bus: bus.kind,
     ...(mailbox instanceof SqliteMailbox ? { data_dir: config.dataDir } : {}),
   });
   const router = new Router(mailbox, bus, log, metrics);
-  await router.start();
+  await withStartupRetry("the bus subscription", log, () => router.start());
   const sessions = new Set<Session>();
   const app = createApp({
     router,
