@@ -1,0 +1,112 @@
+/**
+ * The Kafka bus alone (relay/bus_kafka.ts, no relay, no sockets): publishes `count` envelopes of
+ * `size` bytes keyed by 64 recipients, with at most `window` publishes in flight, and counts them
+ * back through its own subscription. Prints one JSON line with the rates and its CPU.
+ *
+ * Usage: deno run -A bench/kafka_bus.ts --brokers 127.0.0.1:9192 --topic T [--count 50000]
+ *        [--size 300] [--window 5000]
+ *        deno run -A bench/kafka_bus.ts --brokers B --delete-topics T1,T2
+ *        deno run -A bench/kafka_bus.ts --brokers B --create-topic T   (12 partitions)
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { Kafka, logLevel } from "kafkajs";
+import { KafkaBus } from "../relay/bus_kafka.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    brokers: { type: "string" },
+    topic: { type: "string" },
+    count: { type: "string", default: "50000" },
+    size: { type: "string", default: "300" },
+    window: { type: "string", default: "5000" },
+    "delete-topics": { type: "string" },
+    "create-topic": { type: "string" },
+  },
+});
+const brokers = (values.brokers ?? "127.0.0.1:9192").split(",");
+
+if (values["create-topic"]) {
+  // Created up front with leaders elected, so relays started next find a ready topic.
+  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, clientId: "chat-bench" }).admin();
+  await admin.connect();
+  await admin.createTopics({
+    waitForLeaders: true,
+    timeout: 30_000,
+    topics: [{ topic: values["create-topic"], numPartitions: 12, replicationFactor: 1 }],
+  });
+  await admin.disconnect();
+  Deno.exit(0);
+}
+
+if (values["delete-topics"]) {
+  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, clientId: "chat-bench" }).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: values["delete-topics"].split(","), timeout: 10_000 })
+    .catch(() => {});
+  await admin.disconnect();
+  Deno.exit(0);
+}
+
+const count = Number(values.count);
+const size = Number(values.size);
+const windowSize = Number(values.window);
+const quiet = { warn: () => {}, error: (m: string) => console.error(m) };
+const bus = await KafkaBus.connect({
+  brokers,
+  topic: values.topic!,
+  partitions: 12,
+  instanceId: `bench-${crypto.randomUUID()}`,
+  logger: quiet,
+});
+let received = 0;
+let tLastRecv = 0;
+await bus.subscribe((_mailbox, raw) => {
+  if (raw.startsWith('{"v":1,"id":"kbm')) {
+    received++;
+    tLastRecv = performance.now();
+  }
+});
+const mailboxes = Array.from({ length: 64 }, (_, i) => btoa(String(i).padStart(32, "m")));
+const make = (k: number, pad: string) =>
+  `{"v":1,"id":"kb${k < 200 ? "w" : "m"}${String(k).padStart(10, "0")}","from":"${
+    mailboxes[0]
+  }","to":"${mailboxes[k % 64]}","nonce":"n","ciphertext":"${pad}"}`;
+const pad = "A".repeat(Math.max(0, size - make(0, "").length));
+const raws = Array.from({ length: count }, (_, k) => make(k, pad));
+// warm-up: connections, metadata, JIT
+await Promise.all(raws.slice(0, 200).map((r, k) => bus.publish(mailboxes[k % 64], r)));
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+let next = 200;
+let failed = 0;
+const worker = async () => {
+  while (next < count) {
+    const k = next++;
+    await bus.publish(mailboxes[k % 64], raws[k]).catch(() => failed++);
+  }
+};
+await Promise.all(Array.from({ length: windowSize }, worker));
+const tPub = performance.now();
+const end = tPub + 30_000;
+while (received < count - 200 && performance.now() < end) {
+  await new Promise((r) => setTimeout(r, 10));
+}
+const cpu = process.cpuUsage(cpu0);
+const n = count - 200;
+console.log(JSON.stringify({
+  published: n - failed,
+  failed,
+  received,
+  publishPerSec: Math.round(n / ((tPub - t0) / 1000)),
+  endToEndPerSec: Math.round(received / ((Math.max(tLastRecv, tPub) - t0) / 1000)),
+  recordBytes: raws[0].length,
+  cpuSec: (cpu.user + cpu.system) / 1e6,
+  wallSec: (performance.now() - t0) / 1000,
+  batches: bus.stats.batches,
+}));
+await bus.close();
+Deno.exit(0);

@@ -1,0 +1,150 @@
+/**
+ * Benchmark client pieces: identities that sign with WebCrypto Ed25519 (native, so the load
+ * generator spends its CPU on sockets, not on tweetnacl), and connect + challenge-auth.
+ *
+ * @module
+ */
+import { type KeyPair, keyPairFromSeed, toBase64 } from "../../shared/crypto.ts";
+import { authMessage, normalizeRelayUrl } from "../../shared/protocol.ts";
+
+/** A key the generator can authenticate (and, when `kp` is set, seal) with. */
+export interface Identity {
+  /** Base64 public key (the address). */
+  key: string;
+  signKey: CryptoKey;
+  /** tweetnacl pair, only for identities that seal envelopes. */
+  kp?: KeyPair;
+}
+
+const PKCS8_ED25519_PREFIX = [
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+];
+
+/** An identity with a tweetnacl key pair too (for sealing real envelopes). */
+export async function sealingIdentity(): Promise<Identity> {
+  const seed = crypto.getRandomValues(new Uint8Array(32));
+  const kp = keyPairFromSeed(seed);
+  const signKey = await crypto.subtle.importKey(
+    "pkcs8",
+    new Uint8Array([...PKCS8_ED25519_PREFIX, ...seed]).buffer,
+    { name: "Ed25519" },
+    false,
+    ["sign"],
+  );
+  return { key: toBase64(kp.publicKey), signKey, kp };
+}
+
+/** A signing-only identity (WebCrypto key generation; fast). */
+export async function signingIdentity(): Promise<Identity> {
+  const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  return { key: toBase64(raw), signKey: pair.privateKey };
+}
+
+/** Pulls the string value of `"field":"..."` out of JSON text without parsing it. */
+export function field(text: string, name: string): string | undefined {
+  const tag = `"${name}":"`;
+  const i = text.indexOf(tag);
+  if (i < 0) return undefined;
+  const j = text.indexOf('"', i + tag.length);
+  return j < 0 ? undefined : text.slice(i + tag.length, j);
+}
+
+/** An authenticated socket. */
+export interface Authed {
+  ws: WebSocket;
+  /** ms from `new WebSocket` to the `ready` frame. */
+  handshakeMs: number;
+  /** ms from sending auth to `ready`. */
+  authMs: number;
+}
+
+/**
+ * Opens a socket, answers the challenge, resolves at `ready`. From then on every text frame goes
+ * to `onFrame` (set before any later frame can arrive).
+ */
+export function connectAuth(
+  url: string,
+  id: Identity,
+  onFrame: (text: string, ws: WebSocket) => void,
+  timeoutMs = 30_000,
+): Promise<Authed> {
+  const relay = normalizeRelayUrl(url)!;
+  const t0 = performance.now();
+  let tAuth = 0;
+  const ws = new WebSocket(url);
+  return new Promise<Authed>((resolve, reject) => {
+    let state = 0;
+    const timer = setTimeout(() => {
+      fail(new Error(`no ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const fail = (e: Error) => {
+      if (state === 3) return;
+      state = 3;
+      clearTimeout(timer);
+      try {
+        ws.close();
+      } catch { /* closed */ }
+      reject(e);
+    };
+    ws.onerror = (e) => fail(new Error((e as ErrorEvent).message || "socket error"));
+    ws.onclose = (e) => fail(new Error(`closed ${e.code} ${e.reason}`));
+    ws.onmessage = (e) => {
+      const s = e.data as string;
+      if (typeof s !== "string") return;
+      if (state === 0) {
+        const challenge = field(s, "challenge");
+        if (!challenge) return fail(new Error(`expected a challenge, got ${s.slice(0, 200)}`));
+        state = 1;
+        const msg = new Uint8Array(authMessage(relay, challenge, id.key));
+        crypto.subtle.sign("Ed25519", id.signKey, msg).then(
+          (sig) => {
+            tAuth = performance.now();
+            ws.send(JSON.stringify({
+              v: 1,
+              type: "auth",
+              key: id.key,
+              relay,
+              signature: toBase64(new Uint8Array(sig)),
+            }));
+          },
+          (err) => fail(err as Error),
+        );
+        return;
+      }
+      if (state === 1) {
+        if (s.includes('"type":"ready"')) {
+          state = 2;
+          clearTimeout(timer);
+          ws.onmessage = (ev) => {
+            if (typeof ev.data === "string") onFrame(ev.data, ws);
+          };
+          ws.onclose = null;
+          ws.onerror = null;
+          const now = performance.now();
+          resolve({ ws, handshakeMs: now - t0, authMs: now - tAuth });
+        } else if (s.includes('"type":"error"')) {
+          fail(new Error(`auth refused: ${s.slice(0, 300)}`));
+        }
+      }
+    };
+  });
+}
