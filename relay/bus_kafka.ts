@@ -240,30 +240,45 @@ export class KafkaBus implements Bus {
     this.#topicReady ??= (async () => {
       const admin = await this.#getAdmin();
       const existing = await admin.listTopics();
-      if (existing.includes(this.topic)) return;
-      const cluster = await admin.describeCluster();
-      const replicationFactor = this.#opts.replicationFactor ??
-        Math.max(1, Math.min(3, cluster.brokers.length));
-      try {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: [{
-            topic: this.topic,
-            numPartitions: this.#opts.partitions,
-            replicationFactor,
-            configEntries: [
-              { name: "max.message.bytes", value: String(TOPIC_MAX_MESSAGE_BYTES) },
-              { name: "min.insync.replicas", value: String(Math.min(2, replicationFactor)) },
-            ],
-          }],
-        });
-      } catch (e) {
-        // Another relay created it between listTopics and createTopics.
-        if (!(await admin.listTopics()).includes(this.topic)) throw e;
+      if (!existing.includes(this.topic)) await this.#createTopic(admin);
+      // Ready means every partition has a leader that answers ListOffsets. Right after creation
+      // (ours or another relay's) a partition can still say "not the leader" for a moment, even
+      // with waitForLeaders; the consumer's first step is exactly that request.
+      for (let delay = 100, end = Date.now() + 15_000;; delay = Math.min(delay * 2, 1000)) {
+        try {
+          await admin.fetchTopicOffsets(this.topic);
+          return;
+        } catch (e) {
+          if (Date.now() + delay > end) throw e;
+          await new Promise((r) => setTimeout(r, delay));
+        }
       }
     })();
     this.#topicReady.catch(() => (this.#topicReady = undefined));
     return this.#topicReady;
+  }
+
+  async #createTopic(admin: Admin): Promise<void> {
+    const cluster = await admin.describeCluster();
+    const replicationFactor = this.#opts.replicationFactor ??
+      Math.max(1, Math.min(3, cluster.brokers.length));
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{
+          topic: this.topic,
+          numPartitions: this.#opts.partitions,
+          replicationFactor,
+          configEntries: [
+            { name: "max.message.bytes", value: String(TOPIC_MAX_MESSAGE_BYTES) },
+            { name: "min.insync.replicas", value: String(Math.min(2, replicationFactor)) },
+          ],
+        }],
+      });
+    } catch (e) {
+      // Another relay created it between listTopics and createTopics.
+      if (!(await admin.listTopics()).includes(this.topic)) throw e;
+    }
   }
 
   async #getProducer(): Promise<Producer> {
