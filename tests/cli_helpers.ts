@@ -248,3 +248,14 @@ export async function runCli(args: string[], opts: CliOptions): Promise<CliResul
   }
   return await p.result();
 }
+
+/** Runs `chat-p2p <args>` and fails, with everything it printed, unless it exits 0. */
+export async function runCliOk(args: string[], opts: CliOptions): Promise<CliResult> {
+  const r = await runCli(args, opts);
+  if (r.code !== 0) {
+    throw new Error(
+      `chat-p2p ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
+  }
+  return r;
+}

@@ -18,19 +18,11 @@ import {
 import { sealEnvelope } from "../shared/envelope.ts";
 import { ProfileStore } from "../cli/profile_store.ts";
 import type { Envelope } from "../shared/protocol.ts";
-import { type CliOptions, type CliResult, runCli, spawnCli } from "./cli_helpers.ts";
+import { type CliOptions, type CliResult, runCli, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { RawClient } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
 
-async function cli(args: string[], opts: CliOptions): Promise<CliResult> {
-  const r = await runCli(args, opts);
-  if (r.code !== 0) {
-    throw new Error(
-      `chat-p2p ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
-    );
-  }
-  return r;
-}
+const cli = runCliOk;
 
 function jsonLines(text: string): Array<Record<string, string>> {
   return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));

@@ -5,16 +5,12 @@
  * and Kafka hold only ciphertext (read back with redis-cli and Kafka's ConsoleConsumer).
  */
 import assert from "node:assert/strict";
-import { type CliOptions, runCli, spawnCli } from "./cli_helpers.ts";
+import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { RelayProcess } from "./relay_process.ts";
 import { runId, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
 
-async function cli(args: string[], opts: CliOptions) {
-  const r = await runCli(args, opts);
-  if (r.code !== 0) throw new Error(`chat-p2p ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
+const cli = runCliOk;
 
 /** Waits until `relay` reports `n` authenticated sockets on /metrics. */
 async function authenticatedOn(relay: RelayProcess, n: number): Promise<void> {

@@ -7,18 +7,10 @@
  * sends what it left behind.
  */
 import assert from "node:assert/strict";
-import { type CliOptions, type CliResult, runCli, spawnCli } from "./cli_helpers.ts";
+import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { RelayProcess } from "./relay_process.ts";
 
-async function cli(args: string[], opts: CliOptions): Promise<CliResult> {
-  const r = await runCli(args, opts);
-  if (r.code !== 0) {
-    throw new Error(
-      `chat-p2p ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
-    );
-  }
-  return r;
-}
+const cli = runCliOk;
 
 type Json = Record<string, string>;
 
