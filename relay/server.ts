@@ -82,15 +82,23 @@ async function withStartupRetry<T>(
 /** Starts a relay. */
 export async function startRelay(config: RelayConfig, log: Logger): Promise<RunningRelay> {
   const metrics = new Metrics();
-  const mailbox = await withStartupRetry("the mailbox store", log, () => makeMailbox(config, log));
-  const bus = await withStartupRetry("the bus", log, () => makeBus(config, log));
+  // Only the network backends are waited for: a SQLite file that cannot be opened (a wrong
+  // --data-dir, no permission) will not fix itself, so it fails at once.
+  const mailbox = config.redisUrl
+    ? await withStartupRetry("Redis", log, () => makeMailbox(config, log))
+    : await makeMailbox(config, log);
+  const bus = config.kafkaBrokers.length > 0
+    ? await withStartupRetry("Kafka", log, () => makeBus(config, log))
+    : await makeBus(config, log);
   log.info("backends", {
     mailbox: mailbox.kind,
     bus: bus.kind,
     ...(mailbox instanceof SqliteMailbox ? { data_dir: config.dataDir } : {}),
   });
   const router = new Router(mailbox, bus, log, metrics);
-  await withStartupRetry("the bus subscription", log, () => router.start());
+  await (config.kafkaBrokers.length > 0
+    ? withStartupRetry("the Kafka subscription", log, () => router.start())
+    : router.start());
   const sessions = new Set<Session>();
   const app = createApp({
     router,
