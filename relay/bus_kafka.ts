@@ -26,13 +26,11 @@ import {
   type Producer,
 } from "kafkajs";
 import type { Bus, BusHandler } from "./bus.ts";
+import type { AdapterLogger } from "./log.ts";
 import { type BackendStatus, BackendUnavailableError } from "./mailbox.ts";
 
-/** Where the adapter reports trouble (relay/log.ts's `Logger` fits). */
-export interface KafkaBusLogger {
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+/** Where the adapter reports trouble. */
+export type KafkaBusLogger = AdapterLogger;
 
 /** Options for {@linkcode KafkaBus}. */
 export interface KafkaBusOptions {

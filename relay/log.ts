@@ -18,6 +18,9 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** The part of a logger the backend adapters need: they report trouble, nothing else. */
+export type AdapterLogger = Pick<Logger, "warn" | "error">;
+
 /** Makes a logger that writes lines at `level` and above through `write` (default: stdout). */
 export function createLogger(
   level: Level = "info",

@@ -33,12 +33,10 @@ import {
   type MailboxLimits,
   type StoredEnvelope,
 } from "./mailbox.ts";
+import type { AdapterLogger } from "./log.ts";
 
-/** Where the adapter reports connection trouble (relay/log.ts's `Logger` fits). */
-export interface RedisMailboxLogger {
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+/** Where the adapter reports trouble. */
+export type RedisMailboxLogger = AdapterLogger;
 
 /** Options for {@linkcode RedisMailbox}. */
 export interface RedisMailboxOptions {
