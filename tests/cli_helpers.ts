@@ -259,3 +259,19 @@ export async function runCliOk(args: string[], opts: CliOptions): Promise<CliRes
   }
   return r;
 }
+
+/** Profiles alice and bob under `home`, each with an identity and the other as a contact. */
+export async function pairedProfiles(home: string): Promise<{
+  alice: CliOptions;
+  bob: CliOptions;
+  aKey: string;
+  bKey: string;
+}> {
+  const alice: CliOptions = { home, profile: "alice" };
+  const bob: CliOptions = { home, profile: "bob" };
+  const aKey = (await runCliOk(["init"], alice)).stdout.trim();
+  const bKey = (await runCliOk(["init"], bob)).stdout.trim();
+  await runCliOk(["add-contact", "bob", bKey], alice);
+  await runCliOk(["add-contact", "alice", aKey], bob);
+  return { alice, bob, aKey, bKey };
+}

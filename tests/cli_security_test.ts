@@ -18,7 +18,14 @@ import {
 import { sealEnvelope } from "../shared/envelope.ts";
 import { ProfileStore } from "../cli/profile_store.ts";
 import type { Envelope } from "../shared/protocol.ts";
-import { type CliOptions, type CliResult, runCli, runCliOk, spawnCli } from "./cli_helpers.ts";
+import {
+  type CliOptions,
+  type CliResult,
+  pairedProfiles,
+  runCli,
+  runCliOk,
+  spawnCli,
+} from "./cli_helpers.ts";
 import { RawClient } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
 
@@ -168,12 +175,7 @@ Deno.test("permissions: a 0755 profile directory and a 0644 identity file are wa
 
 /** Profiles alice and bob that know each other; returns their keys (alice's pair too). */
 async function twoProfiles(home: string) {
-  const alice: CliOptions = { home, profile: "alice" };
-  const bob: CliOptions = { home, profile: "bob" };
-  const aKey = (await cli(["init"], alice)).stdout.trim();
-  const bKey = (await cli(["init"], bob)).stdout.trim();
-  await cli(["add-contact", "bob", bKey], alice);
-  await cli(["add-contact", "alice", aKey], bob);
+  const { alice, bob, aKey, bKey } = await pairedProfiles(home);
   const file = JSON.parse(await Deno.readTextFile(join(home, ".chat-alice", "identity.json")));
   const aliceKp = keyPairFromSeed(fromBase64(file.secret_key)!.subarray(0, 32));
   assert.equal(toBase64(aliceKp.publicKey), aKey);

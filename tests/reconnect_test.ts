@@ -7,7 +7,7 @@
  * sends what it left behind.
  */
 import assert from "node:assert/strict";
-import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { type CliOptions, pairedProfiles, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 const cli = runCliOk;
@@ -21,12 +21,7 @@ function jsonLines(text: string): Json[] {
 async function setup() {
   const home = await Deno.makeTempDir({ prefix: "chat-reconnect-" });
   const dataDir = await Deno.makeTempDir({ prefix: "chat-relay-" });
-  const alice: CliOptions = { home, profile: "alice" };
-  const bob: CliOptions = { home, profile: "bob" };
-  const aKey = (await cli(["init"], alice)).stdout.trim();
-  const bKey = (await cli(["init"], bob)).stdout.trim();
-  await cli(["add-contact", "bob", bKey], alice);
-  await cli(["add-contact", "alice", aKey], bob);
+  const { alice, bob } = await pairedProfiles(home);
   return {
     home,
     dataDir,
