@@ -15,9 +15,27 @@ interface Histogram {
   count: number;
 }
 
+const UNSAFE = /["\\\n]/g;
+const keys = new Map<string, string>();
+
+/**
+ * The series key of a label set: `a="x",b="y"`, names sorted. Called for every frame, so the
+ * text of the usual one-label sets is cached (label values are a small fixed set by design).
+ */
 function key(labels: Labels): string {
-  const ks = Object.keys(labels).sort();
-  return ks.map((k) => `${k}="${labels[k].replace(/["\\\n]/g, "_")}"`).join(",");
+  const ks = Object.keys(labels);
+  if (ks.length === 0) return "";
+  if (ks.length === 1) {
+    const v = labels[ks[0]];
+    const memo = ks[0] + "\0" + v;
+    let k = keys.get(memo);
+    if (k === undefined) {
+      k = `${ks[0]}="${v.replace(UNSAFE, "_")}"`;
+      if (keys.size < 1024) keys.set(memo, k);
+    }
+    return k;
+  }
+  return ks.sort().map((k) => `${k}="${labels[k].replace(UNSAFE, "_")}"`).join(",");
 }
 
 /** The relay's metrics. Names are prefixed `chat_relay_` on output. */

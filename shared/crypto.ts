@@ -58,6 +58,17 @@ export function fromBase64(text: string): Uint8Array | undefined {
   }
 }
 
+/**
+ * Byte length of strict base64 text (the same rules as {@linkcode fromBase64}) without decoding
+ * it, or `undefined` when it is not strict base64. The relay checks sizes of fields it never
+ * opens (nonce, ciphertext) with this.
+ */
+export function base64ByteLength(text: string): number | undefined {
+  if (typeof text !== "string" || !BASE64_RE.test(text)) return undefined;
+  const pad = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  return (text.length / 4) * 3 - pad;
+}
+
 /** Lower-case hex of bytes. */
 export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -69,6 +80,23 @@ export function decodePublicKey(text: string): Uint8Array | undefined {
   return bytes && bytes.length === PUBLIC_KEY_BYTES && !isWeakKeyEncoding(bytes)
     ? bytes
     : undefined;
+}
+
+const validKeys = new Map<string, boolean>();
+
+/**
+ * Whether `text` is a usable public key ({@linkcode decodePublicKey} would return it). Remembers
+ * its answers for a bounded set of texts: the relay checks `from` and `to` of every envelope,
+ * and a conversation repeats the same two keys.
+ */
+export function isPublicKeyText(text: string): boolean {
+  let ok = validKeys.get(text);
+  if (ok === undefined) {
+    ok = decodePublicKey(text) !== undefined;
+    if (validKeys.size >= 10_000) validKeys.clear();
+    validKeys.set(text, ok);
+  }
+  return ok;
 }
 
 /**

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import nacl from "tweetnacl";
 import {
+  base64ByteLength,
   bytesEqual,
   decodePublicKey,
   explainPublicKey,
   fingerprint,
   fromBase64,
   generateKeyPair,
+  isPublicKeyText,
   keyPairFromSeed,
   NONCE_BYTES,
   open,
@@ -120,6 +122,29 @@ Deno.test("fromBase64 rejects non-canonical encodings (unused bits set)", () => 
 Deno.test("fromBase64 answers undefined for non-strings instead of throwing", () => {
   for (const x of [undefined, null, 42, {}, []]) {
     assert.equal(fromBase64(x as unknown as string), undefined);
+  }
+});
+
+Deno.test("base64ByteLength agrees with fromBase64 on valid and invalid text", () => {
+  for (let n = 0; n <= 100; n++) {
+    const t = toBase64(randomBytes(n));
+    assert.equal(base64ByteLength(t), n);
+    assert.equal(fromBase64(t)?.length, n);
+  }
+  for (const bad of ["A", "AB=", "AB==C", "AB=A", "A B=", "////_w==", "AAAA\n", "AR=="]) {
+    assert.equal(fromBase64(bad), undefined, bad);
+    assert.equal(base64ByteLength(bad), undefined, bad);
+  }
+});
+
+Deno.test("isPublicKeyText answers as decodePublicKey does, also when asked again", () => {
+  const good = toBase64(generateKeyPair().publicKey);
+  const weak = toBase64(new Uint8Array(32));
+  for (let i = 0; i < 2; i++) {
+    assert.equal(isPublicKeyText(good), true);
+    assert.equal(isPublicKeyText(weak), false);
+    assert.equal(isPublicKeyText(good.slice(4)), false);
+    assert.equal(isPublicKeyText(toBase64(new Uint8Array(31).fill(7))), false);
   }
 });
 

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { decodePublicKey, fromBase64, NONCE_BYTES, SIGNATURE_BYTES } from "./crypto.ts";
+import {
+  base64ByteLength,
+  decodePublicKey,
+  fromBase64,
+  isPublicKeyText,
+  NONCE_BYTES,
+  SIGNATURE_BYTES,
+} from "./crypto.ts";
 
 /** The protocol version this code speaks. Every frame and envelope carries it as `v`. */
 export const PROTOCOL_VERSION = 1;
@@ -235,18 +242,17 @@ export function parseEnvelope(x: unknown): Parsed<Envelope> {
   if (!isValidId(fields.id)) {
     return fail("bad_frame", "Cannot parse envelope: field 'id' must be 8-64 of A-Z a-z 0-9 _ -");
   }
-  if (!decodePublicKey(fields.from)) {
+  if (!isPublicKeyText(fields.from)) {
     return fail("bad_frame", "Cannot parse envelope: field 'from' is not a base64 32-byte key", id);
   }
-  if (!decodePublicKey(fields.to)) {
+  if (!isPublicKeyText(fields.to)) {
     return fail("bad_frame", "Cannot parse envelope: field 'to' is not a base64 32-byte key", id);
   }
-  const nonce = fromBase64(fields.nonce);
-  if (!nonce || nonce.length !== NONCE_BYTES) {
+  if (base64ByteLength(fields.nonce) !== NONCE_BYTES) {
     return fail("bad_frame", "Cannot parse envelope: field 'nonce' is not base64 of 24 bytes", id);
   }
-  const ct = fromBase64(fields.ciphertext);
-  if (!ct || ct.length < 16 || ct.length > MAX_CIPHERTEXT_BYTES) {
+  const ct = base64ByteLength(fields.ciphertext);
+  if (ct === undefined || ct < 16 || ct > MAX_CIPHERTEXT_BYTES) {
     return fail(
       "bad_frame",
       "Cannot parse envelope: field 'ciphertext' is not base64 of 16 to 1048576 bytes",
