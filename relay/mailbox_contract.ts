@@ -103,6 +103,17 @@ export function mailboxContract(
     assert.equal((await m.pending("alice")).length, 2);
   });
 
+  t("a read started after a put or an ack sees it, even before that call resolved", async (m) => {
+    await m.put("alice", env(1));
+    const put = m.put("alice", env(2));
+    const ack = m.ack("alice", ["id-000001"]);
+    const [got, depth] = await Promise.all([m.pending("alice"), m.depth("alice")]);
+    assert.deepEqual(got.map((e) => e.id), ["id-000002"]);
+    assert.equal(depth.count, 1);
+    assert.equal(await put, "stored");
+    assert.equal(await ack, 1);
+  });
+
   t("depth counts envelopes and bytes and follows acks", async (m) => {
     await m.put("alice", env(1, 10));
     await m.put("alice", env(2, 20));

@@ -1,14 +1,17 @@
 /**
  * SQLite `Mailbox` (node:sqlite, WAL, synchronous=FULL): the embedded relay's durable store.
  *
- * Puts that arrive in the same event-loop turn are committed together in one transaction (group
- * commit), so a burst of sends costs one fsync, not one per envelope; each put still resolves
- * only after its transaction is durable. Per-mailbox totals are kept by triggers, so limit checks
- * never scan a mailbox.
+ * Writes go to a Worker that owns the write connection (`sqlite_writer_worker.ts`), so a commit's
+ * fsync waits there while the relay's event loop goes on routing. At most one batch is in the
+ * writer at a time: puts, acks and sweeps that arrive while it commits are sent together as the
+ * next batch, one transaction and one fsync (group commit). Each put still resolves only after
+ * its transaction is durable. Reads (`pending`, `depth`, `totals`) use a second connection on
+ * this thread; WAL lets them run beside the writer and they see every committed write.
+ * The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox.
  *
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -21,55 +24,21 @@ import {
   type MailboxLimits,
   type StoredEnvelope,
 } from "./mailbox.ts";
+import { openDatabase, type Totals, type WriteOp, type WriteResult } from "./sqlite_writer.ts";
+import type { WriterRequest } from "./sqlite_writer_worker.ts";
 
-const utf8 = new TextEncoder();
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS envelopes (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  mailbox TEXT NOT NULL,
-  id TEXT NOT NULL,
-  raw TEXT NOT NULL,
-  bytes INTEGER NOT NULL,
-  received_at INTEGER NOT NULL,
-  UNIQUE (mailbox, id)
-);
-CREATE INDEX IF NOT EXISTS envelopes_by_mailbox ON envelopes (mailbox, seq);
-CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
-CREATE TABLE IF NOT EXISTS mailbox_totals (
-  mailbox TEXT PRIMARY KEY,
-  count INTEGER NOT NULL,
-  bytes INTEGER NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS envelopes_insert AFTER INSERT ON envelopes BEGIN
-  INSERT INTO mailbox_totals (mailbox, count, bytes) VALUES (NEW.mailbox, 1, NEW.bytes)
-  ON CONFLICT (mailbox) DO UPDATE SET count = count + 1, bytes = bytes + NEW.bytes;
-END;
-CREATE TRIGGER IF NOT EXISTS envelopes_delete AFTER DELETE ON envelopes BEGIN
-  UPDATE mailbox_totals SET count = count - 1, bytes = bytes - OLD.bytes
-  WHERE mailbox = OLD.mailbox;
-END;
-`;
-
-interface QueuedPut {
-  op: "put";
-  mailboxId: string;
-  id: string;
-  raw: string;
-  now: number;
-  resolve: (r: "stored" | "duplicate") => void;
+interface Queued {
+  op: WriteOp;
+  resolve: (r: WriteResult) => void;
   reject: (e: Error) => void;
 }
 
-interface QueuedAck {
-  op: "ack";
-  mailboxId: string;
-  ids: readonly string[];
-  resolve: (n: number) => void;
-  reject: (e: Error) => void;
-}
-
-type QueuedWrite = QueuedPut | QueuedAck;
+type WriterReply =
+  | { t: "ready"; totals: Totals }
+  | { t: "failed"; message: string }
+  | { n: number; results: string; totals: Totals }
+  | { n: number; error: string }
+  | { n: number; closed: true };
 
 /** A mailbox in one SQLite file. */
 export class SqliteMailbox implements Mailbox {
@@ -77,151 +46,166 @@ export class SqliteMailbox implements Mailbox {
   readonly path: string;
   #db: DatabaseSync;
   #limits: MailboxLimits;
-  #queue: QueuedWrite[] = [];
-  #sync: "FULL" | "NORMAL" = "FULL";
+  #worker: Worker;
+  #ready: Promise<void>;
+  /** Why the writer is gone, once it is. */
+  #dead: string | undefined;
+  #calls = new Map<number, { resolve: (r: WriterReply) => void; reject: (e: Error) => void }>();
+  #nextCall = 1;
+  #queue: Queued[] = [];
+  /** The write queued last (reads wait for it). */
+  #lastWrite: Promise<unknown> | undefined;
+  /** The batch the writer is committing, if any. */
+  #inFlight: Promise<void> | undefined;
   #flushScheduled = false;
   #closed = false;
-  #stmt: {
-    exists: StatementSync;
-    totals: StatementSync;
-    insert: StatementSync;
-    pending: StatementSync;
-    ack: StatementSync;
-    dropEmpty: StatementSync;
-    sweep: StatementSync;
-  };
+  #closing: Promise<void> | undefined;
+  /** Over all mailboxes, as of the writer's last reply. */
+  #totals: Totals = { count: 0, bytes: 0 };
+  #stmt: { depth: StatementSync; pending: StatementSync; ping: StatementSync };
 
-  /** Opens (creating if needed) the database at `path`. */
+  /**
+   * Opens (creating if needed) the database at `path`: the schema and the read connection here,
+   * synchronously, so a file that cannot be opened fails now; the writer opens its own.
+   */
   constructor(path: string, limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS) {
     this.path = path;
     this.#limits = limits;
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.#db = new DatabaseSync(path);
-    this.#db.exec(
-      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
-    );
-    this.#db.exec(SCHEMA);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.#db = openDatabase(path);
     this.#stmt = {
-      exists: this.#db.prepare("SELECT 1 FROM envelopes WHERE mailbox = ? AND id = ?"),
-      totals: this.#db.prepare("SELECT count, bytes FROM mailbox_totals WHERE mailbox = ?"),
-      insert: this.#db.prepare(
-        "INSERT INTO envelopes (mailbox, id, raw, bytes, received_at) VALUES (?, ?, ?, ?, ?)",
+      depth: this.#db.prepare(
+        "SELECT count(*) AS count, coalesce(sum(bytes), 0) AS bytes FROM envelopes WHERE mailbox = ?",
       ),
       pending: this.#db.prepare(
         "SELECT id, raw, seq, received_at FROM envelopes WHERE mailbox = ? AND seq > ? " +
           "AND received_at >= ? ORDER BY seq LIMIT ?",
       ),
-      ack: this.#db.prepare("DELETE FROM envelopes WHERE mailbox = ? AND id = ?"),
-      dropEmpty: this.#db.prepare("DELETE FROM mailbox_totals WHERE mailbox = ? AND count <= 0"),
-      sweep: this.#db.prepare("DELETE FROM envelopes WHERE received_at < ?"),
+      ping: this.#db.prepare("SELECT 1"),
     };
+    this.#worker = new Worker(new URL("./sqlite_writer_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    this.#ready = new Promise((resolve, reject) => {
+      this.#worker.onmessage = (e: MessageEvent<WriterReply>) => {
+        const m = e.data;
+        if ("t" in m) {
+          if (m.t === "ready") {
+            this.#totals = m.totals;
+            resolve();
+          } else reject(this.#die(`sqlite writer could not open ${path}: ${m.message}`));
+          return;
+        }
+        if ("totals" in m) this.#totals = m.totals;
+        const call = this.#calls.get(m.n);
+        this.#calls.delete(m.n);
+        call?.resolve(m);
+      };
+    });
+    this.#ready.catch(() => {}); // observed by every call; not an unhandled rejection here
+    this.#worker.onerror = (e) => {
+      e.preventDefault();
+      this.#die(`sqlite writer failed: ${e.message}`);
+    };
+    this.#post({ t: "open", path, limits });
   }
 
-  put(
+  #post(m: WriterRequest): void {
+    this.#worker.postMessage(m);
+  }
+
+  /** Marks the writer gone and fails every call waiting on it. */
+  #die(why: string): BackendUnavailableError {
+    this.#dead ??= why;
+    const e = new BackendUnavailableError(this.#dead);
+    for (const c of this.#calls.values()) c.reject(e);
+    this.#calls.clear();
+    return e;
+  }
+
+  async #call(
+    m: { t: "batch"; ops: string } | { t: "close" },
+  ): Promise<WriterReply> {
+    await this.#ready;
+    if (this.#dead) throw new BackendUnavailableError(this.#dead);
+    const n = this.#nextCall++;
+    return await new Promise((resolve, reject) => {
+      this.#calls.set(n, { resolve, reject });
+      this.#post({ ...m, n });
+    });
+  }
+
+  #enqueue(op: WriteOp): Promise<WriteResult> {
+    if (this.#closed) return Promise.reject(new BackendUnavailableError("mailbox is closed"));
+    const p = new Promise<WriteResult>((resolve, reject) => {
+      this.#queue.push({ op, resolve, reject });
+      if (!this.#flushScheduled && !this.#inFlight) {
+        this.#flushScheduled = true;
+        // setImmediate, not setTimeout(0): a Deno timer fires after ~1-2 ms, which every send
+        // would wait before its transaction starts (bench/README.md, finding 1). Immediates still
+        // run after this turn's I/O, so concurrent writes share one commit.
+        setImmediate(() => this.#flush());
+      }
+    });
+    this.#lastWrite = p;
+    return p;
+  }
+
+  /**
+   * Waits until every write queued so far has committed (or failed), so a read sees them: an
+   * ack sent before a reconnect is not delivered again by this relay. Batches finish in order,
+   * so the last one queued is enough.
+   */
+  async #writesDone(): Promise<void> {
+    const last = this.#lastWrite;
+    if (last) await last.catch(() => {});
+  }
+
+  /** Sends what is queued as one batch, unless a batch is in the writer (it flushes when done). */
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#inFlight || this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#inFlight = this.#call({ t: "batch", ops: JSON.stringify(batch.map((q) => q.op)) }).then(
+      (r) => {
+        if (!("results" in r)) throw new Error("error" in r ? r.error : "unexpected reply");
+        const results = JSON.parse(r.results) as WriteResult[];
+        batch.forEach((q, i) => q.resolve(results[i]));
+      },
+    ).catch((err) => {
+      const e = err instanceof BackendUnavailableError
+        ? err
+        : new BackendUnavailableError(`sqlite write failed: ${(err as Error).message}`);
+      for (const q of batch) q.reject(e);
+    }).finally(() => {
+      this.#inFlight = undefined;
+      this.#flush();
+    });
+  }
+
+  async put(
     mailboxId: string,
     envelope: { id: string; raw: string },
     now = Date.now(),
   ): Promise<"stored" | "duplicate"> {
-    if (this.#closed) return Promise.reject(new BackendUnavailableError("mailbox is closed"));
-    return new Promise((resolve, reject) => {
-      this.#enqueue({
-        op: "put",
-        mailboxId,
-        id: envelope.id,
-        raw: envelope.raw,
-        now,
-        resolve,
-        reject,
-      });
+    const r = await this.#enqueue({
+      op: "put",
+      mailbox: mailboxId,
+      id: envelope.id,
+      raw: envelope.raw,
+      now,
     });
+    if (typeof r === "object") throw new MailboxFullError(r.full);
+    return r as "stored" | "duplicate";
   }
 
-  #enqueue(w: QueuedWrite): void {
-    this.#queue.push(w);
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      // setImmediate, not setTimeout(0): a Deno timer fires after ~1-2 ms, which every send
-      // would wait before its transaction starts (bench/README.md, finding 1). Immediates still
-      // run after this turn's I/O, so concurrent writes keep sharing one commit.
-      setImmediate(() => this.#flush());
-    }
-  }
-
-  /**
-   * Puts must be on disk before they are acknowledged (synchronous=FULL: the commit fsyncs the
-   * WAL). Acks need no fsync of their own: if the relay dies before a deletion is durable, the
-   * envelope is delivered again and the client drops the id it already has. So a batch with only
-   * acks commits with synchronous=NORMAL, and becomes durable with the next put's fsync.
-   */
-  #setSync(mode: "FULL" | "NORMAL"): void {
-    if (this.#sync === mode) return;
-    this.#db.exec(`PRAGMA synchronous = ${mode}`);
-    this.#sync = mode;
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    const batch = this.#queue;
-    this.#queue = [];
-    if (batch.length === 0) return;
-    if (this.#closed) {
-      for (const w of batch) w.reject(new BackendUnavailableError("mailbox is closed"));
-      return;
-    }
-    const results: Array<"stored" | "duplicate" | number | Error> = [];
-    const touched = new Set<string>();
-    try {
-      this.#setSync(batch.some((w) => w.op === "put") ? "FULL" : "NORMAL");
-      this.#db.exec("BEGIN IMMEDIATE");
-      for (const w of batch) {
-        if (w.op === "put") {
-          results.push(this.#putOne(w));
-        } else {
-          let n = 0;
-          for (const id of w.ids) n += Number(this.#stmt.ack.run(w.mailboxId, id).changes);
-          touched.add(w.mailboxId);
-          results.push(n);
-        }
-      }
-      for (const m of touched) this.#stmt.dropEmpty.run(m);
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      try {
-        this.#db.exec("ROLLBACK");
-      } catch { /* no transaction open */ }
-      const e = new BackendUnavailableError(`sqlite write failed: ${(err as Error).message}`);
-      for (const w of batch) w.reject(e);
-      return;
-    }
-    batch.forEach((w, i) => {
-      const r = results[i];
-      if (r instanceof Error) w.reject(r);
-      else (w.resolve as (v: typeof r) => void)(r);
-    });
-  }
-
-  #putOne(p: QueuedPut): "stored" | "duplicate" | Error {
-    if (this.#stmt.exists.get(p.mailboxId, p.id)) return "duplicate";
-    const bytes = utf8.encode(p.raw).length;
-    const t = this.#stmt.totals.get(p.mailboxId) as { count: number; bytes: number } | undefined;
-    const count = t?.count ?? 0;
-    const held = t?.bytes ?? 0;
-    if (count + 1 > this.#limits.maxCount) {
-      return new MailboxFullError(
-        `mailbox holds ${count} messages (limit ${this.#limits.maxCount})`,
-      );
-    }
-    if (held + bytes > this.#limits.maxBytes) {
-      return new MailboxFullError(`mailbox holds ${held} bytes (limit ${this.#limits.maxBytes})`);
-    }
-    this.#stmt.insert.run(p.mailboxId, p.id, p.raw, bytes, p.now);
-    return "stored";
-  }
-
-  pending(
+  /** Waits for the writes queued before it, then reads (on this thread's connection). */
+  async pending(
     mailboxId: string,
     opts: { afterSeq?: number; limit?: number; now?: number } = {},
   ): Promise<StoredEnvelope[]> {
+    await this.#writesDone();
     try {
       const oldest = (opts.now ?? Date.now()) - this.#limits.maxAgeMs;
       const rows = this.#stmt.pending.all(
@@ -230,55 +214,65 @@ export class SqliteMailbox implements Mailbox {
         oldest,
         opts.limit ?? 500,
       ) as Array<{ id: string; raw: string; seq: number; received_at: number }>;
-      return Promise.resolve(
-        rows.map((r) => ({ id: r.id, raw: r.raw, seq: Number(r.seq), receivedAt: r.received_at })),
-      );
+      return rows.map((r) => ({
+        id: r.id,
+        raw: r.raw,
+        seq: Number(r.seq),
+        receivedAt: r.received_at,
+      }));
     } catch (err) {
-      return Promise.reject(new BackendUnavailableError((err as Error).message));
+      throw new BackendUnavailableError((err as Error).message);
     }
   }
 
-  ack(mailboxId: string, ids: readonly string[]): Promise<number> {
-    if (this.#closed) return Promise.reject(new BackendUnavailableError("mailbox is closed"));
-    return new Promise((resolve, reject) => {
-      this.#enqueue({ op: "ack", mailboxId, ids, resolve, reject });
-    });
+  async ack(mailboxId: string, ids: readonly string[]): Promise<number> {
+    return await this.#enqueue({ op: "ack", mailbox: mailboxId, ids: [...ids] }) as number;
   }
 
-  depth(mailboxId: string): Promise<{ count: number; bytes: number }> {
-    const t = this.#stmt.totals.get(mailboxId) as { count: number; bytes: number } | undefined;
-    return Promise.resolve({ count: t?.count ?? 0, bytes: t?.bytes ?? 0 });
+  async depth(mailboxId: string): Promise<{ count: number; bytes: number }> {
+    await this.#writesDone();
+    try {
+      const t = this.#stmt.depth.get(mailboxId) as { count: number; bytes: number };
+      return { count: t.count, bytes: t.bytes };
+    } catch (err) {
+      throw new BackendUnavailableError((err as Error).message);
+    }
   }
 
+  /** As of the last committed batch (kept by the writer, so a scrape scans nothing). */
   totals(): Promise<{ count: number; bytes: number }> {
-    const r = this.#db.prepare(
-      "SELECT coalesce(sum(count), 0) AS c, coalesce(sum(bytes), 0) AS b FROM mailbox_totals",
-    ).get() as { c: number; b: number };
-    return Promise.resolve({ count: r.c, bytes: r.b });
+    return Promise.resolve({ ...this.#totals });
   }
 
-  sweep(now = Date.now()): Promise<number> {
-    this.#flush(); // queued writes first, so the sweep sees them
-    const n = Number(this.#stmt.sweep.run(now - this.#limits.maxAgeMs).changes);
-    if (n > 0) this.#db.exec("DELETE FROM mailbox_totals WHERE count <= 0");
-    return Promise.resolve(n);
+  /** Queued after the writes before it, so it sees them. */
+  async sweep(now = Date.now()): Promise<number> {
+    return await this.#enqueue({ op: "sweep", now }) as number;
   }
 
   check(): Promise<BackendStatus> {
     if (this.#closed) return Promise.resolve({ ok: false, detail: "closed" });
+    if (this.#dead) return Promise.resolve({ ok: false, detail: this.#dead });
     try {
-      this.#db.prepare("SELECT 1").get();
+      this.#stmt.ping.get();
       return Promise.resolve({ ok: true, detail: this.path });
     } catch (err) {
       return Promise.resolve({ ok: false, detail: (err as Error).message });
     }
   }
 
+  /** Refuses new writes, lets the queued ones commit, then closes the writer and the reader. */
   close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#flush();
-    this.#closed = true;
-    this.#db.close();
-    return Promise.resolve();
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      this.#flush();
+      while (this.#inFlight) await this.#inFlight;
+      try {
+        if (!this.#dead) await this.#call({ t: "close" });
+      } catch { /* the writer is gone already: nothing left to close there */ }
+      this.#die("mailbox is closed");
+      this.#worker.terminate();
+      this.#db.close();
+    })();
+    return this.#closing;
   }
 }

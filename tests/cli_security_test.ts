@@ -271,8 +271,10 @@ Deno.test("forged sender planted in the relay's store (compromised relay): sync 
       const db = new DatabaseSync(join(relay.dataDir, "mailbox.db"));
       try {
         db.exec("PRAGMA busy_timeout = 5000;");
+        // seq far above the relay's own counter, as an attacker's rows need not fit in.
         const insert = db.prepare(
-          "INSERT INTO envelopes (mailbox, id, raw, bytes, received_at) VALUES (?, ?, ?, ?, ?)",
+          "INSERT INTO envelopes (mailbox, seq, id, raw, bytes, received_at) " +
+            "VALUES (?, (SELECT coalesce(max(seq), 0) + 1000000 FROM envelopes), ?, ?, ?, ?)",
         );
         for (const e of envs) {
           const raw = JSON.stringify(e);
