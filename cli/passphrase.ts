@@ -140,9 +140,9 @@ export async function askNewPassphrase(ctx: Context, profile: string): Promise<s
  */
 export async function unlockIdentity(ctx: Context, store: ProfileStore): Promise<KeyPair> {
   const info = store.readIdentity();
-  if (!info.encrypted) return store.loadIdentity();
+  if (!info.encrypted) return await store.loadIdentity();
   const fromEnv = passphraseFromEnv(ctx);
-  if (fromEnv !== undefined) return store.loadIdentity(fromEnv);
+  if (fromEnv !== undefined) return await store.loadIdentity(fromEnv);
   if (!canPrompt(ctx)) {
     throw new CliError(
       `the identity of profile ${store.profile} is protected by a passphrase and stdin is not ` +
@@ -152,7 +152,7 @@ export async function unlockIdentity(ctx: Context, store: ProfileStore): Promise
   for (let attempt = 1;; attempt++) {
     const passphrase = await readHidden(ctx, `Passphrase for profile ${store.profile}: `);
     try {
-      return store.loadIdentity(passphrase);
+      return await store.loadIdentity(passphrase);
     } catch (e) {
       if (!(e instanceof WrongPassphraseError) || attempt >= TERMINAL_ATTEMPTS) throw e;
       err(ctx, "wrong passphrase, try again");

@@ -34,7 +34,7 @@ async function withHome(f: (home: string) => Promise<void> | void): Promise<void
 }
 
 Deno.test("ProfileStore: a protected identity holds no plaintext key and opens only with its passphrase", async () => {
-  await withHome((home) => {
+  await withHome(async (home) => {
     const s = new ProfileStore({ home, profile: "alice" });
     const kp = generateKeyPair();
     s.saveIdentity(kp, { passphrase: "open sesame", kdf: FAST });
@@ -50,25 +50,28 @@ Deno.test("ProfileStore: a protected identity holds no plaintext key and opens o
 
     assert.equal(s.isProtected(), true);
     assert.deepEqual(s.loadPublicKey(), kp.publicKey, "the public key needs no passphrase");
-    assert.throws(
+    await assert.rejects(
       () => s.loadIdentity(),
       (e: unknown) =>
         e instanceof CliError &&
         e.message === "the identity of profile alice is protected by a passphrase",
     );
-    assert.throws(
+    await assert.rejects(
       () => s.loadIdentity("open sesam"),
       (e: unknown) =>
         e instanceof WrongPassphraseError && e.message === "wrong passphrase for profile alice",
     );
-    const back = s.loadIdentity("open sesame");
+    const back = await s.loadIdentity("open sesame");
     assert.deepEqual(back.publicKey, kp.publicKey);
     assert.deepEqual(back.secretKey, kp.secretKey);
 
     // A swapped public key is caught once the seed is decrypted.
     o.public_key = toBase64(generateKeyPair().publicKey);
     Deno.writeTextFileSync(s.identityPath, JSON.stringify(o));
-    assert.throws(() => s.loadIdentity("open sesame"), /does not match encrypted_secret_key/);
+    await assert.rejects(
+      () => s.loadIdentity("open sesame"),
+      /does not match encrypted_secret_key/,
+    );
     o.encrypted_secret_key.kdf.N = 12345;
     Deno.writeTextFileSync(s.identityPath, JSON.stringify(o));
     assert.throws(() => s.loadPublicKey(), /corrupt: bad encrypted_secret_key: .*power of two/);
@@ -76,7 +79,7 @@ Deno.test("ProfileStore: a protected identity holds no plaintext key and opens o
     // Unprotected again after a plain save.
     s.saveIdentity(kp);
     assert.equal(s.isProtected(), false);
-    assert.deepEqual(s.loadIdentity().secretKey, kp.secretKey);
+    assert.deepEqual((await s.loadIdentity()).secretKey, kp.secretKey);
   });
 });
 
@@ -103,7 +106,7 @@ Deno.test("init --passphrase with CHAT_PASSPHRASE: KDF parameters stored; id, co
     );
     assert.equal(o.encrypted_secret_key.cipher, "xsalsa20-poly1305");
 
-    const kp = new ProfileStore({ home, profile: "alice" }).loadIdentity(env.CHAT_PASSPHRASE);
+    const kp = await new ProfileStore({ home, profile: "alice" }).loadIdentity(env.CHAT_PASSPHRASE);
     assert.equal(toBase64(kp.publicKey), key);
     const text = Deno.readTextFileSync(path);
     for (const form of secretForms(kp.secretKey)) assert.ok(!text.includes(form));
@@ -192,7 +195,7 @@ Deno.test("init --passphrase on a terminal: asked twice, no echo, raw mode switc
     assert.match(r.stderr, /\nType it again to confirm: \n/);
     assert.ok(!r.stderr.includes("tr0ub4dor") && !r.stdout.includes("tr0ub4dor"), "no echo");
     const s = new ProfileStore({ home, profile: "default" });
-    assert.equal(toBase64(s.loadIdentity(pass).publicKey), r.stdout.trim());
+    assert.equal(toBase64((await s.loadIdentity(pass)).publicKey), r.stdout.trim());
 
     // Refused without --force, even though it is protected: the public key is shown.
     const again = await runInProcess(["init", "--passphrase"], { home, stdinTty: true });
@@ -208,9 +211,9 @@ Deno.test("init --passphrase on a terminal: asked twice, no echo, raw mode switc
     assert.equal(replaced.code, 0, replaced.stderr);
     assert.notEqual(replaced.stdout, r.stdout);
     assert.match(replaced.stderr, /^replaced identity/);
-    assert.throws(() => s.loadIdentity(pass), WrongPassphraseError);
+    await assert.rejects(() => s.loadIdentity(pass), WrongPassphraseError);
     assert.equal(
-      toBase64(s.loadIdentity("the second passphrase").publicKey),
+      toBase64((await s.loadIdentity("the second passphrase")).publicKey),
       replaced.stdout.trim(),
     );
   });

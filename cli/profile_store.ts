@@ -24,7 +24,7 @@ import {
   fingerprint,
   fromBase64,
   type KeyPair,
-  keyPairFromSeed,
+  keyPairFromSeedAsync,
   PUBLIC_KEY_BYTES,
   SECRET_KEY_BYTES,
   toBase64,
@@ -312,7 +312,7 @@ export class ProfileStore {
    * Reads the key pair. A protected identity needs `passphrase`: without one this throws a
    * CliError saying so, and with a wrong one a {@linkcode WrongPassphraseError}.
    */
-  loadIdentity(passphrase?: string): KeyPair {
+  async loadIdentity(passphrase?: string): Promise<KeyPair> {
     const info = this.readIdentity();
     const corrupt = (why: string) =>
       new CliError(`identity file ${this.identityPath} is corrupt: ${why}`);
@@ -327,7 +327,7 @@ export class ProfileStore {
     } else {
       seed = info.secretKey!.subarray(0, 32);
     }
-    const kp = keyPairFromSeed(seed);
+    const kp = await keyPairFromSeedAsync(seed);
     if (toBase64(kp.publicKey) !== toBase64(info.publicKey)) {
       throw corrupt(
         info.encrypted

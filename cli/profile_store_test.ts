@@ -19,7 +19,7 @@ function mode(path: string): number {
   return (Deno.statSync(path).mode ?? 0) & 0o777;
 }
 
-Deno.test("ProfileStore: identity is written 0600 in a 0700 directory and read back", () => {
+Deno.test("ProfileStore: identity is written 0600 in a 0700 directory and read back", async () => {
   const home = tempHome();
   try {
     const s = store(home);
@@ -34,7 +34,7 @@ Deno.test("ProfileStore: identity is written 0600 in a 0700 directory and read b
     assert.deepEqual(Object.keys(o).sort(), ["public_key", "secret_key", "v"]);
     assert.equal(o.v, 1);
     assert.equal(o.public_key, toBase64(kp.publicKey));
-    const back = s.loadIdentity();
+    const back = await s.loadIdentity();
     assert.deepEqual(back.publicKey, kp.publicKey);
     assert.deepEqual(back.secretKey, kp.secretKey);
   } finally {
@@ -42,7 +42,7 @@ Deno.test("ProfileStore: identity is written 0600 in a 0700 directory and read b
   }
 });
 
-Deno.test("ProfileStore: atomic replace leaves no temp files and a new inode", () => {
+Deno.test("ProfileStore: atomic replace leaves no temp files and a new inode", async () => {
   const home = tempHome();
   try {
     const s = store(home);
@@ -51,7 +51,7 @@ Deno.test("ProfileStore: atomic replace leaves no temp files and a new inode", (
     const kp2 = generateKeyPair();
     s.saveIdentity(kp2);
     assert.notEqual(Deno.statSync(s.identityPath).ino, ino, "replaced by rename, not rewritten");
-    assert.deepEqual(s.loadIdentity().publicKey, kp2.publicKey);
+    assert.deepEqual((await s.loadIdentity()).publicKey, kp2.publicKey);
     s.saveContacts([{ name: "bob", key: toBase64(generateKeyPair().publicKey) }]);
     const names = [...Deno.readDirSync(s.dir)].map((e) => e.name).sort();
     assert.deepEqual(names, ["contacts.json", "identity.json", "messages"]);
@@ -61,7 +61,7 @@ Deno.test("ProfileStore: atomic replace leaves no temp files and a new inode", (
   }
 });
 
-Deno.test("ProfileStore: warns when the directory or identity file is too open", () => {
+Deno.test("ProfileStore: warns when the directory or identity file is too open", async () => {
   const home = tempHome();
   try {
     store(home).saveIdentity(generateKeyPair());
@@ -69,25 +69,25 @@ Deno.test("ProfileStore: warns when the directory or identity file is too open",
     Deno.chmodSync(dir, 0o755);
     Deno.chmodSync(join(dir, "identity.json"), 0o644);
     const warnings: string[] = [];
-    store(home, warnings).loadIdentity();
+    await store(home, warnings).loadIdentity();
     assert.equal(warnings.length, 2);
     assert.match(warnings[0], /accessible by other users \(mode 0755\).*chmod 700/);
     assert.match(warnings[1], /readable by other users \(mode 0644\).*chmod 600/);
     Deno.chmodSync(dir, 0o700);
     Deno.chmodSync(join(dir, "identity.json"), 0o600);
     const none: string[] = [];
-    store(home, none).loadIdentity();
+    await store(home, none).loadIdentity();
     assert.deepEqual(none, []);
   } finally {
     Deno.removeSync(home, { recursive: true });
   }
 });
 
-Deno.test("ProfileStore: missing or corrupt identity gives a clear error", () => {
+Deno.test("ProfileStore: missing or corrupt identity gives a clear error", async () => {
   const home = tempHome();
   try {
     const s = store(home, [], "alice");
-    assert.throws(() => s.loadIdentity(), (e: unknown) => {
+    await assert.rejects(() => s.loadIdentity(), (e: unknown) => {
       assert.ok(e instanceof CliError);
       assert.equal(e.message, "no identity for profile alice: run `chat-p2p init`");
       return true;
@@ -96,9 +96,9 @@ Deno.test("ProfileStore: missing or corrupt identity gives a clear error", () =>
     const o = JSON.parse(Deno.readTextFileSync(s.identityPath));
     o.public_key = toBase64(generateKeyPair().publicKey);
     Deno.writeTextFileSync(s.identityPath, JSON.stringify(o));
-    assert.throws(() => s.loadIdentity(), /does not match secret_key/);
+    await assert.rejects(() => s.loadIdentity(), /does not match secret_key/);
     Deno.writeTextFileSync(s.identityPath, "{oops");
-    assert.throws(() => s.loadIdentity(), /corrupt: not valid JSON/);
+    await assert.rejects(() => s.loadIdentity(), /corrupt: not valid JSON/);
   } finally {
     Deno.removeSync(home, { recursive: true });
   }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type KeyPair, sign, toBase64 } from "../shared/crypto.ts";
+import { type KeyPair, signAsync, toBase64 } from "../shared/crypto.ts";
 import {
   authMessage,
   type ClientFrame,
@@ -739,7 +739,7 @@ export async function connectRelay(
     }
     const key = toBase64(identity.publicKey);
     const signature = toBase64(
-      sign(authMessage(relayUrl, first.challenge, key), identity.secretKey),
+      await signAsync(authMessage(relayUrl, first.challenge, key), identity.secretKey),
     );
     conn.sendFrameNow({ v: 1, type: "auth", key, relay: relayUrl, signature });
     const answer = await conn.nextPreAuth(timeoutMs, "ready");

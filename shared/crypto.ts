@@ -222,6 +222,67 @@ export function keyPairFromSeed(seed: Uint8Array): KeyPair {
   return { publicKey: kp.publicKey, secretKey: kp.secretKey };
 }
 
+/** PKCS #8 wrapping of a 32-byte Ed25519 seed (RFC 8410), for WebCrypto's importKey. */
+const ED25519_PKCS8_PREFIX = new Uint8Array([
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+]);
+
+function importSeed(seed: Uint8Array, extractable: boolean): Promise<CryptoKey> {
+  if (seed.length !== 32) throw new Error("an Ed25519 seed is 32 bytes");
+  const pkcs8 = new Uint8Array(48);
+  pkcs8.set(ED25519_PKCS8_PREFIX);
+  pkcs8.set(seed, 16);
+  try {
+    return crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, extractable, ["sign"]);
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+
+/**
+ * {@linkcode keyPairFromSeed} through the runtime's native Ed25519 (WebCrypto): the same key
+ * pair (RFC 8032), about 1 ms instead of tweetnacl's ~17 ms on a cold start, which every CLI
+ * command that loads the identity pays.
+ */
+export async function keyPairFromSeedAsync(seed: Uint8Array): Promise<KeyPair> {
+  const key = await importSeed(seed, true);
+  const jwk = await crypto.subtle.exportKey("jwk", key);
+  const publicKey = fromBase64(
+    jwk.x!.replaceAll("-", "+").replaceAll("_", "/").padEnd(44, "="),
+  );
+  if (!publicKey || publicKey.length !== PUBLIC_KEY_BYTES) {
+    throw new Error("the runtime returned a malformed Ed25519 public key");
+  }
+  const secretKey = new Uint8Array(64);
+  secretKey.set(seed);
+  secretKey.set(publicKey, 32);
+  return { publicKey, secretKey };
+}
+
+/**
+ * {@linkcode sign} through the runtime's native Ed25519 (WebCrypto): Ed25519 signatures are
+ * deterministic, so the bytes are the same as tweetnacl's.
+ */
+export async function signAsync(message: Uint8Array, secretKey: Uint8Array): Promise<Uint8Array> {
+  const key = await importSeed(secretKey.subarray(0, 32), false);
+  return new Uint8Array(await crypto.subtle.sign("Ed25519", key, new Uint8Array(message)));
+}
+
 /** Ed25519 detached signature of `message` with `secretKey`. */
 export function sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
   return nacl.sign.detached(message, secretKey);

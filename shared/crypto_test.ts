@@ -10,6 +10,7 @@ import {
   generateKeyPair,
   isPublicKeyText,
   keyPairFromSeed,
+  keyPairFromSeedAsync,
   NONCE_BYTES,
   open,
   PUBLIC_KEY_BYTES,
@@ -19,6 +20,7 @@ import {
   SECRET_KEY_BYTES,
   sharedKey,
   sign,
+  signAsync,
   SIGNATURE_BYTES,
   toBase64,
   toHex,
@@ -146,6 +148,18 @@ Deno.test("isPublicKeyText answers as decodePublicKey does, also when asked agai
     assert.equal(isPublicKeyText(good.slice(4)), false);
     assert.equal(isPublicKeyText(toBase64(new Uint8Array(31).fill(7))), false);
   }
+});
+
+Deno.test("keyPairFromSeedAsync and signAsync (WebCrypto) give tweetnacl's exact bytes", async () => {
+  for (let i = 0; i < 20; i++) {
+    const seed = randomBytes(32);
+    const a = keyPairFromSeed(seed), b = await keyPairFromSeedAsync(seed);
+    assert.deepEqual(b.publicKey, a.publicKey);
+    assert.deepEqual(b.secretKey, a.secretKey);
+    const msg = randomBytes(i * 7);
+    assert.deepEqual(await signAsync(msg, b.secretKey), sign(msg, a.secretKey));
+  }
+  await assert.rejects(keyPairFromSeedAsync(new Uint8Array(31)), /32 bytes/);
 });
 
 Deno.test("toHex is lower-case, two digits per byte", () => {

@@ -109,7 +109,7 @@ Deno.test("passphrase: piped send, sync and chat with CHAT_PASSPHRASE against a 
       assert.equal(file.secret_key, undefined);
       assert.equal(file.encrypted_secret_key.kdf.N, 2 ** 17);
       // Decrypt in this process with the store the CLI uses, to know what must not leak.
-      const kp = new ProfileStore({ home, profile: who }).loadIdentity(pass);
+      const kp = await new ProfileStore({ home, profile: who }).loadIdentity(pass);
       const seed = kp.secretKey.subarray(0, 32);
       assert.deepEqual(keyPairFromSeed(seed).publicKey, fromBase64(file.public_key));
       const forms = [toBase64(kp.secretKey), toBase64(seed), toHex(kp.secretKey), toHex(seed)];
