@@ -7,9 +7,9 @@
  * checks, retry sleeps, socket teardown) alive for a moment after disconnect() resolves.
  */
 import assert from "node:assert/strict";
-import { Kafka, logLevel } from "kafkajs";
+import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { busContract, waitFor } from "./bus_contract.ts";
-import { KafkaBus, type KafkaBusOptions } from "./bus_kafka.ts";
+import { KafkaBus, type KafkaBusOptions, PACKED_KEY } from "./bus_kafka.ts";
 import { BackendUnavailableError } from "./mailbox.ts";
 import {
   requireManaged,
@@ -97,6 +97,83 @@ await servicesTest(
         assert.deepEqual(mine, sent.filter((_, i) => i % 5 === k));
       }
     } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+  NO_SANITIZERS,
+);
+
+await servicesTest(
+  "kafka bus: a batch is packed one record per partition, in the mailbox's partition; " +
+    "plain records (older relays) and odd text still arrive",
+  async ({ kafkaBrokers }) => {
+    const [a, b] = await buses(2, kafkaBrokers);
+    const kafka = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING });
+    const reader = kafka.consumer({ groupId: `chat-test-reader-${crypto.randomUUID()}` });
+    // Configured as the bus's own producer was before packing (murmur2 on the key).
+    const raw = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    try {
+      const got: string[] = [];
+      await b.subscribe((mb, r) => got.push(`${mb}|${r}`));
+      const records: Array<{ partition: number; key: string; value: string }> = [];
+      await reader.connect();
+      await reader.subscribe({ topics: [a.topic], fromBeginning: true });
+      await reader.run({
+        eachMessage: ({ partition, message }) => {
+          records.push({
+            partition,
+            key: message.key!.toString(),
+            value: message.value!.toString(),
+          });
+          return Promise.resolve();
+        },
+      });
+      const sent = Array.from({ length: 40 }, (_, i) => [`mb${i % 8}`, `{"n":${i}}`]);
+      sent.push(["mb0", '{"n":"two\nlines"}']); // a newline: cannot be packed
+      await Promise.all(sent.map(([mb, r]) => a.publish(mb, r)));
+      await raw.connect();
+      // Plain records, as an older relay (or any keyed producer) writes them: kafkajs's default
+      // partitioner puts each in its mailbox's partition.
+      const plain = ["mb0", "mb1", "mb2", "mb3", "mb4", "mb5", "mb6", "mb7", "mb9"];
+      await raw.send({
+        topic: a.topic,
+        messages: plain.map((mb) => ({ key: mb, value: '{"old":1}' })),
+      });
+      await waitFor(() => got.length === 41 + plain.length, 20_000, "every announcement");
+      const lines = () =>
+        records.filter((r) => r.key === PACKED_KEY).reduce(
+          (n, r) => n + r.value.split("\n").length,
+          0,
+        );
+      await waitFor(
+        () => lines() === 40 && records.filter((r) => r.key !== PACKED_KEY).length === 10,
+        20_000,
+        "every record on the topic",
+      );
+      const packed = records.filter((r) => r.key === PACKED_KEY);
+      assert.ok(packed.length >= 1 && packed.length <= 4, `${packed.length} packed records`);
+      for (const r of packed) {
+        for (const line of r.value.split("\n")) {
+          const mb = line.split("\t")[0];
+          // Where the default partitioner sends a record keyed by that mailbox.
+          assert.equal(r.partition, records.find((x) => x.key === mb)?.partition, mb);
+        }
+      }
+      assert.ok(records.some((r) => r.key === "mb0" && r.value.includes("two\nlines")));
+      for (let k = 0; k < 8; k++) {
+        assert.deepEqual(
+          got.filter((g) => g.startsWith(`mb${k}|`) && !g.includes("old")).map((g) =>
+            g.slice(g.indexOf("|") + 1)
+          ),
+          sent.filter(([mb]) => mb === `mb${k}`).map(([, r]) => r),
+          `order of mb${k}`,
+        );
+      }
+      assert.ok(got.includes('mb9|{"old":1}'), "a plain record from an older relay");
+    } finally {
+      await reader.disconnect();
+      await raw.disconnect();
       await a.close();
       await b.close();
     }
