@@ -60,6 +60,8 @@ export interface KafkaBusOptions {
 }
 
 const MAX_BATCH_MESSAGES = 500;
+/** How often the consumer commits its position (see #startConsumer). */
+const COMMIT_INTERVAL_MS = 5000;
 const MAX_BATCH_BYTES = 1024 * 1024;
 /**
  * Record key of a packed record: announcements for one partition, one per line,
@@ -534,12 +536,21 @@ export class KafkaBus implements Bus {
       await consumer.subscribe({ topics: [this.topic], fromBeginning: false });
       await consumer.run({
         eachBatchAutoResolve: true,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        // kafkajs's autoCommit sends an OffsetCommit after every batch, and waits for it before
+        // the next fetch: one more round trip per announcement at low rates. Committed at most
+        // every COMMIT_INTERVAL_MS instead; a relay restarted under the same instance id then
+        // replays up to that much, which clients drop as ids they already have.
+        autoCommit: false,
+        autoCommitInterval: COMMIT_INTERVAL_MS,
+        eachBatch: async (
+          { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary },
+        ) => {
           for (const message of batch.messages) {
             if (!isRunning() || isStale()) break;
             this.#deliver(message);
             resolveOffset(message.offset);
           }
+          await commitOffsetsIfNecessary();
           await heartbeat();
         },
       });
