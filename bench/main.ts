@@ -325,12 +325,15 @@ if (want("connections")) {
     log(`  relay: ramp to ${n} sockets over ${CFG.connGens} generators`);
     const cr = await connectionRamp(r, "relay", n, CFG.connGens, CFG.connConcurrency);
     log(
-      `  relay: ${cr.connected} up, ${cr.kbPerSocket} KiB/socket, handshake p99 ${cr.handshake.p99} ms`,
+      `  relay: ${cr.connected} up, ${cr.kbPerSocket} KiB/socket after ${cr.settleSec} s idle ` +
+        `(${cr.kbPerSocketAfterRamp} after the ramp), handshake p99 ${cr.handshake.p99} ms`,
     );
     await r.stop();
     const f = await forwarder();
     const cf = await connectionRamp(f, "forwarder", n, CFG.connGens, CFG.connConcurrency);
-    log(`  forwarder: ${cf.connected} up, ${cf.kbPerSocket} KiB/socket`);
+    log(
+      `  forwarder: ${cf.connected} up, ${cf.kbPerSocket} KiB/socket (${cf.kbPerSocketAfterRamp} after the ramp)`,
+    );
     return { relay: cr, forwarder: cf };
   });
   out.connections = connections;
@@ -763,9 +766,13 @@ if (connections) {
   const c = connections.relay, f = connections.forwarder;
   rows.push([
     `connections: ${c.connected}/${c.target} authenticated idle sockets`,
-    `${c.kbPerSocket} KiB relay RSS/socket; handshake+auth p50/p99 ${c.handshake.p50}/${c.handshake.p99} ms; ` +
+    `${c.kbPerSocket} KiB relay RSS/socket after ${c.settleSec ?? 2} s idle (${
+      c.kbPerSocketAfterRamp ?? c.kbPerSocket
+    } 2 s after the ramp); handshake+auth p50/p99 ${c.handshake.p50}/${c.handshake.p99} ms; ` +
     `${c.cpuMsPerHandshake} CPU-ms/handshake`,
-    `bare forwarder ${f.kbPerSocket} KiB/socket; p99 ${f.handshake.p99} ms`,
+    `bare forwarder ${f.kbPerSocket} KiB/socket (${
+      f.kbPerSocketAfterRamp ?? f.kbPerSocket
+    } after the ramp); p99 ${f.handshake.p99} ms`,
     `${ratio(c.kbPerSocket, f.kbPerSocket)}`,
     "≤ 20 KiB/socket",
     yes(c.kbPerSocket <= 20 && c.failed === 0),
