@@ -652,6 +652,7 @@ out.profiles = {
       step: p.step,
       summary: p.summary,
       whole: p.whole,
+      workers: p.workers.map((w) => ({ file: w.file.replace(ROOT + "/", ""), summary: w.summary })),
     }]),
   ),
 };
@@ -927,7 +928,15 @@ const tableBlock = [
     ? ["", "Not run:", ...Object.entries(notRun).map(([k, v]) => `- ${k}: ${v}`)]
     : []),
   ...Object.entries(
-    out.profiles as Record<string, { rate: number; file: string; summary: ProfileSummary }>,
+    out.profiles as Record<
+      string,
+      {
+        rate: number;
+        file: string;
+        summary: ProfileSummary;
+        workers?: Array<{ file: string; summary: ProfileSummary }>;
+      }
+    >,
   )
     .flatMap(([name, p]) => [
       "",
@@ -944,6 +953,13 @@ const tableBlock = [
         )
       )
         .slice(0, 8).map((r) => `- ${r.pct}% ${r.name}`),
+      ...(p.workers ?? []).flatMap((w) => [
+        "",
+        `Its worker thread (${w.file}): ${w.summary.busyMs} ms busy of ${w.summary.totalMs} ms ` +
+        `sampled, top self time:`,
+        "",
+        ...w.summary.topSelf.slice(0, 5).map((r) => `- ${r.pct}% ${r.name}`),
+      ]),
     ]),
   "",
   `![latency vs load](results/${svgName})`,

@@ -19,6 +19,8 @@ export interface ProfileOut {
   summary: ProfileSummary;
   /** Everything, handshakes of the generators' sockets included. */
   whole: ProfileSummary;
+  /** The process's worker threads (the SQLite writer), each summarised on its own. */
+  workers: Array<{ file: string; summary: ProfileSummary }>;
   text: string;
 }
 
@@ -59,5 +61,14 @@ export async function profileRelay(
   const prof = JSON.parse(Deno.readTextFileSync(file)) as CpuProfile;
   const summary = summarise(prof, 15, /^#auth relay\/session\.ts/);
   const whole = summarise(prof, 8);
-  return { rate, step, file, summary, whole, text: render(summary) };
+  // Worker threads of the same process write their own profiles (the SQLite writer).
+  const workers = files.filter((f) =>
+    f !== mine && f.name.includes(`.${servers[0].pid}.`) && f.name.includes("worker")
+  ).map((f) => {
+    const wf = join(profDir, f.name);
+    return { file: wf, summary: summarise(JSON.parse(Deno.readTextFileSync(wf)), 8) };
+  });
+  const text = [render(summary), ...workers.map((w) => `worker ${w.file}:\n${render(w.summary)}`)]
+    .join("\n");
+  return { rate, step, file, summary, whole, workers, text };
 }
