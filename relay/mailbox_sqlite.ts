@@ -240,8 +240,10 @@ export class SqliteMailbox implements Mailbox {
   }
 
   /** As of the last committed batch (kept by the writer, so a scrape scans nothing). */
-  totals(): Promise<{ count: number; bytes: number }> {
-    return Promise.resolve({ ...this.#totals });
+  async totals(): Promise<{ count: number; bytes: number }> {
+    await this.#ready.catch(() => {}); // the writer counts the file when it opens it
+    await this.#writesDone();
+    return { ...this.#totals };
   }
 
   /** Queued after the writes before it, so it sees them. */

@@ -19,6 +19,7 @@ Deno.test("sqlite mailbox: envelopes survive close and reopen", async () => {
   await a.close();
   const b = new SqliteMailbox(path, DEFAULT_MAILBOX_LIMITS);
   try {
+    assert.deepEqual(await b.totals(), { count: 1, bytes: '{"id":"id-000002"}'.length });
     const got = await b.pending("alice");
     assert.deepEqual(got.map((e) => e.id), ["id-000002"]);
     assert.deepEqual(await b.depth("alice"), { count: 1, bytes: '{"id":"id-000002"}'.length });
