@@ -242,7 +242,11 @@ const ED25519_PKCS8_PREFIX = new Uint8Array([
   0x20,
 ]);
 
-function importSeed(seed: Uint8Array, extractable: boolean): Promise<CryptoKey> {
+/**
+ * A WebCrypto Ed25519 signing key for a 32-byte seed (the first half of a tweetnacl secret key).
+ * `extractable` only so the public key can be exported ({@linkcode keyPairFromSeedAsync}).
+ */
+export function signingKeyFromSeed(seed: Uint8Array, extractable = false): Promise<CryptoKey> {
   if (seed.length !== 32) throw new Error("an Ed25519 seed is 32 bytes");
   const pkcs8 = new Uint8Array(48);
   pkcs8.set(ED25519_PKCS8_PREFIX);
@@ -260,7 +264,7 @@ function importSeed(seed: Uint8Array, extractable: boolean): Promise<CryptoKey> 
  * command that loads the identity pays.
  */
 export async function keyPairFromSeedAsync(seed: Uint8Array): Promise<KeyPair> {
-  const key = await importSeed(seed, true);
+  const key = await signingKeyFromSeed(seed, true);
   const jwk = await crypto.subtle.exportKey("jwk", key);
   const publicKey = fromBase64(
     jwk.x!.replaceAll("-", "+").replaceAll("_", "/").padEnd(44, "="),
@@ -279,7 +283,7 @@ export async function keyPairFromSeedAsync(seed: Uint8Array): Promise<KeyPair> {
  * deterministic, so the bytes are the same as tweetnacl's.
  */
 export async function signAsync(message: Uint8Array, secretKey: Uint8Array): Promise<Uint8Array> {
-  const key = await importSeed(secretKey.subarray(0, 32), false);
+  const key = await signingKeyFromSeed(secretKey.subarray(0, 32));
   return new Uint8Array(await crypto.subtle.sign("Ed25519", key, new Uint8Array(message)));
 }
 

@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { type KeyPair, keyPairFromSeed, toBase64 } from "../../shared/crypto.ts";
+import {
+  type KeyPair,
+  keyPairFromSeed,
+  signingKeyFromSeed,
+  toBase64,
+} from "../../shared/crypto.ts";
 import { authMessage, normalizeRelayUrl } from "../../shared/protocol.ts";
 
 /** A key the generator can authenticate (and, when `kp` is set, seal) with. */
@@ -16,36 +21,11 @@ export interface Identity {
   kp?: KeyPair;
 }
 
-const PKCS8_ED25519_PREFIX = [
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-];
-
 /** An identity with a tweetnacl key pair too (for sealing real envelopes). */
 export async function sealingIdentity(): Promise<Identity> {
   const seed = crypto.getRandomValues(new Uint8Array(32));
   const kp = keyPairFromSeed(seed);
-  const signKey = await crypto.subtle.importKey(
-    "pkcs8",
-    new Uint8Array([...PKCS8_ED25519_PREFIX, ...seed]).buffer,
-    { name: "Ed25519" },
-    false,
-    ["sign"],
-  );
+  const signKey = await signingKeyFromSeed(seed);
   return { key: toBase64(kp.publicKey), signKey, kp };
 }
 
