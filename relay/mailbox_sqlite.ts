@@ -48,6 +48,7 @@ export class SqliteMailbox implements Mailbox {
   #limits: MailboxLimits;
   #worker: Worker;
   #ready: Promise<void>;
+  #notReady: (e: Error) => void;
   /** Why the writer is gone, once it is. */
   #dead: string | undefined;
   #calls = new Map<number, { resolve: (r: WriterReply) => void; reject: (e: Error) => void }>();
@@ -68,7 +69,12 @@ export class SqliteMailbox implements Mailbox {
    * Opens (creating if needed) the database at `path`: the schema and the read connection here,
    * synchronously, so a file that cannot be opened fails now; the writer opens its own.
    */
-  constructor(path: string, limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS) {
+  constructor(
+    path: string,
+    limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
+    /** The writer's module; tests swap it for one that fails. */
+    writer: URL = new URL("./sqlite_writer_worker.ts", import.meta.url),
+  ) {
     this.path = path;
     this.#limits = limits;
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -83,25 +89,24 @@ export class SqliteMailbox implements Mailbox {
       ),
       ping: this.#db.prepare("SELECT 1"),
     };
-    this.#worker = new Worker(new URL("./sqlite_writer_worker.ts", import.meta.url), {
-      type: "module",
-    });
-    this.#ready = new Promise((resolve, reject) => {
-      this.#worker.onmessage = (e: MessageEvent<WriterReply>) => {
-        const m = e.data;
-        if ("t" in m) {
-          if (m.t === "ready") {
-            this.#totals = m.totals;
-            resolve();
-          } else reject(this.#die(`sqlite writer could not open ${path}: ${m.message}`));
-          return;
-        }
-        if ("totals" in m) this.#totals = m.totals;
-        const call = this.#calls.get(m.n);
-        this.#calls.delete(m.n);
-        call?.resolve(m);
-      };
-    });
+    this.#worker = new Worker(writer, { type: "module" });
+    const ready = Promise.withResolvers<void>();
+    this.#ready = ready.promise;
+    this.#notReady = ready.reject;
+    this.#worker.onmessage = (e: MessageEvent<WriterReply>) => {
+      const m = e.data;
+      if ("t" in m) {
+        if (m.t === "ready") {
+          this.#totals = m.totals;
+          ready.resolve();
+        } else this.#die(`sqlite writer could not open ${path}: ${m.message}`);
+        return;
+      }
+      if ("totals" in m) this.#totals = m.totals;
+      const call = this.#calls.get(m.n);
+      this.#calls.delete(m.n);
+      call?.resolve(m);
+    };
     this.#ready.catch(() => {}); // observed by every call; not an unhandled rejection here
     this.#worker.onerror = (e) => {
       e.preventDefault();
@@ -114,10 +119,11 @@ export class SqliteMailbox implements Mailbox {
     this.#worker.postMessage(m);
   }
 
-  /** Marks the writer gone and fails every call waiting on it. */
+  /** Marks the writer gone and fails every call waiting on it (or on its start). */
   #die(why: string): BackendUnavailableError {
     this.#dead ??= why;
     const e = new BackendUnavailableError(this.#dead);
+    this.#notReady(e); // no-op once it started
     for (const c of this.#calls.values()) c.reject(e);
     this.#calls.clear();
     return e;
@@ -268,9 +274,18 @@ export class SqliteMailbox implements Mailbox {
       this.#closed = true;
       this.#flush();
       while (this.#inFlight) await this.#inFlight;
+      // A writer that does not answer within 10 s is terminated anyway: SQLite's WAL makes an
+      // unfinished close safe, and shutdown must not hang on it.
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        if (!this.#dead) await this.#call({ t: "close" });
+        if (!this.#dead) {
+          await Promise.race([
+            this.#call({ t: "close" }),
+            new Promise((r) => (timer = setTimeout(r, 10_000))),
+          ]);
+        }
       } catch { /* the writer is gone already: nothing left to close there */ }
+      clearTimeout(timer);
       this.#die("mailbox is closed");
       this.#worker.terminate();
       this.#db.close();

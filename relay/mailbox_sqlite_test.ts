@@ -36,3 +36,26 @@ Deno.test("sqlite mailbox: a put after close is refused, not lost silently", asy
   await assert.rejects(m.put("alice", { id: "id-000001", raw: "{}" }), /closed/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("sqlite mailbox: a writer that dies before it starts fails every call, not hangs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  const m = new SqliteMailbox(
+    join(dir, "mailbox.db"),
+    DEFAULT_MAILBOX_LIMITS,
+    new URL("./testdata/failing_writer.ts", import.meta.url),
+  );
+  const within = <T>(p: Promise<T>) =>
+    Promise.race([
+      p,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("hung")), 5000)),
+    ]);
+  try {
+    await assert.rejects(within(m.put("alice", { id: "id-000001", raw: "{}" })), /writer failed/);
+    await assert.rejects(within(m.ack("alice", ["id-000001"])), /writer failed/);
+    assert.equal((await within(m.check())).ok, false);
+    await within(m.totals());
+  } finally {
+    await within(m.close());
+  }
+  await Deno.remove(dir, { recursive: true });
+});
