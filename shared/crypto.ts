@@ -90,6 +90,9 @@ const validKeys = new Map<string, boolean>();
  * and a conversation repeats the same two keys.
  */
 export function isPublicKeyText(text: string): boolean {
+  // Only the one length a key can have is looked up or remembered: anything else is refused
+  // at once, so hostile frames cannot fill the cache with large strings.
+  if (typeof text !== "string" || text.length !== 44) return false;
   let ok = validKeys.get(text);
   if (ok === undefined) {
     ok = decodePublicKey(text) !== undefined;
@@ -264,6 +267,8 @@ export function signingKeyFromSeed(seed: Uint8Array, extractable = false): Promi
  * command that loads the identity pays.
  */
 export async function keyPairFromSeedAsync(seed: Uint8Array): Promise<KeyPair> {
+  // The JWK export also carries the seed (`d`) as a string, which cannot be wiped; so does the
+  // identity file's JSON once read, so this adds no new kind of copy.
   const key = await signingKeyFromSeed(seed, true);
   const jwk = await crypto.subtle.exportKey("jwk", key);
   const publicKey = fromBase64(

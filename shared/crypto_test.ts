@@ -147,6 +147,7 @@ Deno.test("isPublicKeyText answers as decodePublicKey does, also when asked agai
     assert.equal(isPublicKeyText(weak), false);
     assert.equal(isPublicKeyText(good.slice(4)), false);
     assert.equal(isPublicKeyText(toBase64(new Uint8Array(31).fill(7))), false);
+    assert.equal(isPublicKeyText(good + "A".repeat(100_000)), false);
   }
 });
 
