@@ -165,6 +165,9 @@ export class KafkaBus implements Bus {
   #partitions = 0;
   #partitionOf = new Map<string, number>();
   #partitioner = Partitioners.DefaultPartitioner();
+  /** Next offset to read per partition, not yet committed, and the timer that commits them. */
+  #positions = new Map<number, string>();
+  #commitTimer?: ReturnType<typeof setInterval>;
   #restartTimer?: ReturnType<typeof setTimeout>;
   #restartDelay = 500;
   #closed = false;
@@ -378,31 +381,28 @@ export class KafkaBus implements Bus {
   /**
    * One record per partition per batch: kafkajs encodes records one by one (a fresh buffer and
    * several small ones each, and a quadratic grouping step), so 500 announcements as 500 records
-   * cost most of the bus's CPU. Packed, they are a dozen records. An announcement that could not
-   * be split back (a tab or newline where the format needs none) goes as a record of its own,
-   * keyed by its mailbox as before.
+   * cost most of the bus's CPU. Packed, they are a dozen records. A batch with an announcement
+   * that could not be split back (a tab or newline where the format needs none) goes as plain
+   * records, one per announcement keyed by its mailbox, as before packing, so order still holds.
    */
   #records(batch: Queued[]): Message[] {
+    const plain = this.#partitions === 0 ||
+      batch.some((q) =>
+        q.mailboxId.includes("\t") || q.mailboxId.includes("\n") || q.raw.includes("\n")
+      );
+    if (plain) return batch.map((q) => ({ key: q.mailboxId, value: q.raw }));
     const byPartition = new Map<number, string[]>();
-    const single: Message[] = [];
     for (const q of batch) {
-      if (
-        this.#partitions === 0 || q.mailboxId.includes("\t") || q.mailboxId.includes("\n") ||
-        q.raw.includes("\n")
-      ) {
-        single.push({ key: q.mailboxId, value: q.raw });
-        continue;
-      }
       const p = this.#partition(q.mailboxId);
       let lines = byPartition.get(p);
       if (!lines) byPartition.set(p, lines = []);
       lines.push(`${q.mailboxId}\t${q.raw}`);
     }
-    const out: Message[] = [];
-    for (const [partition, lines] of byPartition) {
-      out.push({ partition, key: PACKED_KEY, value: lines.join("\n") });
-    }
-    return out.concat(single);
+    return [...byPartition].map(([partition, lines]) => ({
+      partition,
+      key: PACKED_KEY,
+      value: lines.join("\n"),
+    }));
   }
 
   async #flush(): Promise<void> {
@@ -420,16 +420,22 @@ export class KafkaBus implements Bus {
       try {
         await this.#ensureTopic();
         const producer = await this.#getProducer();
+        const messages = this.#records(batch);
         try {
-          await withTimeout(
-            producer.send({
-              topic: this.topic,
-              acks: -1,
-              messages: this.#records(batch),
-            }),
+          const sent = await withTimeout(
+            producer.send({ topic: this.topic, acks: -1, messages }),
             this.#opts.publishTimeoutMs,
             "publish",
           );
+          // kafkajs leaves out, without an error, records for a partition its metadata does not
+          // have (the topic was recreated with fewer): fail loudly and read the count again.
+          const acked = new Set(sent.map((r) => r.partition));
+          const lost = messages.find((m) => m.partition !== undefined && !acked.has(m.partition));
+          if (lost) {
+            this.#topicReady = undefined;
+            this.#partitionOf.clear();
+            throw new Error(`partition ${lost.partition} of ${this.topic} is not known to Kafka`);
+          }
         } catch (e) {
           this.#producerBroken = true;
           throw e;
@@ -537,23 +543,24 @@ export class KafkaBus implements Bus {
       await consumer.run({
         eachBatchAutoResolve: true,
         // kafkajs's autoCommit sends an OffsetCommit after every batch, and waits for it before
-        // the next fetch: one more round trip per announcement at low rates. Committed at most
-        // every COMMIT_INTERVAL_MS instead; a relay restarted under the same instance id then
-        // replays up to that much, which clients drop as ids they already have.
+        // the next fetch: one more round trip per announcement at low rates. The position is
+        // committed by a timer every COMMIT_INTERVAL_MS instead (#commitPositions); a consumer
+        // restarted by kafkajs replays at most that much, which clients drop as ids they have.
         autoCommit: false,
-        autoCommitInterval: COMMIT_INTERVAL_MS,
-        eachBatch: async (
-          { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary },
-        ) => {
+        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+          let next: string | undefined;
           for (const message of batch.messages) {
             if (!isRunning() || isStale()) break;
             this.#deliver(message);
             resolveOffset(message.offset);
+            next = String(BigInt(message.offset) + 1n);
           }
-          await commitOffsetsIfNecessary();
+          if (next !== undefined) this.#positions.set(batch.partition, next);
           await heartbeat();
         },
       });
+      clearInterval(this.#commitTimer);
+      this.#commitTimer = setInterval(() => this.#commitPositions(consumer), COMMIT_INTERVAL_MS);
       // After the first fetch the consumer's positions are fixed (end of topic, resolved before
       // this point), so anything published after subscribe() resolves is delivered.
       await withTimeout(firstFetch, this.#opts.subscribeTimeoutMs, "joining the consumer group");
@@ -564,9 +571,25 @@ export class KafkaBus implements Bus {
       }
     } catch (e) {
       if (this.#consumer === consumer) this.#consumer = undefined;
+      clearInterval(this.#commitTimer);
       this.#track(consumer.disconnect());
       throw e;
     }
+  }
+
+  /** Commits the positions read since the last commit (see #startConsumer). */
+  #commitPositions(consumer: Consumer): void {
+    if (this.#closed || this.#consumer !== consumer || this.#positions.size === 0) return;
+    const batch = [...this.#positions];
+    this.#positions.clear();
+    consumer.commitOffsets(
+      batch.map(([partition, offset]) => ({ topic: this.topic, partition, offset })),
+    ).catch(() => {
+      // Rebalancing or Kafka away: keep them for the next tick, unless newer ones came since.
+      for (const [partition, offset] of batch) {
+        if (!this.#positions.has(partition)) this.#positions.set(partition, offset);
+      }
+    });
   }
 
   #scheduleConsumerRestart(old: Consumer): void {
@@ -630,7 +653,8 @@ export class KafkaBus implements Bus {
     this.#handler = undefined;
     this.#flushScheduled = false;
     clearTimeout(this.#restartTimer);
-    this.#restartTimer = undefined;
+    clearInterval(this.#commitTimer);
+    this.#restartTimer = this.#commitTimer = undefined;
     const closed = new BackendUnavailableError("Kafka bus is closed");
     for (const q of this.#queue.splice(0)) q.reject(closed);
     await this.#flushing?.catch(() => {});
