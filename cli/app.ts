@@ -6,6 +6,7 @@
  */
 import { addContactCommand } from "./add_contact.ts";
 import { chatCommand } from "./chat.ts";
+import { passphraseCommand } from "./change_passphrase.ts";
 import { contactsCommand } from "./contacts.ts";
 import { colorAllowed, type Command, type Context } from "./context.ts";
 import { CliError, errorMessage, UsageError } from "./errors.ts";
@@ -27,6 +28,7 @@ export const COMMANDS: readonly Command[] = [
   syncCommand,
   chatCommand,
   historyCommand,
+  passphraseCommand,
 ];
 
 /** Exit codes. */

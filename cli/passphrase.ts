@@ -14,6 +14,9 @@ import { type ProfileStore, WrongPassphraseError } from "./profile_store.ts";
 /** Environment variable read for the passphrase (scripts, pipes, CI). */
 export const PASSPHRASE_ENV = "CHAT_PASSPHRASE";
 
+/** Environment variable read for the new passphrase of `chat-p2p passphrase` (scripts). */
+export const NEW_PASSPHRASE_ENV = "CHAT_NEW_PASSPHRASE";
+
 /** Attempts allowed at the terminal before giving up. */
 const TERMINAL_ATTEMPTS = 3;
 
@@ -27,8 +30,8 @@ const DELETE = 0x7f;
 const CTRL_U = 0x15;
 const ESC = 0x1b;
 
-function passphraseFromEnv(ctx: Context): string | undefined {
-  const v = ctx.io.env(PASSPHRASE_ENV);
+function passphraseFromEnv(ctx: Context, name = PASSPHRASE_ENV): string | undefined {
+  const v = ctx.io.env(name);
   return v === undefined || v === "" ? undefined : v;
 }
 
@@ -101,17 +104,21 @@ export async function readHidden(ctx: Context, prompt: string): Promise<string> 
 }
 
 /**
- * The passphrase for a new identity (`init --passphrase`): `CHAT_PASSPHRASE` if set, else asked
- * twice on the terminal. Throws a CliError when it is empty, the two entries differ, or there is
- * no way to get one.
+ * A new passphrase (`init --passphrase`, `passphrase`): the environment variable `envName` if set
+ * (`CHAT_PASSPHRASE` for init), else asked twice on the terminal. Throws a CliError when it is
+ * empty, the two entries differ, or there is no way to get one (`what` names the option or
+ * command in that message).
  */
-export async function askNewPassphrase(ctx: Context, profile: string): Promise<string> {
-  let passphrase = passphraseFromEnv(ctx);
+export async function askNewPassphrase(
+  ctx: Context,
+  profile: string,
+  envName = PASSPHRASE_ENV,
+  what = "--passphrase",
+): Promise<string> {
+  let passphrase = passphraseFromEnv(ctx, envName);
   if (passphrase === undefined) {
     if (!canPrompt(ctx)) {
-      throw new CliError(
-        `--passphrase: stdin is not a terminal, so put the passphrase in ${PASSPHRASE_ENV}`,
-      );
+      throw new CliError(`${what}: stdin is not a terminal, so put the passphrase in ${envName}`);
     }
     passphrase = await readHidden(
       ctx,
