@@ -1,17 +1,8 @@
 import assert from "node:assert/strict";
 import { splitGlobals } from "./app.ts";
-import { runInProcess, tempHome } from "./testing.ts";
+import { runInProcess, withHome } from "./testing.ts";
 
 const ESC = "\x1b[";
-
-async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
-  const home = tempHome();
-  try {
-    await fn(home);
-  } finally {
-    Deno.removeSync(home, { recursive: true });
-  }
-}
 
 Deno.test("usage errors exit 2 with the problem and the usage on stderr", async () => {
   await withHome(async (home) => {

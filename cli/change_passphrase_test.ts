@@ -2,18 +2,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { toBase64 } from "../shared/crypto.ts";
 import { ProfileStore, WrongPassphraseError } from "./profile_store.ts";
-import { runInProcess, tempHome } from "./testing.ts";
+import { runInProcess, withHome } from "./testing.ts";
 
 const OLD = "the old passphrase", NEW = "the new passphrase";
-
-async function withHome(f: (home: string) => Promise<void>): Promise<void> {
-  const home = tempHome();
-  try {
-    await f(home);
-  } finally {
-    Deno.removeSync(home, { recursive: true });
-  }
-}
 
 Deno.test("passphrase: set, change and remove keep the same key pair; the file stays 0600", async () => {
   await withHome(async (home) => {

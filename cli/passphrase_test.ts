@@ -10,7 +10,7 @@ import type { Context } from "./context.ts";
 import { CliError } from "./errors.ts";
 import { readHidden, unlockIdentity } from "./passphrase.ts";
 import { ProfileStore, WrongPassphraseError } from "./profile_store.ts";
-import { captureIo, runInProcess, type RunOptions, tempHome } from "./testing.ts";
+import { captureIo, runInProcess, type RunOptions, withHome } from "./testing.ts";
 
 const FAST = { N: 1024, r: 8, p: 1 };
 
@@ -22,15 +22,6 @@ function mode(path: string): number {
 function secretForms(secretKey: Uint8Array): string[] {
   const seed = secretKey.subarray(0, 32);
   return [toBase64(secretKey), toBase64(seed), toHex(secretKey), toHex(seed)];
-}
-
-async function withHome(f: (home: string) => Promise<void> | void): Promise<void> {
-  const home = tempHome();
-  try {
-    await f(home);
-  } finally {
-    Deno.removeSync(home, { recursive: true });
-  }
 }
 
 Deno.test("ProfileStore: a protected identity holds no plaintext key and opens only with its passphrase", async () => {

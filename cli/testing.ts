@@ -89,3 +89,13 @@ export async function runInProcess(argv: string[], opts: RunOptions): Promise<Ru
 export function tempHome(): string {
   return Deno.makeTempDirSync({ prefix: "chat-p2p-test-" });
 }
+
+/** Runs `fn` with a fresh temporary HOME, removed afterwards whatever happens. */
+export async function withHome(fn: (home: string) => Promise<void> | void): Promise<void> {
+  const home = tempHome();
+  try {
+    await fn(home);
+  } finally {
+    Deno.removeSync(home, { recursive: true });
+  }
+}
