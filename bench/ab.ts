@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
-import { startServer, stopAll } from "./lib/proc.ts";
+import { BENCH_RELAY_ENV, startServer, stopAll } from "./lib/proc.ts";
 import { Fleet, type StepOut } from "./scenarios/throughput.ts";
 
 const { values: o } = parseArgs({
@@ -41,14 +41,7 @@ for (let round = 1; round <= Number(o.rounds); round++) {
       name: `relay-${side}`,
       script: join(resolve(dir), "relay/main.ts"),
       args: ["--port", "0", "--host", "127.0.0.1", "--data-dir", join(work, `d${++n}`)],
-      env: {
-        RELAY_FRAME_RATE: "0",
-        RELAY_SEND_RATE: "0",
-        RELAY_MAX_CONNECTIONS_PER_IP: "0",
-        KAFKA_BROKERS: "",
-        REDIS_URL: "",
-        ...extraEnv[side],
-      },
+      env: { ...BENCH_RELAY_ENV, ...extraEnv[side] },
     });
     const fleet = new Fleet({
       name: `ab-${side}`,

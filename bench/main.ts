@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { Hist } from "./lib/hist.ts";
 import {
+  BENCH_RELAY_ENV,
   hardFdLimit,
   loadAvg,
   machineBusySeconds,
@@ -133,12 +134,6 @@ const CFG = quick
     deadlineSec: 3600,
   };
 const P99_LIMIT = 20;
-const RELAY_ENV = {
-  // Abuse limits off: the bench measures routing capacity, not the token buckets' refusals.
-  RELAY_FRAME_RATE: "0",
-  RELAY_SEND_RATE: "0",
-  RELAY_MAX_CONNECTIONS_PER_IP: "0",
-};
 
 const runId = `${Date.now().toString(36)}`;
 const work = await Deno.makeTempDir({ prefix: "chat-bench-" });
@@ -185,9 +180,7 @@ function relay(
     name,
     script: RELAY_SCRIPT,
     args: ["--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir],
-    // Empty = unset for the relay's config: an embedded relay must not pick up the caller's
-    // KAFKA_BROKERS / REDIS_URL.
-    env: { ...RELAY_ENV, KAFKA_BROKERS: "", REDIS_URL: "", ...env },
+    env: { ...BENCH_RELAY_ENV, ...env },
     cpuProfDir,
     timeoutMs: 90_000,
   }).then((s) => ({ ...s, dataDir }));
@@ -288,7 +281,7 @@ const date = new Date().toISOString().slice(0, 10);
 out.date = new Date().toISOString();
 out.mode = quick ? "quick" : "full";
 out.machine = await machine();
-out.settings = { ...CFG, p99LimitMs: P99_LIMIT, relayEnv: RELAY_ENV };
+out.settings = { ...CFG, p99LimitMs: P99_LIMIT, relayEnv: BENCH_RELAY_ENV };
 out.loadAvgStart = loadAvg();
 const busy0 = machineBusySeconds();
 log(`bench ${out.mode} on ${JSON.stringify(out.machine)}`);

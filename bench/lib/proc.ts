@@ -10,6 +10,19 @@ import { fileURLToPath } from "node:url";
 /** Repository root (the folder holding deno.json). */
 export const ROOT: string = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
+/**
+ * Environment every benchmarked relay runs with. Abuse limits off: the bench measures routing
+ * capacity, not the token buckets' refusals. Empty KAFKA_BROKERS / REDIS_URL (= unset for the
+ * relay's config) so an embedded relay does not pick up the caller's services.
+ */
+export const BENCH_RELAY_ENV: Readonly<Record<string, string>> = {
+  RELAY_FRAME_RATE: "0",
+  RELAY_SEND_RATE: "0",
+  RELAY_MAX_CONNECTIONS_PER_IP: "0",
+  KAFKA_BROKERS: "",
+  REDIS_URL: "",
+};
+
 /** Clock ticks per second for /proc/<pid>/stat (getconf CLK_TCK; 100 on Linux x86-64). */
 export const CLK_TCK = 100;
 
