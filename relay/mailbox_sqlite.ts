@@ -5,9 +5,10 @@
  * fsync waits there while the relay's event loop goes on routing. At most one batch is in the
  * writer at a time: puts, acks and sweeps that arrive while it commits are sent together as the
  * next batch, one transaction and one fsync (group commit). Each put still resolves only after
- * its transaction is durable. Reads (`pending`, `depth`, `totals`) use a second connection on
- * this thread; WAL lets them run beside the writer and they see every committed write.
- * The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox.
+ * its transaction is durable. Reads (`pending`, `depth`) use a second connection on this
+ * thread; WAL lets them run beside the writer, and each first waits for the writes queued before
+ * it. The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox, and
+ * sends the totals over all mailboxes with each reply (`totals`, for /metrics).
  *
  * @module
  */
