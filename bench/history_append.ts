@@ -1,5 +1,5 @@
 /**
- * History append cost through cli/message_log.ts: median ms per `appendMessage` on an empty log
+ * History append cost through client/store/message_log.ts: median ms per `appendMessage` on an empty log
  * and on a log already holding 100k messages, and the time to open the 100k log.
  *
  * Usage: deno run -A bench/history_append.ts <dir>   (prints one JSON line)
@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { MessageLog } from "../cli/message_log.ts";
+import { MessageLog } from "@chat-p2p/client";
 
 const dir = Deno.args[0] ?? await Deno.makeTempDir();
 const APPENDS = 200;

@@ -1,5 +1,5 @@
 /**
- * The Kafka bus alone (relay/bus_kafka.ts, no relay, no sockets): publishes `count` envelopes of
+ * The Kafka bus alone (relay/bus/kafka/bus.ts, no relay, no sockets): publishes `count` envelopes of
  * `size` bytes keyed by 64 recipients, with at most `window` publishes in flight, and counts them
  * back through its own subscription. Prints one JSON line with the rates and its CPU.
  *
@@ -13,7 +13,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Kafka, logLevel } from "kafkajs";
-import { KafkaBus } from "../relay/bus_kafka.ts";
+import { KafkaBus } from "../relay/bus/kafka/bus.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

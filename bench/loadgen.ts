@@ -15,8 +15,7 @@
  * @module
  */
 import process from "node:process";
-import { sealEnvelope } from "../shared/envelope.ts";
-import { serializeEnvelope } from "../shared/protocol.ts";
+import { sealEnvelope, serializeEnvelope } from "@chat-p2p/protocol";
 import {
   type Authed,
   connectAuth,

@@ -4,7 +4,7 @@
  *
  * Usage: deno run -A bench/profile_summary.ts <file.cpuprofile> [--top 20] [--exclude REGEX]
  * (`--exclude` drops samples with a matching frame on their stack, e.g. the handshake:
- * `--exclude '#auth relay/session.ts'`).
+ * `--exclude '#auth relay/core/session.ts'`).
  *
  * @module
  */

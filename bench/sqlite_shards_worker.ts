@@ -1,11 +1,11 @@
 /**
- * Worker for `bench/sqlite_shards.ts`: one SQLite writer (relay/sqlite_writer.ts) committing
+ * Worker for `bench/sqlite_shards.ts`: one SQLite writer (relay/mailbox/sqlite/writer.ts) committing
  * `batches` batches of `batch` 400-byte puts over 100 mailboxes; posts its commit latencies.
  *
  * @module
  */
 /// <reference lib="deno.worker" />
-import { SqliteWriter, type WriteOp } from "../relay/sqlite_writer.ts";
+import { SqliteWriter, type WriteOp } from "../relay/mailbox/sqlite/writer.ts";
 
 self.onmessage = (e: MessageEvent<{ path: string; batches: number; batch: number }>) => {
   const { path, batches, batch } = e.data;

@@ -4,19 +4,20 @@
  *
  * @module
  */
-import { addContactCommand } from "./add_contact.ts";
-import { chatCommand } from "./chat.ts";
-import { passphraseCommand } from "./change_passphrase.ts";
-import { contactsCommand } from "./contacts.ts";
+import { addContactCommand } from "./commands/add_contact.ts";
+import { chatCommand } from "./commands/chat.ts";
+import { passphraseCommand } from "./commands/change_passphrase.ts";
+import { contactsCommand } from "./commands/contacts.ts";
 import { colorAllowed, type Command, type Context } from "./context.ts";
+import { ClientError } from "@chat-p2p/client";
 import { CliError, errorMessage, UsageError } from "./errors.ts";
-import { historyCommand } from "./history.ts";
-import { idCommand } from "./id.ts";
-import { initCommand } from "./init.ts";
+import { historyCommand } from "./commands/history.ts";
+import { idCommand } from "./commands/id.ts";
+import { initCommand } from "./commands/init.ts";
 import type { Io } from "./io.ts";
-import { explainProfileName } from "./profile_store.ts";
-import { sendCommand } from "./send.ts";
-import { syncCommand } from "./sync.ts";
+import { explainProfileName } from "@chat-p2p/client";
+import { sendCommand } from "./commands/send.ts";
+import { syncCommand } from "./commands/sync.ts";
 
 /** Every command, in help order. */
 export const COMMANDS: readonly Command[] = [
@@ -147,7 +148,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (verbose && e instanceof Error && e.stack) {
       stderr(e.stack);
       if (e.cause instanceof Error && e.cause.stack) stderr(`caused by: ${e.cause.stack}`);
-    } else if (!(e instanceof CliError)) {
+    } else if (!(e instanceof CliError || e instanceof ClientError)) {
       stderr("(run with --verbose for details)");
     }
     return EXIT.failure;

@@ -55,7 +55,7 @@ Deno.test("runtime failures exit 1 with error: ... and no stack trace", async ()
     assert.equal(r.stdout, "");
     const v = await runInProcess(["id", "--verbose"], { home, profile: "alice" });
     assert.equal(v.code, 1);
-    assert.match(v.stderr, /CliError: no identity/, "stack trace with --verbose");
+    assert.match(v.stderr, /ClientError: no identity/, "stack trace with --verbose");
   });
 });
 

@@ -3,10 +3,9 @@
  * in-process with captured output under temporary HOMEs.
  */
 import assert from "node:assert/strict";
-import { fingerprint, generateKeyPair, toBase64 } from "../shared/crypto.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
+import { fingerprint, generateKeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { RelayProcess } from "../tests/relay_process.ts";
-import { connectRelay } from "./relay_client.ts";
+import { connectRelay } from "@chat-p2p/client";
 import { runInProcess, tempHome } from "./testing.ts";
 
 Deno.test("send while offline, sync, receipts, history, piped chat, forged box", async () => {

@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { normalizeRelayUrl } from "../shared/protocol.ts";
+import { normalizeRelayUrl } from "@chat-p2p/protocol";
 import { type Context, debug } from "./context.ts";
 import { CliError, UsageError } from "./errors.ts";
-import { type ConnectOptions, RelayError } from "./relay_client.ts";
+import { type ConnectOptions, RelayError } from "@chat-p2p/client";
 
 /** Normalises a relay URL argument, or throws a usage error. */
 export function relayUrlArg(url: string, usage: string): string {

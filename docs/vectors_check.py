@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cross-check shared/vectors.json against libsodium (through PyNaCl).
+"""Cross-check protocol/vectors.json against libsodium (through PyNaCl).
 
 Recomputes, independently of the TypeScript code (tweetnacl + ed2curve), every crypto value in
 the golden vectors: Ed25519 public keys from seeds, fingerprints, Ed25519 -> X25519 key
@@ -22,7 +22,7 @@ from nacl import bindings as b
 from nacl.signing import SigningKey
 
 path = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else (
-    pathlib.Path(__file__).resolve().parent.parent / "shared" / "vectors.json")
+    pathlib.Path(__file__).resolve().parent.parent / "protocol" / "vectors.json")
 v = json.loads(path.read_text(encoding="utf-8"))
 
 passed = 0

@@ -5,10 +5,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_MAX_FRAME_BYTES, normalizeRelayUrl } from "../shared/protocol.ts";
-import { DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "./mailbox.ts";
-import { isLevel, type Level } from "./log.ts";
-import type { RateSpec } from "./rate_limit.ts";
+import { DEFAULT_MAX_FRAME_BYTES, normalizeRelayUrl } from "@chat-p2p/protocol";
+import { DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "./ports/mailbox.ts";
+import { isLevel, type Level } from "./infra/log.ts";
+import type { RateSpec } from "./core/rate_limit.ts";
 
 /** Everything the relay can be told. */
 export interface RelayConfig {

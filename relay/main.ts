@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, parseConfig, usage } from "./config.ts";
-import { createLogger } from "./log.ts";
+import { createLogger } from "./infra/log.ts";
 import { startRelay } from "./server.ts";
 
 async function main(): Promise<number> {

@@ -7,15 +7,15 @@
  */
 import { join } from "node:path";
 import type { RelayConfig } from "./config.ts";
-import type { Bus } from "./bus.ts";
-import { MemoryBus } from "./bus_memory.ts";
-import { createApp } from "./app.ts";
-import type { Logger } from "./log.ts";
-import type { Mailbox } from "./mailbox.ts";
-import { SqliteMailbox } from "./mailbox_sqlite.ts";
-import { Metrics } from "./metrics.ts";
-import { Router } from "./router.ts";
-import type { Session } from "./session.ts";
+import type { Bus } from "./ports/bus.ts";
+import { MemoryBus } from "./bus/memory.ts";
+import { createApp } from "./http/app.ts";
+import type { Logger } from "./infra/log.ts";
+import type { Mailbox } from "./ports/mailbox.ts";
+import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
+import { Metrics } from "./infra/metrics.ts";
+import { Router } from "./core/router.ts";
+import type { Session } from "./core/session.ts";
 
 /** A running relay. */
 export interface RunningRelay {
@@ -35,7 +35,7 @@ export interface RunningRelay {
 /** Builds the mailbox the configuration asks for. */
 export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mailbox> {
   if (config.redisUrl) {
-    const { RedisMailbox } = await import("./mailbox_redis.ts");
+    const { RedisMailbox } = await import("./mailbox/redis.ts");
     return await RedisMailbox.connect(config.redisUrl, config.mailbox, { logger: log });
   }
   return new SqliteMailbox(join(config.dataDir, "mailbox.db"), config.mailbox);
@@ -44,7 +44,7 @@ export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mai
 /** Builds the bus the configuration asks for. */
 export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
   if (config.kafkaBrokers.length > 0) {
-    const { KafkaBus } = await import("./bus_kafka.ts");
+    const { KafkaBus } = await import("./bus/kafka/bus.ts");
     return await KafkaBus.connect({
       brokers: config.kafkaBrokers,
       topic: config.kafkaTopic,

@@ -3,8 +3,7 @@
  * connections per IP, and idle sockets that stop answering pings.
  */
 import assert from "node:assert/strict";
-import { generateKeyPair, type KeyPair, toBase64 } from "../shared/crypto.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
+import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { type Frame, RawClient } from "./raw_client.ts";
 import { startTestRelay } from "./relay_harness.ts";
 

@@ -8,16 +8,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import {
+  type Envelope,
   fingerprint,
   fromBase64,
   generateKeyPair,
   keyPairFromSeed,
+  sealEnvelope,
   toBase64,
   toHex,
-} from "../shared/crypto.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
-import { ProfileStore } from "../cli/profile_store.ts";
-import type { Envelope } from "../shared/protocol.ts";
+} from "@chat-p2p/protocol";
+import { ProfileStore } from "@chat-p2p/client";
 import {
   type CliOptions,
   type CliResult,

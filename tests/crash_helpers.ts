@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { type KeyPair, toBase64 } from "../shared/crypto.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
+import { type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { RawClient } from "./raw_client.ts";
 import type { RelayProcess } from "./relay_process.ts";
 

@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generateKeyPair, toBase64 } from "../shared/crypto.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
+import { generateKeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { type CliOptions, runCli, spawnCli } from "./cli_helpers.ts";
 import { RawClient } from "./raw_client.ts";
 import { drainAll, sendThenKill } from "./crash_helpers.ts";

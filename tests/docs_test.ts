@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SETTINGS } from "../relay/config.ts";
-import { CLOSE_CODES, ERROR_CODES } from "../shared/protocol.ts";
+import { CLOSE_CODES, ERROR_CODES } from "@chat-p2p/protocol";
 import { ROOT } from "./relay_process.ts";
 
 const readme = await Deno.readTextFile(join(ROOT, "README.md"));

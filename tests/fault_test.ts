@@ -5,8 +5,7 @@
  * never silently; live sockets stay open and the relay serves again when the service is back.
  */
 import assert from "node:assert/strict";
-import { generateKeyPair, type KeyPair, toBase64 } from "../shared/crypto.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
+import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { type CliOptions, runCli } from "./cli_helpers.ts";
 import { drainAll, sendThenKill } from "./crash_helpers.ts";
 import { type Frame, RawClient } from "./raw_client.ts";

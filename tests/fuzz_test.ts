@@ -5,8 +5,7 @@
  * other clients' messages still delivered.
  */
 import assert from "node:assert/strict";
-import { generateKeyPair, type KeyPair, toBase64 } from "../shared/crypto.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
+import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { RawClient } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
 

@@ -3,9 +3,14 @@
  * (or the documented close), the relay never crashes, and other clients keep being served.
  */
 import assert from "node:assert/strict";
-import { generateKeyPair, type KeyPair, sign, toBase64 } from "../shared/crypto.ts";
-import { authMessage } from "../shared/protocol.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
+import {
+  authMessage,
+  generateKeyPair,
+  type KeyPair,
+  sealEnvelope,
+  sign,
+  toBase64,
+} from "@chat-p2p/protocol";
 import { RawClient } from "./raw_client.ts";
 import { startTestRelay } from "./relay_harness.ts";
 

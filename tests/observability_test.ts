@@ -4,8 +4,7 @@
  * /readyz.
  */
 import assert from "node:assert/strict";
-import { generateKeyPair, toBase64 } from "../shared/crypto.ts";
-import { sealEnvelope } from "../shared/envelope.ts";
+import { generateKeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { RawClient } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
 

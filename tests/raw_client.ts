@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { type KeyPair, sign, toBase64 } from "../shared/crypto.ts";
-import { authMessage, normalizeRelayUrl } from "../shared/protocol.ts";
+import { authMessage, type KeyPair, normalizeRelayUrl, sign, toBase64 } from "@chat-p2p/protocol";
 
 // deno-lint-ignore no-explicit-any
 export type Frame = Record<string, any>;

@@ -5,7 +5,7 @@
  * @module
  */
 import { parseConfig, type RelayConfig } from "../relay/config.ts";
-import { createLogger, type Logger } from "../relay/log.ts";
+import { createLogger, type Logger } from "../relay/infra/log.ts";
 import { type RunningRelay, startRelay } from "../relay/server.ts";
 
 /** A relay plus its temp data dir; `await using` stops it and removes the dir. */

@@ -5,12 +5,13 @@
  * @module
  */
 import {
+  authMessage,
   type KeyPair,
   keyPairFromSeed,
+  normalizeRelayUrl,
   signingKeyFromSeed,
   toBase64,
-} from "../../shared/crypto.ts";
-import { authMessage, normalizeRelayUrl } from "../../shared/protocol.ts";
+} from "@chat-p2p/protocol";
 
 /** A key the generator can authenticate (and, when `kp` is set, seal) with. */
 export interface Identity {

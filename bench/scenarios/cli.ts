@@ -1,7 +1,7 @@
 /**
  * CLI row: `chat-p2p id` cold start and `chat-p2p send` round trip (each a fresh `deno run`
  * process under a temp HOME, as a user runs them) against `deno run` of an empty script; history
- * append cost at 0 and 100k messages through cli/message_log.ts.
+ * append cost at 0 and 100k messages through client/store/message_log.ts.
  *
  * @module
  */

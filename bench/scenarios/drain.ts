@@ -131,7 +131,7 @@ export interface RedisRef {
 }
 
 function luaScripts(): Record<string, string> {
-  const src = Deno.readTextFileSync(join(ROOT, "relay/mailbox_redis.ts"));
+  const src = Deno.readTextFileSync(join(ROOT, "relay/mailbox/redis.ts"));
   const out: Record<string, string> = {};
   for (const name of ["PUT_LUA", "PENDING_LUA", "SETTLE_LUA"]) {
     const m = new RegExp(`const ${name} = \`([\\s\\S]*?)\`;`).exec(src);
@@ -158,7 +158,7 @@ export async function redisReference(redisUrl: string, count: number): Promise<R
     run("redis-cli", ["-h", host, "-p", port, ...args], { timeoutMs: 30_000 });
   const lua = luaScripts();
   if (!lua.PUT_LUA || !lua.PENDING_LUA || !lua.ACK_LUA) {
-    throw new Error("could not find PUT_LUA/PENDING_LUA/ACK_LUA in relay/mailbox_redis.ts");
+    throw new Error("could not find PUT_LUA/PENDING_LUA/ACK_LUA in relay/mailbox/redis.ts");
   }
   const sha: Record<string, string> = {};
   for (const k of ["PUT_LUA", "PENDING_LUA", "ACK_LUA"]) {

@@ -1,0 +1,193 @@
+/**
+ * Encodings and sizes: strict canonical base64, hex, and the syntax of a public key's text.
+ * No crypto library is imported here, so parsing a frame loads none.
+ *
+ * @module
+ */
+
+/** Length in bytes of an Ed25519 public key. */
+export const PUBLIC_KEY_BYTES = 32;
+/** Length in bytes of a `nacl.box` nonce. */
+export const NONCE_BYTES = 24;
+/** Length in bytes of an Ed25519 signature. */
+export const SIGNATURE_BYTES = 64;
+
+/** Standard base64 (RFC 4648 §4, with padding) of bytes. */
+export function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+// The last character before padding must leave the unused low bits zero (canonical encoding), so
+// every byte string has exactly one accepted text: otherwise "...ik=" and "...il=" would be two
+// different mailbox ids for the same key.
+const BASE64_RE =
+  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$/;
+
+/**
+ * Decodes strict standard base64 (padding required, no whitespace, canonical: unused trailing bits
+ * must be zero, so `toBase64(fromBase64(t)) === t`). Returns `undefined` for anything else, so
+ * callers turn it into their own error message.
+ */
+export function fromBase64(text: string): Uint8Array | undefined {
+  if (typeof text !== "string" || !BASE64_RE.test(text)) return undefined;
+  try {
+    const bin = atob(text);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Byte length of strict base64 text (the same rules as {@linkcode fromBase64}) without decoding
+ * it, or `undefined` when it is not strict base64. The relay checks sizes of fields it never
+ * opens (nonce, ciphertext) with this.
+ */
+export function base64ByteLength(text: string): number | undefined {
+  if (typeof text !== "string" || !BASE64_RE.test(text)) return undefined;
+  const pad = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  return (text.length / 4) * 3 - pad;
+}
+
+/** Lower-case hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Decodes a base64 public key, or `undefined` if it is not base64 of exactly 32 bytes. */
+export function decodePublicKey(text: string): Uint8Array | undefined {
+  const bytes = fromBase64(text);
+  return bytes && bytes.length === PUBLIC_KEY_BYTES && !isWeakKeyEncoding(bytes)
+    ? bytes
+    : undefined;
+}
+
+const validKeys = new Map<string, boolean>();
+
+/**
+ * Whether `text` is a usable public key ({@linkcode decodePublicKey} would return it). Remembers
+ * its answers for a bounded set of texts: the relay checks `from` and `to` of every envelope,
+ * and a conversation repeats the same two keys.
+ */
+export function isPublicKeyText(text: string): boolean {
+  // Only the one length a key can have is looked up or remembered: anything else is refused
+  // at once, so hostile frames cannot fill the cache with large strings.
+  if (typeof text !== "string" || text.length !== 44) return false;
+  let ok = validKeys.get(text);
+  if (ok === undefined) {
+    ok = decodePublicKey(text) !== undefined;
+    if (validKeys.size >= 10_000) validKeys.clear();
+    validKeys.set(text, ok);
+  }
+  return ok;
+}
+
+/**
+ * libsodium's blacklist of small-order Ed25519 points (ge25519_has_small_order), compared with the
+ * sign bit cleared: with such a "key" the box's shared secret is a public constant and any
+ * signature verifies. No real key pair produces one. Checked against libsodium via PyNaCl.
+ */
+const SMALL_ORDER: readonly Uint8Array[] = [
+  new Uint8Array(32),
+  Uint8Array.from([1, ...new Array(31).fill(0)]),
+  Uint8Array.from([
+    0x26,
+    0xe8,
+    0x95,
+    0x8f,
+    0xc2,
+    0xb2,
+    0x27,
+    0xb0,
+    0x45,
+    0xc3,
+    0xf4,
+    0x89,
+    0xf2,
+    0xef,
+    0x98,
+    0xf0,
+    0xd5,
+    0xdf,
+    0xac,
+    0x05,
+    0xd3,
+    0xc6,
+    0x33,
+    0x39,
+    0xb1,
+    0x38,
+    0x02,
+    0x88,
+    0x6d,
+    0x53,
+    0xfc,
+    0x05,
+  ]),
+  Uint8Array.from([
+    0xc7,
+    0x17,
+    0x6a,
+    0x70,
+    0x3d,
+    0x4d,
+    0xd8,
+    0x4f,
+    0xba,
+    0x3c,
+    0x0b,
+    0x76,
+    0x0d,
+    0x10,
+    0x67,
+    0x0f,
+    0x2a,
+    0x20,
+    0x53,
+    0xfa,
+    0x2c,
+    0x39,
+    0xcc,
+    0xc6,
+    0x4e,
+    0xc7,
+    0xfd,
+    0x77,
+    0x92,
+    0xac,
+    0x03,
+    0x7a,
+  ]),
+  Uint8Array.from([0xec, ...new Array(30).fill(0xff), 0x7f]),
+  Uint8Array.from([0xed, ...new Array(30).fill(0xff), 0x7f]),
+  Uint8Array.from([0xee, ...new Array(30).fill(0xff), 0x7f]),
+];
+
+/**
+ * True for encodings libsodium refuses as public keys without any curve arithmetic: small-order
+ * points and non-canonical y (y >= 2^255 - 19). Cheap enough for every envelope on the relay.
+ */
+export function isWeakKeyEncoding(key: Uint8Array): boolean {
+  const top = key[31] & 0x7f;
+  if (top === 0x7f && key[0] >= 0xed && key.subarray(1, 31).every((b) => b === 0xff)) return true;
+  return SMALL_ORDER.some((bad) => {
+    for (let i = 0; i < 31; i++) if (key[i] !== bad[i]) return false;
+    return top === bad[31];
+  });
+}
+
+/** Decodes lower-case or upper-case hex; `undefined` for odd lengths or other characters. */
+export function fromHex(text: string): Uint8Array | undefined {
+  if (typeof text !== "string" || text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) {
+    return undefined;
+  }
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}

@@ -1,0 +1,78 @@
+/**
+ * The contract every `Bus` adapter passes: announcements reach every subscribed instance (every
+ * relay), per-mailbox order holds, and publish resolves only once taken.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { Bus } from "../ports/bus.ts";
+import type { ContractOptions } from "../mailbox/contract.ts";
+
+/** Makes `n` bus instances that share one medium (like `n` relays on one Kafka topic). */
+export type BusFactory = (n: number) => Promise<Bus[]>;
+
+/** Waits until `cond()` holds, polling, or fails after `ms`. */
+export async function waitFor(cond: () => boolean, ms = 20_000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Registers the bus contract tests for one adapter. */
+export function busContract(name: string, make: BusFactory, options: ContractOptions = {}): void {
+  const t = (title: string, n: number, fn: (buses: Bus[]) => Promise<void>) =>
+    Deno.test({
+      name: `${name} bus contract: ${title}`,
+      ...options.testOptions,
+      fn: async () => {
+        const buses = await make(n);
+        try {
+          await fn(buses);
+        } finally {
+          for (const b of buses) await b.close();
+        }
+      },
+    });
+
+  t("every subscribed instance receives every announcement", 3, async (buses) => {
+    const seen = buses.map(() => [] as string[]);
+    for (const [i, b] of buses.entries()) {
+      await b.subscribe((mb, raw) => seen[i].push(`${mb}:${raw}`));
+    }
+    await buses[0].publish("alice", "e1");
+    await buses[2].publish("bob", "e2");
+    await waitFor(() => seen.every((s) => s.length === 2), 20_000, "both announcements everywhere");
+    for (const s of seen) assert.deepEqual([...s].sort(), ["alice:e1", "bob:e2"]);
+  });
+
+  t("per-mailbox order holds for concurrent publishes", 2, async (buses) => {
+    const got: string[] = [];
+    await buses[1].subscribe((mb, raw) => {
+      if (mb === "carol") got.push(raw);
+    });
+    await buses[0].subscribe(() => {});
+    const sent = Array.from({ length: 200 }, (_, i) => `m${i}`);
+    await Promise.all(sent.map((raw) => buses[0].publish("carol", raw)));
+    await waitFor(() => got.length >= sent.length, 20_000, "200 announcements");
+    assert.deepEqual(got, sent);
+  });
+
+  t("after close, an instance receives nothing more", 2, async (buses) => {
+    const late: string[] = [];
+    const other: string[] = [];
+    await buses[0].subscribe((_mb, raw) => late.push(raw));
+    await buses[1].subscribe((_mb, raw) => other.push(raw));
+    await buses[0].close();
+    await buses[1].publish("dave", "after-close");
+    await waitFor(() => other.length === 1, 20_000, "the live instance's copy");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(late, []);
+  });
+
+  t("check reports ok", 1, async ([b]) => {
+    const s = await b.check();
+    assert.equal(s.ok, true, s.detail);
+  });
+}

@@ -1,0 +1,215 @@
+/**
+ * The relay's HTTP surface (Hono): GET /ws (WebSocket), /healthz, /readyz, /metrics. Takes its
+ * collaborators as arguments; knows nothing of Kafka, Redis or SQLite.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Logger } from "../infra/log.ts";
+import type { Metrics } from "../infra/metrics.ts";
+import type { Router } from "../core/router.ts";
+import { Session, type SessionOptions, type Transport } from "../core/session.ts";
+import { KeyedBuckets, type RateSpec } from "../core/rate_limit.ts";
+
+/** What the app needs. */
+export interface AppDeps {
+  router: Router;
+  log: Logger;
+  metrics: Metrics;
+  options: Omit<SessionOptions, "requestHost" | "sendBuckets"> & {
+    idleTimeoutMs: number;
+    sendRate: RateSpec;
+    maxConnectionsPerIp: number;
+  };
+  /** Every open session, so shutdown can close them with 1001. */
+  sessions: Set<Session>;
+}
+
+/** Hono's environment here: Deno.serve passes its connection info as the bindings. */
+export type RelayEnv = { Bindings: Deno.ServeHandlerInfo<Deno.NetAddr> | undefined };
+
+/** Builds the Hono app. */
+export function createApp(deps: AppDeps): Hono<RelayEnv> {
+  const { router, log, metrics, options, sessions } = deps;
+  const app = new Hono<RelayEnv>();
+  const sendBuckets = new KeyedBuckets(options.sendRate);
+  const perIp = new Map<string, number>();
+  const sessionOptions = {
+    maxFrameBytes: options.maxFrameBytes,
+    authTimeoutMs: options.authTimeoutMs,
+    maxBufferedBytes: options.maxBufferedBytes,
+    publicUrls: options.publicUrls,
+    frameRate: options.frameRate,
+    sendBuckets,
+  };
+
+  metrics.describe("mailbox_envelopes", "gauge", "envelopes held in all mailboxes");
+  metrics.describe("mailbox_bytes", "gauge", "bytes held in all mailboxes");
+  if (router.mailbox.totals) {
+    const totals = router.mailbox.totals.bind(router.mailbox);
+    metrics.gauge("mailbox_envelopes", async () => (await totals()).count);
+    metrics.gauge("mailbox_bytes", async () => (await totals()).bytes);
+  }
+  metrics.describe("connections", "gauge", "open WebSocket connections by state");
+  metrics.gauge("connections", () => {
+    let authed = 0;
+    for (const s of sessions) if (s.key) authed++;
+    return [[{ state: "authenticated" }, authed], [
+      { state: "unauthenticated" },
+      sessions.size - authed,
+    ]];
+  });
+
+  // Connections per IP are counted from the upgrade request to the socket's close.
+  app.get("/ws", async (c, next) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return await next();
+    const ip = c.env?.remoteAddr?.hostname ?? "unknown";
+    const n = perIp.get(ip) ?? 0;
+    if (options.maxConnectionsPerIp > 0 && n >= options.maxConnectionsPerIp) {
+      metrics.inc("rate_limited_total", { scope: "ip" });
+      return c.json({
+        error: "rate_limited",
+        message: `too many connections from this address (limit ${options.maxConnectionsPerIp})`,
+      }, 429);
+    }
+    perIp.set(ip, n + 1);
+    await next();
+    if (c.res.status !== 101) release(ip);
+  });
+  const release = (ip: string) => {
+    const n = (perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) perIp.delete(ip);
+    else perIp.set(ip, n);
+  };
+
+  // The upgrade itself is Deno's: Hono's upgradeWebSocket helper wraps every socket in a
+  // WSContext with two URL objects and four closures, which the relay never uses (the bench's
+  // connections row: memory per socket).
+  const wsOptions = options.idleTimeoutMs > 0
+    ? { idleTimeout: Math.ceil(options.idleTimeoutMs / 1000) }
+    : {};
+  app.get("/ws", (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.json(
+        { error: "upgrade_required", message: "GET /ws expects a WebSocket upgrade" },
+        426,
+      );
+    }
+    const requestHost = c.req.header("host") ?? new URL(c.req.url).host;
+    const ip = c.env?.remoteAddr?.hostname ?? "unknown";
+    const protocol = c.req.header("sec-websocket-protocol")?.split(",")[0]?.trim();
+    const { socket, response } = Deno.upgradeWebSocket(
+      c.req.raw,
+      protocol ? { ...wsOptions, protocol } : wsOptions,
+    );
+    let session: Session | undefined;
+    let released = false;
+    const done = () => {
+      if (session) {
+        session.onClose();
+        sessions.delete(session);
+      }
+      if (!released) {
+        released = true;
+        release(ip);
+      }
+    };
+    socket.onopen = () => {
+      session = new Session(
+        new SocketTransport(socket),
+        router,
+        { ...sessionOptions, requestHost },
+        log,
+        metrics,
+      );
+      sessions.add(session);
+      session.start();
+    };
+    socket.onmessage = (e) => {
+      session?.onMessage(e.data).catch((err) => {
+        log.error("unexpected session failure", { err: (err as Error).message });
+      });
+    };
+    socket.onclose = done;
+    socket.onerror = done;
+    return response;
+  });
+
+  const status = async () => {
+    const [mailbox, bus] = await Promise.all([
+      withTimeout(router.mailbox.check(), 2000),
+      withTimeout(router.bus.check(), 2000),
+    ]);
+    return {
+      ok: mailbox.ok && bus.ok,
+      body: {
+        status: mailbox.ok && bus.ok ? "ok" : "degraded",
+        mailbox: { kind: router.mailbox.kind, ...mailbox },
+        bus: { kind: router.bus.kind, ...bus },
+        connections: sessions.size,
+      },
+    };
+  };
+  // /healthz reports each backend and turns 503 when one is unreachable (issue: scale-out).
+  app.get("/healthz", async (c) => {
+    const s = await status();
+    return c.json(s.body, s.ok ? 200 : 503);
+  });
+  // /readyz: may a load balancer send traffic here? Same checks, terse body.
+  app.get("/readyz", async (c) => {
+    const s = await status();
+    return c.json({ ready: s.ok }, s.ok ? 200 : 503);
+  });
+  app.get(
+    "/metrics",
+    async (c) =>
+      c.body(await metrics.render(), 200, {
+        "content-type": "text/plain; version=0.0.4; charset=utf-8",
+      }),
+  );
+
+  app.notFound((c) =>
+    c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404)
+  );
+  app.onError((err, c) => {
+    log.error("http handler failed", { err: err.message, path: c.req.path });
+    return c.json({ error: "internal", message: "the relay failed to answer this request" }, 500);
+  });
+  return app;
+}
+
+/** A WebSocket as the session's transport: methods on the prototype, no closures per socket. */
+class SocketTransport implements Transport {
+  #socket: WebSocket;
+  constructor(socket: WebSocket) {
+    this.#socket = socket;
+  }
+  send(text: string): void {
+    this.#socket.send(text);
+  }
+  close(code: number, reason: string): void {
+    this.#socket.close(code, reason);
+  }
+  bufferedAmount(): number {
+    return this.#socket.bufferedAmount ?? 0;
+  }
+}
+
+async function withTimeout<T extends { ok: boolean; detail: string }>(
+  p: Promise<T>,
+  ms: number,
+): Promise<{ ok: boolean; detail: string }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<{ ok: boolean; detail: string }>((r) => {
+        timer = setTimeout(() => r({ ok: false, detail: `no answer within ${ms} ms` }), ms);
+      }),
+    ]);
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,434 @@
+/**
+ * Redis `Mailbox` for scaled mode: every relay behind the load balancer shares the mailboxes.
+ *
+ * Keys for mailbox `<M>` under prefix `<P>` (default `chat:`), documented in docs/SERVICES.md:
+ *
+ * - `<P>mb:<M>:env`  HASH  envelope id -> raw envelope JSON (the only user data stored)
+ * - `<P>mb:<M>:seq`  ZSET  envelope id scored by seq (delivery order, `afterSeq` paging)
+ * - `<P>mb:<M>:age`  ZSET  envelope id scored by receivedAt ms (age limit, sweep)
+ * - `<P>mb:<M>:meta` HASH  `seq` (last seq handed out), `bytes` (sum of raw UTF-8 lengths)
+ * - `<P>index`       ZSET  mailbox id scored by its oldest receivedAt (sweep finds work quickly)
+ *
+ * Every mutation is one Lua script, so a put is atomic: the duplicate check, both limits and all
+ * writes happen together or not at all. Each put refreshes a TTL of `maxAgeMs` on the mailbox's keys (and the index), so an
+ * abandoned mailbox vanishes by itself once everything in it would have expired anyway.
+ *
+ * Connection handling: no offline queue (a command while disconnected fails at once instead of
+ * waiting), bounded per-command retries and timeout, reconnection forever with capped backoff.
+ * Every Redis failure surfaces as {@linkcode BackendUnavailableError}; the client's `error` events
+ * are always handled, so a lost Redis never crashes the process.
+ *
+ * Deployment: one Redis (optionally with replicas), not Redis Cluster (the index key lives
+ * outside the mailbox's slot). Durability follows the server's AOF setting (docs/SERVICES.md).
+ *
+ * @module
+ */
+import { Redis, type RedisOptions } from "ioredis";
+import {
+  type BackendStatus,
+  BackendUnavailableError,
+  DEFAULT_MAILBOX_LIMITS,
+  type Mailbox,
+  MailboxFullError,
+  type MailboxLimits,
+  type StoredEnvelope,
+} from "../ports/mailbox.ts";
+import type { AdapterLogger } from "../infra/log.ts";
+
+/** Where the adapter reports trouble. */
+export type RedisMailboxLogger = AdapterLogger;
+
+/** Options for {@linkcode RedisMailbox}. */
+export interface RedisMailboxOptions {
+  /** Key prefix; default `chat:`. Tests use a unique one per run. */
+  prefix?: string;
+  /** Connection trouble goes here (default: JSON lines on stderr). */
+  logger?: RedisMailboxLogger;
+  /** Per-command timeout in ms (default 5000). */
+  commandTimeoutMs?: number;
+  /** Connect timeout in ms (default 3000). */
+  connectTimeoutMs?: number;
+}
+
+// KEYS: env, seq, age, meta, index. ARGV: id, raw, now, maxCount, maxBytes, ttlMs, mailboxId.
+// Returns {0} duplicate, {1, seq} stored, {-1, count} count limit, {-2, bytes} byte limit.
+const PUT_LUA = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0} end
+local count = redis.call('HLEN', KEYS[1])
+if count + 1 > tonumber(ARGV[4]) then return {-1, count} end
+local bytes = tonumber(redis.call('HGET', KEYS[4], 'bytes') or '0')
+local size = string.len(ARGV[2])
+if bytes + size > tonumber(ARGV[5]) then return {-2, bytes} end
+local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+redis.call('HINCRBY', KEYS[4], 'bytes', size)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+redis.call('ZADD', KEYS[5], first[2], ARGV[7])
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+return {1, seq}
+`;
+
+// Shared tail of ack/expire: fix the byte counter and the index entry of a mailbox.
+const SETTLE_LUA = `
+local function settle(freed)
+  if freed > 0 then redis.call('HINCRBY', KEYS[4], 'bytes', -freed) end
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('ZREM', KEYS[5], ARGV[1])
+    if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HSET', KEYS[4], 'bytes', 0) end
+  else
+    redis.call('ZADD', KEYS[5], first[2], ARGV[1])
+  end
+end
+`;
+
+// KEYS: env, seq, age, meta, index. ARGV: mailboxId, id... Returns how many were removed.
+const ACK_LUA = SETTLE_LUA + `
+local n, freed = 0, 0
+for i = 2, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw then
+    freed = freed + string.len(raw)
+    n = n + 1
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZREM', KEYS[3], ARGV[i])
+  end
+end
+if n > 0 then settle(freed) end
+return n
+`;
+
+// KEYS: env, seq, age, meta, index. ARGV: mailboxId, cutoff (receivedAt < cutoff is expired).
+const EXPIRE_LUA = SETTLE_LUA + `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
+local freed = 0
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then freed = freed + string.len(raw) end
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+if #ids > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2]) end
+settle(freed)
+return #ids
+`;
+
+// KEYS: env, seq, age. ARGV: afterSeq, limit, cutoff. Returns flat {id, raw, seq, at, ...}.
+const PENDING_LUA = `
+local out, got = {}, 0
+local limit, cutoff = tonumber(ARGV[2]), tonumber(ARGV[3])
+local start = '(' .. ARGV[1]
+while got < limit do
+  local chunk = redis.call('ZRANGEBYSCORE', KEYS[2], start, '+inf', 'WITHSCORES', 'LIMIT', 0, limit - got + 16)
+  if #chunk == 0 then break end
+  for i = 1, #chunk, 2 do
+    local id, seq = chunk[i], chunk[i + 1]
+    start = '(' .. seq
+    local at = redis.call('ZSCORE', KEYS[3], id)
+    if at and tonumber(at) >= cutoff then
+      local raw = redis.call('HGET', KEYS[1], id)
+      if raw then
+        out[#out + 1] = id
+        out[#out + 1] = raw
+        out[#out + 1] = seq
+        out[#out + 1] = at
+        got = got + 1
+        if got >= limit then break end
+      end
+    end
+  end
+end
+return out
+`;
+
+interface ScriptClient {
+  chatPut(...args: (string | number)[]): Promise<[number, number?]>;
+  chatAck(...args: (string | number)[]): Promise<number>;
+  chatExpire(...args: (string | number)[]): Promise<number>;
+  chatPending(...args: (string | number)[]): Promise<string[]>;
+}
+
+const stderrLogger: RedisMailboxLogger = {
+  warn: (msg, fields) => console.error(JSON.stringify({ level: "warn", msg, ...fields })),
+  error: (msg, fields) => console.error(JSON.stringify({ level: "error", msg, ...fields })),
+};
+
+/** ioredis options: fail fast while disconnected, reconnect forever with capped backoff. */
+export function redisClientOptions(
+  opts: { commandTimeoutMs?: number; connectTimeoutMs?: number } = {},
+): RedisOptions {
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeoutMs ?? 5000,
+    connectTimeout: opts.connectTimeoutMs ?? 3000,
+    // 100 ms, 200 ms, ... capped at 2 s; never give up (a returned number means "retry").
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+    // LOADING after a restart: reconnect rather than fail every command until the AOF is read.
+    reconnectOnError: (err) => err.message.startsWith("LOADING"),
+    enableReadyCheck: true,
+    // Commands issued in one event-loop turn go out in one socket write. On Deno a write to a
+    // node:net socket costs tens of microseconds of CPU (the loopback delivery included), and
+    // was the Kafka+Redis relay's largest cost (bench/README.md).
+    enableAutoPipelining: true,
+  };
+}
+
+/** Mailboxes in Redis, shared by every relay that points at the same Redis and prefix. */
+export class RedisMailbox implements Mailbox {
+  readonly kind = "redis";
+  readonly prefix: string;
+  #client: Redis;
+  #owned: boolean;
+  #limits: MailboxLimits;
+  #log: RedisMailboxLogger;
+  #closed = false;
+  #down = false;
+
+  /**
+   * @param redis a `redis://` URL (the adapter owns and closes the client) or an ioredis client
+   *   (the caller owns it; it should use {@linkcode redisClientOptions}).
+   */
+  constructor(
+    redis: string | Redis,
+    limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
+    options: RedisMailboxOptions = {},
+  ) {
+    this.prefix = options.prefix ?? "chat:";
+    this.#limits = limits;
+    this.#log = options.logger ?? stderrLogger;
+    this.#owned = typeof redis === "string";
+    this.#client = typeof redis === "string"
+      ? new Redis(redis, redisClientOptions(options))
+      : redis;
+    // Never unhandled: an 'error' event without a listener would crash the process.
+    this.#client.on("error", (err: Error) => {
+      if (this.#down) return; // report once per outage, not once per reconnect attempt
+      this.#down = true;
+      this.#log.warn("redis connection lost", { kind: "redis", err: err.message });
+    });
+    this.#client.on("ready", () => {
+      if (this.#down) this.#log.warn("redis connection restored", { kind: "redis" });
+      this.#down = false;
+    });
+    this.#client.defineCommand("chatPut", { numberOfKeys: 5, lua: PUT_LUA });
+    this.#client.defineCommand("chatAck", { numberOfKeys: 5, lua: ACK_LUA });
+    this.#client.defineCommand("chatExpire", { numberOfKeys: 5, lua: EXPIRE_LUA });
+    this.#client.defineCommand("chatPending", { numberOfKeys: 3, lua: PENDING_LUA });
+  }
+
+  /** Makes a mailbox and waits until Redis answers; throws BackendUnavailableError if it does not. */
+  static async connect(
+    url: string,
+    limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
+    options: RedisMailboxOptions = {},
+  ): Promise<RedisMailbox> {
+    const m = new RedisMailbox(url, limits, options);
+    try {
+      await m.#run(() => m.#client.ping());
+    } catch (e) {
+      await m.close();
+      throw e;
+    }
+    return m;
+  }
+
+  #keys(mailboxId: string): [string, string, string, string, string] {
+    const b = `${this.prefix}mb:${mailboxId}:`;
+    return [`${b}env`, `${b}seq`, `${b}age`, `${b}meta`, `${this.prefix}index`];
+  }
+
+  get #scripts(): ScriptClient {
+    return this.#client as unknown as ScriptClient;
+  }
+
+  /** Waits for the first connection (briefly); fails fast while reconnecting. */
+  async #ready(): Promise<void> {
+    if (this.#closed) throw new BackendUnavailableError("Redis mailbox is closed");
+    const c = this.#client;
+    // A getter, so TypeScript does not narrow the status across the awaits below.
+    const status = (): string => c.status;
+    if (status() === "ready") return;
+    if (status() === "wait") {
+      await c.connect().catch(() => {}); // the 'error' listener reports it
+      if (status() === "ready") return;
+    }
+    if (status() === "connecting" || status() === "connect") {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          c.off("ready", done);
+          c.off("error", done);
+          c.off("end", done);
+          resolve();
+        };
+        const timer = setTimeout(done, 1000);
+        c.once("ready", done);
+        c.once("error", done);
+        c.once("end", done);
+      });
+      if (status() === "ready") return;
+    }
+    throw new BackendUnavailableError(`Redis unavailable (connection ${status()})`);
+  }
+
+  async #run<T>(op: () => Promise<T>): Promise<T> {
+    await this.#ready();
+    try {
+      return await op();
+    } catch (e) {
+      if (e instanceof MailboxFullError || e instanceof BackendUnavailableError) throw e;
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new BackendUnavailableError(`Redis unavailable: ${msg}`, { cause: e });
+    }
+  }
+
+  async put(
+    mailboxId: string,
+    envelope: { id: string; raw: string },
+    now: number = Date.now(),
+  ): Promise<"stored" | "duplicate"> {
+    const r = await this.#run(() =>
+      this.#scripts.chatPut(
+        ...this.#keys(mailboxId),
+        envelope.id,
+        envelope.raw,
+        now,
+        this.#limits.maxCount,
+        this.#limits.maxBytes,
+        Math.max(1, Math.ceil(this.#limits.maxAgeMs)),
+        mailboxId,
+      )
+    );
+    switch (r[0]) {
+      case 0:
+        return "duplicate";
+      case 1:
+        return "stored";
+      case -1:
+        throw new MailboxFullError(
+          `mailbox holds ${r[1]} messages (limit ${this.#limits.maxCount})`,
+        );
+      default:
+        throw new MailboxFullError(`mailbox holds ${r[1]} bytes (limit ${this.#limits.maxBytes})`);
+    }
+  }
+
+  async pending(
+    mailboxId: string,
+    opts: { afterSeq?: number; limit?: number; now?: number } = {},
+  ): Promise<StoredEnvelope[]> {
+    const limit = Math.floor(opts.limit ?? 500);
+    if (limit <= 0) return [];
+    const [env, seq, age] = this.#keys(mailboxId);
+    const cutoff = (opts.now ?? Date.now()) - this.#limits.maxAgeMs;
+    const flat = await this.#run(() =>
+      this.#scripts.chatPending(env, seq, age, opts.afterSeq ?? 0, limit, cutoff)
+    );
+    const out: StoredEnvelope[] = [];
+    for (let i = 0; i + 3 < flat.length; i += 4) {
+      out.push({
+        id: flat[i],
+        raw: flat[i + 1],
+        seq: Number(flat[i + 2]),
+        receivedAt: Number(flat[i + 3]),
+      });
+    }
+    return out;
+  }
+
+  async ack(mailboxId: string, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return await this.#run(() =>
+      this.#scripts.chatAck(...this.#keys(mailboxId), mailboxId, ...ids)
+    );
+  }
+
+  async depth(mailboxId: string): Promise<{ count: number; bytes: number }> {
+    const [env, , , meta] = this.#keys(mailboxId);
+    const [count, bytes] = await this.#run(async () => {
+      const r = await this.#client.multi().hlen(env).hget(meta, "bytes").exec();
+      if (!r) throw new Error("transaction aborted");
+      for (const [err] of r) if (err) throw err;
+      return [Number(r[0][1]), Number(r[1][1] ?? 0)];
+    });
+    return { count, bytes: count === 0 ? 0 : bytes };
+  }
+
+  /**
+   * Envelopes and bytes over every mailbox, for /metrics. Walks the index (mailboxes that hold
+   * envelopes) 1,000 at a time with pipelined reads, so Redis is never blocked by one long call.
+   */
+  async totals(): Promise<{ count: number; bytes: number }> {
+    const index = `${this.prefix}index`;
+    let count = 0, bytes = 0;
+    for (let start = 0;; start += 1000) {
+      const ids = await this.#run(() => this.#client.zrange(index, start, start + 999));
+      if (ids.length === 0) break;
+      const r = await this.#run(async () => {
+        const p = this.#client.pipeline();
+        for (const id of ids) {
+          const [env, , , meta] = this.#keys(id);
+          p.hlen(env).hget(meta, "bytes");
+        }
+        const out = await p.exec();
+        if (!out) throw new Error("pipeline aborted");
+        for (const [err] of out) if (err) throw err;
+        return out.map(([, v]) => Number(v ?? 0));
+      });
+      for (let i = 0; i < r.length; i += 2) {
+        count += r[i];
+        bytes += r[i] === 0 ? 0 : r[i + 1];
+      }
+      if (ids.length < 1000) break;
+    }
+    return { count, bytes };
+  }
+
+  async sweep(now: number = Date.now()): Promise<number> {
+    const cutoff = now - this.#limits.maxAgeMs;
+    const index = `${this.prefix}index`;
+    let removed = 0;
+    for (;;) {
+      // Mailboxes whose oldest envelope is expired; each expire raises or drops its index entry,
+      // so the loop ends.
+      const batch = await this.#run(() =>
+        this.#client.zrangebyscore(index, "-inf", `(${cutoff}`, "LIMIT", 0, 100)
+      );
+      if (batch.length === 0) return removed;
+      for (const mailboxId of batch) {
+        removed += await this.#run(() =>
+          this.#scripts.chatExpire(...this.#keys(mailboxId), mailboxId, cutoff)
+        );
+      }
+    }
+  }
+
+  async check(): Promise<BackendStatus> {
+    try {
+      const pong = await this.#run(() => this.#client.ping());
+      return {
+        ok: pong === "PONG",
+        detail: pong === "PONG" ? "connected" : `PING answered ${pong}`,
+      };
+    } catch (e) {
+      return { ok: false, detail: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#owned) return;
+    try {
+      if (this.#client.status === "ready") await this.#client.quit();
+      else this.#client.disconnect();
+    } catch {
+      this.#client.disconnect();
+    }
+  }
+}

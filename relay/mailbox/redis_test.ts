@@ -1,0 +1,232 @@
+/**
+ * The mailbox contract against a real Redis (scripts/services.sh), plus what only Redis has:
+ * surviving a server restart, failing fast while it is down, and storing nothing but the
+ * envelope text. Ignored without the services; failing under CI=true.
+ */
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { mailboxContract } from "./contract.ts";
+import { BackendUnavailableError, DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
+import { redisClientOptions, RedisMailbox } from "./redis.ts";
+import { generateKeyPair, sealEnvelope, serializeEnvelope, toBase64 } from "@chat-p2p/protocol";
+import {
+  requireManaged,
+  runId,
+  runServicesScript,
+  servicesForSuite,
+  servicesTest,
+} from "../../tests/services.ts";
+
+const RUN = runId();
+let made = 0;
+const suite = await servicesForSuite();
+
+mailboxContract(
+  "redis",
+  (limits) => {
+    if (suite.failure) return Promise.reject(suite.failure);
+    return RedisMailbox.connect(suite.services!.redisUrl, limits, {
+      prefix: `chat-test-${RUN}-${made++}:`,
+    });
+  },
+  { testOptions: suite.testOptions },
+);
+
+const quiet = { warn: () => {}, error: () => {} };
+const portOf = (url: string) => new URL(url).port || "6379";
+
+async function redisCli(url: string, args: string[]): Promise<string> {
+  const u = new URL(url);
+  const out = await new Deno.Command("redis-cli", {
+    args: ["-h", u.hostname, "-p", portOf(url), "--no-raw", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout);
+}
+
+async function redisCliRaw(url: string, args: string[]): Promise<string[]> {
+  const u = new URL(url);
+  const out = await new Deno.Command("redis-cli", {
+    args: ["-h", u.hostname, "-p", portOf(url), "--raw", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "");
+}
+
+async function eventually<T>(what: string, ms: number, fn: () => Promise<T>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > end) throw new Error(`${what}: still failing after ${ms} ms`, { cause: e });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+await servicesTest(
+  "redis mailbox: Redis holds only the envelope text, nothing else",
+  async ({ redisUrl }) => {
+    const prefix = `chat-test-${RUN}-raw:`;
+    const m = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix });
+    try {
+      const alice = generateKeyPair();
+      const bob = generateKeyPair();
+      const to = toBase64(bob.publicKey);
+      const secret = "the plaintext must never reach the relay";
+      const e = sealEnvelope(
+        { v: 1, kind: "message", text: secret, sent_at: new Date().toISOString() },
+        alice,
+        to,
+      );
+      const raw = serializeEnvelope(e);
+      assert.equal(await m.put(to, { id: e.id, raw }), "stored");
+
+      const keys = (await redisCliRaw(redisUrl, ["--scan", "--pattern", `${prefix}*`])).sort();
+      const b = `${prefix}mb:${to}:`;
+      assert.deepEqual(
+        keys,
+        [`${b}age`, `${b}env`, `${b}meta`, `${b}seq`, `${prefix}index`].sort(),
+      );
+
+      // Every string Redis holds for this run: the envelope text, its id, the mailbox id, numbers.
+      const strings: string[] = [];
+      strings.push(...await redisCliRaw(redisUrl, ["HGETALL", `${b}env`]));
+      strings.push(...await redisCliRaw(redisUrl, ["HGETALL", `${b}meta`]));
+      for (const z of [`${b}seq`, `${b}age`, `${prefix}index`]) {
+        strings.push(...await redisCliRaw(redisUrl, ["ZRANGE", z, "0", "-1", "WITHSCORES"]));
+      }
+      const allowed = new Set([raw, e.id, to, "seq", "bytes"]);
+      for (const s of strings) {
+        assert.ok(
+          allowed.has(s) || /^\d+$/.test(s),
+          `unexpected value stored in Redis: ${s.slice(0, 80)}`,
+        );
+      }
+      assert.ok(strings.includes(raw), "the exact envelope JSON is stored");
+      assert.ok(!strings.some((s) => s.includes(secret)), "no plaintext");
+      // The stored text is the canonical envelope and carries only its six fields.
+      const stored = JSON.parse((await redisCliRaw(redisUrl, ["HGET", `${b}env`, e.id]))[0]);
+      assert.deepEqual(Object.keys(stored), ["v", "id", "from", "to", "nonce", "ciphertext"]);
+      assert.equal(stored.ciphertext, e.ciphertext);
+      // An abandoned mailbox vanishes: every key carries a TTL of at most maxAgeMs.
+      for (const k of keys) {
+        const ttl = Number(await redisCli(redisUrl, ["PTTL", k]).then((s) => s.replace(/\D/g, "")));
+        assert.ok(ttl > 0 && ttl <= DEFAULT_MAILBOX_LIMITS.maxAgeMs, `${k} TTL ${ttl}`);
+      }
+      assert.equal(await m.ack(to, [e.id]), 1);
+    } finally {
+      await m.close();
+    }
+  },
+);
+
+await servicesTest(
+  "redis mailbox: restart of Redis fails fast, then recovers on the same adapter, data kept (AOF)",
+  async (services, t) => {
+    const { redisUrl } = services;
+    if (!requireManaged(services, "the Redis restart test")) return;
+    const m = new RedisMailbox(redisUrl, DEFAULT_MAILBOX_LIMITS, {
+      prefix: `chat-test-${RUN}-restart:`,
+      logger: quiet,
+    });
+    try {
+      assert.equal(await m.put("alice", { id: "id-before", raw: '{"id":"id-before"}' }), "stored");
+      await runServicesScript(["down", "redis"]);
+      try {
+        await t.step("while down: put rejects quickly with BackendUnavailableError", async () => {
+          const t0 = Date.now();
+          await assert.rejects(
+            m.put("alice", { id: "id-during", raw: "{}" }),
+            BackendUnavailableError,
+          );
+          assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+          await assert.rejects(m.pending("alice"), BackendUnavailableError);
+          const s = await m.check();
+          assert.equal(s.ok, false);
+        });
+      } finally {
+        await runServicesScript(["up", "redis"]);
+      }
+      await t.step("after restart: the same adapter works again and kept the data", async () => {
+        const r = await eventually(
+          "put after restart",
+          20_000,
+          () => m.put("alice", { id: "id-after", raw: '{"id":"id-after"}' }),
+        );
+        assert.equal(r, "stored");
+        assert.deepEqual((await m.pending("alice")).map((e) => e.id), ["id-before", "id-after"]);
+        assert.equal((await m.check()).ok, true);
+      });
+    } finally {
+      await m.close();
+    }
+  },
+);
+
+await servicesTest(
+  "redis mailbox: a command timeout is BackendUnavailableError and a retry of the id is safe",
+  async ({ redisUrl }) => {
+    const m = new RedisMailbox(redisUrl, DEFAULT_MAILBOX_LIMITS, {
+      prefix: `chat-test-${RUN}-pause:`,
+      commandTimeoutMs: 300,
+      logger: quiet,
+    });
+    try {
+      await m.put("alice", { id: "id-warmup", raw: "{}" });
+      await redisCli(redisUrl, ["CLIENT", "PAUSE", "1200", "WRITE"]);
+      await assert.rejects(m.put("alice", { id: "id-paused", raw: "{}" }), BackendUnavailableError);
+      // The outcome of a timed-out put is unknown (it may run once the server resumes); the
+      // sender retries the same id, which is stored at most once.
+      const r = await eventually(
+        "put after pause",
+        10_000,
+        () => m.put("alice", { id: "id-paused", raw: "{}" }),
+      );
+      assert.ok(r === "stored" || r === "duplicate");
+      assert.equal((await m.pending("alice")).filter((e) => e.id === "id-paused").length, 1);
+    } finally {
+      await redisCli(redisUrl, ["CLIENT", "UNPAUSE"]).catch(() => {});
+      await m.close();
+    }
+  },
+);
+
+await servicesTest("redis mailbox: an unreachable Redis never crashes the process", async () => {
+  // A port nothing listens on.
+  const url = "redis://127.0.0.1:1";
+  await assert.rejects(
+    RedisMailbox.connect(url, DEFAULT_MAILBOX_LIMITS, { logger: quiet, connectTimeoutMs: 500 }),
+    BackendUnavailableError,
+  );
+  const m = new RedisMailbox(url, DEFAULT_MAILBOX_LIMITS, { logger: quiet });
+  try {
+    await assert.rejects(m.put("alice", { id: "id-000001", raw: "{}" }), BackendUnavailableError);
+    await assert.rejects(m.depth("alice"), BackendUnavailableError);
+    assert.equal((await m.check()).ok, false);
+  } finally {
+    await m.close();
+  }
+});
+
+await servicesTest(
+  "redis mailbox: works with a caller-owned client, which close() leaves open",
+  async ({ redisUrl }) => {
+    const client = new Redis(redisUrl, redisClientOptions());
+    client.on("error", () => {});
+    const m = new RedisMailbox(client, DEFAULT_MAILBOX_LIMITS, { prefix: `chat-test-${RUN}-own:` });
+    try {
+      assert.equal(await m.put("alice", { id: "id-000001", raw: "{}" }), "stored");
+      await m.close();
+      assert.equal(await client.ping(), "PONG");
+      await assert.rejects(m.put("alice", { id: "id-000002", raw: "{}" }), BackendUnavailableError);
+    } finally {
+      await client.quit();
+    }
+  },
+);

@@ -1,0 +1,296 @@
+/**
+ * SQLite `Mailbox` (node:sqlite, WAL, synchronous=FULL): the embedded relay's durable store.
+ *
+ * Writes go to a Worker that owns the write connection (`sqlite_writer_worker.ts`), so a commit's
+ * fsync waits there while the relay's event loop goes on routing. At most one batch is in the
+ * writer at a time: puts, acks and sweeps that arrive while it commits are sent together as the
+ * next batch, one transaction and one fsync (group commit). Each put still resolves only after
+ * its transaction is durable. Reads (`pending`, `depth`) use a second connection on this
+ * thread; WAL lets them run beside the writer, and each first waits for the writes queued before
+ * it. The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox, and
+ * sends the totals over all mailboxes with each reply (`totals`, for /metrics).
+ *
+ * @module
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { setImmediate } from "node:timers";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  type BackendStatus,
+  BackendUnavailableError,
+  DEFAULT_MAILBOX_LIMITS,
+  type Mailbox,
+  MailboxFullError,
+  type MailboxLimits,
+  type StoredEnvelope,
+} from "../../ports/mailbox.ts";
+import { openDatabase, type Totals, type WriteOp, type WriteResult } from "./writer.ts";
+import type { WriterRequest } from "./writer_worker.ts";
+
+interface Queued {
+  op: WriteOp;
+  resolve: (r: WriteResult) => void;
+  reject: (e: Error) => void;
+}
+
+type WriterReply =
+  | { t: "ready"; totals: Totals }
+  | { t: "failed"; message: string }
+  | { n: number; results: string; totals: Totals }
+  | { n: number; error: string }
+  | { n: number; closed: true };
+
+/** A mailbox in one SQLite file. */
+export class SqliteMailbox implements Mailbox {
+  readonly kind = "sqlite";
+  readonly path: string;
+  #db: DatabaseSync;
+  #limits: MailboxLimits;
+  #worker: Worker;
+  #ready: Promise<void>;
+  #notReady: (e: Error) => void;
+  /** Why the writer is gone, once it is. */
+  #dead: string | undefined;
+  #calls = new Map<number, { resolve: (r: WriterReply) => void; reject: (e: Error) => void }>();
+  #nextCall = 1;
+  #queue: Queued[] = [];
+  /** The write queued last (reads wait for it). */
+  #lastWrite: Promise<unknown> | undefined;
+  /** The batch the writer is committing, if any. */
+  #inFlight: Promise<void> | undefined;
+  #flushScheduled = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  /** Over all mailboxes, as of the writer's last reply. */
+  #totals: Totals = { count: 0, bytes: 0 };
+  #stmt: { depth: StatementSync; pending: StatementSync; ping: StatementSync };
+
+  /**
+   * Opens (creating if needed) the database at `path`: the schema and the read connection here,
+   * synchronously, so a file that cannot be opened fails now; the writer opens its own.
+   */
+  constructor(
+    path: string,
+    limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
+    /** The writer's module; tests swap it for one that fails. */
+    writer: URL = new URL("./writer_worker.ts", import.meta.url),
+  ) {
+    this.path = path;
+    this.#limits = limits;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.#db = openDatabase(path);
+    this.#stmt = {
+      depth: this.#db.prepare(
+        "SELECT count(*) AS count, coalesce(sum(bytes), 0) AS bytes FROM envelopes WHERE mailbox = ?",
+      ),
+      pending: this.#db.prepare(
+        "SELECT id, raw, seq, received_at FROM envelopes WHERE mailbox = ? AND seq > ? " +
+          "AND received_at >= ? ORDER BY seq LIMIT ?",
+      ),
+      ping: this.#db.prepare("SELECT 1"),
+    };
+    this.#worker = new Worker(writer, { type: "module" });
+    const ready = Promise.withResolvers<void>();
+    this.#ready = ready.promise;
+    this.#notReady = ready.reject;
+    this.#worker.onmessage = (e: MessageEvent<WriterReply>) => {
+      const m = e.data;
+      if ("t" in m) {
+        if (m.t === "ready") {
+          this.#totals = m.totals;
+          ready.resolve();
+        } else this.#die(`sqlite writer could not open ${path}: ${m.message}`);
+        return;
+      }
+      if ("totals" in m) this.#totals = m.totals;
+      const call = this.#calls.get(m.n);
+      this.#calls.delete(m.n);
+      call?.resolve(m);
+    };
+    this.#ready.catch(() => {}); // observed by every call; not an unhandled rejection here
+    this.#worker.onerror = (e) => {
+      e.preventDefault();
+      this.#die(`sqlite writer failed: ${e.message}`);
+    };
+    this.#post({ t: "open", path, limits });
+  }
+
+  #post(m: WriterRequest): void {
+    this.#worker.postMessage(m);
+  }
+
+  /** Marks the writer gone and fails every call waiting on it (or on its start). */
+  #die(why: string): BackendUnavailableError {
+    this.#dead ??= why;
+    const e = new BackendUnavailableError(this.#dead);
+    this.#notReady(e); // no-op once it started
+    for (const c of this.#calls.values()) c.reject(e);
+    this.#calls.clear();
+    return e;
+  }
+
+  async #call(
+    m: { t: "batch"; ops: string } | { t: "close" },
+  ): Promise<WriterReply> {
+    await this.#ready;
+    if (this.#dead) throw new BackendUnavailableError(this.#dead);
+    const n = this.#nextCall++;
+    return await new Promise((resolve, reject) => {
+      this.#calls.set(n, { resolve, reject });
+      this.#post({ ...m, n });
+    });
+  }
+
+  #enqueue(op: WriteOp): Promise<WriteResult> {
+    if (this.#closed) return Promise.reject(new BackendUnavailableError("mailbox is closed"));
+    const p = new Promise<WriteResult>((resolve, reject) => {
+      this.#queue.push({ op, resolve, reject });
+      if (!this.#flushScheduled && !this.#inFlight) {
+        this.#flushScheduled = true;
+        // setImmediate, not setTimeout(0): a Deno timer fires after ~1-2 ms, which every send
+        // would wait before its transaction starts (bench/README.md, finding 1). Immediates still
+        // run after this turn's I/O, so concurrent writes share one commit.
+        setImmediate(() => this.#flush());
+      }
+    });
+    this.#lastWrite = p;
+    return p;
+  }
+
+  /**
+   * Waits until every write queued so far has committed (or failed), so a read sees them: an
+   * ack sent before a reconnect is not delivered again by this relay. Batches finish in order,
+   * so the last one queued is enough.
+   */
+  async #writesDone(): Promise<void> {
+    const last = this.#lastWrite;
+    if (last) await last.catch(() => {});
+  }
+
+  /** Sends what is queued as one batch, unless a batch is in the writer (it flushes when done). */
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#inFlight || this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#inFlight = this.#call({ t: "batch", ops: JSON.stringify(batch.map((q) => q.op)) }).then(
+      (r) => {
+        if (!("results" in r)) throw new Error("error" in r ? r.error : "unexpected reply");
+        const results = JSON.parse(r.results) as WriteResult[];
+        batch.forEach((q, i) => q.resolve(results[i]));
+      },
+    ).catch((err) => {
+      const e = err instanceof BackendUnavailableError
+        ? err
+        : new BackendUnavailableError(`sqlite write failed: ${(err as Error).message}`);
+      for (const q of batch) q.reject(e);
+    }).finally(() => {
+      this.#inFlight = undefined;
+      this.#flush();
+    });
+  }
+
+  async put(
+    mailboxId: string,
+    envelope: { id: string; raw: string },
+    now = Date.now(),
+  ): Promise<"stored" | "duplicate"> {
+    const r = await this.#enqueue({
+      op: "put",
+      mailbox: mailboxId,
+      id: envelope.id,
+      raw: envelope.raw,
+      now,
+    });
+    if (typeof r === "object") throw new MailboxFullError(r.full);
+    return r as "stored" | "duplicate";
+  }
+
+  /** Waits for the writes queued before it, then reads (on this thread's connection). */
+  async pending(
+    mailboxId: string,
+    opts: { afterSeq?: number; limit?: number; now?: number } = {},
+  ): Promise<StoredEnvelope[]> {
+    await this.#writesDone();
+    try {
+      const oldest = (opts.now ?? Date.now()) - this.#limits.maxAgeMs;
+      const rows = this.#stmt.pending.all(
+        mailboxId,
+        opts.afterSeq ?? 0,
+        oldest,
+        opts.limit ?? 500,
+      ) as Array<{ id: string; raw: string; seq: number; received_at: number }>;
+      return rows.map((r) => ({
+        id: r.id,
+        raw: r.raw,
+        seq: Number(r.seq),
+        receivedAt: r.received_at,
+      }));
+    } catch (err) {
+      throw new BackendUnavailableError((err as Error).message);
+    }
+  }
+
+  async ack(mailboxId: string, ids: readonly string[]): Promise<number> {
+    return await this.#enqueue({ op: "ack", mailbox: mailboxId, ids: [...ids] }) as number;
+  }
+
+  async depth(mailboxId: string): Promise<{ count: number; bytes: number }> {
+    await this.#writesDone();
+    try {
+      const t = this.#stmt.depth.get(mailboxId) as { count: number; bytes: number };
+      return { count: t.count, bytes: t.bytes };
+    } catch (err) {
+      throw new BackendUnavailableError((err as Error).message);
+    }
+  }
+
+  /** As of the last committed batch (kept by the writer, so a scrape scans nothing). */
+  async totals(): Promise<{ count: number; bytes: number }> {
+    await this.#ready.catch(() => {}); // the writer counts the file when it opens it
+    await this.#writesDone();
+    return { ...this.#totals };
+  }
+
+  /** Queued after the writes before it, so it sees them. */
+  async sweep(now = Date.now()): Promise<number> {
+    return await this.#enqueue({ op: "sweep", now }) as number;
+  }
+
+  check(): Promise<BackendStatus> {
+    if (this.#closed) return Promise.resolve({ ok: false, detail: "closed" });
+    if (this.#dead) return Promise.resolve({ ok: false, detail: this.#dead });
+    try {
+      this.#stmt.ping.get();
+      return Promise.resolve({ ok: true, detail: this.path });
+    } catch (err) {
+      return Promise.resolve({ ok: false, detail: (err as Error).message });
+    }
+  }
+
+  /** Refuses new writes, lets the queued ones commit, then closes the writer and the reader. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      this.#flush();
+      while (this.#inFlight) await this.#inFlight;
+      // A writer that does not answer within 10 s is terminated anyway: SQLite's WAL makes an
+      // unfinished close safe, and shutdown must not hang on it.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        if (!this.#dead) {
+          await Promise.race([
+            this.#call({ t: "close" }),
+            new Promise((r) => (timer = setTimeout(r, 10_000))),
+          ]);
+        }
+      } catch { /* the writer is gone already: nothing left to close there */ }
+      clearTimeout(timer);
+      this.#die("mailbox is closed");
+      this.#worker.terminate();
+      this.#db.close();
+    })();
+    return this.#closing;
+  }
+}
