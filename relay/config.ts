@@ -1,102 +1,342 @@
 /**
- * Relay configuration: every setting from a flag or an environment variable (flag wins), with
- * defaults that make `deno task relay` work with no configuration at all.
+ * Relay configuration as one declarative table: each setting's flag, environment variable,
+ * default, meaning and parser sit in one row ({@linkcode SETTINGS}). The help text, the README's
+ * table (checked by tests/docs_test.ts) and the typed {@linkcode RelayConfig} are all produced
+ * from it; a flag wins over the environment. Components receive typed slices (`config.http`,
+ * `config.session`, ...), never the whole table.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_MAX_FRAME_BYTES, normalizeRelayUrl } from "@chat-p2p/protocol";
-import { DEFAULT_MAILBOX_LIMITS, type MailboxLimits } from "./ports/mailbox.ts";
+import { normalizeRelayUrl } from "@chat-p2p/protocol";
+import { type MailboxLimits } from "./ports/mailbox.ts";
 import { isLevel, type Level } from "./infra/log.ts";
 import type { RateSpec } from "./core/rate_limit.ts";
-
-/** Everything the relay can be told. */
-export interface RelayConfig {
-  port: number;
-  hostname: string;
-  dataDir: string;
-  /** Public URLs clients sign in auth; empty = accept the URL whose host matches the request. */
-  publicUrls: string[];
-  maxFrameBytes: number;
-  mailbox: MailboxLimits;
-  authTimeoutMs: number;
-  /** A socket whose unsent bytes pass this is closed as a slow consumer (1013). */
-  maxBufferedBytes: number;
-  /** Idle sockets are pinged after this long and closed if no pong follows. 0 = never. */
-  idleTimeoutMs: number;
-  /** Per-connection budget for every frame (token bucket). Rate 0 = unlimited. */
-  frameRate: RateSpec;
-  /** Per-key budget for sends, across that key's sockets on this relay. Rate 0 = unlimited. */
-  sendRate: RateSpec;
-  /** Most simultaneous sockets from one IP address. 0 = unlimited. */
-  maxConnectionsPerIp: number;
-  kafkaBrokers: string[];
-  kafkaTopic: string;
-  kafkaPartitions: number;
-  redisUrl?: string;
-  logLevel: Level;
-  /** Unique per relay process; names its Kafka consumer group. */
-  instanceId: string;
-}
 
 /** A configuration problem: the relay prints it with the usage and exits 2. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** One row per setting: flag, environment variable, default, meaning (README reads the same). */
-export const SETTINGS = [
-  ["--port", "RELAY_PORT", "8080", "TCP port (0 picks a free one)"],
-  ["--host", "RELAY_HOST", "0.0.0.0", "address to listen on"],
-  ["--data-dir", "RELAY_DATA_DIR", "./relay-data", "embedded store directory (SQLite, WAL)"],
-  ["--public-url", "RELAY_PUBLIC_URL", "(none)", "comma-separated URLs clients sign in auth"],
-  ["--max-frame-bytes", "RELAY_MAX_FRAME_BYTES", "65536", "largest frame accepted"],
-  ["--mailbox-max-count", "RELAY_MAILBOX_MAX_COUNT", "10000", "envelopes held per recipient"],
-  ["--mailbox-max-bytes", "RELAY_MAILBOX_MAX_BYTES", "67108864", "bytes held per recipient"],
-  ["--max-age-seconds", "RELAY_MAX_AGE_SECONDS", "2592000", "envelopes older are dropped (30 d)"],
-  ["--auth-timeout-ms", "RELAY_AUTH_TIMEOUT_MS", "10000", "unauthenticated socket lifetime"],
-  ["--max-buffered-bytes", "RELAY_MAX_BUFFERED_BYTES", "4194304", "slow-consumer bound per socket"],
-  ["--idle-timeout-ms", "RELAY_IDLE_TIMEOUT_MS", "60000", "ping idle sockets; close without pong"],
-  ["--frame-rate", "RELAY_FRAME_RATE", "100", "frames/s per connection (0 = unlimited)"],
-  ["--frame-burst", "RELAY_FRAME_BURST", "200", "burst of frames per connection"],
-  ["--send-rate", "RELAY_SEND_RATE", "50", "sends/s per key (0 = unlimited)"],
-  ["--send-burst", "RELAY_SEND_BURST", "100", "burst of sends per key"],
-  [
-    "--max-connections-per-ip",
-    "RELAY_MAX_CONNECTIONS_PER_IP",
-    "64",
-    "sockets per IP (0 = unlimited)",
-  ],
-  ["--kafka-brokers", "KAFKA_BROKERS", "(none)", "comma-separated brokers; enables the Kafka bus"],
-  ["--kafka-topic", "KAFKA_TOPIC", "chat-envelopes", "topic for envelope announcements"],
-  ["--kafka-partitions", "KAFKA_PARTITIONS", "12", "partitions when the relay creates the topic"],
-  ["--redis-url", "REDIS_URL", "(none)", "redis://host:port; enables Redis mailboxes"],
-  ["--log-level", "RELAY_LOG_LEVEL", "info", "debug, info, warn or error"],
-  ["--instance-id", "RELAY_INSTANCE_ID", "(random)", "names this relay's Kafka consumer group"],
-] as const;
+/** Turns the text of a setting into its value; throws a plain Error saying what is wrong. */
+type Parser<T> = (text: string) => T;
 
-/** Usage text for `--help` and configuration errors. */
+/** One row of the table. */
+export interface Setting<T> {
+  /** Command-line flag, e.g. `--port`. */
+  readonly flag: string;
+  /** Environment variable, e.g. `RELAY_PORT`. */
+  readonly env: string;
+  /** Default as text (parsed like a given value), or `undefined` for "not set". */
+  readonly default: string | undefined;
+  /** How the default is shown in help and the README when it is not a literal value. */
+  readonly shown?: string;
+  /** One line for the help and the README. */
+  readonly meaning: string;
+  /** Parses the text (the given value or the default). */
+  readonly parse: Parser<T>;
+}
+
+function whole(
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+  what = "a whole number",
+): Parser<number> {
+  return (text) => {
+    const t = text.trim();
+    if (!/^\d+$/.test(t)) throw new Error(`not ${what}`);
+    const n = Number(t);
+    if (n < min) throw new Error(`must be at least ${min}`);
+    if (n > max) throw new Error(`must be at most ${max}`);
+    return n;
+  };
+}
+
+const text: Parser<string> = (t) => t;
+
+const list: Parser<string[]> = (t) => t.split(",").map((x) => x.trim()).filter(Boolean);
+
+const relayUrls: Parser<string[]> = (t) =>
+  list(t).map((u) => {
+    const n = normalizeRelayUrl(u);
+    if (!n) throw new Error(`'${u}' is not a ws:// or wss:// URL`);
+    return n;
+  });
+
+const level: Parser<Level> = (t) => {
+  if (!isLevel(t)) throw new Error("not one of debug, info, warn, error");
+  return t;
+};
+
+/** A row, keeping whether its default is set in the type (settings without one may be unset). */
+function row<T, D extends string | undefined>(
+  s: Setting<T> & { default: D },
+): Setting<T> & { default: D } {
+  return s;
+}
+
+/** Every setting, in help order. */
+export const SETTINGS = {
+  port: row({
+    flag: "--port",
+    env: "RELAY_PORT",
+    default: "8080",
+    meaning: "TCP port (0 picks a free one)",
+    parse: whole(0, 65535, "a port number"),
+  }),
+  host: row({
+    flag: "--host",
+    env: "RELAY_HOST",
+    default: "0.0.0.0",
+    meaning: "address to listen on",
+    parse: text,
+  }),
+  dataDir: row({
+    flag: "--data-dir",
+    env: "RELAY_DATA_DIR",
+    default: "./relay-data",
+    meaning: "embedded store directory (SQLite, WAL)",
+    parse: text,
+  }),
+  publicUrls: row({
+    flag: "--public-url",
+    env: "RELAY_PUBLIC_URL",
+    default: undefined,
+    shown: "(none)",
+    meaning: "comma-separated URLs clients sign in auth",
+    parse: relayUrls,
+  }),
+  maxFrameBytes: row({
+    flag: "--max-frame-bytes",
+    env: "RELAY_MAX_FRAME_BYTES",
+    default: "65536",
+    meaning: "largest frame accepted",
+    parse: whole(1024),
+  }),
+  mailboxMaxCount: row({
+    flag: "--mailbox-max-count",
+    env: "RELAY_MAILBOX_MAX_COUNT",
+    default: "10000",
+    meaning: "envelopes held per recipient",
+    parse: whole(1),
+  }),
+  mailboxMaxBytes: row({
+    flag: "--mailbox-max-bytes",
+    env: "RELAY_MAILBOX_MAX_BYTES",
+    default: "67108864",
+    meaning: "bytes held per recipient",
+    parse: whole(1024),
+  }),
+  maxAgeSeconds: row({
+    flag: "--max-age-seconds",
+    env: "RELAY_MAX_AGE_SECONDS",
+    default: "2592000",
+    meaning: "envelopes older are dropped (30 d)",
+    parse: whole(1),
+  }),
+  authTimeoutMs: row({
+    flag: "--auth-timeout-ms",
+    env: "RELAY_AUTH_TIMEOUT_MS",
+    default: "10000",
+    meaning: "unauthenticated socket lifetime",
+    parse: whole(100),
+  }),
+  maxBufferedBytes: row({
+    flag: "--max-buffered-bytes",
+    env: "RELAY_MAX_BUFFERED_BYTES",
+    default: "4194304",
+    meaning: "slow-consumer bound per socket",
+    parse: whole(65536),
+  }),
+  idleTimeoutMs: row({
+    flag: "--idle-timeout-ms",
+    env: "RELAY_IDLE_TIMEOUT_MS",
+    default: "60000",
+    meaning: "ping idle sockets; close without pong",
+    parse: whole(0),
+  }),
+  frameRate: row({
+    flag: "--frame-rate",
+    env: "RELAY_FRAME_RATE",
+    default: "100",
+    meaning: "frames/s per connection (0 = unlimited)",
+    parse: whole(0),
+  }),
+  frameBurst: row({
+    flag: "--frame-burst",
+    env: "RELAY_FRAME_BURST",
+    default: "200",
+    meaning: "burst of frames per connection",
+    parse: whole(1),
+  }),
+  sendRate: row({
+    flag: "--send-rate",
+    env: "RELAY_SEND_RATE",
+    default: "50",
+    meaning: "sends/s per key (0 = unlimited)",
+    parse: whole(0),
+  }),
+  sendBurst: row({
+    flag: "--send-burst",
+    env: "RELAY_SEND_BURST",
+    default: "100",
+    meaning: "burst of sends per key",
+    parse: whole(1),
+  }),
+  maxConnectionsPerIp: row({
+    flag: "--max-connections-per-ip",
+    env: "RELAY_MAX_CONNECTIONS_PER_IP",
+    default: "64",
+    meaning: "sockets per IP (0 = unlimited)",
+    parse: whole(0),
+  }),
+  kafkaBrokers: row({
+    flag: "--kafka-brokers",
+    env: "KAFKA_BROKERS",
+    default: undefined,
+    shown: "(none)",
+    meaning: "comma-separated brokers; enables the Kafka bus",
+    parse: list,
+  }),
+  kafkaTopic: row({
+    flag: "--kafka-topic",
+    env: "KAFKA_TOPIC",
+    default: "chat-envelopes",
+    meaning: "topic for envelope announcements",
+    parse: text,
+  }),
+  kafkaPartitions: row({
+    flag: "--kafka-partitions",
+    env: "KAFKA_PARTITIONS",
+    default: "12",
+    meaning: "partitions when the relay creates the topic",
+    parse: whole(1),
+  }),
+  redisUrl: row({
+    flag: "--redis-url",
+    env: "REDIS_URL",
+    default: undefined,
+    shown: "(none)",
+    meaning: "redis://host:port; enables Redis mailboxes",
+    parse: text,
+  }),
+  logLevel: row({
+    flag: "--log-level",
+    env: "RELAY_LOG_LEVEL",
+    default: "info",
+    meaning: "debug, info, warn or error",
+    parse: level,
+  }),
+  instanceId: row({
+    flag: "--instance-id",
+    env: "RELAY_INSTANCE_ID",
+    default: undefined,
+    shown: "(random)",
+    meaning: "names this relay's Kafka consumer group",
+    parse: text,
+  }),
+};
+
+/** The name of a setting (a key of {@linkcode SETTINGS}). */
+export type SettingName = keyof typeof SETTINGS;
+
+/** Every setting's parsed value; `undefined` only for settings without a default. */
+export type SettingValues = {
+  [K in SettingName]: typeof SETTINGS[K] extends Setting<infer T>
+    ? typeof SETTINGS[K]["default"] extends string ? T : T | undefined
+    : never;
+};
+
+/** Everything the relay can be told, grouped by the component that uses it. */
+export interface RelayConfig {
+  /** The listener and what happens before a WebSocket exists. */
+  http: {
+    port: number;
+    hostname: string;
+    /** Most simultaneous sockets from one IP address. 0 = unlimited. */
+    maxConnectionsPerIp: number;
+    /** Idle sockets are pinged after this long and closed if no pong follows. 0 = never. */
+    idleTimeoutMs: number;
+  };
+  /** One socket's protocol. */
+  session: {
+    maxFrameBytes: number;
+    authTimeoutMs: number;
+    /** A socket whose unsent bytes pass this is closed as a slow consumer (1013). */
+    maxBufferedBytes: number;
+    /** Public URLs clients sign in auth; empty = accept the URL whose host matches the request. */
+    publicUrls: string[];
+    /** Per-connection budget for every frame (token bucket). Rate 0 = unlimited. */
+    frameRate: RateSpec;
+    /** Per-key budget for sends, across that key's sockets on this relay. Rate 0 = unlimited. */
+    sendRate: RateSpec;
+  };
+  /** Where envelopes wait: SQLite in `dataDir`, or Redis when `redisUrl` is set. */
+  storage: { dataDir: string; redisUrl: string | undefined; limits: MailboxLimits };
+  /** The bus between relays: Kafka when `brokers` is not empty, else in-process. */
+  kafka: { brokers: string[]; topic: string; partitions: number; instanceId: string };
+  logLevel: Level;
+}
+
+/** Usage text for `--help` and configuration errors, with the table aligned to its widest cell. */
 export function usage(): string {
-  const rows = SETTINGS.map(([flag, envName, def, what]) =>
-    `  ${(flag + " <v>").padEnd(26)} ${envName.padEnd(26)} ${def.padEnd(16)} ${what}`
-  );
+  const rows = Object.values(SETTINGS).map((s) => [
+    `${s.flag} <v>`,
+    s.env,
+    s.shown ?? s.default ?? "",
+    s.meaning,
+  ]);
+  const head = ["flag", "environment", "default", "meaning"];
+  const widths = [0, 1, 2].map((i) => Math.max(head[i].length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => "  " + r.map((c, i) => i < 3 ? c.padEnd(widths[i]) : c).join("  ");
   return [
     "Usage: deno task relay [options]",
     "",
     "Every option can also be set by its environment variable; a flag wins.",
-    `  ${"flag".padEnd(26)} ${"environment".padEnd(26)} ${"default".padEnd(16)} meaning`,
-    ...rows,
-    "  --help                     show this help",
+    line(head),
+    ...rows.map(line),
+    `  ${"--help".padEnd(widths[0])}  show this help`,
   ].join("\n");
 }
 
-function int(name: string, text: string, min: number): number {
-  if (!/^\d+$/.test(text.trim())) {
-    throw new ConfigError(`${name} must be a whole number, got '${text}'`);
+/** Reads every setting from `args` (flags) and `env`, parsed; throws {@linkcode ConfigError}. */
+export function readSettings(
+  args: string[],
+  env: Record<string, string | undefined>,
+): SettingValues & { help: boolean } {
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const s of Object.values(SETTINGS)) options[s.flag.slice(2)] = { type: "string" };
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
-  const n = Number(text);
-  if (n < min) throw new ConfigError(`${name} must be at least ${min}, got ${n}`);
-  return n;
+  const out: Record<string, unknown> = { help: flags.help === true };
+  for (const [name, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const given = flags[s.flag.slice(2)];
+    const fromEnv = env[s.env] === "" ? undefined : env[s.env];
+    const [source, value] = typeof given === "string"
+      ? [s.flag, given]
+      : fromEnv !== undefined
+      ? [s.env, fromEnv]
+      : ["default", s.default];
+    if (value === undefined) {
+      out[name] = undefined;
+      continue;
+    }
+    try {
+      out[name] = s.parse(value);
+    } catch (err) {
+      const what = source === s.flag
+        ? `${s.flag} ${value}`
+        : source === s.env
+        ? `${s.env}=${value}`
+        : `the default of ${s.flag} (${value})`;
+      throw new ConfigError(`${what}: ${(err as Error).message}`);
+    }
+  }
+  return out as SettingValues & { help: boolean };
 }
 
 /** Reads the configuration from command-line arguments and the environment. */
@@ -104,93 +344,38 @@ export function parseConfig(
   args: string[],
   env: Record<string, string | undefined>,
 ): RelayConfig & { help: boolean } {
-  const options: Record<string, { type: "string" }> = {};
-  for (const [flag] of SETTINGS) options[flag.slice(2)] = { type: "string" };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args,
-      options: { ...options, help: { type: "boolean" } },
-      strict: true,
-      allowPositionals: false,
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
-  const get = (flag: string): string | undefined => {
-    const row = SETTINGS.find(([f]) => f === flag)!;
-    const v = values[flag.slice(2)];
-    if (typeof v === "string") return v;
-    const e = env[row[1]];
-    return e === undefined || e === "" ? undefined : e;
-  };
-  const list = (s: string | undefined) => (s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
-
-  const publicUrls = list(get("--public-url")).map((u) => {
-    const n = normalizeRelayUrl(u);
-    if (!n) throw new ConfigError(`RELAY_PUBLIC_URL: '${u}' is not a ws:// or wss:// URL`);
-    return n;
-  });
-  const logLevel = get("--log-level") ?? "info";
-  if (!isLevel(logLevel)) {
-    throw new ConfigError(`RELAY_LOG_LEVEL must be debug, info, warn or error`);
-  }
-  const port = int("RELAY_PORT", get("--port") ?? "8080", 0);
-  if (port > 65535) throw new ConfigError(`RELAY_PORT must be at most 65535, got ${port}`);
+  const v = readSettings(args, env);
   return {
-    help: values.help === true,
-    port,
-    hostname: get("--host") ?? "0.0.0.0",
-    dataDir: get("--data-dir") ?? "./relay-data",
-    publicUrls,
-    maxFrameBytes: int(
-      "RELAY_MAX_FRAME_BYTES",
-      get("--max-frame-bytes") ?? String(DEFAULT_MAX_FRAME_BYTES),
-      1024,
-    ),
-    mailbox: {
-      maxCount: int(
-        "RELAY_MAILBOX_MAX_COUNT",
-        get("--mailbox-max-count") ?? String(DEFAULT_MAILBOX_LIMITS.maxCount),
-        1,
-      ),
-      maxBytes: int(
-        "RELAY_MAILBOX_MAX_BYTES",
-        get("--mailbox-max-bytes") ?? String(DEFAULT_MAILBOX_LIMITS.maxBytes),
-        1024,
-      ),
-      maxAgeMs: 1000 *
-        int(
-          "RELAY_MAX_AGE_SECONDS",
-          get("--max-age-seconds") ?? String(DEFAULT_MAILBOX_LIMITS.maxAgeMs / 1000),
-          1,
-        ),
+    help: v.help,
+    http: {
+      port: v.port,
+      hostname: v.host,
+      maxConnectionsPerIp: v.maxConnectionsPerIp,
+      idleTimeoutMs: v.idleTimeoutMs,
     },
-    authTimeoutMs: int("RELAY_AUTH_TIMEOUT_MS", get("--auth-timeout-ms") ?? "10000", 100),
-    maxBufferedBytes: int(
-      "RELAY_MAX_BUFFERED_BYTES",
-      get("--max-buffered-bytes") ?? String(4 * 1024 * 1024),
-      65536,
-    ),
-    idleTimeoutMs: int("RELAY_IDLE_TIMEOUT_MS", get("--idle-timeout-ms") ?? "60000", 0),
-    frameRate: {
-      ratePerSecond: int("RELAY_FRAME_RATE", get("--frame-rate") ?? "100", 0),
-      burst: int("RELAY_FRAME_BURST", get("--frame-burst") ?? "200", 1),
+    session: {
+      maxFrameBytes: v.maxFrameBytes,
+      authTimeoutMs: v.authTimeoutMs,
+      maxBufferedBytes: v.maxBufferedBytes,
+      publicUrls: v.publicUrls ?? [],
+      frameRate: { ratePerSecond: v.frameRate, burst: v.frameBurst },
+      sendRate: { ratePerSecond: v.sendRate, burst: v.sendBurst },
     },
-    sendRate: {
-      ratePerSecond: int("RELAY_SEND_RATE", get("--send-rate") ?? "50", 0),
-      burst: int("RELAY_SEND_BURST", get("--send-burst") ?? "100", 1),
+    storage: {
+      dataDir: v.dataDir,
+      redisUrl: v.redisUrl,
+      limits: {
+        maxCount: v.mailboxMaxCount,
+        maxBytes: v.mailboxMaxBytes,
+        maxAgeMs: v.maxAgeSeconds * 1000,
+      },
     },
-    maxConnectionsPerIp: int(
-      "RELAY_MAX_CONNECTIONS_PER_IP",
-      get("--max-connections-per-ip") ?? "64",
-      0,
-    ),
-    kafkaBrokers: list(get("--kafka-brokers")),
-    kafkaTopic: get("--kafka-topic") ?? "chat-envelopes",
-    kafkaPartitions: int("KAFKA_PARTITIONS", get("--kafka-partitions") ?? "12", 1),
-    redisUrl: get("--redis-url"),
-    logLevel,
-    instanceId: get("--instance-id") ?? crypto.randomUUID(),
+    kafka: {
+      brokers: v.kafkaBrokers ?? [],
+      topic: v.kafkaTopic,
+      partitions: v.kafkaPartitions,
+      instanceId: v.instanceId ?? crypto.randomUUID(),
+    },
+    logLevel: v.logLevel,
   };
 }

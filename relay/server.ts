@@ -34,24 +34,19 @@ export interface RunningRelay {
 
 /** Builds the mailbox the configuration asks for. */
 export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mailbox> {
-  if (config.redisUrl) {
+  const { redisUrl, dataDir, limits } = config.storage;
+  if (redisUrl) {
     const { RedisMailbox } = await import("./mailbox/redis.ts");
-    return await RedisMailbox.connect(config.redisUrl, config.mailbox, { logger: log });
+    return await RedisMailbox.connect(redisUrl, limits, { logger: log });
   }
-  return new SqliteMailbox(join(config.dataDir, "mailbox.db"), config.mailbox);
+  return new SqliteMailbox(join(dataDir, "mailbox.db"), limits);
 }
 
 /** Builds the bus the configuration asks for. */
 export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
-  if (config.kafkaBrokers.length > 0) {
+  if (config.kafka.brokers.length > 0) {
     const { KafkaBus } = await import("./bus/kafka/bus.ts");
-    return await KafkaBus.connect({
-      brokers: config.kafkaBrokers,
-      topic: config.kafkaTopic,
-      partitions: config.kafkaPartitions,
-      instanceId: config.instanceId,
-      logger: log,
-    });
+    return await KafkaBus.connect({ ...config.kafka, logger: log });
   }
   return new MemoryBus();
 }
@@ -84,19 +79,19 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
   const metrics = new Metrics();
   // Only the network backends are waited for: a SQLite file that cannot be opened (a wrong
   // --data-dir, no permission) will not fix itself, so it fails at once.
-  const mailbox = config.redisUrl
+  const mailbox = config.storage.redisUrl
     ? await withStartupRetry("Redis", log, () => makeMailbox(config, log))
     : await makeMailbox(config, log);
-  const bus = config.kafkaBrokers.length > 0
+  const bus = config.kafka.brokers.length > 0
     ? await withStartupRetry("Kafka", log, () => makeBus(config, log))
     : await makeBus(config, log);
   log.info("backends", {
     mailbox: mailbox.kind,
     bus: bus.kind,
-    ...(mailbox instanceof SqliteMailbox ? { data_dir: config.dataDir } : {}),
+    ...(mailbox instanceof SqliteMailbox ? { data_dir: config.storage.dataDir } : {}),
   });
   const router = new Router(mailbox, bus, log, metrics);
-  await (config.kafkaBrokers.length > 0
+  await (config.kafka.brokers.length > 0
     ? withStartupRetry("the Kafka subscription", log, () => router.start())
     : router.start());
   const sessions = new Set<Session>();
@@ -105,26 +100,18 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
     log,
     metrics,
     sessions,
-    options: {
-      maxFrameBytes: config.maxFrameBytes,
-      authTimeoutMs: config.authTimeoutMs,
-      maxBufferedBytes: config.maxBufferedBytes,
-      publicUrls: config.publicUrls,
-      idleTimeoutMs: config.idleTimeoutMs,
-      frameRate: config.frameRate,
-      sendRate: config.sendRate,
-      maxConnectionsPerIp: config.maxConnectionsPerIp,
-    },
+    http: config.http,
+    session: config.session,
   });
   const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
   const server = Deno.serve({
-    port: config.port,
-    hostname: config.hostname,
+    port: config.http.port,
+    hostname: config.http.hostname,
     onListen: ({ port }) => onListen(port),
   }, app.fetch);
   const port = await listening;
   const url = `ws://127.0.0.1:${port}/ws`;
-  log.info("listening", { port, url, host: config.hostname });
+  log.info("listening", { port, url, host: config.http.hostname });
 
   const sweeper = setInterval(() => {
     mailbox.sweep().then((n) => {

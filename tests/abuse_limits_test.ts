@@ -16,7 +16,7 @@ function message(from: KeyPair, to: KeyPair) {
 }
 
 Deno.test("limits: frames over the per-connection rate get rate_limited with retry_after_ms", async () => {
-  await using relay = await startTestRelay({}, { RELAY_FRAME_RATE: "5", RELAY_FRAME_BURST: "5" });
+  await using relay = await startTestRelay({ RELAY_FRAME_RATE: "5", RELAY_FRAME_BURST: "5" });
   await using c = await RawClient.authed(relay.url, generateKeyPair()); // auth used 1 token
   for (let i = 0; i < 10; i++) c.send({ v: 1, type: "ping", nonce: `p${i}` });
   const pongs: Frame[] = [], limited: Frame[] = [];
@@ -36,7 +36,7 @@ Deno.test("limits: frames over the per-connection rate get rate_limited with ret
 });
 
 Deno.test("limits: sends over the per-key rate are refused across that key's sockets, others unaffected", async () => {
-  await using relay = await startTestRelay({}, { RELAY_SEND_RATE: "1", RELAY_SEND_BURST: "3" });
+  await using relay = await startTestRelay({ RELAY_SEND_RATE: "1", RELAY_SEND_BURST: "3" });
   const alice = generateKeyPair(), bob = generateKeyPair(), carol = generateKeyPair();
   await using a1 = await RawClient.authed(relay.url, alice);
   await using a2 = await RawClient.authed(relay.url, alice);
@@ -60,7 +60,7 @@ Deno.test("limits: sends over the per-key rate are refused across that key's soc
 });
 
 Deno.test("limits: connections per IP beyond the cap get HTTP 429; a closed one frees its place", async () => {
-  await using relay = await startTestRelay({}, { RELAY_MAX_CONNECTIONS_PER_IP: "2" });
+  await using relay = await startTestRelay({ RELAY_MAX_CONNECTIONS_PER_IP: "2" });
   const c1 = await RawClient.connect(relay.url);
   await using _c2 = await RawClient.connect(relay.url);
   await assert.rejects(RawClient.connect(relay.url), /cannot connect|429|Unexpected|Invalid/i);
@@ -72,7 +72,7 @@ Deno.test("limits: connections per IP beyond the cap get HTTP 429; a closed one 
 });
 
 Deno.test("limits: an idle socket that never answers pings is closed", async () => {
-  await using relay = await startTestRelay({}, { RELAY_IDLE_TIMEOUT_MS: "1000" });
+  await using relay = await startTestRelay({ RELAY_IDLE_TIMEOUT_MS: "1000" });
   // A raw TCP WebSocket handshake: unlike Deno's client, this never answers a ping.
   using conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.port });
   const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
@@ -95,7 +95,7 @@ Deno.test("limits: an idle socket that never answers pings is closed", async () 
 });
 
 Deno.test("limits: a send refused by the connection's frame budget names its envelope id", async () => {
-  await using relay = await startTestRelay({}, { RELAY_FRAME_RATE: "1", RELAY_FRAME_BURST: "2" });
+  await using relay = await startTestRelay({ RELAY_FRAME_RATE: "1", RELAY_FRAME_BURST: "2" });
   const alice = generateKeyPair(), bob = generateKeyPair();
   await using c = await RawClient.authed(relay.url, alice); // auth took 1 of 2 tokens
   const es = [message(alice, bob), message(alice, bob)];

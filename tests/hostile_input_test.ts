@@ -79,7 +79,7 @@ Deno.test("hostile: malformed and mistyped frames each get an error frame, socke
 });
 
 Deno.test("hostile: binary frames get an error; oversized frames get an error and close 1009", async () => {
-  await using relay = await startTestRelay({ maxFrameBytes: 4096 });
+  await using relay = await startTestRelay({ RELAY_MAX_FRAME_BYTES: "4096" });
   await using c = await RawClient.connect(relay.url);
   c.send(new Uint8Array([1, 2, 3]));
   assert.equal((await c.next("error")).code, "binary_frame");
@@ -178,7 +178,7 @@ Deno.test("hostile: an envelope whose from is not the authenticated key is refus
 });
 
 Deno.test("hostile: an unauthenticated socket is closed after the auth timeout", async () => {
-  await using relay = await startTestRelay({ authTimeoutMs: 200 });
+  await using relay = await startTestRelay({ RELAY_AUTH_TIMEOUT_MS: "200" });
   await using c = await RawClient.connect(relay.url);
   assert.equal((await c.next("error", 3000)).code, "auth_timeout");
   assert.equal(await c.closed, 1008);

@@ -20,13 +20,13 @@ Deno.test("delivery: held while offline, survives a relay restart, drained oldes
   const alice = generateKeyPair(), bob = generateKeyPair();
   const sent = Array.from({ length: 5 }, (_, i) => message(alice, bob, `m${i}`));
   {
-    await using relay = await startTestRelay({ dataDir });
+    await using relay = await startTestRelay({ RELAY_DATA_DIR: dataDir });
     await using a = await RawClient.authed(relay.url, alice);
     for (const e of sent) a.send({ v: 1, type: "send", envelope: e });
     for (const e of sent) assert.equal((await a.next("accepted")).id, e.id);
   }
   {
-    await using relay = await startTestRelay({ dataDir });
+    await using relay = await startTestRelay({ RELAY_DATA_DIR: dataDir });
     await using b = await RawClient.authed(relay.url, bob);
     const got = [];
     for (let i = 0; i < sent.length; i++) got.push((await b.next("deliver")).envelope);
@@ -36,7 +36,7 @@ Deno.test("delivery: held while offline, survives a relay restart, drained oldes
     await waitForDepth(relay.router.mailbox, bob, 2);
   }
   {
-    await using relay = await startTestRelay({ dataDir });
+    await using relay = await startTestRelay({ RELAY_DATA_DIR: dataDir });
     await using b = await RawClient.authed(relay.url, bob);
     const again = [(await b.next("deliver")).envelope.id, (await b.next("deliver")).envelope.id];
     assert.deepEqual(again, [sent[3].id, sent[4].id], "unacked ones come again, acked ones never");
@@ -85,7 +85,7 @@ Deno.test("delivery: a resent id is accepted again but stored once", async () =>
 });
 
 Deno.test("delivery: a full mailbox refuses with mailbox_full naming the envelope, and stores nothing", async () => {
-  await using relay = await startTestRelay({}, { RELAY_MAILBOX_MAX_COUNT: "2" });
+  await using relay = await startTestRelay({ RELAY_MAILBOX_MAX_COUNT: "2" });
   const alice = generateKeyPair(), bob = generateKeyPair();
   await using a = await RawClient.authed(relay.url, alice);
   const es = [message(alice, bob), message(alice, bob), message(alice, bob)];

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseConfig, type RelayConfig } from "../relay/config.ts";
+import { parseConfig } from "../relay/config.ts";
 import { createLogger, type Logger } from "../relay/infra/log.ts";
 import { type RunningRelay, startRelay } from "../relay/server.ts";
 
@@ -14,21 +14,20 @@ export interface TestRelay extends RunningRelay, AsyncDisposable {
   logs: string[];
 }
 
-/** Starts a relay on 127.0.0.1 with a free port; `overrides` tweak the config. */
-export async function startTestRelay(
-  overrides: Partial<RelayConfig> = {},
-  env: Record<string, string> = {},
-): Promise<TestRelay> {
-  const dataDir = overrides.dataDir ?? await Deno.makeTempDir({ prefix: "chat-relay-" });
-  const config = {
-    ...parseConfig([], {
-      RELAY_PORT: "0",
-      RELAY_HOST: "127.0.0.1",
-      RELAY_DATA_DIR: dataDir,
-      ...env,
-    }),
-    ...overrides,
-  };
+/**
+ * Starts a relay on 127.0.0.1 with a free port, configured as `env` says (the relay's own
+ * environment variables, e.g. `{ RELAY_AUTH_TIMEOUT_MS: "200" }`); a temporary data directory
+ * unless `RELAY_DATA_DIR` is given.
+ */
+export async function startTestRelay(env: Record<string, string> = {}): Promise<TestRelay> {
+  const ownDir = env.RELAY_DATA_DIR === undefined;
+  const dataDir = env.RELAY_DATA_DIR ?? await Deno.makeTempDir({ prefix: "chat-relay-" });
+  const config = parseConfig([], {
+    RELAY_PORT: "0",
+    RELAY_HOST: "127.0.0.1",
+    RELAY_DATA_DIR: dataDir,
+    ...env,
+  });
   const logs: string[] = [];
   const log: Logger = createLogger("debug", (line) => logs.push(line));
   const relay = await startRelay(config, log);
@@ -39,7 +38,7 @@ export async function startTestRelay(
     async [Symbol.asyncDispose]() {
       await relay.shutdown();
       await relay.finished;
-      if (!overrides.dataDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      if (ownDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     },
   };
 }

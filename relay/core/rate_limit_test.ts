@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { KeyedBuckets, TokenBucket } from "./rate_limit.ts";
+import { TokenBucket } from "@chat-p2p/protocol/async";
+import { KeyedBuckets } from "./rate_limit.ts";
 
 Deno.test("token bucket: a burst passes, the next take says when to retry, refill restores", () => {
   const b = new TokenBucket({ ratePerSecond: 10, burst: 3 }, 0);

@@ -28,7 +28,8 @@ import { BackendUnavailableError, MailboxFullError } from "../ports/mailbox.ts";
 import type { Logger } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 import type { Recipient, Router } from "./router.ts";
-import { type KeyedBuckets, type RateSpec, TokenBucket } from "./rate_limit.ts";
+import { type RateSpec, TokenBucket } from "@chat-p2p/protocol/async";
+import type { KeyedBuckets } from "./rate_limit.ts";
 
 /** The socket, as the session sees it. */
 export interface Transport {

@@ -8,19 +8,19 @@ import { Hono } from "hono";
 import type { Logger } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 import type { Router } from "../core/router.ts";
-import { Session, type SessionOptions, type Transport } from "../core/session.ts";
-import { KeyedBuckets, type RateSpec } from "../core/rate_limit.ts";
+import { Session, type Transport } from "../core/session.ts";
+import { KeyedBuckets } from "../core/rate_limit.ts";
+import type { RelayConfig } from "../config.ts";
 
 /** What the app needs. */
 export interface AppDeps {
   router: Router;
   log: Logger;
   metrics: Metrics;
-  options: Omit<SessionOptions, "requestHost" | "sendBuckets"> & {
-    idleTimeoutMs: number;
-    sendRate: RateSpec;
-    maxConnectionsPerIp: number;
-  };
+  /** The listener's limits. */
+  http: Pick<RelayConfig["http"], "idleTimeoutMs" | "maxConnectionsPerIp">;
+  /** What every session is told. */
+  session: RelayConfig["session"];
   /** Every open session, so shutdown can close them with 1001. */
   sessions: Set<Session>;
 }
@@ -30,18 +30,11 @@ export type RelayEnv = { Bindings: Deno.ServeHandlerInfo<Deno.NetAddr> | undefin
 
 /** Builds the Hono app. */
 export function createApp(deps: AppDeps): Hono<RelayEnv> {
-  const { router, log, metrics, options, sessions } = deps;
+  const { router, log, metrics, http: options, sessions } = deps;
   const app = new Hono<RelayEnv>();
-  const sendBuckets = new KeyedBuckets(options.sendRate);
+  const sendBuckets = new KeyedBuckets(deps.session.sendRate);
   const perIp = new Map<string, number>();
-  const sessionOptions = {
-    maxFrameBytes: options.maxFrameBytes,
-    authTimeoutMs: options.authTimeoutMs,
-    maxBufferedBytes: options.maxBufferedBytes,
-    publicUrls: options.publicUrls,
-    frameRate: options.frameRate,
-    sendBuckets,
-  };
+  const sessionOptions = { ...deps.session, sendBuckets };
 
   metrics.describe("mailbox_envelopes", "gauge", "envelopes held in all mailboxes");
   metrics.describe("mailbox_bytes", "gauge", "bytes held in all mailboxes");
