@@ -118,3 +118,73 @@ Deno.test("packaging: the Dockerfile copies enough of the workspace to cache and
     await rm(app, { recursive: true, force: true });
   }
 });
+
+/** What `deno compile --target` accepts, as this Deno lists it. */
+async function compileTargets(): Promise<string[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["compile", "--target", "not-a-target", "x.ts"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const m = /possible values: ([^\n]+)/.exec(new TextDecoder().decode(out.stderr));
+  assert.ok(m, "deno compile lists its targets");
+  return m[1].split(",").map((t) => t.trim());
+}
+
+interface Step {
+  uses?: string;
+  run?: string;
+  with?: Record<string, unknown>;
+}
+interface Job {
+  needs?: string | string[];
+  permissions?: Record<string, string>;
+  strategy?: { matrix: { target: string[] } };
+  steps: Step[];
+}
+
+Deno.test("packaging: the release workflow tests, compiles for five platforms and publishes sums", async () => {
+  const wf = parseYaml(await read(".github/workflows/release.yml"));
+  assert.deepEqual(Object.keys(wf.on), ["push"]);
+  assert.deepEqual(Object.keys(wf.on.push), ["tags"], "runs on tags only");
+  const jobs = wf.jobs as Record<string, Job>;
+  const runs = (job: Job) => job.steps.map((s) => s.run ?? "").join("\n");
+
+  assert.match(runs(jobs.test), /^bash \.ci\/run$/m, "the tests run as CI runs them");
+  await Deno.stat(join(ROOT, ".ci/run"));
+  assert.equal(jobs.build.needs, "test", "nothing is built unless the tests pass");
+  assert.equal(jobs.publish.needs, "build");
+
+  const targets = jobs.build.strategy!.matrix.target;
+  const valid = await compileTargets();
+  for (const t of targets) assert.ok(valid.includes(t), `${t} is not a deno compile target`);
+  for (
+    const platform of [
+      /x86_64-.*linux/,
+      /aarch64-.*linux/,
+      /x86_64-apple/,
+      /aarch64-apple/,
+      /windows/,
+    ]
+  ) assert.ok(targets.some((t) => platform.test(t)), `no target for ${platform}`);
+
+  const compile = /deno compile ((?:\\\n|[^\n])+)/.exec(runs(jobs.build));
+  assert.ok(compile, "a deno compile step");
+  const argv = compile[1].replace(/\\\n/g, " ").trim().split(/\s+/);
+  assert.match(argv.join(" "), /--target "\$TARGET"/);
+  const entry = argv.at(-1)!;
+  assert.equal(entry, "cli/main.ts");
+  await Deno.stat(join(ROOT, entry)); // throws when the entry point is gone
+  const task = JSON.parse(await read("deno.json")).tasks.compile as string;
+  const perms = (words: string[]) => words.filter((w) => w.startsWith("--allow-")).sort();
+  assert.deepEqual(perms(argv), perms(task.split(/\s+/)), "the compile task's permissions");
+  assert.match(runs(jobs.build), /^\. \.\/\.env$/m, "Deno at the version pinned in .env");
+
+  assert.equal(jobs.publish.permissions?.contents, "write");
+  assert.match(runs(jobs.publish), /sha256sum chat-p2p-\* > SHA256SUMS/);
+  assert.match(runs(jobs.publish), /gh release create "\$GITHUB_REF_NAME" dist\/\*/);
+  for (const job of Object.values(jobs)) {
+    for (const s of job.steps) if (s.uses) assert.match(s.uses, /@v\d+$/, `${s.uses} is pinned`);
+  }
+});
