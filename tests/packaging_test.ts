@@ -3,11 +3,12 @@
  * relay image's file list, compose, and the release workflow (which only GitHub runs).
  */
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
+import { listFiles } from "./import_rules.ts";
 import { ROOT } from "./relay_process.ts";
 
 const SELF = fileURLToPath(import.meta.url);
@@ -33,18 +34,6 @@ function versionPins(text: string): string[] {
   return VERSION_PINS.flatMap((re) => [...text.matchAll(re)].map((m) => m[1]));
 }
 
-/** Folders that are not the project's own sources: state, output and measurement records. */
-const NOT_SOURCES = new Set([".git", ".services", "relay-data", "dist", "node_modules", "bench"]);
-
-async function* projectFiles(dir = ROOT): AsyncGenerator<string> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    if (NOT_SOURCES.has(e.name)) continue;
-    const path = join(dir, e.name);
-    if (e.isDirectory()) yield* projectFiles(path);
-    else if (e.isFile() && e.name !== "deno.lock") yield path;
-  }
-}
-
 Deno.test("packaging: the Deno version is pinned once, in .env, and no file names another", async () => {
   assert.deepEqual(
     versionPins("npm i deno@2.8.0; FROM denoland/deno:2.7.1\nDENO_VERSION=2.6.0 deno-version: 2.5"),
@@ -53,11 +42,13 @@ Deno.test("packaging: the Deno version is pinned once, in .env, and no file name
   );
   const version = await pinnedDenoVersion();
   const pins = new Map<string, string[]>();
-  for await (const path of projectFiles()) {
-    const text = await readFile(path, "utf8");
-    if (text.includes("\0") || path === SELF) continue; // binary, or this file's examples
+  // bench/ keeps measurement records, which name the version they ran on.
+  const files = await listFiles(ROOT, (name) => name !== "deno.lock");
+  for (const path of files.filter((f) => !f.startsWith("bench/"))) {
+    const text = await read(path);
+    if (text.includes("\0") || join(ROOT, path) === SELF) continue; // binary; this file's examples
     const found = versionPins(text);
-    if (found.length > 0) pins.set(relative(ROOT, path), found);
+    if (found.length > 0) pins.set(path, found);
   }
   const others = [...pins].filter(([, vs]) => vs.some((v) => v !== version));
   assert.deepEqual(others, [], `files pinning a Deno version other than .env's ${version}`);
