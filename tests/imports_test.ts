@@ -124,6 +124,10 @@ Deno.test("imports: a tree that breaks every rule fails with each break named", 
 });
 
 Deno.test("imports: comments are removed, strings and regular expressions kept", () => {
+  assert.equal(
+    withoutComments("f = () => { return /'/; }; // x"),
+    "f = () => { return /'/; };     ",
+  );
   const src = `const a = "//x"; // gone
 const r = /["'/]+/g; /* gone
 too */ const t = \`\${a /* gone */ + "}"} // kept\`;`;
