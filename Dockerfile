@@ -1,12 +1,17 @@
 # The relay image used by compose.yaml (scaled mode: Kafka bus + Redis mailboxes).
-# Build: docker build -t chat-p2p-relay .     Run: see compose.yaml.
-ARG DENO_VERSION=2.9.6
+# Build: `docker compose build` (takes DENO_VERSION from .env, where it is pinned), or
+#   docker build --build-arg DENO_VERSION="$(sed -n 's/^DENO_VERSION=//p' .env)" -t chat-p2p-relay .
+ARG DENO_VERSION
 FROM denoland/deno:${DENO_VERSION}
 
 WORKDIR /app
 # Dependencies first (cached layer): npm packages pinned by deno.json + deno.lock.
+# Deno loads the whole workspace (root deno.json "workspace") before it runs anything, so every
+# member's deno.json is copied; the relay needs only the protocol package's code besides its own.
 COPY deno.json deno.lock ./
-COPY shared/ shared/
+COPY protocol/ protocol/
+COPY client/deno.json client/
+COPY cli/deno.json cli/
 COPY relay/ relay/
 RUN deno cache --frozen relay/main.ts \
   && mkdir -p /app/relay-data \

@@ -18,6 +18,12 @@ import type { Io } from "./io.ts";
 import { explainProfileName } from "@chat-p2p/client";
 import { sendCommand } from "./commands/send.ts";
 import { syncCommand } from "./commands/sync.ts";
+import { type CommandTable, helpCommand } from "./commands/help.ts";
+import { versionCommand, versionLine } from "./commands/version.ts";
+import { completionsCommand } from "./commands/completions.ts";
+
+/** The table as the commands that describe the others see it (filled in below). */
+const TABLE: CommandTable = { commands: () => COMMANDS, usage: mainUsage };
 
 /** Every command, in help order. */
 export const COMMANDS: readonly Command[] = [
@@ -30,6 +36,9 @@ export const COMMANDS: readonly Command[] = [
   chatCommand,
   historyCommand,
   passphraseCommand,
+  helpCommand(TABLE),
+  versionCommand,
+  completionsCommand(TABLE),
 ];
 
 /** Exit codes. */
@@ -49,7 +58,8 @@ Global options (before or after the command):
   --profile <name>  profile to use (default: $CHAT_PROFILE, else "default"); its files live in
                     $HOME/.chat-<name>/
   --verbose         protocol log and stack traces on stderr
-  -h, --help        help (for a command: chat-p2p <command> --help)
+  -h, --help        show help; for a command: chat-p2p help <command>
+  --version         print the version and exit
 
 Start with \`chat-p2p init\`, share the key \`chat-p2p id\` prints, then
 \`chat-p2p add-contact <name> <key>\` and \`chat-p2p chat ws://relay:8080/ws <name>\`.`;
@@ -59,6 +69,7 @@ interface Globals {
   profile: string | undefined;
   verbose: boolean;
   help: boolean;
+  version: boolean;
   command: string | undefined;
   rest: string[];
 }
@@ -72,6 +83,7 @@ export function splitGlobals(argv: string[]): Globals {
     profile: undefined,
     verbose: false,
     help: false,
+    version: false,
     command: undefined,
     rest: [],
   };
@@ -90,6 +102,7 @@ export function splitGlobals(argv: string[]): Globals {
     }
     if (a === "--verbose") g.verbose = true;
     else if (a === "--help" || a === "-h") g.help = true;
+    else if (a === "--version") g.version = true;
     else if (a === "--profile") {
       if (i + 1 >= argv.length) throw new UsageError("--profile needs a value");
       g.profile = argv[++i];
@@ -111,6 +124,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
   let cmd: Command | undefined;
   try {
     const g = splitGlobals(argv);
+    if (g.version) {
+      io.stdout.write(versionLine() + "\n");
+      return EXIT.ok;
+    }
     if (g.command === undefined) {
       if (g.help) {
         io.stdout.write(mainUsage() + "\n");

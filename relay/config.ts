@@ -9,7 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import { normalizeRelayUrl } from "@chat-p2p/protocol";
-import { type MailboxLimits } from "./ports/mailbox.ts";
+import type { MailboxLimits } from "./ports/mailbox.ts";
 import { isLevel, type Level } from "./infra/log.ts";
 import type { RateSpec } from "./core/rate_limit.ts";
 

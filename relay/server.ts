@@ -14,6 +14,8 @@ import type { Logger } from "./infra/log.ts";
 import type { Mailbox } from "./ports/mailbox.ts";
 import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
 import { Metrics } from "./infra/metrics.ts";
+import { DataDirLock } from "./infra/data_dir_lock.ts";
+import { serveOrExplain } from "./infra/listen.ts";
 import { Router } from "./core/router.ts";
 import type { Session } from "./core/session.ts";
 
@@ -77,6 +79,9 @@ async function withStartupRetry<T>(
 /** Starts a relay. */
 export async function startRelay(config: RelayConfig, log: Logger): Promise<RunningRelay> {
   const metrics = new Metrics();
+  const dataDirLock = config.storage.redisUrl
+    ? null
+    : await DataDirLock.acquire(config.storage.dataDir);
   // Only the network backends are waited for: a SQLite file that cannot be opened (a wrong
   // --data-dir, no permission) will not fix itself, so it fails at once.
   const mailbox = config.storage.redisUrl
@@ -104,7 +109,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
     session: config.session,
   });
   const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
-  const server = Deno.serve({
+  const server = serveOrExplain({
     port: config.http.port,
     hostname: config.http.hostname,
     onListen: ({ port }) => onListen(port),
@@ -129,6 +134,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
       await serverDone;
       await bus.close();
       await mailbox.close();
+      dataDirLock?.release();
       log.info("stopped");
     })();
 
