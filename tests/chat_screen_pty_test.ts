@@ -392,7 +392,7 @@ Deno.test("chat screen (defect 6): SIGTERM and an uncaught error restore the ter
     await demo.pty.type("a draft");
     await demo.pty.waitFor("> a draft");
     Deno.kill(demo.pid, "SIGTERM");
-    await assertLeftCleanly(demo, 128 + 15, "");
+    await assertLeftCleanly(demo, 128 + 15, "SIGTERM");
   }
   {
     await using demo = await startDemo();

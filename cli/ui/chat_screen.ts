@@ -16,7 +16,7 @@
  *
  * The terminal is restored (raw mode off, bracketed paste off, cursor shown, the draft area
  * erased so the shell prompt starts on a fresh line) on every way out: leaving, `close()`,
- * SIGTERM, SIGHUP or SIGINT (then the signal ends the process as it would have), an uncaught
+ * SIGTERM, SIGHUP or SIGINT (the screen closes saying which; the caller then ends), an uncaught
  * error, and the process exiting.
  *
  * Keys: Enter sends; Alt-Enter, Ctrl-J or a trailing `\` before Enter insert a newline; ←/→,
@@ -49,7 +49,7 @@ import type { Style } from "../context.ts";
 import { sanitizeForTerminal } from "./format.ts";
 import { type Key, KeyDecoder } from "./keys.ts";
 import { type EditorLimits, LineEditor } from "./line_editor.ts";
-import { denoTerminal, type Terminal } from "./terminal.ts";
+import { denoTerminal, type QUIT_SIGNALS, type QuitSignal, type Terminal } from "./terminal.ts";
 import { rowsOf, TAB_WIDTH, textWidth, truncateToWidth } from "./text_width.ts";
 
 /** A piece of a line, drawn in `style` when colour is allowed. */
@@ -89,10 +89,13 @@ export type CloseReason =
   | "eof"
   /** Ctrl-C (confirmed when there was a draft). */
   | "interrupt"
-  /** SIGTERM, SIGHUP or SIGINT. */
-  | "signal"
   /** An error inside the screen (the iterator throws it). */
-  | "error";
+  | "error"
+  /**
+   * That signal arrived (SIGTERM, SIGHUP, SIGINT): the caller should end promptly, by convention
+   * with exit code 128 + its number ({@linkcode QUIT_SIGNALS}).
+   */
+  | QuitSignal;
 
 /** Options for {@linkcode openChatScreen}. */
 export interface ChatScreenOptions {
@@ -243,7 +246,8 @@ class ChatScreenImpl implements ChatScreen {
       this.#cleanups.push(() => globalThis.removeEventListener(event, restoreOnExit));
     }
     this.#cleanups.push(this.#term.onResize(() => this.#guard(() => this.#redrawAll())));
-    this.#cleanups.push(this.#term.onSignal(() => this.#finish("signal")));
+    // The screen's listener replaces the signal's default action until the screen closes.
+    this.#cleanups.push(this.#term.onSignal((signal) => this.#finish(signal)));
     this.#term.setRaw(true);
     this.#term.write(
       (opts.bracketedPaste ?? true ? PASTE_ON : "") + "\r" + ERASE_LINE + this.#drawArea(),

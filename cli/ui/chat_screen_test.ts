@@ -94,7 +94,7 @@ Deno.test("chat_screen: close restores the terminal and ends the iteration; late
 
 Deno.test("chat_screen: a quit signal, the end of input, Ctrl-D and Ctrl-C close it, saying why", async () => {
   const cases: Array<[string, (t: ReturnType<typeof fakeTerminal>) => Promise<void> | void]> = [
-    ["signal", (t) => t.signal("SIGTERM")],
+    ["SIGTERM", (t) => t.signal("SIGTERM")],
     ["eof", (t) => t.endInput()],
     ["eof", (t) => t.send("\x04")],
     ["interrupt", (t) => t.send("\x03")],

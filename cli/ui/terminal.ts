@@ -7,7 +7,7 @@
  * @module
  */
 
-/** Signals after which the chat screen restores the terminal and the program ends, by number. */
+/** Signals after which the chat screen restores the terminal and closes, with their numbers. */
 export const QUIT_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 
 /** One of {@linkcode QUIT_SIGNALS}. */
@@ -26,8 +26,8 @@ export interface Terminal {
   /** Calls `listener` when the window is resized; returns the function that stops it. */
   onResize(listener: () => void): () => void;
   /**
-   * Calls `listener` on one of {@linkcode QUIT_SIGNALS} (until the returned function is called),
-   * then ends the process as the signal would have.
+   * Calls `listener` on one of {@linkcode QUIT_SIGNALS} instead of the default action (the
+   * process ending), until the returned function is called.
    */
   onSignal(listener: (signal: QuitSignal) => void): () => void;
 }
@@ -39,9 +39,8 @@ function writeAll(text: string): void {
 }
 
 /**
- * The process's terminal: stdin and stdout, `Deno.consoleSize`, SIGWINCH and the quit signals
- * (after its listener, a quit signal exits with 128 + the signal's number, as a shell reports a
- * process the signal ended). Throws when stdin or stdout is not a terminal (a pipe or a file: chat then prints plain lines
+ * The process's terminal: stdin and stdout, `Deno.consoleSize`, SIGWINCH and the quit signals.
+ * Throws when stdin or stdout is not a terminal (a pipe or a file: chat then prints plain lines
  * without the screen).
  */
 export function denoTerminal(): Terminal {
@@ -60,10 +59,7 @@ export function denoTerminal(): Terminal {
     onSignal(listener) {
       const signals = Object.keys(QUIT_SIGNALS) as QuitSignal[];
       const handlers = signals.map((signal) => {
-        const handler = () => {
-          listener(signal);
-          Deno.exit(128 + QUIT_SIGNALS[signal]);
-        };
+        const handler = () => listener(signal);
         Deno.addSignalListener(signal, handler);
         return () => Deno.removeSignalListener(signal, handler);
       });
