@@ -2,7 +2,7 @@
  * The chat screen (cli/ui/chat_screen.ts) in a real terminal: tmux at 110×30 runs
  * `fixtures/chat_screen_demo.ts`, which hosts the screen as `chat` does; the tests type and paste
  * into it, play the other side through its control socket, and read the screen and what was sent.
- * Each test names the defect of issue 11 it covers; node:readline's chat failed every one.
+ * Each test names the defect of issue 11 it covers.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";

@@ -222,6 +222,8 @@ class ChatScreenImpl implements ChatScreen {
    * more than the real row, so a line believed on screen really is.
    */
   #areaTop = 0;
+  /** Rows of the draft area as last drawn. */
+  #areaHeight = 1;
   /** The cursor's row within the draft area, and its column. */
   #cursorRow = 0;
   #cursorCol = 0;
@@ -399,9 +401,6 @@ class ChatScreenImpl implements ChatScreen {
     this.#areaTop = this.#outRows;
     this.#term.write(out + area);
   }
-
-  /** Rows of the draft area as last drawn. */
-  #areaHeight = 1;
 
   /**
    * Erases the draft area row by row and leaves the cursor at the start of its first row. (Not
