@@ -49,7 +49,7 @@ import type { Style } from "../context.ts";
 import { sanitizeForTerminal } from "./format.ts";
 import { type Key, KeyDecoder } from "./keys.ts";
 import { type EditorLimits, LineEditor } from "./line_editor.ts";
-import { denoTerminal, type QUIT_SIGNALS, type QuitSignal, type Terminal } from "./terminal.ts";
+import { denoTerminal, type QuitSignal, type Terminal } from "./terminal.ts";
 import { rowsOf, TAB_WIDTH, textWidth, truncateToWidth } from "./text_width.ts";
 
 /** A piece of a line, drawn in `style` when colour is allowed. */
@@ -93,7 +93,7 @@ export type CloseReason =
   | "error"
   /**
    * That signal arrived (SIGTERM, SIGHUP, SIGINT): the caller should end promptly, by convention
-   * with exit code 128 + its number ({@linkcode QUIT_SIGNALS}).
+   * with exit code 128 + its number (`QUIT_SIGNALS` in terminal.ts).
    */
   | QuitSignal;
 
