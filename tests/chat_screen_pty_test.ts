@@ -272,6 +272,7 @@ Deno.test("chat screen (defect 3): a pasted block is one message, blank lines ke
   await demo.pty.press("M-Enter");
   await demo.pty.type("b\\");
   await demo.pty.press("Enter");
+  await waitForRows(demo.pty, ["> a", "  b", "", lengthRow(4)]);
   await demo.pty.type("c");
   await waitForRows(demo.pty, ["> a", "  b", "  c", lengthRow(5)]);
   await demo.pty.press("Enter");
@@ -304,6 +305,7 @@ Deno.test("chat screen (defect 4): a message's mark changes on its own line, als
   const long = "w".repeat(150);
   await demo.pty.type(long);
   await demo.pty.press("Enter");
+  await demo.waitForSubmitted(2);
   await demo.send({ print: "bob: a reply" });
   await demo.pty.type("draft");
   const before = [`you: ${long.slice(0, 105)}`, `${long.slice(105)}  …`, "bob: a reply", "> draft"];
@@ -427,6 +429,7 @@ Deno.test("chat screen (6): line editing keys, history, and a redraw on resize",
   await pty.press("C-u");
   await pty.type("second");
   await pty.press("Enter");
+  await demo.waitForSubmitted(2);
   await pty.press("Up", "Up");
   await waitForRows(pty, ["> hello"]);
   await pty.press("Down", "Enter");

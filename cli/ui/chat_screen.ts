@@ -496,12 +496,15 @@ class ChatScreenImpl implements ChatScreen {
 
   #onInput(chunk: string): void {
     clearTimeout(this.#escTimer);
-    if (this.#enterTimer !== undefined) { // more input right after an Enter: it was pasted
+    const keys = this.#keys.feed(chunk);
+    if (this.#enterTimer !== undefined) {
+      // More text right after a waiting Enter: the paste goes on, the Enter was a newline in it.
+      // Any other key: it was a real Enter.
       clearTimeout(this.#enterTimer);
       this.#enterTimer = undefined;
-      this.#insert("\n");
+      if (keys[0]?.kind === "text") this.#insert("\n");
+      else keys.unshift({ kind: "key", name: "enter" });
     }
-    const keys = this.#keys.feed(chunk);
     this.#handleKeys(keys);
     if (this.#keys.hasPending) {
       this.#escTimer = setTimeout(
