@@ -125,3 +125,16 @@ Deno.test("chat_screen: marks of lines not drawn yet are drawn with the line", a
   assert.match(out, /you: hi {2}✓ \r\n/);
   assert.doesNotMatch(out, /…|✗/);
 });
+
+Deno.test("chat_screen: without bracketed paste, Enters that come with text are newlines", async () => {
+  const t = fakeTerminal();
+  using screen = open(t.term);
+  const sent = screen[Symbol.asyncIterator]();
+  await t.send("one\rtwo\r"); // a paste: the last Enter waits
+  await t.send("three"); // more text: the paste went on
+  await t.send("\r"); // typed alone: sent at once
+  assert.deepEqual((await sent.next()).value, "one\ntwo\nthree");
+  await t.send("four\r");
+  await t.send("\x1b[A"); // a key, not text: the waiting Enter was typed
+  assert.deepEqual((await sent.next()).value, "four");
+});
