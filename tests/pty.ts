@@ -144,6 +144,11 @@ export class Pty implements AsyncDisposable {
     await this.#tmux(["paste-buffer", "-b", "paste", "-d", "-p", "-t", SESSION]);
   }
 
+  /** Resizes the terminal to `width`×`height`; the command gets SIGWINCH. */
+  async resize(width: number, height: number): Promise<void> {
+    await this.#tmux(["resize-window", "-t", SESSION, "-x", String(width), "-y", String(height)]);
+  }
+
   /** The visible screen: one line per row, trailing spaces removed (so wait for "Prompt:"). */
   async screen(): Promise<string> {
     return await this.#tmux(["capture-pane", "-p", "-t", SESSION]);
