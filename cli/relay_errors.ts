@@ -6,7 +6,13 @@
 import { normalizeRelayUrl } from "@chat-p2p/protocol";
 import { type Context, debug } from "./context.ts";
 import { CliError, UsageError } from "./errors.ts";
-import { type ConnectOptions, RelayError } from "@chat-p2p/client";
+import {
+  type ChatClient,
+  type ChatClientOptions,
+  RelayError,
+  type SendOutcome,
+} from "@chat-p2p/client";
+import { deadline } from "@chat-p2p/protocol/async";
 
 /** Normalises a relay URL argument, or throws a usage error. */
 export function relayUrlArg(url: string, usage: string): string {
@@ -22,9 +28,16 @@ export function relayUrlArg(url: string, usage: string): string {
   return n;
 }
 
-/** Connect options wired to the command's context (verbose protocol log on stderr). */
-export function connectOptions(ctx: Context, timeoutMs: number): ConnectOptions {
-  return { timeoutMs, log: (line) => debug(ctx, line) };
+/**
+ * Client options wired to the command's context: its clock, the timeout, the verbose protocol
+ * log on stderr.
+ */
+export function clientOptions(
+  ctx: Context,
+  timeoutMs: number,
+  extra: ChatClientOptions = {},
+): ChatClientOptions {
+  return { timeoutMs, log: (line) => debug(ctx, line), now: () => ctx.io.now(), ...extra };
 }
 
 /** A user-facing error for a relay failure (the relay's code and message when it sent them). */
@@ -37,4 +50,21 @@ export function relayFailure(e: unknown, what: string): CliError {
     return new CliError(`relay refused ${what}: ${e.code}: ${e.message}${hint}`, { cause: e });
   }
   return new CliError(e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+/** What became of a queued message within `ms`: its outcome, or undefined (still queued). */
+export function outcomeWithin(
+  client: ChatClient,
+  id: string,
+  ms: number,
+): Promise<SendOutcome | undefined> {
+  return deadline(client.outcome(id), ms).catch(() => undefined);
+}
+
+/** Why message `id`, still queued, did not get through: its last refusal, or the timeout. */
+export function stillQueued(client: ChatClient, id: string, relayUrl: string, ms: number): string {
+  const lastError = client.queued().find((m) => m.id === id)?.lastError;
+  return lastError
+    ? relayFailure(lastError, "the message").message
+    : `relay ${relayUrl} did not accept the message within ${ms / 1000} s`;
 }
