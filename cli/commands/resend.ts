@@ -36,8 +36,9 @@ const USAGE = `Usage: chat-p2p resend <contact> [<id>] [--relay <url>] [--timeou
 
 Puts the messages to <contact> that failed (refused by the relay for good, "✗ failed" in
 \`chat-p2p history\`) back in the queue, or only the one with <id>, and prints their ids. The next
-\`send\` or \`chat\` to <contact> sends them, under the same ids. With --relay they are sent now:
-resend waits until the relay has them, like \`send\`.
+\`send\` or \`chat\` to <contact> sends them, under the same ids. With --relay they are sent now,
+with any other message to <contact> still queued, and resend waits until the relay has them,
+like \`send\`.
 
 Options:
   --relay <url>        send them now through this relay (ws://host:port/ws, wss://...)
@@ -108,7 +109,9 @@ export const resendCommand: Command = {
       clientOptions(ctx, timeoutMs, { receive: false, giveUpAfterMs: 0 }),
     );
     try {
-      const queued = client.resend(peer.key, id);
+      // What was queued before (an earlier resend without --relay, say) goes too.
+      const queued = [...client.resume(peer.key), ...client.resend(peer.key, id)]
+        .filter((m) => id === undefined || m.id === id);
       if (queued.length === 0) return nothingFailed(ctx, store, peer.key, who, id);
       try {
         await client.connect(relayUrl);
