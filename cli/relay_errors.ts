@@ -61,10 +61,22 @@ export function outcomeWithin(
   return deadline(client.outcome(id), ms).catch(() => undefined);
 }
 
-/** Why message `id`, still queued, did not get through: its last refusal, or the timeout. */
-export function stillQueued(client: ChatClient, id: string, relayUrl: string, ms: number): string {
+/**
+ * Why message `id` was not accepted, given its `outcome` (undefined: still queued after `ms`):
+ * undefined when it was accepted; the relay's refusal when it failed; its last refusal or the
+ * timeout, and that it stays queued, when it is still queued.
+ */
+export function notAccepted(
+  client: ChatClient,
+  id: string,
+  outcome: SendOutcome | undefined,
+  relayUrl: string,
+  ms: number,
+): string | undefined {
+  if (outcome?.state === "accepted") return undefined;
+  if (outcome) return relayFailure(outcome.error, "the message").message;
   const lastError = client.queued().find((m) => m.id === id)?.lastError;
-  return lastError
+  return (lastError
     ? relayFailure(lastError, "the message").message
-    : `relay ${relayUrl} did not accept the message within ${ms / 1000} s`;
+    : `relay ${relayUrl} did not accept the message within ${ms / 1000} s`) + "; it stays queued";
 }

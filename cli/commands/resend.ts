@@ -26,10 +26,10 @@ import { shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
 import {
   clientOptions,
+  notAccepted,
   outcomeWithin,
   relayFailure,
   relayUrlArg,
-  stillQueued,
 } from "../relay_errors.ts";
 
 const USAGE = `Usage: chat-p2p resend <contact> [<id>] [--relay <url>] [--timeout <seconds>]
@@ -126,12 +126,9 @@ export const resendCommand: Command = {
       const outcomes = await Promise.all(queued.map((m) => outcomeWithin(client, m.id, timeoutMs)));
       let notSent = 0;
       queued.forEach((m, i) => {
-        const o = outcomes[i];
-        if (o?.state === "accepted") return out(ctx, m.id);
+        const why = notAccepted(client, m.id, outcomes[i], relayUrl, timeoutMs);
+        if (why === undefined) return out(ctx, m.id);
         notSent++;
-        const why = o
-          ? relayFailure(o.error, "the message").message
-          : `${stillQueued(client, m.id, relayUrl, timeoutMs)}; it stays queued`;
         warn(ctx, `not sent: ${shortText(m.text)}: ${why}`);
       });
       if (notSent > 0) throw new CliError(`${notSent} of ${queued.length} message(s) not accepted`);

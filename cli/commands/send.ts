@@ -22,10 +22,10 @@ import { checkText, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
 import {
   clientOptions,
+  notAccepted,
   outcomeWithin,
   relayFailure,
   relayUrlArg,
-  stillQueued,
 } from "../relay_errors.ts";
 
 const USAGE = `Usage: chat-p2p send <relay-url> <contact> <text...> [--timeout <seconds>]
@@ -118,21 +118,17 @@ export const sendCommand: Command = {
         outcomeWithin(client, id, timeoutMs),
       ]);
       queued.forEach((q, i) => {
-        const o = outcomes[i];
-        if (o?.state === "accepted") return;
-        const why = o
-          ? relayFailure(o.error, "the message").message
-          : `${stillQueued(client, q.id, relayUrl, timeoutMs)}; it stays queued`;
-        warn(ctx, `queued message not sent: ${shortText(q.text)}: ${why}`);
+        const why = notAccepted(client, q.id, outcomes[i], relayUrl, timeoutMs);
+        if (why !== undefined) warn(ctx, `queued message not sent: ${shortText(q.text)}: ${why}`);
       });
-      if (last === undefined) {
+      const why = notAccepted(client, id, last, relayUrl, timeoutMs);
+      if (why !== undefined) {
         const who = peerLabel(peer.name, peer.fingerprint);
         throw new CliError(
-          `${stillQueued(client, id, relayUrl, timeoutMs)}; ` +
-            `it stays queued and is sent by the next \`send\` or \`chat\` to ${who}`,
+          last ? why : `${why} and is sent by the next \`send\` or \`chat\` to ${who}`,
+          { cause: last?.state === "failed" ? last.error : undefined },
         );
       }
-      if (last.state === "failed") throw relayFailure(last.error, "the message");
       out(ctx, id);
       if (ctx.io.stderr.isTerminal) {
         err(ctx, `✓ accepted by relay for ${peer.name ?? peer.fingerprint}`);
