@@ -52,6 +52,15 @@ export function relayFailure(e: unknown, what: string): CliError {
   return new CliError(e instanceof Error ? e.message : String(e), { cause: e });
 }
 
+/** Connects `client` to `relayUrl`, or throws the failure as a CLI error. */
+export async function connectOrFail(client: ChatClient, relayUrl: string): Promise<void> {
+  try {
+    await client.connect(relayUrl);
+  } catch (e) {
+    throw relayFailure(e, "the connection");
+  }
+}
+
 /** What became of a queued message within `ms`: its outcome, or undefined (still queued). */
 export function outcomeWithin(
   client: ChatClient,

@@ -22,6 +22,7 @@ import {
   type RelayEvent,
   type RelaySession,
 } from "./connection.ts";
+import { emit } from "./_emit.ts";
 import { ClientError, RelayError } from "./errors.ts";
 import { Inbox, type InboxOutcome, type IncomingMessage, ReceiptBatch } from "./inbox.ts";
 import { Outbox, type OutboxEvent, type QueuedMessage, type SendOutcome } from "./outbox.ts";
@@ -406,13 +407,7 @@ export class ChatClient {
   }
 
   #emit(e: ChatEvent): void {
-    for (const l of [...this.#listeners]) {
-      try {
-        l(e);
-      } catch (err) {
-        reportError(err);
-      }
-    }
+    emit(this.#listeners, e);
   }
 
   #send(envelope: Parameters<ReconnectingRelay["send"]>[0]): Promise<void> {

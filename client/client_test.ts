@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { deadline } from "@chat-p2p/protocol/async";
-import { startFakeRelay } from "../tests/fake_relay.ts";
+import { closedPort, startFakeRelay } from "../tests/fake_relay.ts";
 import { startTestRelay } from "../tests/relay_harness.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "./client.ts";
 import { ClientError, RelayError } from "./errors.ts";
@@ -211,9 +211,7 @@ Deno.test("ChatClient: errors are ClientErrors with codes from one union", async
     (e: unknown) => e instanceof ClientError && e.code === "frame_too_large",
   );
   assert.deepEqual(p.alice.store.history(p.bob.key).entries(), [], "nothing written");
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const port = closedPort();
   await assert.rejects(() => alice.connect(`ws://127.0.0.1:${port}/ws`), (e: unknown) => {
     assert.ok(e instanceof RelayError);
     assert.equal(e.code, "unreachable");

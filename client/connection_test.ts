@@ -1,15 +1,9 @@
 import assert from "node:assert/strict";
 import { generateKeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
+import { closedPort } from "../tests/fake_relay.ts";
 import { RelayProcess } from "../tests/relay_process.ts";
 import { connectRelay, type RelayEvent, type RelaySession } from "./connection.ts";
 import { RelayError } from "./errors.ts";
-
-function closedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function nextOfType(s: RelaySession, type: RelayEvent["type"]): Promise<RelayEvent> {
   while (true) {

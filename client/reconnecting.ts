@@ -18,6 +18,7 @@ import {
   type RelayEvent,
   type RelaySession,
 } from "./connection.ts";
+import { emit } from "./_emit.ts";
 import { ClientError, RelayError } from "./errors.ts";
 
 /** Where the connection stands. */
@@ -206,13 +207,7 @@ export class ReconnectingRelay {
   }
 
   #emit(e: ReconnectingEvent): void {
-    for (const l of [...this.#listeners]) {
-      try {
-        l(e);
-      } catch (err) {
-        reportError(err); // a listener's bug is the program's, not a reason to stop connecting
-      }
-    }
+    emit(this.#listeners, e);
   }
 
   #setState(e: Omit<ConnectionEvent, "type">): void {

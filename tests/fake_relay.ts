@@ -7,6 +7,14 @@
  */
 import type { Envelope, ErrorCode } from "@chat-p2p/protocol";
 
+/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago): a relay that is down. */
+export function closedPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 /** What the fake relay answers to one send: `accepted`, or an error frame with this code. */
 export type FakeAnswer = "accepted" | { code: ErrorCode; retry_after_ms?: number };
 

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { type CliOptions, pairedProfiles, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { closedPort } from "./fake_relay.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 const cli = runCliOk;
@@ -206,9 +207,7 @@ Deno.test("reconnect: the next chat sends what a killed chat left queued, before
 Deno.test("reconnect: a chat started while the relay is down opens, queues, and sends once it is up", async () => {
   await using env = await setup();
   const { alice, bob, dataDir } = env;
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const port = closedPort();
   let relay: RelayProcess | undefined;
   try {
     await using chat = spawnCli(

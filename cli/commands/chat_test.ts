@@ -4,15 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPair, toBase64 } from "@chat-p2p/protocol";
-import { startFakeRelay } from "../../tests/fake_relay.ts";
+import { closedPort, startFakeRelay } from "../../tests/fake_relay.ts";
 import { runInProcess, withHome } from "../testing.ts";
-
-function closedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function historyOf(home: string, contact: string) {
   const h = await runInProcess(["history", contact, "--json"], { home });

@@ -22,6 +22,7 @@ import { checkText, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
 import {
   clientOptions,
+  connectOrFail,
   notAccepted,
   outcomeWithin,
   relayFailure,
@@ -92,11 +93,7 @@ export const sendCommand: Command = {
       clientOptions(ctx, timeoutMs, { receive: false, giveUpAfterMs: 0 }),
     );
     try {
-      try {
-        await client.connect(relayUrl);
-      } catch (e) {
-        throw relayFailure(e, "the connection");
-      }
+      await connectOrFail(client, relayUrl);
       // Earlier messages to this peer that never got an answer from a relay go first, same ids.
       const queued = client.resume(peer.key);
       if (queued.length > 0) {

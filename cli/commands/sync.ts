@@ -18,7 +18,7 @@ import {
 import { CliError } from "../errors.ts";
 import { messageJson, messageLine, rejectedLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
-import { clientOptions, relayFailure, relayUrlArg } from "../relay_errors.ts";
+import { clientOptions, connectOrFail, relayFailure, relayUrlArg } from "../relay_errors.ts";
 
 const USAGE = `Usage: chat-p2p sync <relay-url> [--json] [--timeout <seconds>]
 
@@ -101,11 +101,7 @@ export const syncCommand: Command = {
       );
     });
     try {
-      try {
-        await client.connect(relayUrl);
-      } catch (e) {
-        throw relayFailure(e, "the connection");
-      }
+      await connectOrFail(client, relayUrl);
       await done.promise;
     } finally {
       stopWatching();
