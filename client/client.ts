@@ -28,7 +28,7 @@ import { Inbox, type InboxOutcome, type IncomingMessage, ReceiptBatch } from "./
 import { Outbox, type OutboxEvent, type QueuedMessage, type SendOutcome } from "./outbox.ts";
 import { type ConnectionEvent, type ConnectionState, ReconnectingRelay } from "./reconnecting.ts";
 import { type Sealer, v1Sealer } from "./sealing.ts";
-import { ProfileStore } from "./store/profile_store.ts";
+import { openStore, type ProfileStore } from "./store/profile_store.ts";
 
 /** Everything a {@linkcode ChatClient} reports. */
 export type ChatEvent =
@@ -78,7 +78,10 @@ export interface ChatClientOptions {
   receive?: boolean;
   /** Time for connecting and authenticating, and for each send attempt (default 10 s). */
   timeoutMs?: number;
-  /** See {@linkcode ReconnectOptions.giveUpAfterMs}. Default: never give up. */
+  /**
+   * Give up (state `closed`) once no connection was up for this long; 0 = after the first failed
+   * attempt. Default: never.
+   */
   giveUpAfterMs?: number;
   /** Spacing of reconnect attempts. */
   backoff?: BackoffOptions;
@@ -179,6 +182,8 @@ export class ChatClient {
   /** The current connection has received its backlog (receipts may go out). */
   #synced = false;
   #receiptsSending: Promise<void> | undefined;
+  /** Set by the first `close()`: deliveries from then on are left at the relay. */
+  #closing: Promise<void> | undefined;
   #closed = false;
 
   /**
@@ -186,15 +191,8 @@ export class ChatClient {
    * identity.
    */
   static async open(opts: OpenOptions = {}): Promise<ChatClient> {
-    const home = opts.home ?? Deno.env.get("HOME");
-    if (!home) {
-      throw new ClientError("no_home", "HOME is not set: cannot locate the profile directory");
-    }
-    const store = new ProfileStore({
-      home,
-      profile: opts.profile ?? "default",
-      ...(opts.warn ? { warn: opts.warn } : {}),
-    });
+    const env = (name: string) => name === "HOME" ? opts.home ?? Deno.env.get("HOME") : undefined;
+    const store = openStore(env, opts.profile ?? "default", opts.warn ?? (() => {}));
     return new ChatClient(store, await store.loadIdentity(opts.passphrase), opts);
   }
 
@@ -234,7 +232,9 @@ export class ChatClient {
    */
   connect(url: string): Promise<void> {
     if (this.#relay) {
-      throw new ClientError("protocol", "this client is already connected to a relay");
+      return Promise.reject(
+        new ClientError("protocol", "this client is already connected to a relay"),
+      );
     }
     const relay = new ReconnectingRelay(url, this.#identity, {
       timeoutMs: this.#timeoutMs,
@@ -277,7 +277,7 @@ export class ChatClient {
 
   /**
    * Queues the messages to `to` that history still holds as "sending" (an earlier run ended
-   * before the relay took them), once per peer; returns those it added. {@linkcode send} does
+   * before the relay took them), once per peer; returns those it added. {@linkcode ChatClient.send} does
    * this by itself; call it to send them without a new message.
    */
   resume(to: string): QueuedMessage[] {
@@ -375,11 +375,15 @@ export class ChatClient {
    * `timeoutMs`, default the client's timeout), then closes the connection. Queued messages stay
    * in history as "sending" for the next run.
    */
-  async close(opts: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.#closed) return;
-    const wait = (p: Promise<unknown>) =>
-      deadline(p, opts.timeoutMs ?? this.#timeoutMs).catch(() => {});
+  close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    return this.#closing ??= this.#close(opts.timeoutMs ?? this.#timeoutMs);
+  }
+
+  async #close(ms: number): Promise<void> {
+    const wait = (p: Promise<unknown>) => deadline(p, ms).catch(() => {});
     await wait(this.#inbox.idle().then(() => this.#lastReceive));
+    // The flush on its way, then one for the acks that came after it.
+    if (this.#receiptsSending) await wait(this.#receiptsSending);
     this.#flushReceipts();
     if (this.#receiptsSending) await wait(this.#receiptsSending);
     this.#closed = true;
@@ -426,7 +430,7 @@ export class ChatClient {
         if (e.state === "connected") this.#outbox.flush();
         return;
       case "deliver": {
-        if (this.#opts.receive === false || this.#closed) return;
+        if (this.#opts.receive === false || this.#closing) return;
         this.#lastReceive = this.#inbox.receive(e.envelope).then(
           (o) => this.#handle(o),
           (err) => this.#emit({ type: "error", during: "store", error: asClientError(err) }),

@@ -55,7 +55,9 @@ export type InboxOutcome =
 
 /** Options for {@linkcode Inbox}. */
 export interface InboxOptions {
+  /** Where messages are stored (each sender's history). */
   store: ProfileStore;
+  /** How envelopes are opened. */
   sealer: Sealer;
   /** The clock (the local time a message is stored). */
   now?: () => Date;

@@ -115,8 +115,11 @@ export type OutboxEvent =
 
 /** Options for {@linkcode Outbox}. */
 export interface OutboxOptions {
+  /** Where history is (messages are "sending" there while queued). */
   store: ProfileStore;
+  /** How messages are sealed. */
   sealer: Sealer;
+  /** Where envelopes go. */
   transport: OutboxTransport;
   /** Receives every {@linkcode OutboxEvent}. */
   onEvent?: (event: OutboxEvent) => void;

@@ -34,7 +34,9 @@ export type ConnectionState =
 
 /** A change of {@linkcode ConnectionState}. */
 export interface ConnectionEvent {
+  /** Always "connection". */
   type: "connection";
+  /** The state it is in now. */
   state: ConnectionState;
   /** Attempts since the last time it was connected (1 for the first). */
   attempt: number;
