@@ -277,8 +277,8 @@ export class ChatClient {
 
   /**
    * Queues the messages to `to` that history still holds as "sending" (an earlier run ended
-   * before the relay took them), once per peer; returns those it added. {@linkcode ChatClient.send} does
-   * this by itself; call it to send them without a new message.
+   * before the relay took them), once per peer; returns those it added.
+   * {@linkcode ChatClient.send} does this by itself; call it to send them without a new message.
    */
   resume(to: string): QueuedMessage[] {
     this.#assertOpen();
@@ -301,7 +301,10 @@ export class ChatClient {
     return this.#outbox.queued(to === undefined ? undefined : this.#peerKey(to));
   }
 
-  /** Resolves once queued message `id` is accepted or failed (it may stay queued: add a deadline). */
+  /**
+   * Resolves once queued message `id` is accepted or failed; it may stay queued for long, so
+   * bound the wait (`deadline`). Rejects for an id that is not queued.
+   */
   outcome(id: string): Promise<SendOutcome> {
     return this.#outbox.outcome(id);
   }
@@ -336,7 +339,10 @@ export class ChatClient {
     return () => this.#listeners.delete(l);
   }
 
-  /** Every event from now on, as an async iterator that ends when the client is closed. */
+  /**
+   * Every event from now on, as an async iterator that ends with the connection's `closed` event
+   * (the client is closed, or the connection gave up).
+   */
   events(): AsyncIterableIterator<ChatEvent> {
     const feed: { queue: ChatEvent[]; wake?: () => void; done: boolean } = {
       queue: [],

@@ -416,11 +416,13 @@ class Connection {
           // The relay refused a frame before reading it, so it cannot say which: every send on
           // the wire without an answer may be the one. They are refused here, to be sent again
           // under the same id (the relay stores an id once).
+          this.#log(`rate limited (${f.message}); unanswered sends are refused to be sent again`);
           for (const [id, p] of this.#pending) {
             if (!p.written) continue;
             this.#pending.delete(id);
             p.reject(new RelayError(f.code, f.message, { id, fromRelay: true, ...retry }));
           }
+          return;
         }
         this.events.push({ type: "error", code: f.code, message: f.message });
         return;
@@ -499,7 +501,7 @@ class Connection {
           text = item.text;
           if (item.sendId !== undefined) {
             const p = this.#pending.get(item.sendId);
-            if (!p) continue; // answered or given up meanwhile: no token spent
+            if (!p) continue; // answered or given up meanwhile
             p.written = true;
           }
         }

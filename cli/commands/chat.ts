@@ -305,13 +305,10 @@ class Chat {
     await client.close();
     const unsent = client.queued(this.#peer.key);
     for (const m of unsent) this.#say("yellow", `  … still queued: ${shortText(m.text)}`);
-    const stays = unsent.length === 0
-      ? ""
-      : `${unsent.length} message${unsent.length === 1 ? "" : "s"} stay${
-        unsent.length === 1 ? "s" : ""
-      } queued and ${unsent.length === 1 ? "is" : "are"} sent by the next \`send\` or \`chat\` to ${
-        peerLabel(this.#peer.name, this.#peer.fingerprint)
-      }`;
+    const n = unsent.length;
+    const stays = n === 0 ? "" : `${n === 1 ? "1 message stays" : `${n} messages stay`} queued ` +
+      `and ${n === 1 ? "is" : "are"} sent by the next \`send\` or \`chat\` to ` +
+      peerLabel(this.#peer.name, this.#peer.fingerprint);
     if (fatal) throw new CliError(stays ? `${fatal.message}; ${stays}` : fatal.message);
     if (stays) {
       const offline = this.#offlineBecause;
@@ -387,7 +384,11 @@ function terminalUi(
     terminal: true,
     prompt: paint(ctx, "bold", "> "),
   });
+  let closed = false;
+  rl.on("close", () => (closed = true));
   const printAbove = (line: string) => {
+    // After /quit the prompt is gone: what is still said (what stays queued) is plain lines.
+    if (closed) return void process.stdout.write(line + "\n");
     readline.clearLine(process.stdout, 0);
     readline.cursorTo(process.stdout, 0);
     process.stdout.write(line + "\n");
