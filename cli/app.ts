@@ -9,13 +9,13 @@ import { chatCommand } from "./commands/chat.ts";
 import { passphraseCommand } from "./commands/change_passphrase.ts";
 import { contactsCommand } from "./commands/contacts.ts";
 import { colorAllowed, type Command, type Context } from "./context.ts";
-import { ClientError } from "@chat-p2p/client";
+import { ClientError, type ClientErrorCode, explainProfileName } from "@chat-p2p/client";
 import { CliError, errorMessage, UsageError } from "./errors.ts";
 import { historyCommand } from "./commands/history.ts";
 import { idCommand } from "./commands/id.ts";
 import { initCommand } from "./commands/init.ts";
 import type { Io } from "./io.ts";
-import { explainProfileName } from "@chat-p2p/client";
+import { resendCommand } from "./commands/resend.ts";
 import { sendCommand } from "./commands/send.ts";
 import { syncCommand } from "./commands/sync.ts";
 import { type CommandTable, helpCommand } from "./commands/help.ts";
@@ -34,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   sendCommand,
   syncCommand,
   chatCommand,
+  resendCommand,
   historyCommand,
   passphraseCommand,
   helpCommand(TABLE),
@@ -43,6 +44,20 @@ export const COMMANDS: readonly Command[] = [
 
 /** Exit codes. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/**
+ * What the CLI adds to the client library's errors, which never name a CLI command: the command
+ * that helps, by code. Every {@linkcode ClientError} exits 1 with `error: <message><hint>`.
+ */
+const CLIENT_ERROR_HINTS: Partial<Record<ClientErrorCode, string>> = {
+  no_identity: ": run `chat-p2p init`",
+  unknown_contact: " (add one with `chat-p2p add-contact <name> <public-key>`)",
+};
+
+/** The `error: ...` text for a failure of the client library. */
+export function clientErrorMessage(e: ClientError): string {
+  return e.message + (CLIENT_ERROR_HINTS[e.code] ?? "");
+}
 
 /** Top-level help. */
 export function mainUsage(): string {
@@ -161,7 +176,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       stderr(e.usage ?? cmd?.usage ?? mainUsage());
       return EXIT.usage;
     }
-    stderr(`error: ${errorMessage(e)}`);
+    stderr(`error: ${e instanceof ClientError ? clientErrorMessage(e) : errorMessage(e)}`);
     if (verbose && e instanceof Error && e.stack) {
       stderr(e.stack);
       if (e.cause instanceof Error && e.cause.stack) stderr(`caused by: ${e.cause.stack}`);

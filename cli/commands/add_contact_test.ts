@@ -88,3 +88,28 @@ Deno.test("add-contact without an identity says to run init", async () => {
     Deno.removeSync(home, { recursive: true });
   }
 });
+
+Deno.test("add-contact keeps contacts.json entries it cannot read, exactly as they were", async () => {
+  await withProfile(async (home) => {
+    const file = `${home}/.chat-default/contacts.json`;
+    const amy = newKey();
+    const before = {
+      amy,
+      "Zoë": amy, // a name this version does not accept
+      carol: "not a key",
+      dave: { key: amy, verified: true }, // a shape from a newer version
+    };
+    Deno.writeTextFileSync(file, JSON.stringify(before));
+    const bob = newKey();
+    const r = await runInProcess(["add-contact", "bob", bob], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: ignoring contact "carol" in .*kept in the file/);
+    assert.deepEqual(JSON.parse(Deno.readTextFileSync(file)), { ...before, bob });
+
+    // A name taken by an entry it cannot read is refused rather than overwritten.
+    const clash = await runInProcess(["add-contact", "carol", newKey()], { home });
+    assert.equal(clash.code, 1);
+    assert.match(clash.stderr, /error: contacts file .* has an entry "carol" that cannot be read/);
+    assert.deepEqual(JSON.parse(Deno.readTextFileSync(file)), { ...before, bob });
+  });
+});

@@ -4,17 +4,25 @@
  * peer). With piped stdin it is scriptable: every input line is sent, incoming messages are
  * printed as plain lines, and EOF or `/quit` ends once every sent message is accepted.
  *
- * The connection is re-established when it drops (backoff with jitter); messages typed meanwhile
- * are written to history first ("sending"), shown as queued, and sent once it is back. Messages
- * not yet accepted are sent again under the same envelope id, so the recipient stores them once.
- * Messages a previous run left in the "sending" state (it was killed while offline) are sent
- * again when the chat starts.
+ * The client library's {@linkcode ChatClient} does the work: it reconnects with backoff when the
+ * connection drops (or is not there at the start), keeps what is typed meanwhile in history as
+ * "sending" and sends it when the relay is back, under the same ids; messages an earlier run left
+ * queued are sent first. This file reads lines and prints the client's events.
  *
  * @module
  */
 import * as readline from "node:readline";
 import process from "node:process";
-import { type KeyPair, sealEnvelope } from "@chat-p2p/protocol";
+import { deadline } from "@chat-p2p/protocol/async";
+import {
+  ChatClient,
+  type ChatEvent,
+  DEFAULT_TIMEOUT_MS,
+  describeCloseCode,
+  openStore,
+  type Peer,
+  RelayError,
+} from "@chat-p2p/client";
 import {
   type Command,
   type Context,
@@ -25,30 +33,11 @@ import {
   warn,
 } from "../context.ts";
 import { CliError } from "../errors.ts";
-import { formatShortTime, peerLabel, preview, sanitizeForTerminal } from "../ui/format.ts";
-import { STATE_MARKS } from "./history.ts";
-import {
-  connectRelay,
-  contactNames,
-  DEFAULT_TIMEOUT_MS,
-  describeCloseCode,
-  handleEnvelope,
-  type HistoryEntry,
-  openStore,
-  type Peer,
-  type ProfileStore,
-  type QueuedMessage,
-  queuedOutgoing,
-  ReceiptBatch,
-  RelayError,
-  type RelayEvent,
-  type RelaySession,
-} from "@chat-p2p/client";
 import { readLines } from "../io.ts";
+import { peerLabel } from "../ui/format.ts";
+import { chatLine, checkText, messageLine, rejectedLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
-import { connectOptions, relayFailure, relayUrlArg } from "../relay_errors.ts";
-import { checkText } from "./send.ts";
-import { messageLine } from "./sync.ts";
+import { clientOptions, relayFailure, relayUrlArg } from "../relay_errors.ts";
 
 const USAGE = `Usage: chat-p2p chat <relay-url> <contact> [--timeout <seconds>]
 
@@ -65,13 +54,17 @@ Commands while chatting:
 With stdin not a terminal (a pipe or a file), every input line is sent, incoming messages are
 printed on stdout as plain lines, and EOF or /quit ends the chat once every message is accepted.
 
-When the connection drops, the chat reconnects by itself. What you type meanwhile is saved in
-your history and shown as queued, then sent when the relay is back. Messages an earlier chat or
-send saved but never got to the relay are sent when the chat starts.
+The chat opens even when the relay cannot be reached, and connects when it can; when the
+connection drops, it reconnects by itself. What you type meanwhile is saved in your history and
+shown as queued, then sent when the relay is back. Messages an earlier chat or send saved but
+never got to the relay are sent when the chat starts. A message the relay refuses for now
+("unavailable", a full mailbox) stays queued and is sent again; one it can never accept is
+marked failed (\`chat-p2p resend\` queues it again). Leaving with messages still queued says
+which; the next send or chat sends them.
 
 Options:
   --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000});
-                       with piped stdin, also how long to keep trying to reconnect
+                       with piped stdin, also how long to keep trying to (re)connect
   -h, --help           show this help
 
 Environment:
@@ -79,14 +72,6 @@ Environment:
                        (else it is asked on the terminal)`;
 
 const RECENT = 20;
-const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
-
-/** The reconnect delay before `attempt` (0-based): exponential steps, ±25 % jitter. */
-export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
-  const base = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
-  // Jitter spreads out the clients of a relay that restarts, so they do not all come back at once.
-  return Math.round(base * (0.75 + 0.5 * random()));
-}
 
 /** Where the chat prints: incoming messages, and status lines (marks, notices). */
 interface ChatUi {
@@ -98,44 +83,28 @@ interface ChatUi {
   echo?(line: string, typed: string): void;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done);
-  });
-}
-
-/** One chat: the relay session (re-made after drops), the outbox and the peer's history. */
+/** One conversation on the screen: prints the client's events about this peer, sends lines. */
 class Chat {
   readonly #ctx: Context;
-  readonly #store: ProfileStore;
-  readonly #me: KeyPair;
+  readonly #client: ChatClient;
   readonly #peer: Peer;
   readonly #relayUrl: string;
   readonly #timeoutMs: number;
   readonly #ui: ChatUi;
   readonly #interactive: boolean;
-  readonly #outbox = new Map<string, QueuedMessage>();
-  /** Ids with a send outstanding, and the session it is outstanding on. */
-  readonly #inFlight = new Map<string, RelaySession>();
-  readonly #receipts = new ReceiptBatch();
-  readonly #background = new Set<Promise<unknown>>();
-  readonly #quit = new AbortController();
-  #session: RelaySession | undefined;
+  /** Resolves with the error when the connection gives up for good. */
+  readonly fatal = Promise.withResolvers<CliError>();
+  #connectedOnce = false;
+  #dropped = false;
+  #warnedOffline = false;
   #synced = false;
   #failed = 0;
-  #changed: Array<() => void> = [];
+  /** Why the last attempt to connect failed, while not connected. */
+  #offlineBecause: RelayError | undefined;
 
   constructor(
     ctx: Context,
-    store: ProfileStore,
-    me: KeyPair,
+    client: ChatClient,
     peer: Peer,
     relayUrl: string,
     timeoutMs: number,
@@ -143,356 +112,219 @@ class Chat {
     interactive: boolean,
   ) {
     this.#ctx = ctx;
-    this.#store = store;
-    this.#me = me;
+    this.#client = client;
     this.#peer = peer;
     this.#relayUrl = relayUrl;
     this.#timeoutMs = timeoutMs;
     this.#ui = ui;
     this.#interactive = interactive;
-  }
-
-  get failed(): number {
-    return this.#failed;
-  }
-
-  get unsent(): number {
-    return this.#outbox.size;
-  }
-
-  #notify(): void {
-    for (const f of this.#changed.splice(0)) f();
-  }
-
-  /** Waits until `cond()` holds (re-checked on every state change) or `ms` pass. */
-  async #waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          this.#changed = this.#changed.filter((f) => f !== done);
-          resolve();
-        };
-        const timer = setTimeout(done, left);
-        this.#changed.push(done);
-      });
-    }
-    return true;
-  }
-
-  #track(p: Promise<unknown>): void {
-    this.#background.add(p);
-    p.finally(() => this.#background.delete(p)).catch(() => {});
-  }
-
-  /** First connection: failures are the command's failure. */
-  async connect(): Promise<void> {
-    try {
-      this.#session = await connectRelay(
-        this.#relayUrl,
-        this.#me,
-        connectOptions(this.#ctx, this.#timeoutMs),
-      );
-    } catch (e) {
-      throw relayFailure(e, "the connection");
-    }
-  }
-
-  /**
-   * Handles pushed events until the socket closes; reconnects after drops until `/quit`.
-   * Rejects when reconnecting gives up (piped mode: after the timeout).
-   */
-  async pump(): Promise<void> {
-    while (true) {
-      const session = this.#session;
-      if (!session) return;
-      for await (const ev of session) {
-        try {
-          this.#onEvent(session, ev);
-        } catch (e) {
-          this.#ui.status(paint(this.#ctx, "red", `error: ${e instanceof Error ? e.message : e}`));
-        }
-      }
-      this.#synced = false;
-      this.#notify();
-      if (this.#quit.signal.aborted) return;
-      const info = await session.closed;
-      // Without a close frame (the relay died, the network dropped) the browser API reports 0;
-      // RFC 6455 calls that 1006, "closed abnormally".
-      const code = info.code === 0 ? 1006 : info.code;
-      this.#ui.status(
-        paint(
-          this.#ctx,
-          "yellow",
-          `connection to relay lost (code ${code}, ${describeCloseCode(code)}${
-            info.reason ? `: ${info.reason}` : ""
-          }); reconnecting…`,
-        ),
-      );
-      this.#session = undefined;
-      await this.#reconnect();
-      if (!this.#session) return;
-      this.#ui.status(
-        paint(
-          this.#ctx,
-          "green",
-          this.#outbox.size > 0
-            ? `reconnected; sending ${this.#outbox.size} queued message${
-              this.#outbox.size === 1 ? "" : "s"
-            }`
-            : "reconnected",
-        ),
-      );
-      this.sendOutbox();
-    }
-  }
-
-  async #reconnect(): Promise<void> {
-    const started = Date.now();
-    for (let attempt = 0;; attempt++) {
-      if (this.#quit.signal.aborted) return;
-      await sleep(reconnectDelay(attempt), this.#quit.signal);
-      if (this.#quit.signal.aborted) return;
+    client.on("*", (e) => {
       try {
-        const session = await connectRelay(
-          this.#relayUrl,
-          this.#me,
-          connectOptions(this.#ctx, this.#timeoutMs),
-        );
-        if (this.#quit.signal.aborted) {
-          await session.close(); // the chat ended while connecting
-          return;
-        }
-        this.#session = session;
-        return;
-      } catch (e) {
-        const msg = e instanceof Error ? e.message : String(e);
-        debug(this.#ctx, `reconnect failed: ${msg}`);
-        if (e instanceof RelayError && e.code === "auth_failed") {
-          throw relayFailure(e, "the connection");
-        }
-        if (!this.#interactive && Date.now() - started > this.#timeoutMs) {
-          throw new CliError(
-            `lost the connection to relay ${this.#relayUrl} and could not reconnect: ${msg}`,
-          );
-        }
+        this.#onEvent(e);
+      } catch (err) {
+        ui.status(paint(ctx, "red", `error: ${err instanceof Error ? err.message : err}`));
       }
-    }
+    });
   }
 
-  #onEvent(session: RelaySession, ev: RelayEvent): void {
+  #say(style: Parameters<typeof paint>[1], line: string): void {
+    this.#ui.status(paint(this.#ctx, style, line));
+  }
+
+  #mine(peer: string): boolean {
+    return peer === this.#peer.key;
+  }
+
+  #queuedNote(prefix: string): string {
+    const n = this.#client.queued(this.#peer.key).length;
+    return n > 0 ? `${prefix}; sending ${n} queued message${n === 1 ? "" : "s"}` : prefix;
+  }
+
+  #onEvent(e: ChatEvent): void {
     const ctx = this.#ctx;
-    switch (ev.type) {
+    switch (e.type) {
+      case "connection":
+        return this.#onConnection(e);
       case "synced":
         this.#synced = true;
-        this.#flushReceipts(session);
-        this.#notify();
         return;
-      case "error":
-        this.#ui.status(paint(ctx, "red", `relay error: ${ev.code}: ${ev.message}`));
+      case "message": {
+        if (e.duplicate) return;
+        const m = e.message;
+        if (this.#mine(m.from)) return this.#ui.message(messageLine(ctx, m));
+        const who = peerLabel(m.contact, m.fingerprint);
+        return this.#say(
+          "yellow",
+          `  new message from ${who} (see: chat-p2p history ${m.contact ?? m.from})`,
+        );
+      }
+      case "delivered":
+        if (!this.#mine(e.from)) return;
+        for (const m of e.messages) this.#say("green", `  ✓✓ delivered: ${shortText(m.text)}`);
         return;
-      case "invalid":
-        this.#ui.status(paint(ctx, "red", `warning: ${ev.message}`));
-        if (ev.id) session.ack([ev.id]);
+      case "accepted":
+        if (this.#mine(e.message.peer)) {
+          this.#say("dim", `  ✓ accepted: ${shortText(e.message.text)}`);
+        }
         return;
-      case "deliver":
-        break;
-    }
-    const names = contactNames(this.#store.loadContacts());
-    const o = handleEnvelope(this.#store, this.#me, names, ev.envelope, ctx.io.now());
-    session.ack([ev.envelope.id]);
-    if (o.kind === "rejected") {
-      this.#ui.status(
-        paint(
-          ctx,
+      case "retry": {
+        if (!this.#mine(e.message.peer)) return;
+        const why = relayFailure(e.error, "the message").message;
+        if (e.error.code === "rate_limited") return debug(ctx, why); // paced, not a problem
+        return this.#say(
+          "yellow",
+          `  … not accepted yet: ${shortText(e.message.text)}: ${why}; trying again in ${
+            Math.ceil(e.delayMs / 1000)
+          } s`,
+        );
+      }
+      case "failed":
+        if (!this.#mine(e.message.peer)) return;
+        this.#failed++;
+        return this.#say(
           "red",
-          `rejected message ${o.id} claiming to be from ${o.fingerprint}: ${o.reason}`,
-        ),
-      );
-    } else if (o.kind === "receipt") {
-      if (o.from !== this.#peer.key) return;
-      for (const d of o.delivered) {
-        this.#ui.status(
-          paint(ctx, "green", `  ✓✓ delivered: ${sanitizeForTerminal(preview(d.text))}`),
+          `  ✗ not sent: ${shortText(e.message.text)}: ${
+            relayFailure(e.error, "the message").message
+          }`,
         );
-      }
-    } else {
-      this.#receipts.add(o.message.from, o.message.id);
-      if (this.#synced) this.#flushReceipts(session);
-      if (o.duplicate) return;
-      if (o.message.from === this.#peer.key) {
-        this.#ui.message(messageLine(ctx, o.message));
-      } else {
-        const who = peerLabel(o.message.contact, o.message.fingerprint);
-        const hint = o.message.contact ?? o.message.from;
-        this.#ui.status(
-          paint(ctx, "yellow", `  new message from ${who} (see: chat-p2p history ${hint})`),
-        );
-      }
+      case "rejected":
+        return this.#say("red", rejectedLine(e));
+      case "relay_error":
+        return this.#say("red", `relay error: ${e.code}: ${e.message}`);
+      case "error":
+        if (e.during === "store") {
+          return this.#say("red", `error: a received message is not stored: ${e.error.message}`);
+        }
+        return debug(ctx, `${e.during}: ${e.error.message}`);
     }
   }
 
-  #flushReceipts(session: RelaySession): void {
-    if (this.#receipts.isEmpty || !session.isOpen) return;
-    this.#track(
-      this.#receipts.flush(session, this.#me, () => this.#ctx.io.now(), this.#timeoutMs).then(
-        (failures) => {
-          for (const f of failures) {
-            debug(
-              this.#ctx,
-              `receipt not sent: ${f.error instanceof Error ? f.error.message : f.error}`,
-            );
-          }
-        },
-      ),
-    );
-  }
-
-  /** Seals, records and sends one message (`typed`: the input line it came from). */
-  sendText(text: string, typed: string = text): void {
-    const now = this.#ctx.io.now().toISOString();
-    const envelope = sealEnvelope(
-      { v: 1, kind: "message", text, sent_at: now },
-      this.#me,
-      this.#peer.key,
-    );
-    this.#store.history(this.#peer.key).appendMessage({
-      id: envelope.id,
-      dir: "out",
-      text,
-      sent_at: now,
-      at: now,
-    });
-    this.#outbox.set(envelope.id, { envelope, text });
-    this.#ui.echo?.(
-      `${paint(this.#ctx, "dim", `[${formatShortTime(now, this.#ctx.io.now())}]`)} ${
-        paint(this.#ctx, "cyan", "you")
-      }: ${sanitizeForTerminal(text)}`,
-      typed,
-    );
-    if (!this.#session?.isOpen) {
-      this.#ui.status(
-        paint(
-          this.#ctx,
-          "yellow",
-          `  … queued (not connected): ${sanitizeForTerminal(preview(text))}`,
-        ),
-      );
-    }
-    this.#trySend(envelope.id);
-  }
-
-  /**
-   * Takes over the messages to this peer that history holds as "sending" (an earlier run
-   * stopped before the relay answered); they are sent first, under their own ids.
-   */
-  resumeQueued(): void {
-    const queued = queuedOutgoing(this.#store, this.#me, this.#peer.key);
-    for (const q of queued) this.#outbox.set(q.envelope.id, q);
-    if (queued.length > 0) {
-      this.#ui.status(
-        paint(
-          this.#ctx,
-          "yellow",
-          `sending ${queued.length} queued message${
-            queued.length === 1 ? "" : "s"
-          } from an earlier session`,
-        ),
-      );
-    }
-  }
-
-  /** Sends everything in the outbox that is not already on its way (oldest first). */
-  sendOutbox(): void {
-    for (const id of this.#outbox.keys()) this.#trySend(id);
-  }
-
-  #trySend(id: string): void {
-    const item = this.#outbox.get(id);
-    const session = this.#session;
-    if (!item || !session || !session.isOpen) return; // resent after reconnecting
-    if (this.#inFlight.get(id) === session) return; // already on its way on this socket
-    this.#inFlight.set(id, session);
-    const log = this.#store.history(this.#peer.key);
-    const ctx = this.#ctx;
-    const settled = () => {
-      if (this.#inFlight.get(id) === session) this.#inFlight.delete(id);
-    };
-    this.#track(
-      session.send(item.envelope, { timeoutMs: this.#timeoutMs }).then(
-        () => {
-          settled();
-          this.#outbox.delete(id);
-          if (log.appendState(id, "accepted", ctx.io.now().toISOString())) {
-            this.#ui.status(
-              paint(ctx, "dim", `  ✓ accepted: ${sanitizeForTerminal(preview(item.text))}`),
-            );
-          }
-          this.#notify();
-        },
-        (e: unknown) => {
-          settled();
-          if (e instanceof RelayError && e.code === "connection_closed") return; // resent later
-          this.#outbox.delete(id);
-          this.#failed++;
-          log.appendState(id, "failed", ctx.io.now().toISOString());
-          this.#ui.status(
-            paint(
-              ctx,
-              "red",
-              `  ✗ not sent: ${sanitizeForTerminal(preview(item.text))}: ${
-                relayFailure(e, "the message").message
-              }`,
-            ),
+  #onConnection(e: Extract<ChatEvent, { type: "connection" }>): void {
+    if (e.state !== "connected") this.#synced = false;
+    this.#offlineBecause = e.state === "connected" ? undefined : e.error ?? this.#offlineBecause;
+    switch (e.state) {
+      case "connected":
+        if (this.#dropped) this.#say("green", this.#queuedNote("reconnected"));
+        else if (this.#warnedOffline) {
+          this.#say("green", this.#queuedNote(`connected to relay ${this.#relayUrl}`));
+        }
+        this.#connectedOnce = true;
+        return;
+      case "disconnected":
+        if (e.close) {
+          this.#dropped = true;
+          // Without a close frame (the relay died, the network dropped) the browser API reports
+          // 0; RFC 6455 calls that 1006, "closed abnormally".
+          const code = e.close.code === 0 ? 1006 : e.close.code;
+          const reason = e.close.reason ? `: ${e.close.reason}` : "";
+          return this.#say(
+            "yellow",
+            `connection to relay lost (code ${code}, ${describeCloseCode(code)}${reason}); ` +
+              "reconnecting…",
           );
-          this.#notify();
-        },
-      ),
-    );
+        }
+        if (!this.#connectedOnce && !this.#warnedOffline && e.error) {
+          this.#warnedOffline = true;
+          return this.#say(
+            "yellow",
+            `${e.error.message}; what you type is queued and sent once the relay is reachable`,
+          );
+        }
+        return debug(this.#ctx, `reconnect failed: ${e.error?.message ?? "?"}`);
+      case "closed":
+        if (!e.error) return;
+        this.fatal.resolve(
+          this.#connectedOnce && !(e.error.code === "auth_failed")
+            ? new CliError(
+              `lost the connection to relay ${this.#relayUrl} and could not reconnect: ${e.error.message}`,
+            )
+            : relayFailure(e.error, "the connection"),
+        );
+        return;
+      case "connecting":
+        return;
+    }
+  }
+
+  /** Records and queues one message (`typed`: the input line it came from). */
+  sendText(text: string, typed: string = text): void {
+    const sentAt = this.#ctx.io.now().toISOString();
+    try {
+      this.#client.send(this.#peer.key, text);
+    } catch (e) {
+      if (!(e instanceof RelayError)) throw e;
+      return this.#say("red", `not sent: ${relayFailure(e, "the message").message}`);
+    }
+    this.#ui.echo?.(chatLine(this.#ctx, { dir: "out", text, sent_at: sentAt }, this.#peer), typed);
+    if (this.#client.state !== "connected") {
+      this.#say("yellow", `  … queued (not connected): ${shortText(text)}`);
+    }
+  }
+
+  /** Queues what an earlier run left as "sending" to this peer; it goes out first. */
+  resumeQueued(): void {
+    const n = this.#client.resume(this.#peer.key).length;
+    if (n > 0) {
+      this.#say(
+        "yellow",
+        `sending ${n} queued message${n === 1 ? "" : "s"} from an earlier session`,
+      );
+    }
   }
 
   /** Prints the whole conversation (or its last `limit` messages) in chat form. */
   showHistory(limit?: number): void {
-    const entries = this.#store.history(this.#peer.key).entries();
+    const entries = this.#client.store.history(this.#peer.key).entries();
     const shown = limit === undefined ? entries : entries.slice(-limit);
-    for (const e of shown) this.#ui.message(this.#historyLine(e));
+    for (const e of shown) this.#ui.message(chatLine(this.#ctx, e, this.#peer));
   }
 
-  #historyLine(e: HistoryEntry): string {
-    const ctx = this.#ctx;
-    const time = paint(ctx, "dim", `[${formatShortTime(e.sent_at, ctx.io.now())}]`);
-    const who = e.dir === "out"
-      ? paint(ctx, "cyan", "you")
-      : paint(ctx, "magenta", peerLabel(this.#peer.name, this.#peer.fingerprint));
-    const mark = STATE_MARKS[e.state];
-    return `${time} ${who}: ${sanitizeForTerminal(e.text)}${
-      mark ? `  ${paint(ctx, "dim", mark)}` : ""
-    }`;
+  /** Waits until `cond()` holds (checked after every event) or `ms` pass. */
+  async #waitFor(cond: () => boolean, ms: number): Promise<void> {
+    if (cond()) return;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const off = this.#client.on("*", () => cond() && resolve());
+    await deadline(promise, ms).catch(() => {});
+    off();
   }
 
   /**
-   * Ends the chat: waits (up to the timeout) until every message is accepted and the pending
-   * messages were received, sends the last receipts, closes the socket.
+   * Ends the chat: waits (up to the timeout) until every message to this peer is accepted and the
+   * pending messages were received, closes the client, and says what stays queued. `fatal`: the
+   * connection gave up.
    */
-  async finish(): Promise<void> {
-    await this.#waitFor(
-      () => this.#outbox.size === 0 && (this.#synced || !this.#session),
-      this.#timeoutMs,
-    );
-    if (this.#session) this.#flushReceipts(this.#session);
-    await Promise.allSettled([...this.#background]);
-    this.#quit.abort();
-    await this.#session?.close();
-  }
-
-  /** Stops reconnecting and closes the socket now (after a failure). */
-  async abort(): Promise<void> {
-    this.#quit.abort();
-    await this.#session?.close();
-    await Promise.allSettled([...this.#background]);
+  async finish(fatal?: CliError): Promise<void> {
+    const client = this.#client;
+    // Offline at the terminal, nothing will change by waiting: say what stays queued at once.
+    if (!fatal && (client.state === "connected" || !this.#interactive)) {
+      await this.#waitFor(
+        () => client.queued(this.#peer.key).length === 0 && this.#synced,
+        this.#timeoutMs,
+      );
+    }
+    await client.close();
+    const unsent = client.queued(this.#peer.key);
+    for (const m of unsent) this.#say("yellow", `  … still queued: ${shortText(m.text)}`);
+    const n = unsent.length;
+    const stays = n === 0 ? "" : `${n === 1 ? "1 message stays" : `${n} messages stay`} queued ` +
+      `and ${n === 1 ? "is" : "are"} sent by the next \`send\` or \`chat\` to ` +
+      peerLabel(this.#peer.name, this.#peer.fingerprint);
+    if (fatal) throw new CliError(stays ? `${fatal.message}; ${stays}` : fatal.message);
+    if (stays) {
+      const offline = this.#offlineBecause;
+      throw new CliError(
+        `${
+          offline
+            ? relayFailure(offline, "the connection").message
+            : "not every message was accepted before leaving"
+        }; ${stays}`,
+      );
+    }
+    if (this.#failed > 0) {
+      throw new CliError(
+        `${this.#failed} message(s) could not be sent (\`chat-p2p resend\` queues them again)`,
+      );
+    }
   }
 }
 
@@ -543,14 +375,20 @@ async function pipedInput(chat: Chat, ui: ChatUi, ctx: Context): Promise<void> {
 }
 
 /** Terminal mode: node:readline, with incoming lines printed above the line being typed. */
-function terminalUi(ctx: Context): { ui: ChatUi; input: (chat: Chat) => Promise<void> } {
+function terminalUi(
+  ctx: Context,
+): { ui: ChatUi; input: (chat: Chat) => Promise<void>; stop: () => void } {
   const rl = readline.createInterface({
     input: process.stdin,
     output: process.stdout,
     terminal: true,
     prompt: paint(ctx, "bold", "> "),
   });
+  let closed = false;
+  rl.on("close", () => (closed = true));
   const printAbove = (line: string) => {
+    // After /quit the prompt is gone: what is still said (what stays queued) is plain lines.
+    if (closed) return void process.stdout.write(line + "\n");
     readline.clearLine(process.stdout, 0);
     readline.cursorTo(process.stdout, 0);
     process.stdout.write(line + "\n");
@@ -585,7 +423,7 @@ function terminalUi(ctx: Context): { ui: ChatUi; input: (chat: Chat) => Promise<
       rl.on("close", finish);
       rl.prompt();
     });
-  return { ui, input };
+  return { ui, input, stop: () => rl.close() };
 }
 
 /** The `chat` command. */
@@ -607,8 +445,9 @@ export const chatCommand: Command = {
 
     let ui: ChatUi;
     let input: (chat: Chat) => Promise<void>;
+    let stopInput = () => {};
     if (interactive) {
-      ({ ui, input } = terminalUi(ctx));
+      ({ ui, input, stop: stopInput } = terminalUi(ctx));
     } else {
       ui = {
         message: (line) => ctx.io.stdout.write(line + "\n"),
@@ -617,7 +456,13 @@ export const chatCommand: Command = {
       input = (chat) => pipedInput(chat, ui, ctx);
     }
 
-    const chat = new Chat(ctx, store, me, peer, relayUrl, timeoutMs, ui, interactive);
+    // At a terminal the chat keeps trying for as long as it is open; a script gets the timeout.
+    const client = new ChatClient(
+      store,
+      me,
+      clientOptions(ctx, timeoutMs, interactive ? {} : { giveUpAfterMs: timeoutMs }),
+    );
+    const chat = new Chat(ctx, client, peer, relayUrl, timeoutMs, ui, interactive);
     if (interactive) {
       const who = peerLabel(peer.name, peer.fingerprint);
       ui.status(
@@ -630,25 +475,12 @@ export const chatCommand: Command = {
       chat.showHistory(RECENT);
     }
     chat.resumeQueued();
-    await chat.connect();
-    chat.sendOutbox();
-    const pump = chat.pump();
-    let pumpError: unknown;
-    const pumpDone = pump.then(() => "pump" as const, (e) => {
-      pumpError = e;
-      return "pump" as const;
-    });
-    const which = await Promise.race([input(chat).then(() => "input" as const), pumpDone]);
-    if (which === "pump" && pumpError !== undefined) {
-      await chat.abort();
-      throw pumpError;
-    }
-    await chat.finish();
-    await pumpDone;
-    if (pumpError !== undefined) throw pumpError;
-    if (chat.unsent > 0) {
-      throw new CliError(`${chat.unsent} message(s) were not accepted by the relay before leaving`);
-    }
-    if (chat.failed > 0) throw new CliError(`${chat.failed} message(s) could not be sent`);
+    client.connect(relayUrl).catch(() => {}); // failures arrive as connection events
+    const fatal = await Promise.race([
+      input(chat).then(() => undefined),
+      chat.fatal.promise,
+    ]);
+    if (fatal) stopInput();
+    await chat.finish(fatal);
   },
 };

@@ -4,17 +4,10 @@
  * @module
  */
 import { toBase64 } from "@chat-p2p/protocol";
-import {
-  type Command,
-  type Context,
-  out,
-  paint,
-  parseCommandArgs,
-  type Style,
-  warn,
-} from "../context.ts";
+import { type Command, type Context, out, paint, parseCommandArgs, warn } from "../context.ts";
 import { formatDateTime, peerLabel, sanitizeForTerminal } from "../ui/format.ts";
-import { type FoldedState, type HistoryEntry, openStore, type Peer } from "@chat-p2p/client";
+import { MARK_STYLE, STATE_MARKS } from "../ui/messages.ts";
+import { type HistoryEntry, openStore, type Peer } from "@chat-p2p/client";
 
 const USAGE = `Usage: chat-p2p history <contact> [--json]
 
@@ -28,23 +21,6 @@ it), ✓✓ delivered (your contact's client stored it), failed.
 Options:
   --json       one JSON object per line: {"id","dir","from","to","text","sent_at","at","state"}
   -h, --help   show this help`;
-
-/** Marks shown after a message for each state. */
-export const STATE_MARKS: Record<FoldedState, string> = {
-  received: "",
-  sending: "…",
-  accepted: "✓",
-  delivered: "✓✓",
-  failed: "✗ failed",
-};
-
-const MARK_STYLE: Record<FoldedState, Style> = {
-  received: "dim",
-  sending: "dim",
-  accepted: "dim",
-  delivered: "green",
-  failed: "red",
-};
 
 /** One line of human-readable history. */
 export function formatHistoryLine(ctx: Context, e: HistoryEntry, peer: Peer): string {

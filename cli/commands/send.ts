@@ -1,10 +1,11 @@
 /**
  * `chat-p2p send <relay-url> <contact> <text...>`: seals one message, hands it to the relay,
- * waits until the relay has stored it, and prints its id.
+ * waits until the relay has stored it, and prints its id. The client library does the work;
+ * this file parses the arguments and prints.
  *
  * @module
  */
-import { MAX_TEXT_CHARS, sealEnvelope } from "@chat-p2p/protocol";
+import { ChatClient, DEFAULT_TIMEOUT_MS, openStore, RelayError } from "@chat-p2p/client";
 import {
   type Command,
   type Context,
@@ -14,18 +15,19 @@ import {
   parseTimeout,
   warn,
 } from "../context.ts";
-import { UsageError } from "../errors.ts";
-import { peerLabel, preview, sanitizeForTerminal } from "../ui/format.ts";
+import { CliError } from "../errors.ts";
 import { readLines } from "../io.ts";
-import {
-  connectRelay,
-  DEFAULT_TIMEOUT_MS,
-  openStore,
-  queuedOutgoing,
-  RelayError,
-} from "@chat-p2p/client";
+import { peerLabel } from "../ui/format.ts";
+import { checkText, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
-import { connectOptions, relayFailure, relayUrlArg } from "../relay_errors.ts";
+import {
+  clientOptions,
+  connectOrFail,
+  notAccepted,
+  outcomeWithin,
+  relayFailure,
+  relayUrlArg,
+} from "../relay_errors.ts";
 
 const USAGE = `Usage: chat-p2p send <relay-url> <contact> <text...> [--timeout <seconds>]
 
@@ -40,6 +42,11 @@ Arguments:
 Messages to <contact> that an earlier send or chat wrote to history but never got to the relay
 (the program was stopped, or the connection was lost) are sent first, under the same ids.
 
+A message the relay cannot take right now (no answer, "unavailable", a full mailbox) is sent
+again until the timeout; if it is still not accepted, send exits 1 and the message stays
+queued for the next send or chat. Only a message the relay can never accept is marked failed
+(\`chat-p2p resend\` queues it again).
+
 Options:
   --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000})
   -h, --help           show this help
@@ -47,18 +54,6 @@ Options:
 Environment:
   ${PASSPHRASE_ENV}      the passphrase of an identity made with \`init --passphrase\`
                        (else it is asked on the terminal)`;
-
-/** Validates message text, throwing a usage error when empty or too long. */
-export function checkText(text: string, usage: string): string {
-  if (text.trim() === "") throw new UsageError("the message text is empty", usage);
-  if (text.length > MAX_TEXT_CHARS) {
-    throw new UsageError(
-      `the message is ${text.length} characters long; at most ${MAX_TEXT_CHARS} are allowed`,
-      usage,
-    );
-  }
-  return text;
-}
 
 async function readAll(ctx: Context): Promise<string> {
   const lines: string[] = [];
@@ -91,20 +86,16 @@ export const sendCommand: Command = {
     store.loadPublicKey(); // "no identity" before "unknown contact"
     const peer = store.resolvePeer(positionals[1]);
     const me = await unlockIdentity(ctx, store);
-    const sentAt = ctx.io.now().toISOString();
-    const envelope = sealEnvelope({ v: 1, kind: "message", text, sent_at: sentAt }, me, peer.key);
-    // Earlier messages to this peer that never got an answer from a relay go first, same ids.
-    const queued = queuedOutgoing(store, me, peer.key);
-
-    let session;
+    // Deliveries stay at the relay for `sync` or `chat`; one failed attempt to connect is final.
+    const client = new ChatClient(
+      store,
+      me,
+      clientOptions(ctx, timeoutMs, { receive: false, giveUpAfterMs: 0 }),
+    );
     try {
-      session = await connectRelay(relayUrl, me, connectOptions(ctx, timeoutMs));
-    } catch (e) {
-      throw relayFailure(e, "the connection");
-    }
-    const log = store.history(peer.key);
-    const resends: Promise<void>[] = [];
-    try {
+      await connectOrFail(client, relayUrl);
+      // Earlier messages to this peer that never got an answer from a relay go first, same ids.
+      const queued = client.resume(peer.key);
       if (queued.length > 0) {
         err(
           ctx,
@@ -112,41 +103,35 @@ export const sendCommand: Command = {
             `${peerLabel(peer.name, peer.fingerprint)} first`,
         );
       }
-      for (const q of queued) {
-        resends.push(
-          session.send(q.envelope, { timeoutMs }).then(
-            () => void log.appendState(q.envelope.id, "accepted", ctx.io.now().toISOString()),
-            (e: unknown) => {
-              // Refused by the relay: failed for good. Timeout or lost connection: still queued.
-              if (e instanceof RelayError && e.fromRelay) {
-                log.appendState(q.envelope.id, "failed", ctx.io.now().toISOString());
-              }
-              warn(
-                ctx,
-                `queued message not sent: ${sanitizeForTerminal(preview(q.text))}: ${
-                  relayFailure(e, "the message").message
-                }`,
-              );
-            },
-          ),
+      let id: string;
+      try {
+        id = client.send(peer.key, text);
+      } catch (e) {
+        if (e instanceof RelayError) throw relayFailure(e, "the message");
+        throw e;
+      }
+      const [outcomes, last] = await Promise.all([
+        Promise.all(queued.map((q) => outcomeWithin(client, q.id, timeoutMs))),
+        outcomeWithin(client, id, timeoutMs),
+      ]);
+      queued.forEach((q, i) => {
+        const why = notAccepted(client, q.id, outcomes[i], relayUrl, timeoutMs);
+        if (why !== undefined) warn(ctx, `queued message not sent: ${shortText(q.text)}: ${why}`);
+      });
+      const why = notAccepted(client, id, last, relayUrl, timeoutMs);
+      if (why !== undefined) {
+        const who = peerLabel(peer.name, peer.fingerprint);
+        throw new CliError(
+          last ? why : `${why} and is sent by the next \`send\` or \`chat\` to ${who}`,
+          { cause: last?.state === "failed" ? last.error : undefined },
         );
       }
-      // Written before sending, so a message the relay may hold is never missing from history.
-      log.appendMessage({ id: envelope.id, dir: "out", text, sent_at: sentAt, at: sentAt });
-      try {
-        await session.send(envelope, { timeoutMs });
-      } catch (e) {
-        log.appendState(envelope.id, "failed", ctx.io.now().toISOString());
-        throw relayFailure(e, "the message");
-      }
-      log.appendState(envelope.id, "accepted", ctx.io.now().toISOString());
-      out(ctx, envelope.id);
+      out(ctx, id);
       if (ctx.io.stderr.isTerminal) {
         err(ctx, `✓ accepted by relay for ${peer.name ?? peer.fingerprint}`);
       }
     } finally {
-      await Promise.all(resends);
-      await session.close();
+      await client.close();
     }
   },
 };

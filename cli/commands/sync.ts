@@ -1,36 +1,24 @@
 /**
  * `chat-p2p sync <relay-url> [--json]`: fetches every pending envelope, stores it, acks it,
- * sends delivery receipts and prints the new messages.
+ * sends delivery receipts and prints the new messages. The client library does the work (in
+ * batches: one fsync and one ack per batch); this file parses the arguments and prints.
  *
  * @module
  */
-import type { KeyPair } from "@chat-p2p/protocol";
+import { ChatClient, DEFAULT_TIMEOUT_MS, openStore } from "@chat-p2p/client";
 import {
   type Command,
   type Context,
   err,
   out,
-  paint,
   parseCommandArgs,
   parseTimeout,
   warn,
 } from "../context.ts";
 import { CliError } from "../errors.ts";
-import { formatShortTime, peerLabel, preview, sanitizeForTerminal } from "../ui/format.ts";
-import {
-  connectRelay,
-  contactNames,
-  DEFAULT_TIMEOUT_MS,
-  handleEnvelope,
-  type InboxOutcome,
-  type IncomingMessage,
-  openStore,
-  type ProfileStore,
-  ReceiptBatch,
-  type RelaySession,
-} from "@chat-p2p/client";
+import { messageJson, messageLine, rejectedLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
-import { connectOptions, relayFailure, relayUrlArg } from "../relay_errors.ts";
+import { clientOptions, connectOrFail, relayFailure, relayUrlArg } from "../relay_errors.ts";
 
 const USAGE = `Usage: chat-p2p sync <relay-url> [--json] [--timeout <seconds>]
 
@@ -49,105 +37,6 @@ Environment:
   ${PASSPHRASE_ENV}      the passphrase of an identity made with \`init --passphrase\`
                        (else it is asked on the terminal)`;
 
-/** Acks are sent in batches of this many ids while draining. */
-const ACK_BATCH = 100;
-
-/** The JSON line printed for a received message. */
-export function messageJson(m: IncomingMessage): Record<string, unknown> {
-  return {
-    id: m.id,
-    from: m.from,
-    contact: m.contact,
-    fingerprint: m.fingerprint,
-    text: m.text,
-    sent_at: m.sent_at,
-  };
-}
-
-/** The human line printed for a received message. */
-export function messageLine(ctx: Context, m: IncomingMessage): string {
-  const time = paint(ctx, "dim", `[${formatShortTime(m.sent_at, ctx.io.now())}]`);
-  const who = paint(ctx, m.contact ? "magenta" : "yellow", peerLabel(m.contact, m.fingerprint));
-  return `${time} ${who}: ${sanitizeForTerminal(m.text)}`;
-}
-
-/** Reports a rejected or receipt outcome on stderr; returns nothing for messages. */
-export function reportOutcome(ctx: Context, o: InboxOutcome): void {
-  if (o.kind === "rejected") {
-    err(ctx, `rejected message ${o.id} claiming to be from ${o.fingerprint}: ${o.reason}`);
-  } else if (o.kind === "receipt") {
-    for (const d of o.delivered) {
-      err(ctx, `  ✓✓ delivered to ${o.contact ?? o.from}: ${sanitizeForTerminal(preview(d.text))}`);
-    }
-  }
-}
-
-interface DrainResult {
-  newMessages: number;
-  synced: boolean;
-}
-
-async function drain(
-  ctx: Context,
-  session: RelaySession,
-  store: ProfileStore,
-  me: KeyPair,
-  json: boolean,
-  receipts: ReceiptBatch,
-  timeoutMs: number,
-): Promise<DrainResult> {
-  const names = contactNames(store.loadContacts());
-  let toAck: string[] = [];
-  let newMessages = 0;
-  const flushAcks = () => {
-    if (toAck.length > 0 && session.isOpen) session.ack(toAck);
-    toAck = [];
-  };
-  try {
-    while (true) {
-      const ev = await session.nextEvent(timeoutMs);
-      if (ev === "timeout") {
-        throw new CliError(
-          `relay ${session.relayUrl} stopped sending before the end of pending messages ` +
-            `(no frame for ${timeoutMs / 1000} s)`,
-        );
-      }
-      if (ev === undefined) {
-        const info = await session.closed;
-        throw new CliError(
-          `relay ${session.relayUrl} closed the connection before all pending messages arrived ` +
-            `(code ${info.code}${info.reason ? `: ${info.reason}` : ""})`,
-        );
-      }
-      if (ev.type === "synced") return { newMessages, synced: true };
-      if (ev.type === "error") {
-        warn(ctx, `relay error: ${ev.code}: ${ev.message}`);
-        continue;
-      }
-      if (ev.type === "invalid") {
-        warn(ctx, ev.message);
-        if (ev.id) toAck.push(ev.id);
-        continue;
-      }
-      const o = handleEnvelope(store, me, names, ev.envelope, ctx.io.now());
-      if (o.kind === "message") {
-        receipts.add(o.message.from, o.message.id);
-        if (!o.duplicate) {
-          newMessages++;
-          out(ctx, json ? JSON.stringify(messageJson(o.message)) : messageLine(ctx, o.message));
-        }
-      } else reportOutcome(ctx, o);
-      toAck.push(ev.envelope.id);
-      if (toAck.length >= ACK_BATCH) flushAcks();
-    }
-  } finally {
-    // Whatever happened, what is stored is acked (at-least-once: the rest comes back).
-    try {
-      flushAcks();
-    } catch { /* socket gone */ }
-  }
-}
-
 /** The `sync` command. */
 export const syncCommand: Command = {
   name: "sync",
@@ -164,38 +53,70 @@ export const syncCommand: Command = {
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
     const me = await unlockIdentity(ctx, store);
 
-    let session: RelaySession;
-    try {
-      session = await connectRelay(relayUrl, me, connectOptions(ctx, timeoutMs));
-    } catch (e) {
-      throw relayFailure(e, "the connection");
-    }
-    try {
-      const receipts = new ReceiptBatch();
-      let result: DrainResult;
-      try {
-        result = await drain(ctx, session, store, me, json, receipts, timeoutMs);
-      } finally {
-        if (!receipts.isEmpty && session.isOpen) {
-          const failures = await receipts.flush(session, me, () => ctx.io.now(), timeoutMs);
-          for (const f of failures) {
-            warn(
-              ctx,
-              `could not send a delivery receipt: ${relayFailure(f.error, "the receipt").message}`,
-            );
-          }
-        }
+    const client = new ChatClient(store, me, clientOptions(ctx, timeoutMs, { giveUpAfterMs: 0 }));
+    let newMessages = 0;
+    const done = Promise.withResolvers<void>();
+    done.promise.catch(() => {}); // awaited below; may fail before that
+    // The relay sends nothing for the whole timeout: it stopped before the end of the backlog.
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const alive = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() =>
+        done.reject(
+          new CliError(
+            `relay ${relayUrl} stopped sending before the end of pending messages ` +
+              `(no frame for ${timeoutMs / 1000} s)`,
+          ),
+        ), timeoutMs);
+    };
+    const stopWatching = client.on("*", alive);
+    client.on("message", ({ message, duplicate }) => {
+      if (duplicate) return;
+      newMessages++;
+      out(ctx, json ? JSON.stringify(messageJson(message)) : messageLine(ctx, message));
+    });
+    client.on("rejected", (r) => err(ctx, rejectedLine(r)));
+    client.on("delivered", (d) => {
+      for (const m of d.messages) {
+        err(ctx, `  ✓✓ delivered to ${d.contact ?? d.from}: ${shortText(m.text)}`);
       }
-      if (!json) {
-        err(
+    });
+    client.on("relay_error", (e) => warn(ctx, `relay error: ${e.code}: ${e.message}`));
+    client.on("error", (e) => {
+      if (e.during === "receipt") {
+        warn(
           ctx,
-          result.newMessages === 0
-            ? "no new messages"
-            : `${result.newMessages} new message${result.newMessages === 1 ? "" : "s"}`,
+          `could not send a delivery receipt: ${relayFailure(e.error, "the receipt").message}`,
         );
-      }
+      } else done.reject(new CliError(e.error.message, { cause: e.error }));
+    });
+    client.on("synced", () => done.resolve());
+    client.on("connection", (e) => {
+      if (e.state !== "disconnected" || !e.close) return;
+      done.reject(
+        new CliError(
+          `relay ${relayUrl} closed the connection before all pending messages arrived ` +
+            `(code ${e.close.code}${e.close.reason ? `: ${e.close.reason}` : ""})`,
+        ),
+      );
+    });
+    try {
+      await connectOrFail(client, relayUrl);
+      await done.promise;
     } finally {
-      await session.close();
+      stopWatching();
+      clearTimeout(idle);
+      // What is stored is acked and its senders get receipts, whatever happened (at least once:
+      // the rest comes back next time).
+      await client.close();
+    }
+    if (!json) {
+      err(
+        ctx,
+        newMessages === 0
+          ? "no new messages"
+          : `${newMessages} new message${newMessages === 1 ? "" : "s"}`,
+      );
     }
   },
 };

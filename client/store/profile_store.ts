@@ -38,7 +38,7 @@ import {
   parseEncryptedSecretKey,
   type ScryptParams,
 } from "./key_protection.ts";
-import { MessageLog } from "./message_log.ts";
+import { ioError, MessageLog } from "./message_log.ts";
 
 /** Profile names: what may follow `.chat-` in a directory name. */
 const PROFILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -146,6 +146,7 @@ export class ProfileStore {
   readonly #logs = new Map<string, MessageLog>();
   #checkedDir = false;
   readonly #checkedFiles = new Set<string>();
+  readonly #warnedContacts = new Set<string>();
 
   /** Creates a store for `home`/`profile`; nothing is read or written yet. */
   constructor(opts: ProfileStoreOptions) {
@@ -167,7 +168,7 @@ export class ProfileStore {
       try {
         Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
       } catch (e) {
-        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+        if (!(e instanceof Deno.errors.AlreadyExists)) throw ioError("write", d, e);
       }
     }
     this.#checkDirMode();
@@ -215,7 +216,12 @@ export class ProfileStore {
   #writeAtomic(path: string, text: string): void {
     this.ensureDirs();
     const tmp = join(this.dir, `.${crypto.randomUUID()}.tmp`);
-    const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
+    } catch (e) {
+      throw ioError("write", path, e);
+    }
     try {
       try {
         const bytes = new TextEncoder().encode(text);
@@ -231,7 +237,7 @@ export class ProfileStore {
       try {
         Deno.removeSync(tmp);
       } catch { /* already gone */ }
-      throw e;
+      throw ioError("write", path, e);
     }
     try {
       const dir = Deno.openSync(this.dir, { read: true });
@@ -254,7 +260,7 @@ export class ProfileStore {
       return true;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return false;
-      throw e;
+      throw ioError("read", this.identityPath, e);
     }
   }
 
@@ -272,10 +278,10 @@ export class ProfileStore {
       if (e instanceof Deno.errors.NotFound) {
         throw new ClientError(
           "no_identity",
-          `no identity for profile ${this.profile}: run \`chat-p2p init\``,
+          `no identity for profile ${this.profile}`,
         );
       }
-      throw new ClientError("io", `cannot read ${this.identityPath}: ${(e as Error).message}`);
+      throw ioError("read", this.identityPath, e);
     }
     this.#checkFileMode(this.identityPath);
     const corrupt = (why: string) =>
@@ -374,14 +380,18 @@ export class ProfileStore {
 
   // -- contacts -------------------------------------------------------------------------------
 
-  /** Saved contacts, sorted by name. */
-  loadContacts(): Contact[] {
+  /**
+   * Reads contacts.json: the valid contacts sorted by name, and the entries that are not (a
+   * value that is not a key, a name that is not a contact name), exactly as found, so writes can
+   * keep them. Each of those is warned about once per store.
+   */
+  #readContacts(): { contacts: Contact[]; unreadable: Array<[string, unknown]> } {
     let text: string;
     try {
       text = Deno.readTextFileSync(this.contactsPath);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return [];
-      throw new ClientError("io", `cannot read ${this.contactsPath}: ${(e as Error).message}`);
+      if (e instanceof Deno.errors.NotFound) return { contacts: [], unreadable: [] };
+      throw ioError("read", this.contactsPath, e);
     }
     let o: unknown;
     try {
@@ -398,21 +408,51 @@ export class ProfileStore {
         `contacts file ${this.contactsPath} is corrupt: not a JSON object`,
       );
     }
-    const out: Contact[] = [];
+    const contacts: Contact[] = [];
+    const unreadable: Array<[string, unknown]> = [];
     for (const [name, key] of Object.entries(o as Record<string, unknown>)) {
       if (typeof key !== "string" || !decodePublicKey(key) || explainContactName(name)) {
-        this.#warn(`skipping invalid contact ${JSON.stringify(name)} in ${this.contactsPath}`);
+        unreadable.push([name, key]);
+        if (!this.#warnedContacts.has(name)) {
+          this.#warnedContacts.add(name);
+          this.#warn(
+            `ignoring contact ${JSON.stringify(name)} in ${this.contactsPath}: not a valid ` +
+              "name and key (the entry is kept in the file as it is)",
+          );
+        }
         continue;
       }
-      out.push({ name, key });
+      contacts.push({ name, key });
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    contacts.sort((a, b) => a.name.localeCompare(b.name));
+    return { contacts, unreadable };
   }
 
-  /** Atomically replaces contacts.json with `contacts`. */
+  /** Saved contacts, sorted by name (entries that cannot be read are left out, with a warning). */
+  loadContacts(): Contact[] {
+    return this.#readContacts().contacts;
+  }
+
+  /**
+   * Atomically replaces the contacts in contacts.json with `contacts`. Entries of the file that
+   * could not be read are written back untouched: nothing the store did not understand is
+   * dropped. A contact named like one of those entries is refused (`contacts_corrupt`), since
+   * saving it would overwrite the entry.
+   */
   saveContacts(contacts: Contact[]): void {
-    const obj: Record<string, string> = {};
-    for (const c of [...contacts].sort((a, b) => a.name.localeCompare(b.name))) obj[c.name] = c.key;
+    const { unreadable } = this.#readContacts();
+    const clash = unreadable.find(([name]) => contacts.some((c) => c.name === name));
+    if (clash) {
+      throw new ClientError(
+        "contacts_corrupt",
+        `contacts file ${this.contactsPath} has an entry ${
+          JSON.stringify(clash[0])
+        } that cannot be read; fix or remove it by hand first`,
+      );
+    }
+    const sorted = [...contacts].sort((a, b) => a.name.localeCompare(b.name));
+    // fromEntries defines own properties, so a name like "__proto__" stays an entry.
+    const obj = Object.fromEntries([...sorted.map((c) => [c.name, c.key]), ...unreadable]);
     this.#writeAtomic(this.contactsPath, JSON.stringify(obj, null, 2) + "\n");
   }
 
@@ -447,7 +487,7 @@ export class ProfileStore {
         if (key) keys.push(key);
       }
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (!(e instanceof Deno.errors.NotFound)) throw ioError("read", this.messagesDir, e);
     }
     return keys.sort();
   }
@@ -481,7 +521,7 @@ export class ProfileStore {
       }
     }
     const known = contacts.length === 0
-      ? "no contacts saved yet (add one with `chat-p2p add-contact <name> <public-key>`)"
+      ? "no contacts saved yet"
       : `known contacts: ${contacts.map((c) => c.name).join(", ")}`;
     throw new ClientError("unknown_contact", `unknown contact ${JSON.stringify(text)}; ${known}`);
   }
