@@ -51,8 +51,17 @@ export type ConnectionErrorCode =
  */
 export type RelayErrorCode = ErrorCode | ConnectionErrorCode;
 
+/** A message that may not be sent, whatever the relay (see limits.ts, `checkMessage`). */
+export type MessageErrorCode =
+  /** Nothing but white space. */
+  | "empty_message"
+  /** More characters (grapheme clusters) than a message may have. */
+  | "message_too_long"
+  /** More bytes, encoded, than one message carries. */
+  | "message_too_large";
+
 /** Every code a {@linkcode ClientError} can carry. */
-export type ClientErrorCode = StoreErrorCode | RelayErrorCode;
+export type ClientErrorCode = StoreErrorCode | RelayErrorCode | MessageErrorCode;
 
 /** A failure of the client library with a machine-readable code. */
 export class ClientError extends Error {

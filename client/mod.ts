@@ -11,6 +11,8 @@
  *   ({@linkcode isPermanentRefusal}); {@linkcode Inbox} (inbox.ts): store, then ack, in batches.
  * - {@linkcode Sealer} (sealing.ts): the one place envelopes are sealed and opened.
  * - {@linkcode ProfileStore} (store/): identity, contacts and history on the person's own disk.
+ * - {@linkcode checkMessage} (limits.ts): how long a message may be, in characters (grapheme
+ *   clusters) and in encoded bytes; the one check every sender uses.
  * - Errors carry a code from one union, {@linkcode ClientErrorCode} (errors.ts).
  *
  * @example Send a message and wait until the relay has it
@@ -41,6 +43,7 @@
  * @module
  */
 export * from "./errors.ts";
+export * from "./limits.ts";
 export * from "./client.ts";
 export * from "./connection.ts";
 export * from "./reconnecting.ts";

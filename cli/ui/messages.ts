@@ -4,10 +4,15 @@
  *
  * @module
  */
-import { MAX_TEXT_CHARS } from "@chat-p2p/protocol";
-import type { FoldedState, HistoryEntry, IncomingMessage, Peer } from "@chat-p2p/client";
+import {
+  checkMessage,
+  type FoldedState,
+  type HistoryEntry,
+  type IncomingMessage,
+  type Peer,
+} from "@chat-p2p/client";
 import { type Context, paint, type Style } from "../context.ts";
-import { UsageError } from "../errors.ts";
+import { CliError, UsageError } from "../errors.ts";
 import { formatShortTime, peerLabel, preview, sanitizeForTerminal } from "./format.ts";
 
 /** Marks shown after a message for each state. */
@@ -28,15 +33,14 @@ export const MARK_STYLE: Record<FoldedState, Style> = {
   failed: "red",
 };
 
-/** Validates message text, throwing a usage error when empty or too long. */
+/**
+ * Checks a message with the client library's {@linkcode checkMessage}: an empty one is a usage
+ * error, one over the limits a runtime error ("not sent: ..."); returns the text.
+ */
 export function checkText(text: string, usage: string): string {
-  if (text.trim() === "") throw new UsageError("the message text is empty", usage);
-  if (text.length > MAX_TEXT_CHARS) {
-    throw new UsageError(
-      `the message is ${text.length} characters long; at most ${MAX_TEXT_CHARS} are allowed`,
-      usage,
-    );
-  }
+  const refused = checkMessage(text);
+  if (refused?.code === "empty") throw new UsageError("the message text is empty", usage);
+  if (refused) throw new CliError(`not sent: ${refused.message}`);
   return text;
 }
 
