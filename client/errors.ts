@@ -26,6 +26,12 @@ export type StoreErrorCode =
   | "contacts_corrupt"
   /** No contact, key or fingerprint matches what was asked for. */
   | "unknown_contact"
+  /** The name cannot be a contact name (see contacts.ts, `explainContactName`). */
+  | "invalid_contact_name"
+  /** The name (or one too like it) or the key is already saved. */
+  | "contact_exists"
+  /** The contact's key was verified, and this would replace it with another one. */
+  | "key_changed"
   /** A file could not be read or written. */
   | "io";
 

@@ -10,7 +10,9 @@
  * - {@linkcode Outbox} (outbox.ts) with the one rule for "failed" vs "still queued"
  *   ({@linkcode isPermanentRefusal}); {@linkcode Inbox} (inbox.ts): store, then ack, in batches.
  * - {@linkcode Sealer} (sealing.ts): the one place envelopes are sealed and opened.
- * - {@linkcode ProfileStore} (store/): identity, contacts and history on the person's own disk.
+ * - {@linkcode ProfileStore} (store/): identity, contacts and history on the person's own disk;
+ *   contacts.ts: names, verification, add/remove/rename ({@linkcode addContact}, ...).
+ * - {@linkcode safetyNumber} (safety_number.ts): the 60 digits two people compare to verify keys.
  * - {@linkcode checkMessage} (limits.ts): how long a message may be, in characters (grapheme
  *   clusters) and in encoded bytes; the one check every sender uses.
  * - Errors carry a code from one union, {@linkcode ClientErrorCode} (errors.ts).
@@ -51,5 +53,7 @@ export * from "./outbox.ts";
 export * from "./inbox.ts";
 export * from "./sealing.ts";
 export * from "./store/profile_store.ts";
+export * from "./store/contacts.ts";
+export * from "./safety_number.ts";
 export * from "./store/message_log.ts";
 export * from "./store/key_protection.ts";
