@@ -32,6 +32,8 @@ export type StoreErrorCode =
   | "contact_exists"
   /** The contact's key was verified, and this would replace it with another one. */
   | "key_changed"
+  /** config.json cannot be read, or a setting's value is not valid. */
+  | "bad_config"
   /** A file could not be read or written. */
   | "io";
 

@@ -8,6 +8,8 @@
  *                                     "encrypted_secret_key":{...}} (see key_protection.ts)
  *   contacts.json               0600  {"<name>": "<base64 key>" or {"key", "verified"}, ...}
  *                                     (see contacts.ts)
+ *   config.json                 0600  per-profile settings (see config.ts)
+ *   read.json                   0600  how far each conversation is read (see conversations.ts)
  *   messages/                   0700
  *     <peer key, base64url>.jsonl     append-only history per peer key (see message_log.ts)
  * ```
@@ -238,6 +240,35 @@ export class ProfileStore {
     } catch {
       // Directory fsync is not available everywhere (Windows); the rename itself is atomic.
     }
+  }
+
+  // -- other files of the profile ---------------------------------------------------------------
+
+  /**
+   * The text of the profile's file `name` (a plain file name such as `config.json`), or
+   * undefined when it does not exist. For the modules that own such a file (config.ts,
+   * conversations.ts).
+   */
+  readFile(name: string): string | undefined {
+    const path = this.#fileOf(name);
+    try {
+      const text = Deno.readTextFileSync(path);
+      this.#checkFileMode(path);
+      return text;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw ioError("read", path, e);
+    }
+  }
+
+  /** Atomically replaces the profile's file `name` with `text` (0600; see the module doc). */
+  writeFile(name: string, text: string): void {
+    this.#writeAtomic(this.#fileOf(name), text);
+  }
+
+  #fileOf(name: string): string {
+    if (!/^[a-z][a-z0-9_]*\.json$/.test(name)) throw new TypeError(`not a profile file: ${name}`);
+    return join(this.dir, name);
   }
 
   // -- identity -------------------------------------------------------------------------------
