@@ -10,7 +10,7 @@ import { passphraseCommand } from "./commands/change_passphrase.ts";
 import { contactsCommand } from "./commands/contacts.ts";
 import { colorAllowed, type Command, type Context } from "./context.ts";
 import { ClientError, type ClientErrorCode, explainProfileName } from "@chat-p2p/client";
-import { CliError, errorMessage, UsageError } from "./errors.ts";
+import { CliError, errorMessage, EXIT, UsageError } from "./errors.ts";
 import { historyCommand } from "./commands/history.ts";
 import { idCommand } from "./commands/id.ts";
 import { initCommand } from "./commands/init.ts";
@@ -42,8 +42,7 @@ export const COMMANDS: readonly Command[] = [
   completionsCommand(TABLE),
 ];
 
-/** Exit codes. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+export { EXIT } from "./errors.ts";
 
 /**
  * What the CLI adds to the client library's errors, which never name a CLI command: the command
@@ -183,6 +182,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
     } else if (!(e instanceof CliError || e instanceof ClientError)) {
       stderr("(run with --verbose for details)");
     }
-    return EXIT.failure;
+    return e instanceof CliError ? e.exitCode : EXIT.failure;
   }
 }

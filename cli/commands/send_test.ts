@@ -16,8 +16,8 @@ Deno.test("send: a message the relay refuses for now stays queued; the next send
         home,
       },
     );
-    assert.equal(first.code, 1);
-    assert.equal(first.stdout, "", "no id: not accepted");
+    assert.equal(first.code, 3, "exit 3: not accepted in time, queued");
+    assert.equal(first.stdout, `${fake.sends[0].id}\n`, "the id of the queued message");
     assert.equal(
       first.stderr,
       "error: relay refused the message: mailbox_full: fake relay says mailbox_full; it stays " +

@@ -9,18 +9,20 @@
  *
  * **Read.** An incoming message counts as read once it was shown to the person: printed by
  * `chat` (its recent history on opening, or live), `history`, `sync` or `listen`. Commands mark
- * what they printed with {@linkcode ReadMarks.markRead} and {@linkcode ReadMarks.save}. Reading
- * is a mark per conversation: every incoming message up to and including the one marked, in the
- * order they arrived, is read, and the rest are unread. Marks are kept in `read.json` (0600,
- * replaced atomically, so a crash never leaves a torn file):
+ * what they printed with {@linkcode ReadMarks.markRead} and {@linkcode ReadMarks.save}. Each
+ * conversation has a mark: every incoming message up to and including the one marked, in the
+ * order they arrived, is read; so are the messages listed in `read` (shown although an earlier
+ * one was not); the rest are unread. Marks are kept in `read.json` (0600, replaced atomically,
+ * so a crash never leaves a torn file):
  *
  * ```json
- * {"<peer key>": {"through": "<message id>", "count": 12, "at": "<ISO time>"}}
+ * {"<peer key>": {"through": "<message id>", "count": 12, "read": ["<id>"], "at": "<ISO time>"}}
  * ```
  *
  * `count` is how many incoming messages the mark covers: it settles which of two marks is further
- * when two commands save at once (the further one wins), and stands in for `through` if that
- * message is ever missing from history.
+ * when two commands save at once (the further one wins, and their `read` lists are merged), and
+ * stands in for `through` if that message is ever missing from history. `read` is absent when
+ * empty.
  *
  * @module
  */
@@ -29,12 +31,24 @@ import { keyFingerprint, type ProfileStore } from "./profile_store.ts";
 
 const FILE = "read.json";
 
+function sameIds(a: string[] | undefined, b: string[] | undefined): boolean {
+  return (a ?? []).join("\n") === (b ?? []).join("\n");
+}
+
+/** The ids of the incoming messages `mark`'s run covers. */
+function readIds(entries: readonly HistoryEntry[], mark: ReadMark | undefined): string[] {
+  const { incoming, upTo } = covered(entries, mark);
+  return incoming.slice(0, upTo).map((e) => e.id);
+}
+
 /** How far a conversation is read. */
 export interface ReadMark {
-  /** Id of the last incoming message read (arrival order). */
+  /** Id of the last incoming message of the read run (arrival order), or "" for none. */
   through: string;
   /** How many incoming messages that covers. */
   count: number;
+  /** Ids of incoming messages after the mark that are read too. */
+  read?: string[];
   /** When it was marked. */
   at: string;
 }
@@ -58,7 +72,40 @@ function parseMark(v: unknown): ReadMark | undefined {
   const o = v as Record<string, unknown>;
   if (typeof o.through !== "string" || typeof o.at !== "string") return undefined;
   if (typeof o.count !== "number" || !Number.isInteger(o.count) || o.count < 0) return undefined;
-  return { through: o.through, count: o.count, at: o.at };
+  const read = Array.isArray(o.read) ? o.read.filter((x) => typeof x === "string") : [];
+  return { through: o.through, count: o.count, at: o.at, ...(read.length ? { read } : {}) };
+}
+
+/** Incoming messages of `entries` (arrival order) and how many of them `mark` covers. */
+function covered(entries: readonly HistoryEntry[], mark: ReadMark | undefined) {
+  const incoming = entries.filter((e) => e.dir === "in");
+  if (!mark) return { incoming, upTo: 0 };
+  const at = mark.through === "" ? -1 : incoming.findIndex((e) => e.id === mark.through);
+  return { incoming, upTo: at >= 0 ? at + 1 : Math.min(mark.count, incoming.length) };
+}
+
+/**
+ * The mark that covers what `a` and `b` both say is read, moved past every message read in a
+ * row; undefined for nothing read.
+ */
+function settle(
+  entries: readonly HistoryEntry[],
+  a: ReadMark | undefined,
+  read: Iterable<string>,
+  at: string,
+): ReadMark | undefined {
+  const { incoming, upTo: start } = covered(entries, a);
+  const ids = new Set([...(a?.read ?? []), ...read]);
+  let upTo = start;
+  while (upTo < incoming.length && ids.has(incoming[upTo].id)) upTo++;
+  const after = incoming.slice(upTo).filter((e) => ids.has(e.id)).map((e) => e.id);
+  if (upTo === 0 && after.length === 0) return undefined;
+  return {
+    through: upTo === 0 ? "" : incoming[upTo - 1].id,
+    count: upTo,
+    ...(after.length ? { read: after } : {}),
+    at,
+  };
 }
 
 /** The read marks of one profile (read.json). */
@@ -82,35 +129,33 @@ export class ReadMarks {
     peer: string,
     entries: HistoryEntry[] = this.#store.history(peer).entries(),
   ): HistoryEntry[] {
-    const incoming = entries.filter((e) => e.dir === "in");
     const mark = this.get(peer);
-    if (!mark) return incoming;
-    const at = incoming.findIndex((e) => e.id === mark.through);
-    return incoming.slice(at >= 0 ? at + 1 : mark.count);
+    const { incoming, upTo } = covered(entries, mark);
+    const read = new Set(mark?.read);
+    return incoming.slice(upTo).filter((e) => !read.has(e.id));
   }
 
   /**
-   * Marks the incoming messages from `peer` up to and including `through` (an id, in arrival
-   * order; default: the latest) as read, in memory until {@linkcode ReadMarks.save}. Returns true
-   * when that moved the mark; a mark never moves back.
+   * Marks the incoming messages from `peer` with these `ids` as read (default: all of them), in
+   * memory until {@linkcode ReadMarks.save}. Returns true when that changed anything; what is
+   * read stays read.
    */
-  markRead(peer: string, through?: string, now: Date = new Date()): boolean {
-    const incoming = this.#store.history(peer).entries().filter((e) => e.dir === "in");
-    const at = through === undefined
-      ? incoming.length - 1
-      : incoming.findIndex((e) => e.id === through);
-    if (at < 0) return false;
-    const mark = { through: incoming[at].id, count: at + 1, at: now.toISOString() };
+  markRead(peer: string, ids?: Iterable<string>, now: Date = new Date()): boolean {
+    const entries = this.#store.history(peer).entries();
     const before = this.get(peer);
-    if (before && before.count >= mark.count) return false;
+    const all = ids ?? entries.filter((e) => e.dir === "in").map((e) => e.id);
+    const mark = settle(entries, before, all, now.toISOString());
+    if (!mark || (before && before.count === mark.count && sameIds(before.read, mark.read))) {
+      return false;
+    }
     this.#load().set(peer, mark);
     this.#changed.add(peer);
     return true;
   }
 
   /**
-   * Writes the marks that moved, merged with what another command may have written meanwhile
-   * (the further mark wins). Nothing to write: nothing is touched.
+   * Writes the marks that changed, merged with what another command may have written meanwhile
+   * (what either says is read stays read). Nothing to write: nothing is touched.
    */
   save(): void {
     if (this.#changed.size === 0) return;
@@ -118,7 +163,13 @@ export class ReadMarks {
     for (const peer of this.#changed) {
       const mine = this.#marks!.get(peer)!;
       const theirs = parseMark(onDisk[peer]);
-      if (!theirs || theirs.count < mine.count) onDisk[peer] = mine;
+      const entries = this.#store.history(peer).entries();
+      const [further, other] = !theirs || theirs.count <= mine.count
+        ? [mine, theirs]
+        : [theirs, mine];
+      onDisk[peer] =
+        settle(entries, further, [...(other?.read ?? []), ...readIds(entries, other)], mine.at) ??
+          further;
     }
     this.#store.writeFile(FILE, JSON.stringify(onDisk, null, 2) + "\n");
     this.#changed.clear();

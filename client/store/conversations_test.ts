@@ -33,34 +33,43 @@ Deno.test("chronological: by sent time, ties (and unparsable times) in stored or
   assert.deepEqual(sorted.map((e) => e.id), ["early", "garbage", "tie-1", "tie-2", "late"]);
 });
 
-Deno.test("read marks: unread after the mark, never back, saved durably, merged with others", () => {
+Deno.test("read marks: what was shown is read, what was not stays unread, saved and merged", () => {
   withStore((store) => {
     const peer = toBase64(generateKeyPair().publicKey);
     const log = store.history(peer);
     const add = (id: string, dir: "in" | "out" = "in") =>
       log.appendMessage({ id, dir, text: id, sent_at: new Date().toISOString(), at: "x" });
-    ["m1", "m2", "m3"].forEach((id) => add(id));
+    ["m1", "m2", "m3", "m4"].forEach((id) => add(id));
     add("mine", "out");
     const marks = new ReadMarks(store);
-    assert.deepEqual(marks.unread(peer).map((e) => e.id), ["m1", "m2", "m3"]);
-    assert.equal(marks.markRead(peer, "m2"), true);
-    assert.equal(marks.markRead(peer, "m1"), false, "a mark never moves back");
+    const unread = (m: ReadMarks) => m.unread(peer).map((e) => e.id);
+    assert.deepEqual(unread(marks), ["m1", "m2", "m3", "m4"]);
+    assert.equal(marks.markRead(peer, ["m1", "m3"]), true);
+    assert.deepEqual(unread(marks), ["m2", "m4"], "m2 was never shown: it stays unread");
+    assert.equal(marks.markRead(peer, ["m1"]), false, "nothing new");
     marks.save();
+    assert.deepEqual(JSON.parse(store.readFile("read.json")!)[peer].read, ["m3"]);
     const other = new ReadMarks(store); // another command, reading the file
-    assert.deepEqual(other.unread(peer).map((e) => e.id), ["m3"]);
-    // Two commands save at once: the further mark wins whichever saves last.
+    assert.deepEqual(unread(other), ["m2", "m4"]);
+    // Two commands save at once: what either marked stays read, whichever saves last.
     const a = new ReadMarks(store);
     const b = new ReadMarks(store);
     a.get(peer);
     b.get(peer);
-    assert.equal(a.markRead(peer), true); // through m3
+    a.markRead(peer, ["m2"]); // the run now goes through m3
+    b.markRead(peer, ["m4"]);
     a.save();
-    b.markRead(peer, "m2");
     b.save();
-    assert.deepEqual(new ReadMarks(store).unread(peer), []);
+    assert.deepEqual(unread(new ReadMarks(store)), []);
     const onDisk = JSON.parse(store.readFile("read.json")!);
-    assert.deepEqual(Object.keys(onDisk[peer]).sort(), ["at", "count", "through"]);
-    assert.equal(onDisk[peer].through, "m3");
+    assert.deepEqual(onDisk[peer].through, "m4");
+    assert.deepEqual(onDisk[peer].count, 4);
+    assert.equal(onDisk[peer].read, undefined);
+    add("m5");
+    assert.deepEqual(unread(new ReadMarks(store)), ["m5"]);
+    const all = new ReadMarks(store);
+    all.markRead(peer);
+    assert.deepEqual(unread(all), []);
   });
 });
 
