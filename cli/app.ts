@@ -21,6 +21,10 @@ import { syncCommand } from "./commands/sync.ts";
 import { type CommandTable, helpCommand } from "./commands/help.ts";
 import { versionCommand, versionLine } from "./commands/version.ts";
 import { completionsCommand } from "./commands/completions.ts";
+import { configCommand } from "./commands/config.ts";
+import { chatsCommand } from "./commands/chats.ts";
+import { removeContactCommand, renameContactCommand } from "./commands/remove_contact.ts";
+import { verifyCommand } from "./commands/verify.ts";
 
 /** The table as the commands that describe the others see it (filled in below). */
 const TABLE: CommandTable = { commands: () => COMMANDS, usage: mainUsage };
@@ -31,11 +35,16 @@ export const COMMANDS: readonly Command[] = [
   idCommand,
   addContactCommand,
   contactsCommand,
+  removeContactCommand,
+  renameContactCommand,
+  verifyCommand,
   sendCommand,
   syncCommand,
   chatCommand,
+  chatsCommand,
   resendCommand,
   historyCommand,
+  configCommand,
   passphraseCommand,
   helpCommand(TABLE),
   versionCommand,
@@ -58,6 +67,11 @@ export function clientErrorMessage(e: ClientError): string {
   return e.message + (CLIENT_ERROR_HINTS[e.code] ?? "");
 }
 
+/** The command called `name` (or with that alias). */
+export function findCommand(name: string): Command | undefined {
+  return COMMANDS.find((c) => c.name === name || c.aliases?.includes(name));
+}
+
 /** Top-level help. */
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -66,7 +80,13 @@ export function mainUsage(): string {
 Usage: chat-p2p [--profile <name>] [--verbose] <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+${
+    COMMANDS.map((c) =>
+      `  ${c.name.padEnd(width)}  ${c.summary}${
+        c.aliases?.length ? ` (also: ${c.aliases.join(", ")})` : ""
+      }`
+    ).join("\n")
+  }
 
 Global options (before or after the command):
   --profile <name>  profile to use (default: $CHAT_PROFILE, else "default"); its files live in
@@ -149,7 +169,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       }
       throw new UsageError("missing command");
     }
-    cmd = COMMANDS.find((c) => c.name === g.command);
+    cmd = findCommand(g.command);
     if (!cmd) {
       throw new UsageError(`unknown command ${JSON.stringify(g.command)}`);
     }

@@ -55,11 +55,17 @@ export const syncCommand: Command = {
   summary: "fetch waiting messages, store them and print them",
   usage: USAGE,
   async run(args: string[], ctx: Context): Promise<void> {
-    const { values, positionals } = parseCommandArgs(this, args, {
-      relay: { type: "string" },
-      json: { type: "boolean" },
-      timeout: { type: "string" },
-    }, [], 1);
+    const { values, positionals } = parseCommandArgs(
+      this,
+      args,
+      {
+        relay: { type: "string" },
+        json: { type: "boolean" },
+        timeout: { type: "string" },
+      },
+      [],
+      1,
+    );
     const { relay: given, rest } = relayPositional(positionals, values.relay, USAGE);
     if (rest.length > 0) {
       throw new UsageError(`sync: unexpected argument ${JSON.stringify(rest[0])}`, USAGE);

@@ -290,12 +290,3 @@ export function markVerified(store: ContactStore, name: string, at: Date): Conta
   store.saveContacts([...contacts.filter((x) => x !== c), verified]);
   return verified;
 }
-
-/** Forgets that contact `name` was verified. */
-export function clearVerified(store: ContactStore, name: string): Contact {
-  const contacts = store.loadContacts();
-  const c = find(contacts, name);
-  const plain = { name: c.name, key: c.key };
-  store.saveContacts([...contacts.filter((x) => x !== c), plain]);
-  return plain;
-}
