@@ -10,7 +10,7 @@ import { passphraseCommand } from "./commands/change_passphrase.ts";
 import { contactsCommand } from "./commands/contacts.ts";
 import { colorAllowed, type Command, type Context } from "./context.ts";
 import { ClientError, type ClientErrorCode, explainProfileName } from "@chat-p2p/client";
-import { CliError, errorMessage, EXIT, UsageError } from "./errors.ts";
+import { CliError, errorMessage, EXIT, ExitStatus, UsageError } from "./errors.ts";
 import { historyCommand } from "./commands/history.ts";
 import { idCommand } from "./commands/id.ts";
 import { initCommand } from "./commands/init.ts";
@@ -189,6 +189,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     await cmd.run(g.rest, ctx);
     return EXIT.ok;
   } catch (e) {
+    if (e instanceof ExitStatus) return e.code;
     if (e instanceof UsageError) {
       stderr(`error: ${e.message}`);
       stderr("");

@@ -50,6 +50,22 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * Ends the command with `code` and nothing more to say (it was said already): a chat left on a
+ * signal exits 128 + its number.
+ */
+export class ExitStatus extends Error {
+  /** The process's exit code. */
+  readonly code: number;
+
+  /** Creates the exit with `code`. */
+  constructor(code: number) {
+    super(`exit ${code}`);
+    this.name = "ExitStatus";
+    this.code = code;
+  }
+}
+
 /** The message of any thrown value, for `error: ...` lines. */
 export function errorMessage(e: unknown): string {
   if (e instanceof Error) return e.message;

@@ -52,7 +52,7 @@ Deno.test("chats: contacts and strangers, unread until shown by history, latest 
         `^\\[${json[0].fingerprint}\\]  +1 unread  \\[\\d\\d:\\d\\d\\] hello from nowhere$`,
       ),
     );
-    assert.match(rows[1], /^bob +2 unread  \[\d\d:\d\d\] are you there\?$/);
+    assert.match(rows[1], /^bob +2 unread {2}\[\d\d:\d\d\] are you there\?$/);
 
     // history shows bob's conversation: read from then on; the stranger's stays unread.
     await runInProcess(["history", "bob"], { home });

@@ -38,3 +38,37 @@ Deno.test("send: a message the relay refuses for now stays queued; the next send
     assert.equal(new Set(ids.slice(0, -1)).size, 1, "every attempt of the first under one id");
   });
 });
+
+Deno.test("send - reads a multi-line message from stdin as one message; limits are checked first", async () => {
+  await withHome(async (home) => {
+    await runInProcess(["init"], { home });
+    await runInProcess(["add-contact", "bob", toBase64(generateKeyPair().publicKey)], { home });
+    await using fake = startFakeRelay(() => "accepted");
+    const text = "line one\n\n  line three\r\nlast";
+    const r = await runInProcess(["send", fake.url, "bob", "-", "--json"], {
+      home,
+      stdin: text + "\n",
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const o = JSON.parse(r.stdout);
+    assert.deepEqual(Object.keys(o).sort(), ["contact", "id", "state", "to"]);
+    assert.equal(o.state, "accepted");
+    assert.equal(fake.sends.length, 1);
+    const h = (await runInProcess(["history", "bob", "--json"], { home })).stdout.trim().split(
+      "\n",
+    );
+    assert.deepEqual(h.map((l) => JSON.parse(l).text), [text]);
+
+    const big = await runInProcess(["send", fake.url, "bob", "-"], {
+      home,
+      stdin: "中".repeat(16_384),
+    });
+    assert.equal(big.code, 1);
+    assert.equal(
+      big.stderr,
+      "error: not sent: the message is 16,384 characters but 49,152 bytes encoded; at most 48,000 " +
+        "bytes fit in one message\n",
+    );
+    assert.equal(fake.sends.length, 1, "nothing more went on the wire");
+  });
+});

@@ -14,6 +14,7 @@ import {
 import { type Context, paint, type Style } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
 import { formatShortTime, peerLabel, preview, sanitizeForTerminal } from "./format.ts";
+import type { Span } from "./chat_screen.ts";
 
 /** Marks shown after a message for each state. */
 export const STATE_MARKS: Record<FoldedState, string> = {
@@ -63,20 +64,32 @@ export function messageLine(ctx: Context, m: IncomingMessage): string {
   return `${time} ${who}: ${sanitizeForTerminal(m.text)}`;
 }
 
+/** A conversation line's pieces ("[time] you: text"), its text as is (the screen sanitizes). */
+export function chatSpans(
+  ctx: Context,
+  e: Pick<HistoryEntry, "dir" | "text" | "sent_at">,
+  peer: Peer,
+): Span[] {
+  return [
+    { text: `[${formatShortTime(e.sent_at, ctx.io.now())}]`, style: "dim" },
+    { text: " " },
+    e.dir === "out"
+      ? { text: "you", style: "cyan" }
+      : { text: peerLabel(peer.name, peer.fingerprint), style: "magenta" },
+    { text: `: ${e.text}` },
+  ];
+}
+
 /** A conversation line in chat form ("[time] you: text  ✓"), for my messages and the peer's. */
 export function chatLine(
   ctx: Context,
   e: Pick<HistoryEntry, "dir" | "text" | "sent_at"> & { state?: FoldedState },
   peer: Peer,
 ): string {
-  const time = paint(ctx, "dim", `[${formatShortTime(e.sent_at, ctx.io.now())}]`);
-  const who = e.dir === "out"
-    ? paint(ctx, "cyan", "you")
-    : paint(ctx, "magenta", peerLabel(peer.name, peer.fingerprint));
+  const spans = chatSpans(ctx, { ...e, text: sanitizeForTerminal(e.text) }, peer);
   const mark = e.state ? STATE_MARKS[e.state] : "";
-  return `${time} ${who}: ${sanitizeForTerminal(e.text)}${
-    mark ? `  ${paint(ctx, "dim", mark)}` : ""
-  }`;
+  return spans.map((s) => (s.style ? paint(ctx, s.style, s.text) : s.text)).join("") +
+    (mark ? `  ${paint(ctx, "dim", mark)}` : "");
 }
 
 /** The warning for an envelope whose box did not open with the key it claims. */
