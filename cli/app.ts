@@ -25,6 +25,7 @@ import { configCommand } from "./commands/config.ts";
 import { chatsCommand } from "./commands/chats.ts";
 import { removeContactCommand, renameContactCommand } from "./commands/remove_contact.ts";
 import { verifyCommand } from "./commands/verify.ts";
+import { listenCommand } from "./commands/listen.ts";
 
 /** The table as the commands that describe the others see it (filled in below). */
 const TABLE: CommandTable = { commands: () => COMMANDS, usage: mainUsage };
@@ -42,6 +43,7 @@ export const COMMANDS: readonly Command[] = [
   syncCommand,
   chatCommand,
   chatsCommand,
+  listenCommand,
   resendCommand,
   historyCommand,
   configCommand,
