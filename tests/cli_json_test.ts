@@ -18,7 +18,7 @@ const doc = await Deno.readTextFile(join(ROOT, "docs", "CLI.md"));
 /** The documented examples: the command of each `### \`...\`` heading and its JSON lines. */
 function documented(): Map<string, unknown[]> {
   const shapes = new Map<string, unknown[]>();
-  for (const m of doc.matchAll(/^### `([^`]+)`\n[\s\S]*?^```json\n([\s\S]*?)^```$/gm)) {
+  for (const m of doc.matchAll(/^### `([^`]+)`\n[\s\S]*?^```jsonl\n([\s\S]*?)^```$/gm)) {
     shapes.set(m[1], m[2].split("\n").filter(Boolean).map((l) => JSON.parse(l)));
   }
   return shapes;
