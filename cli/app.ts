@@ -98,7 +98,9 @@ Global options (before or after the command):
   --version         print the version and exit
 
 Start with \`chat-p2p init\`, share the key \`chat-p2p id\` prints, then
-\`chat-p2p add-contact <name> <key>\` and \`chat-p2p chat ws://relay:8080/ws <name>\`.`;
+\`chat-p2p add-contact <name> <key>\`, \`chat-p2p config set relay ws://relay:8080/ws\` and
+\`chat-p2p chat <name>\`. Exit codes: docs/CLI.md (0 ok, 1 failure, 2 usage, 3 queued, 4 not
+delivered in time).`;
 }
 
 interface Globals {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { splitGlobals } from "./app.ts";
+import { COMMANDS, splitGlobals } from "./app.ts";
 import { runInProcess, withHome } from "./testing.ts";
 
 const ESC = "\x1b[";
@@ -44,10 +44,10 @@ Deno.test("--help prints usage on stdout and exits 0, for every command", async 
     const top = await runInProcess(["--help"], { home });
     assert.equal(top.code, 0);
     assert.match(top.stdout, /Commands:/);
-    for (const c of ["init", "id", "add-contact", "contacts", "send", "sync", "chat", "history"]) {
+    for (const c of COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])])) {
       const r = await runInProcess([c, "--help"], { home });
       assert.equal(r.code, 0, c);
-      assert.match(r.stdout, new RegExp(`^Usage: chat-p2p ${c}`), c);
+      assert.match(r.stdout, new RegExp(`^Usage: chat-p2p ${c}|\n {7}chat-p2p ${c}`), c);
       assert.equal(r.stderr, "");
     }
   });
