@@ -37,3 +37,15 @@ export * from "./payload.ts";
 export * from "./auth.ts";
 export * from "./crypto.ts";
 export * from "./envelope.ts";
+// Protocol v2 (docs/PROTOCOL.md); the v1 exports above go once the client and relay use these.
+export * from "./kdf.ts";
+export * from "./aead.ts";
+export * from "./sealed_box.ts";
+export * from "./padding.ts";
+export * from "./ratchet.ts";
+export * from "./peer_sessions.ts";
+export * from "./relay_url.ts";
+export * from "./payload_v2.ts";
+export * from "./frames_v2.ts";
+export * from "./auth_v2.ts";
+export * from "./bodies.ts";
