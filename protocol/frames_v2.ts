@@ -5,10 +5,20 @@
  *
  * @module
  */
-import { fail, isObj, type Obj, parseJsonObject, str } from "./_parse.ts";
+import {
+  ackIds,
+  errorFrameExtras,
+  fail,
+  isEnvelopeId,
+  isObj,
+  type Obj,
+  parseJsonObject,
+  parsePingFrame,
+  str,
+} from "./_parse.ts";
 import { base64ByteLength, isPublicKeyText } from "./encoding.ts";
 import type { ErrorCode, Parsed } from "./errors.ts";
-import { isValidId, MAX_ACK_IDS } from "./frames.ts";
+import { MAX_ACK_IDS } from "./frames.ts";
 import type { MailboxKind } from "./kdf.ts";
 import { PADDED_SIZES } from "./padding.ts";
 
@@ -168,7 +178,7 @@ function checkV2(o: Obj, where: string, upgrade: string): Parsed<never> | undefi
 /** Validates an envelope object (already JSON-parsed). */
 export function parseEnvelopeV2(x: unknown): Parsed<EnvelopeV2> {
   if (!isObj(x)) return fail("bad_frame", "Cannot parse envelope: not a JSON object");
-  const id = isValidId(x.id) ? x.id : undefined;
+  const id = isEnvelopeId(x.id) ? x.id : undefined;
   const bad = checkV2(x, "envelope", "v1 envelopes cannot be delivered to v2 clients");
   if (bad) return withId(bad, id);
   for (const f of ["id", "to", "body"]) {
@@ -215,16 +225,6 @@ function parseHead(text: string, upgrade: string): Parsed<{ o: Obj; type: string
   const type = str(o, "type", "frame");
   if (typeof type !== "string") return type;
   return { ok: true, value: { o, type } };
-}
-
-function parsePing(o: Obj, type: "ping" | "pong"): Parsed<PingFrameV2 | PongFrameV2> {
-  if (o.nonce !== undefined && (typeof o.nonce !== "string" || o.nonce.length > 64)) {
-    return fail("bad_frame", `Cannot parse ${type} frame: field 'nonce' must be a short string`);
-  }
-  return {
-    ok: true,
-    value: o.nonce === undefined ? { v: 2, type } : { v: 2, type, nonce: o.nonce },
-  };
 }
 
 function mailboxField(o: Obj, where: string): string | Parsed<never> {
@@ -276,18 +276,9 @@ function parseOpen(o: Obj): Parsed<OpenFrame> {
 function parseAck(o: Obj): Parsed<AckFrameV2> {
   const mailbox = mailboxField(o, "ack frame");
   if (typeof mailbox !== "string") return mailbox;
-  const ids = o.ids;
-  if (ids === undefined) return fail("bad_frame", "Cannot parse ack frame: missing field 'ids'");
-  if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_ACK_IDS) {
-    return fail(
-      "bad_frame",
-      `Cannot parse ack frame: field 'ids' must be an array of 1 to ${MAX_ACK_IDS} ids`,
-    );
-  }
-  if (!ids.every(isValidId)) {
-    return fail("bad_frame", "Cannot parse ack frame: every id must be 8-64 of A-Z a-z 0-9 _ -");
-  }
-  return { ok: true, value: { v: 2, type: "ack", mailbox, ids: ids as string[] } };
+  const ids = ackIds(o, MAX_ACK_IDS);
+  if (!Array.isArray(ids)) return ids;
+  return { ok: true, value: { v: 2, type: "ack", mailbox, ids } };
 }
 
 /**
@@ -318,7 +309,7 @@ export function parseClientFrameV2(text: string): Parsed<ClientFrameV2> {
       return parseAck(o);
     case "ping":
     case "pong":
-      return parsePing(o, type);
+      return parsePingFrame(o, type, 2);
     default:
       return fail("unknown_type", `Cannot parse frame: unknown type ${JSON.stringify(type)}`);
   }
@@ -331,12 +322,6 @@ function parseError(o: Obj): Parsed<ErrorFrameV2> {
   if (typeof message !== "string") return message;
   // Unknown codes pass through (a newer relay may add some); clients treat them as failures.
   const f: ErrorFrameV2 = { v: 2, type: "error", code: code as ErrorCode, message };
-  if (o.id !== undefined) {
-    if (!isValidId(o.id)) {
-      return fail("bad_frame", "Cannot parse error frame: field 'id' is not a valid id");
-    }
-    f.id = o.id;
-  }
   if (o.mailbox !== undefined) {
     if (!isMailboxId(o.mailbox)) {
       return fail(
@@ -346,16 +331,8 @@ function parseError(o: Obj): Parsed<ErrorFrameV2> {
     }
     f.mailbox = o.mailbox;
   }
-  if (o.retry_after_ms !== undefined) {
-    const r = o.retry_after_ms;
-    if (typeof r !== "number" || !Number.isFinite(r) || r < 0) {
-      return fail(
-        "bad_frame",
-        "Cannot parse error frame: field 'retry_after_ms' must be a number >= 0",
-      );
-    }
-    f.retry_after_ms = r;
-  }
+  const bad = errorFrameExtras(o, f);
+  if (bad) return bad;
   return { ok: true, value: f };
 }
 
@@ -403,7 +380,7 @@ export function parseServerFrameV2(text: string): Parsed<ServerFrameV2> {
     case "accepted": {
       const id = str(o, "id", "accepted frame");
       if (typeof id !== "string") return id;
-      if (!isValidId(id)) {
+      if (!isEnvelopeId(id)) {
         return fail("bad_frame", "Cannot parse accepted frame: field 'id' is not a valid id");
       }
       return { ok: true, value: { v: 2, type, id } };
@@ -412,7 +389,7 @@ export function parseServerFrameV2(text: string): Parsed<ServerFrameV2> {
       return parseError(o);
     case "ping":
     case "pong":
-      return parsePing(o, type);
+      return parsePingFrame(o, type, 2);
     default:
       return fail("unknown_type", `Cannot parse frame: unknown type ${JSON.stringify(type)}`);
   }

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Parsed } from "./errors.ts";
-import { checkVersion, fail, type Obj, parseJsonObject, str } from "./_parse.ts";
+import { fail, type Obj, parsePayloadObject, str } from "./_parse.ts";
 import { toHex } from "./encoding.ts";
 import { pad, unpad } from "./padding.ts";
 
@@ -91,17 +91,9 @@ function idList(o: Obj, field: string, where: string): string[] | Parsed<never> 
  * ```
  */
 export function parsePayloadV2(bytes: Uint8Array): Parsed<PayloadV2> {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return fail("bad_frame", "Cannot parse payload: not UTF-8");
-  }
-  const p = parseJsonObject(text, "payload");
+  const p = parsePayloadObject(bytes, 2);
   if (!p.ok) return p;
   const o = p.value;
-  const bad = checkVersion(o, "payload", 2);
-  if (bad) return bad;
   switch (o.kind) {
     case "message": {
       const where = "message payload";

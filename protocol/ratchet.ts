@@ -167,6 +167,29 @@ function fail<S>(reason: DecryptFailure, message: string): DecryptResult<S> {
   return { ok: false, reason, message: `Cannot decrypt: ${message}` };
 }
 
+/** A session before its first message: no receiving chain, all counters zero. */
+function newState(
+  me: KeyPair,
+  peer: Uint8Array,
+  initiator: "me" | "peer",
+  keys: Pick<RatchetState, "id" | "rk" | "dhs" | "dhr" | "cks">,
+): RatchetState {
+  return {
+    version: RATCHET_STATE_VERSION,
+    me: b64(me.publicKey),
+    peer: b64(peer),
+    initiator,
+    received: false,
+    ...keys,
+    ckr: null,
+    ns: 0,
+    nr: 0,
+    pn: 0,
+    skipped: [],
+    old_dhr: [],
+  };
+}
+
 /**
  * Starts a session as its initiator: `DHs = EK` (a fresh X25519 pair from `rng`),
  * `DHr = ikx_public(peer)`, `RK, CKs = KDF_RK(SK, DH(EK, ikx_public(peer)))`. Its messages are
@@ -196,24 +219,13 @@ export function initiateSession(
   if (!out) throw new RangeError("Cannot start a session: the peer's key has small order");
   const sk = sessionKey(pairSecret(me, peer), me.publicKey, peer);
   const { rootKey, chainKey } = kdfRk(sk, out);
-  return {
-    version: RATCHET_STATE_VERSION,
+  return newState(me, peer, "me", {
     id: b64(ek.publicKey),
-    me: b64(me.publicKey),
-    peer: b64(peer),
-    initiator: "me",
-    received: false,
     rk: b64(rootKey),
     dhs: { public: b64(ek.publicKey), secret: b64(ek.secretKey) },
     dhr: b64(peerX),
     cks: b64(chainKey),
-    ckr: null,
-    ns: 0,
-    nr: 0,
-    pn: 0,
-    skipped: [],
-    old_dhr: [],
-  };
+  });
 }
 
 /**
@@ -348,24 +360,13 @@ export function acceptSession(
     return fail("malformed", "a session can only start from an init message");
   }
   const ikx = identityX25519(me);
-  const draft: RatchetState = {
-    version: RATCHET_STATE_VERSION,
+  const draft = newState(me, peer, "peer", {
     id: b64(header.dh),
-    me: b64(me.publicKey),
-    peer: b64(peer),
-    initiator: "peer",
-    received: false,
     rk: b64(sessionKey(pairSecret(me, peer), peer, me.publicKey)),
     dhs: { public: b64(ikx.publicKey), secret: b64(ikx.secretKey) },
     dhr: null,
     cks: null,
-    ckr: null,
-    ns: 0,
-    nr: 0,
-    pn: 0,
-    skipped: [],
-    old_dhr: [],
-  };
+  });
   return ratchetDecrypt(draft, message, rng);
 }
 
