@@ -15,7 +15,13 @@ import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 
-import { type KeyPair, keyPairFromSeed, toX25519PublicKey, toX25519SecretKey } from "./crypto.ts";
+import {
+  type KeyPair,
+  keyPairFromSeed,
+  keyPairFromSeedAsync,
+  toX25519PublicKey,
+  toX25519SecretKey,
+} from "./crypto.ts";
 import { PUBLIC_KEY_BYTES, toBase64 } from "./encoding.ts";
 
 const ascii = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -152,8 +158,17 @@ export function mailboxAuthKeyPair(
   recipient: Uint8Array,
   epoch: number,
 ): KeyPair {
+  return keyPairFromSeed(mailboxAuthSeed(secret, sender, recipient, epoch));
+}
+
+function mailboxAuthSeed(
+  secret: Uint8Array,
+  sender: Uint8Array,
+  recipient: Uint8Array,
+  epoch: number,
+): Uint8Array {
   const info = mailboxInfo(LABELS.mailboxAuth, sender, recipient, epoch);
-  return keyPairFromSeed(hkdfSha256(secret, ascii(LABELS.salt), info, 32));
+  return hkdfSha256(secret, ascii(LABELS.salt), info, 32);
 }
 
 /**
@@ -235,6 +250,33 @@ export function pairMailbox(
 ): PairMailbox {
   const [sender, recipient] = direction === "send" ? [me.publicKey, peer] : [peer, me.publicKey];
   const authKeyPair = mailboxAuthKeyPair(secret, sender, recipient, epoch);
+  return mailboxOf(authKeyPair, secret, sender, recipient, direction, epoch);
+}
+
+/**
+ * {@linkcode pairMailbox} with the runtime's native Ed25519 for the auth key pair (the same
+ * keys, about 1 ms instead of tweetnacl's several): for a client's cold start.
+ */
+export async function pairMailboxAsync(
+  me: KeyPair,
+  peer: Uint8Array,
+  direction: Direction,
+  epoch: number,
+  secret: Uint8Array = pairSecret(me, peer),
+): Promise<PairMailbox> {
+  const [sender, recipient] = direction === "send" ? [me.publicKey, peer] : [peer, me.publicKey];
+  const authKeyPair = await keyPairFromSeedAsync(mailboxAuthSeed(secret, sender, recipient, epoch));
+  return mailboxOf(authKeyPair, secret, sender, recipient, direction, epoch);
+}
+
+function mailboxOf(
+  authKeyPair: KeyPair,
+  secret: Uint8Array,
+  sender: Uint8Array,
+  recipient: Uint8Array,
+  direction: Direction,
+  epoch: number,
+): PairMailbox {
   const id = pairMailboxId(authKeyPair.publicKey);
   return {
     direction,

@@ -11,6 +11,7 @@ import {
   mailboxBoxKey,
   mailboxIdFor,
   pairMailbox,
+  pairMailboxAsync,
   pairMailboxId,
   pairSecret,
   sessionKey,
@@ -111,4 +112,11 @@ Deno.test("kdfCk separates message and chain keys; localStorageKey is 32 bytes p
     localStorageKey(new Uint8Array(32).fill(1)),
   );
   assert.throws(() => localStorageKey(new Uint8Array(16)), RangeError);
+});
+
+Deno.test("pairMailboxAsync derives the same mailbox as pairMailbox", async () => {
+  for (const direction of ["send", "receive"] as const) {
+    const sync = pairMailbox(alice, bob.publicKey, direction, 7);
+    assert.deepEqual(await pairMailboxAsync(alice, bob.publicKey, direction, 7), sync);
+  }
 });
