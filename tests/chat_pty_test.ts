@@ -146,6 +146,9 @@ Deno.test("chat (defect 1): messages arriving while a three-row draft is typed a
   await s.pty.type("/quit");
   await s.pty.press("Enter");
   await assertLeft(s, 0);
+  // Shown by the chat: read.
+  const chats = await runCliOk(["chats", "--json"], s.bob);
+  assert.deepEqual(chats.stdout.trim().split("\n").map((l) => JSON.parse(l).unread), [0]);
 });
 
 Deno.test("chat (defect 2): a 16,384-character paste appears and is sent in well under a second", async () => {
@@ -207,6 +210,16 @@ Deno.test("chat (defect 4): a message's marks change on its own line: … then �
   const rows = await s.waitForRow(/\] you: hello alice {2}✓✓$/);
   assert.equal(rows.filter((r) => r.includes("hello alice")).length, 1, rows.join("\n"));
   assert.ok(!rows.some((r) => /accepted:|delivered:/.test(r)), rows.join("\n"));
+  // /help and /history inside the chat.
+  await s.pty.type("/help");
+  await s.pty.press("Enter");
+  await s.waitForRow(/^\/history {2}the whole conversation$/);
+  await s.pty.type("/history");
+  await s.pty.press("Enter");
+  const after = await s.waitForRow(/^\/quit {5}leave/);
+  await delay(200);
+  const again = (await s.rows()).filter((r) => r.includes("hello alice"));
+  assert.equal(again.length, 2, `the conversation again, once:\n${after.join("\n")}`);
   await s.pty.press("C-d");
   await assertLeft(s, 0);
 });

@@ -182,6 +182,8 @@ class Chat {
   readonly #view: ChatView;
   readonly #interactive: boolean;
   readonly #marks: ReadMarks;
+  /** Messages shown and not marked read yet. */
+  readonly #shown: string[] = [];
   #saveMarks: ReturnType<typeof setTimeout> | undefined;
   /** Resolves with the error when the connection gives up for good. */
   readonly fatal = Promise.withResolvers<CliError>();
@@ -420,9 +422,9 @@ class Chat {
     this.#read(shown.filter((e) => e.dir === "in").map((e) => e.id));
   }
 
-  /** Marks `ids` read; saved soon (several messages arriving together: one write). */
+  /** Marks `ids` read, soon (messages arriving together: one pass over history, one write). */
   #read(ids: string[]): void {
-    if (!this.#marks.markRead(this.#peer.key, ids, this.#ctx.io.now())) return;
+    this.#shown.push(...ids);
     this.#saveMarks ??= setTimeout(() => this.#flushMarks(), 200);
   }
 
@@ -430,6 +432,8 @@ class Chat {
     clearTimeout(this.#saveMarks);
     this.#saveMarks = undefined;
     try {
+      const ids = this.#shown.splice(0);
+      if (ids.length > 0) this.#marks.markRead(this.#peer.key, ids, this.#ctx.io.now());
       this.#marks.save();
     } catch (e) {
       warn(this.#ctx, `could not record what was read: ${e instanceof Error ? e.message : e}`);
@@ -615,6 +619,7 @@ export const chatCommand: Command = {
       });
     } finally {
       screen?.close();
+      await client.close(); // after an error; finish() closed it already otherwise
     }
   },
 };

@@ -184,6 +184,13 @@ export const listenCommand: Command = {
     const me = await unlockIdentity(ctx, store);
     const client = new ChatClient(store, me, clientOptions(ctx, timeoutMs, { ackMode: "manual" }));
     const marks = new ReadMarks(store);
+    /** Messages printed and not marked read yet, per sender (marked each second, in one pass). */
+    const shown = new Map<string, string[]>();
+    const saveMarks = () => {
+      for (const [peer, ids] of shown) marks.markRead(peer, ids, ctx.io.now());
+      shown.clear();
+      marks.save();
+    };
     const stopped = Promise.withResolvers<CliError | undefined>();
     let stopping = false;
 
@@ -240,7 +247,8 @@ export const listenCommand: Command = {
           }
           if (!json && !print(messageLine(ctx, m))) return;
           client.ack(m.id);
-          marks.markRead(m.from, [m.id], ctx.io.now());
+          if (!shown.has(m.from)) shown.set(m.from, []);
+          shown.get(m.from)!.push(m.id);
           return;
         }
         case "delivered":
@@ -278,7 +286,7 @@ export const listenCommand: Command = {
     const onSignal = () => stopped.resolve(undefined);
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     for (const s of signals) Deno.addSignalListener(s, onSignal);
-    const saver = setInterval(() => marks.save(), 1000);
+    const saver = setInterval(saveMarks, 1000);
     try {
       client.connect(relayUrl).catch(() => {}); // failures arrive as connection events
       const failure = await stopped.promise;
@@ -290,7 +298,7 @@ export const listenCommand: Command = {
       for (const s of signals) Deno.removeSignalListener(s, onSignal);
       clearInterval(saver);
       await client.close();
-      marks.save();
+      saveMarks();
     }
   },
 };
