@@ -424,7 +424,7 @@ class Chat {
 
   /** Marks `ids` read, soon (messages arriving together: one pass over history, one write). */
   #read(ids: string[]): void {
-    this.#shown.push(...ids);
+    for (const id of ids) this.#shown.push(id);
     this.#saveMarks ??= setTimeout(() => this.#flushMarks(), 200);
   }
 
