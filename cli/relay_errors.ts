@@ -26,7 +26,7 @@ export const RELAY_HELP =
 \`chat-p2p config set relay <url>\`.`;
 
 /** True for an argument meant as a URL rather than a contact name (names have no "://"). */
-export function looksLikeRelayUrl(arg: string | undefined): boolean {
+function looksLikeRelayUrl(arg: string | undefined): boolean {
   return arg !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(arg);
 }
 

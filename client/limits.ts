@@ -76,11 +76,6 @@ export function encodedBytes(text: string): number {
   return utf8.encode(JSON.stringify(text)).length - 2; // without the quotes
 }
 
-/** The size of `text` as {@linkcode checkMessage} counts it. */
-export function measureMessage(text: string): MessageSize {
-  return { characters: countCharacters(text), bytes: encodedBytes(text) };
-}
-
 const count = (n: number): string => n.toLocaleString("en-US");
 
 /**
