@@ -12,7 +12,6 @@ import {
   decodePublicKey,
   DEFAULT_MAX_FRAME_BYTES,
   type KeyPair,
-  MAX_TEXT_CHARS,
   toBase64,
 } from "@chat-p2p/protocol";
 import { type BackoffOptions, deadline } from "@chat-p2p/protocol/async";
@@ -23,7 +22,8 @@ import {
   type RelaySession,
 } from "./connection.ts";
 import { emit } from "./_emit.ts";
-import { ClientError, RelayError } from "./errors.ts";
+import { ClientError, type ClientErrorCode, RelayError } from "./errors.ts";
+import { checkMessage, type MessageRefusal } from "./limits.ts";
 import { Inbox, type InboxOutcome, type IncomingMessage, ReceiptBatch } from "./inbox.ts";
 import { Outbox, type OutboxEvent, type QueuedMessage, type SendOutcome } from "./outbox.ts";
 import { type ConnectionEvent, type ConnectionState, ReconnectingRelay } from "./reconnecting.ts";
@@ -117,6 +117,12 @@ export interface OpenOptions extends ChatClientOptions {
 export type ChatListener<T extends ChatEventType | "*"> = (
   event: T extends "*" ? ChatEvent : Extract<ChatEvent, { type: T }>,
 ) => void;
+
+const REFUSAL_CODES = {
+  empty: "empty_message",
+  too_long: "message_too_long",
+  too_large: "message_too_large",
+} as const satisfies Record<MessageRefusal["code"], ClientErrorCode>;
 
 /** Manual-ack ids remembered to ack copies the relay delivers again. */
 const REMEMBERED_ACKS = 10_000;
@@ -258,17 +264,15 @@ export class ChatClient {
    * Sends `text` to `to` (a contact name, a base64 key, or a fingerprint of a known key) and
    * returns the message id. The message is in history ("sending") when this returns; the outbox
    * sends it, now or once connected, and reports `accepted`, `retry` or `failed` events. Earlier
-   * messages to the same peer still queued in history go first. Throws `unknown_contact`, or
-   * `frame_too_large` for a text over the protocol's limits (nothing is written then).
+   * messages to the same peer still queued in history go first. Throws `unknown_contact`;
+   * `empty_message`, `message_too_long` or `message_too_large` for a text that
+   * {@linkcode checkMessage} refuses; `frame_too_large` for one too large for this relay's frames
+   * (nothing is written then).
    */
   send(to: string, text: string): string {
     this.#assertOpen();
-    if (text.length > MAX_TEXT_CHARS) {
-      throw new ClientError(
-        "frame_too_large",
-        `the message is ${text.length} characters long; at most ${MAX_TEXT_CHARS} are allowed`,
-      );
-    }
+    const refused = checkMessage(text);
+    if (refused) throw new ClientError(REFUSAL_CODES[refused.code], refused.message);
     const peer = this.#peerKey(to);
     this.resume(peer);
     return this.#outbox.enqueue(peer, text, this.#opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)

@@ -208,7 +208,11 @@ Deno.test("ChatClient: errors are ClientErrors with codes from one union", async
   );
   assert.throws(
     () => alice.send("bob", "x".repeat(20_000)),
-    (e: unknown) => e instanceof ClientError && e.code === "frame_too_large",
+    (e: unknown) => e instanceof ClientError && e.code === "message_too_long",
+  );
+  assert.throws(
+    () => alice.send("bob", "中".repeat(16_384)),
+    (e: unknown) => e instanceof ClientError && e.code === "message_too_large",
   );
   assert.deepEqual(p.alice.store.history(p.bob.key).entries(), [], "nothing written");
   const port = closedPort();

@@ -10,7 +10,14 @@
  * - {@linkcode Outbox} (outbox.ts) with the one rule for "failed" vs "still queued"
  *   ({@linkcode isPermanentRefusal}); {@linkcode Inbox} (inbox.ts): store, then ack, in batches.
  * - {@linkcode Sealer} (sealing.ts): the one place envelopes are sealed and opened.
- * - {@linkcode ProfileStore} (store/): identity, contacts and history on the person's own disk.
+ * - {@linkcode ProfileStore} (store/): identity, contacts and history on the person's own disk;
+ *   contacts.ts: names, verification, add/remove/rename ({@linkcode addContact}, ...);
+ *   config.ts: per-profile settings ({@linkcode ProfileConfig}); conversations.ts: time order,
+ *   unread messages and the list of conversations ({@linkcode ReadMarks},
+ *   {@linkcode conversations}).
+ * - {@linkcode safetyNumber} (safety_number.ts): the 60 digits two people compare to verify keys.
+ * - {@linkcode checkMessage} (limits.ts): how long a message may be, in characters (grapheme
+ *   clusters) and in encoded bytes; the one check every sender uses.
  * - Errors carry a code from one union, {@linkcode ClientErrorCode} (errors.ts).
  *
  * @example Send a message and wait until the relay has it
@@ -41,6 +48,7 @@
  * @module
  */
 export * from "./errors.ts";
+export * from "./limits.ts";
 export * from "./client.ts";
 export * from "./connection.ts";
 export * from "./reconnecting.ts";
@@ -48,5 +56,9 @@ export * from "./outbox.ts";
 export * from "./inbox.ts";
 export * from "./sealing.ts";
 export * from "./store/profile_store.ts";
+export * from "./store/contacts.ts";
+export * from "./store/config.ts";
+export * from "./store/conversations.ts";
+export * from "./safety_number.ts";
 export * from "./store/message_log.ts";
 export * from "./store/key_protection.ts";

@@ -21,7 +21,7 @@ Deno.test("chat with the relay down: what is typed is queued in history, and lea
       home,
       stdin: "first\nsecond\n",
     });
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 3, `exit 3: queued; ${r.stderr}`);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /cannot reach relay .*connection refused; what you type is queued/);
     assert.match(r.stderr, /… queued \(not connected\): first/);
@@ -55,5 +55,33 @@ Deno.test("chat: a message refused as unavailable stays queued, is sent again, a
     assert.equal(fake.sends[0].id, fake.sends[1].id, "sent again under its id");
     const h = await historyOf(home, "bob");
     assert.deepEqual(h.map((m) => [m.id, m.state]), [[fake.sends[0].id, "accepted"]]);
+  });
+});
+
+Deno.test("chat piped (defect 8): a line over the limits is refused before the wire, and the chat exits 1", async () => {
+  await withHome(async (home) => {
+    await runInProcess(["init"], { home });
+    await runInProcess(["add-contact", "bob", toBase64(generateKeyPair().publicKey)], { home });
+    await using fake = startFakeRelay(() => "accepted");
+    const emoji = "😀".repeat(8_193);
+    const cjk = "中".repeat(16_384);
+    const r = await runInProcess(["chat", fake.url, "bob"], {
+      home,
+      stdin: `before\n${emoji}\n${cjk}\nafter\n`,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /not sent: the message is 8,193 characters, but protocol v1 counts 16,386/,
+    );
+    assert.match(
+      r.stderr,
+      /not sent: the message is 16,384 characters but 49,152 bytes encoded; at most 48,000 bytes/,
+    );
+    assert.doesNotMatch(r.stderr, /16,386 characters/);
+    assert.match(r.stderr, /error: 2 line\(s\) not sent: over the limits\n$/);
+    const sent = (await historyOf(home, "bob")).map((m) => m.text);
+    assert.deepEqual(sent, ["before", "after"], "the others went, nothing else was written");
+    assert.equal(fake.sends.length, 2, "nothing over the limits reached the wire");
   });
 });

@@ -6,7 +6,10 @@
  *   identity.json               0600  {"v":1,"public_key":b64,"secret_key":b64}, or with a
  *                                     passphrase {"v":2,"public_key":b64,
  *                                     "encrypted_secret_key":{...}} (see key_protection.ts)
- *   contacts.json               0600  {"<name>": "<base64 key>", ...}
+ *   contacts.json               0600  {"<name>": "<base64 key>" or {"key", "verified"}, ...}
+ *                                     (see contacts.ts)
+ *   config.json                 0600  per-profile settings (see config.ts)
+ *   read.json                   0600  how far each conversation is read (see conversations.ts)
  *   messages/                   0700
  *     <peer key, base64url>.jsonl     append-only history per peer key (see message_log.ts)
  * ```
@@ -39,24 +42,19 @@ import {
   type ScryptParams,
 } from "./key_protection.ts";
 import { ioError, MessageLog } from "./message_log.ts";
+import {
+  type Contact,
+  normalizeContactName,
+  parseContacts,
+  serializeContacts,
+} from "./contacts.ts";
 
 /** Profile names: what may follow `.chat-` in a directory name. */
 const PROFILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/** Contact names: 1-32 of letters, digits, `_-.`, starting with a letter or digit. */
-const CONTACT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
-
 /** Explains why `name` is not a valid profile name, or returns undefined. */
 export function explainProfileName(name: string): string | undefined {
   return PROFILE_RE.test(name) ? undefined : `invalid profile name ${JSON.stringify(name)}: use ` +
     "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit";
-}
-
-/** Explains why `name` is not a valid contact name, or returns undefined. */
-export function explainContactName(name: string): string | undefined {
-  if (CONTACT_NAME_RE.test(name)) return undefined;
-  if (name.length === 0) return "the name is empty";
-  if (name.length > 32) return `the name is ${name.length} characters long; at most 32 are allowed`;
-  return "use letters, digits, '_', '-' or '.', starting with a letter or digit";
 }
 
 /** File-name form of a base64 key: base64url without padding (no '/' or '+'). */
@@ -74,13 +72,6 @@ export function fileNameToKey(name: string): string | undefined {
 /** Normalises a fingerprint as typed by a user: lower-case hex, no spaces. */
 export function normalizeFingerprint(text: string): string {
   return text.replace(/[\s:]/g, "").toLowerCase();
-}
-
-/** A saved contact. */
-export interface Contact {
-  name: string;
-  /** Base64 Ed25519 public key. */
-  key: string;
 }
 
 /** A peer as resolved from what the user typed: a contact, or a bare key. */
@@ -251,6 +242,35 @@ export class ProfileStore {
     }
   }
 
+  // -- other files of the profile ---------------------------------------------------------------
+
+  /**
+   * The text of the profile's file `name` (a plain file name such as `config.json`), or
+   * undefined when it does not exist. For the modules that own such a file (config.ts,
+   * conversations.ts).
+   */
+  readFile(name: string): string | undefined {
+    const path = this.#fileOf(name);
+    try {
+      const text = Deno.readTextFileSync(path);
+      this.#checkFileMode(path);
+      return text;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw ioError("read", path, e);
+    }
+  }
+
+  /** Atomically replaces the profile's file `name` with `text` (0600; see the module doc). */
+  writeFile(name: string, text: string): void {
+    this.#writeAtomic(this.#fileOf(name), text);
+  }
+
+  #fileOf(name: string): string {
+    if (!/^[a-z][a-z0-9_]*\.json$/.test(name)) throw new TypeError(`not a profile file: ${name}`);
+    return join(this.dir, name);
+  }
+
   // -- identity -------------------------------------------------------------------------------
 
   /** True when identity.json exists. */
@@ -408,24 +428,16 @@ export class ProfileStore {
         `contacts file ${this.contactsPath} is corrupt: not a JSON object`,
       );
     }
-    const contacts: Contact[] = [];
-    const unreadable: Array<[string, unknown]> = [];
-    for (const [name, key] of Object.entries(o as Record<string, unknown>)) {
-      if (typeof key !== "string" || !decodePublicKey(key) || explainContactName(name)) {
-        unreadable.push([name, key]);
-        if (!this.#warnedContacts.has(name)) {
-          this.#warnedContacts.add(name);
-          this.#warn(
-            `ignoring contact ${JSON.stringify(name)} in ${this.contactsPath}: not a valid ` +
-              "name and key (the entry is kept in the file as it is)",
-          );
-        }
-        continue;
-      }
-      contacts.push({ name, key });
+    const parsed = parseContacts(o as Record<string, unknown>);
+    for (const [name] of parsed.unreadable) {
+      if (this.#warnedContacts.has(name)) continue;
+      this.#warnedContacts.add(name);
+      this.#warn(
+        `ignoring contact ${JSON.stringify(name)} in ${this.contactsPath}: not a valid ` +
+          "name and key (the entry is kept in the file as it is)",
+      );
     }
-    contacts.sort((a, b) => a.name.localeCompare(b.name));
-    return { contacts, unreadable };
+    return parsed;
   }
 
   /** Saved contacts, sorted by name (entries that cannot be read are left out, with a warning). */
@@ -450,10 +462,7 @@ export class ProfileStore {
         } that cannot be read; fix or remove it by hand first`,
       );
     }
-    const sorted = [...contacts].sort((a, b) => a.name.localeCompare(b.name));
-    // fromEntries defines own properties, so a name like "__proto__" stays an entry.
-    const obj = Object.fromEntries([...sorted.map((c) => [c.name, c.key]), ...unreadable]);
-    this.#writeAtomic(this.contactsPath, JSON.stringify(obj, null, 2) + "\n");
+    this.#writeAtomic(this.contactsPath, serializeContacts(contacts, unreadable));
   }
 
   // -- history --------------------------------------------------------------------------------
@@ -500,7 +509,8 @@ export class ProfileStore {
    */
   resolvePeer(text: string, opts: { allowUnknownKey?: boolean } = {}): Peer {
     const contacts = this.loadContacts();
-    const byName = contacts.find((c) => c.name === text);
+    const name = normalizeContactName(text);
+    const byName = contacts.find((c) => c.name === name);
     if (byName) {
       return { key: byName.key, name: byName.name, fingerprint: keyFingerprint(byName.key) };
     }
