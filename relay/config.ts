@@ -9,9 +9,10 @@
  */
 import { parseArgs } from "node:util";
 import { normalizeRelayUrl } from "@chat-p2p/protocol";
-import { type MailboxLimits } from "./ports/mailbox.ts";
+import type { MailboxLimits } from "./ports/mailbox.ts";
 import { isLevel, type Level } from "./infra/log.ts";
 import type { RateSpec } from "./core/rate_limit.ts";
+import { errorMessage } from "./ports/errors.ts";
 
 /** A configuration problem: the relay prints it with the usage and exits 2. */
 export class ConfigError extends Error {
@@ -310,7 +311,7 @@ export function readSettings(
   try {
     flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    throw new ConfigError((err as Error).message);
+    throw new ConfigError(errorMessage(err));
   }
   const out: Record<string, unknown> = { help: flags.help === true };
   for (const [name, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
@@ -333,7 +334,7 @@ export function readSettings(
         : source === s.env
         ? `${s.env}=${value}`
         : `the default of ${s.flag} (${value})`;
-      throw new ConfigError(`${what}: ${(err as Error).message}`);
+      throw new ConfigError(`${what}: ${errorMessage(err)}`);
     }
   }
   return out as SettingValues & { help: boolean };

@@ -16,6 +16,7 @@ import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
 import { Metrics } from "./infra/metrics.ts";
 import { Router } from "./core/router.ts";
 import type { Session } from "./core/session.ts";
+import { errorMessage } from "./ports/errors.ts";
 
 /** A running relay. */
 export interface RunningRelay {
@@ -68,7 +69,7 @@ async function withStartupRetry<T>(
       return await make();
     } catch (err) {
       if (Date.now() + delay > end) throw err;
-      log.warn(`waiting for ${what}`, { err: (err as Error).message, retry_in_ms: delay });
+      log.warn(`waiting for ${what}`, { err: errorMessage(err), retry_in_ms: delay });
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -116,7 +117,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
   const sweeper = setInterval(() => {
     mailbox.sweep().then((n) => {
       if (n > 0) log.info("expired envelopes dropped", { count: n });
-    }).catch((err) => log.warn("sweep failed", { err: (err as Error).message }));
+    }).catch((err) => log.warn("sweep failed", { err: errorMessage(err) }));
   }, 60_000);
 
   let stopping: Promise<void> | undefined;

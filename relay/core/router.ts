@@ -7,7 +7,8 @@
  */
 import { type Envelope, mailboxIdOf, serializeEnvelope } from "@chat-p2p/protocol";
 import type { Bus } from "../ports/bus.ts";
-import { BackendUnavailableError, type Mailbox, type StoredEnvelope } from "../ports/mailbox.ts";
+import type { Mailbox, StoredEnvelope } from "../ports/mailbox.ts";
+import { BackendUnavailableError, errorMessage } from "../ports/errors.ts";
 import type { Logger } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 
@@ -92,7 +93,7 @@ export class Router {
       // sender it was not accepted, so it retries with the same id (which is then a duplicate).
       throw err instanceof BackendUnavailableError
         ? err
-        : new BackendUnavailableError(`bus publish failed: ${(err as Error).message}`);
+        : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
     }
     this.#metrics?.observe(
       "backend_seconds",

@@ -24,7 +24,7 @@ import {
   toBase64,
   verifyAsync,
 } from "@chat-p2p/protocol";
-import { BackendUnavailableError, MailboxFullError } from "../ports/mailbox.ts";
+import { BackendUnavailableError, errorMessage, MailboxFullError } from "../ports/errors.ts";
 import type { Logger } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 import type { Recipient, Router } from "./router.ts";
@@ -271,7 +271,7 @@ export class Session implements Recipient {
         if (!(await this.#roomToSend())) return;
       }
     } catch (err) {
-      this.#log.error("drain failed", { err: (err as Error).message });
+      this.#log.error("drain failed", { err: errorMessage(err) });
       this.#error("unavailable", "cannot read your mailbox right now; reconnect later");
       this.#close(CLOSE_CODES.tryAgainLater, "mailbox unavailable");
       return;
@@ -351,7 +351,7 @@ export class Session implements Recipient {
           e.id,
         );
       } else {
-        this.#log.error("send failed", { err: (err as Error).message });
+        this.#log.error("send failed", { err: errorMessage(err) });
         this.#error(
           "internal",
           "the relay failed to store the message; nothing was accepted",
@@ -370,7 +370,7 @@ export class Session implements Recipient {
       const n = await this.#router.ack(this.#mailboxId!, f.ids);
       this.#metrics?.inc("envelopes_acked_total", {}, n);
     } catch (err) {
-      this.#log.warn("ack failed", { err: (err as Error).message });
+      this.#log.warn("ack failed", { err: errorMessage(err) });
       this.#error(
         "unavailable",
         "the relay could not record the ack; it will deliver those ids again",

@@ -11,6 +11,7 @@ import type { Router } from "../core/router.ts";
 import { Session, type Transport } from "../core/session.ts";
 import { KeyedBuckets } from "../core/rate_limit.ts";
 import type { RelayConfig } from "../config.ts";
+import { errorMessage } from "../ports/errors.ts";
 
 /** What the app needs. */
 export interface AppDeps {
@@ -120,7 +121,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
     };
     socket.onmessage = (e) => {
       session?.onMessage(e.data).catch((err) => {
-        log.error("unexpected session failure", { err: (err as Error).message });
+        log.error("unexpected session failure", { err: errorMessage(err) });
       });
     };
     socket.onclose = done;
@@ -201,7 +202,7 @@ async function withTimeout<T extends { ok: boolean; detail: string }>(
       }),
     ]);
   } catch (err) {
-    return { ok: false, detail: (err as Error).message };
+    return { ok: false, detail: errorMessage(err) };
   } finally {
     clearTimeout(timer);
   }

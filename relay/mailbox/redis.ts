@@ -25,14 +25,17 @@
  */
 import { Redis, type RedisOptions } from "ioredis";
 import {
-  type BackendStatus,
-  BackendUnavailableError,
   DEFAULT_MAILBOX_LIMITS,
   type Mailbox,
-  MailboxFullError,
   type MailboxLimits,
   type StoredEnvelope,
 } from "../ports/mailbox.ts";
+import {
+  type BackendStatus,
+  BackendUnavailableError,
+  errorMessage,
+  MailboxFullError,
+} from "../ports/errors.ts";
 import type { AdapterLogger } from "../infra/log.ts";
 
 /** Where the adapter reports trouble. */
@@ -282,7 +285,7 @@ export class RedisMailbox implements Mailbox {
       return await op();
     } catch (e) {
       if (e instanceof MailboxFullError || e instanceof BackendUnavailableError) throw e;
-      const msg = e instanceof Error ? e.message : String(e);
+      const msg = errorMessage(e);
       throw new BackendUnavailableError(`Redis unavailable: ${msg}`, { cause: e });
     }
   }
@@ -416,7 +419,7 @@ export class RedisMailbox implements Mailbox {
         detail: pong === "PONG" ? "connected" : `PING answered ${pong}`,
       };
     } catch (e) {
-      return { ok: false, detail: e instanceof Error ? e.message : String(e) };
+      return { ok: false, detail: errorMessage(e) };
     }
   }
 

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { mailboxContract } from "./contract.ts";
-import { BackendUnavailableError, DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
+import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
+import { BackendUnavailableError } from "../ports/errors.ts";
 import { redisClientOptions, RedisMailbox } from "./redis.ts";
 import { generateKeyPair, sealEnvelope, serializeEnvelope, toBase64 } from "@chat-p2p/protocol";
 import {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { BackendStatus } from "./mailbox.ts";
+import type { BackendStatus } from "./errors.ts";
 
 /** Receives every announcement published on the bus (by any relay, this one included). */
 export type BusHandler = (mailboxId: string, raw: string) => void;

@@ -29,7 +29,7 @@ import {
 } from "kafkajs";
 import type { Bus, BusHandler } from "../../ports/bus.ts";
 import type { AdapterLogger } from "../../infra/log.ts";
-import { type BackendStatus, BackendUnavailableError } from "../../ports/mailbox.ts";
+import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
 
 /** Where the adapter reports trouble. */
 export type KafkaBusLogger = AdapterLogger;
@@ -107,10 +107,6 @@ function silenceKafkajsTimeoutWarning(): void {
     return (original as (...a: unknown[]) => void).call(process, warning, ...rest);
   };
   process.emitWarning = filtered as typeof process.emitWarning;
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function unavailable(what: string, e: unknown): BackendUnavailableError {

@@ -17,14 +17,17 @@ import { setImmediate } from "node:timers";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import {
-  type BackendStatus,
-  BackendUnavailableError,
   DEFAULT_MAILBOX_LIMITS,
   type Mailbox,
-  MailboxFullError,
   type MailboxLimits,
   type StoredEnvelope,
 } from "../../ports/mailbox.ts";
+import {
+  type BackendStatus,
+  BackendUnavailableError,
+  errorMessage,
+  MailboxFullError,
+} from "../../ports/errors.ts";
 import { openDatabase, type Totals, type WriteOp, type WriteResult } from "./writer.ts";
 import type { WriterRequest } from "./writer_worker.ts";
 
@@ -183,7 +186,7 @@ export class SqliteMailbox implements Mailbox {
     ).catch((err) => {
       const e = err instanceof BackendUnavailableError
         ? err
-        : new BackendUnavailableError(`sqlite write failed: ${(err as Error).message}`);
+        : new BackendUnavailableError(`sqlite write failed: ${errorMessage(err)}`);
       for (const q of batch) q.reject(e);
     }).finally(() => {
       this.#inFlight = undefined;
@@ -228,7 +231,7 @@ export class SqliteMailbox implements Mailbox {
         receivedAt: r.received_at,
       }));
     } catch (err) {
-      throw new BackendUnavailableError((err as Error).message);
+      throw new BackendUnavailableError(errorMessage(err));
     }
   }
 
@@ -242,7 +245,7 @@ export class SqliteMailbox implements Mailbox {
       const t = this.#stmt.depth.get(mailboxId) as { count: number; bytes: number };
       return { count: t.count, bytes: t.bytes };
     } catch (err) {
-      throw new BackendUnavailableError((err as Error).message);
+      throw new BackendUnavailableError(errorMessage(err));
     }
   }
 
@@ -265,7 +268,7 @@ export class SqliteMailbox implements Mailbox {
       this.#stmt.ping.get();
       return Promise.resolve({ ok: true, detail: this.path });
     } catch (err) {
-      return Promise.resolve({ ok: false, detail: (err as Error).message });
+      return Promise.resolve({ ok: false, detail: errorMessage(err) });
     }
   }
 

@@ -16,6 +16,7 @@
 /// <reference lib="deno.worker" />
 import type { MailboxLimits } from "../../ports/mailbox.ts";
 import { SqliteWriter } from "./writer.ts";
+import { errorMessage } from "../../ports/errors.ts";
 
 /** What the mailbox sends to the writer. */
 export type WriterRequest =
@@ -32,7 +33,7 @@ self.onmessage = (e: MessageEvent<WriterRequest>) => {
       writer = new SqliteWriter(m.path, m.limits);
       self.postMessage({ t: "ready", totals: writer.totals() });
     } catch (err) {
-      self.postMessage({ t: "failed", message: (err as Error).message });
+      self.postMessage({ t: "failed", message: errorMessage(err) });
     }
   } else if (m.t === "batch") {
     if (!writer) return self.postMessage({ n: m.n, error: "sqlite writer is not open" });
@@ -40,7 +41,7 @@ self.onmessage = (e: MessageEvent<WriterRequest>) => {
       const results = JSON.stringify(writer.apply(JSON.parse(m.ops)));
       self.postMessage({ n: m.n, results, totals: writer.totals() });
     } catch (err) {
-      self.postMessage({ n: m.n, error: (err as Error).message });
+      self.postMessage({ n: m.n, error: errorMessage(err) });
     }
   } else if (m.t === "close") {
     try {
