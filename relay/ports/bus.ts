@@ -1,7 +1,7 @@
 /**
  * The `Bus` port: "mailbox X has envelope E" announcements between relays. Every relay that holds
  * a live socket for X pushes E to it. Implemented in-process (embedded mode) and on Kafka; both
- * pass `bus_contract.ts`.
+ * pass `bus/contract.ts`.
  *
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * SQLite `Mailbox` (node:sqlite, WAL, synchronous=FULL): the embedded relay's durable store.
  *
- * Writes go to a Worker that owns the write connection (`sqlite_writer_worker.ts`), so a commit's
+ * Writes go to a Worker that owns the write connection (`writer_worker.ts`), so a commit's
  * fsync waits there while the relay's event loop goes on routing. At most one batch is in the
  * writer at a time: puts, acks and sweeps that arrive while it commits are sent together as the
  * next batch, one transaction and one fsync (group commit). Each put still resolves only after
@@ -13,8 +13,8 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { setImmediate } from "node:timers";
 import { mkdirSync } from "node:fs";
+import { Batcher, deadline } from "@chat-p2p/protocol/async";
 import { dirname } from "node:path";
 import {
   DEFAULT_MAILBOX_LIMITS,
@@ -30,12 +30,6 @@ import {
 } from "../../ports/errors.ts";
 import { openDatabase, type Totals, type WriteOp, type WriteResult } from "./writer.ts";
 import type { WriterRequest } from "./writer_worker.ts";
-
-interface Queued {
-  op: WriteOp;
-  resolve: (r: WriteResult) => void;
-  reject: (e: Error) => void;
-}
 
 type WriterReply =
   | { t: "ready"; totals: Totals }
@@ -57,12 +51,16 @@ export class SqliteMailbox implements Mailbox {
   #dead: string | undefined;
   #calls = new Map<number, { resolve: (r: WriterReply) => void; reject: (e: Error) => void }>();
   #nextCall = 1;
-  #queue: Queued[] = [];
+  /**
+   * Group commit: at most one batch in the writer; writes queued meanwhile go together next. The
+   * first write after a quiet spell waits for `setImmediate` (Batcher's default), not
+   * `setTimeout(0)`: a Deno timer fires after ~1-2 ms, which every send would wait before its
+   * transaction starts (bench/README.md, finding 1). Immediates still run after this turn's I/O,
+   * so concurrent writes share one commit.
+   */
+  #writes = new Batcher<WriteOp, WriteResult>((ops) => this.#commit(ops));
   /** The write queued last (reads wait for it). */
   #lastWrite: Promise<unknown> | undefined;
-  /** The batch the writer is committing, if any. */
-  #inFlight: Promise<void> | undefined;
-  #flushScheduled = false;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Over all mailboxes, as of the writer's last reply. */
@@ -147,16 +145,7 @@ export class SqliteMailbox implements Mailbox {
 
   #enqueue(op: WriteOp): Promise<WriteResult> {
     if (this.#closed) return Promise.reject(new BackendUnavailableError("mailbox is closed"));
-    const p = new Promise<WriteResult>((resolve, reject) => {
-      this.#queue.push({ op, resolve, reject });
-      if (!this.#flushScheduled && !this.#inFlight) {
-        this.#flushScheduled = true;
-        // setImmediate, not setTimeout(0): a Deno timer fires after ~1-2 ms, which every send
-        // would wait before its transaction starts (bench/README.md, finding 1). Immediates still
-        // run after this turn's I/O, so concurrent writes share one commit.
-        setImmediate(() => this.#flush());
-      }
-    });
+    const p = this.#writes.add(op);
     this.#lastWrite = p;
     return p;
   }
@@ -171,27 +160,22 @@ export class SqliteMailbox implements Mailbox {
     if (last) await last.catch(() => {});
   }
 
-  /** Sends what is queued as one batch, unless a batch is in the writer (it flushes when done). */
-  #flush(): void {
-    this.#flushScheduled = false;
-    if (this.#inFlight || this.#queue.length === 0) return;
-    const batch = this.#queue;
-    this.#queue = [];
-    this.#inFlight = this.#call({ t: "batch", ops: JSON.stringify(batch.map((q) => q.op)) }).then(
-      (r) => {
-        if (!("results" in r)) throw new Error("error" in r ? r.error : "unexpected reply");
-        const results = JSON.parse(r.results) as WriteResult[];
-        batch.forEach((q, i) => q.resolve(results[i]));
-      },
-    ).catch((err) => {
-      const e = err instanceof BackendUnavailableError
+  /** Sends one batch to the writer: one transaction, one result per op. */
+  async #commit(ops: WriteOp[]): Promise<WriteResult[]> {
+    let r: WriterReply;
+    try {
+      r = await this.#call({ t: "batch", ops: JSON.stringify(ops) });
+    } catch (err) {
+      throw err instanceof BackendUnavailableError
         ? err
         : new BackendUnavailableError(`sqlite write failed: ${errorMessage(err)}`);
-      for (const q of batch) q.reject(e);
-    }).finally(() => {
-      this.#inFlight = undefined;
-      this.#flush();
-    });
+    }
+    if (!("results" in r)) {
+      throw new BackendUnavailableError(
+        `sqlite write failed: ${"error" in r ? r.error : "unexpected reply"}`,
+      );
+    }
+    return JSON.parse(r.results) as WriteResult[];
   }
 
   async put(
@@ -276,20 +260,12 @@ export class SqliteMailbox implements Mailbox {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
-      this.#flush();
-      while (this.#inFlight) await this.#inFlight;
+      await this.#writes.idle();
       // A writer that does not answer within 10 s is terminated anyway: SQLite's WAL makes an
       // unfinished close safe, and shutdown must not hang on it.
-      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        if (!this.#dead) {
-          await Promise.race([
-            this.#call({ t: "close" }),
-            new Promise((r) => (timer = setTimeout(r, 10_000))),
-          ]);
-        }
-      } catch { /* the writer is gone already: nothing left to close there */ }
-      clearTimeout(timer);
+        if (!this.#dead) await deadline(this.#call({ t: "close" }), 10_000);
+      } catch { /* gone already, or hung: nothing more to close there */ }
       this.#die("mailbox is closed");
       this.#worker.terminate();
       this.#db.close();

@@ -1,7 +1,7 @@
 /**
  * The write side of the SQLite mailbox: one connection that applies batches of puts, acks and
  * sweeps, each batch in one transaction. `SqliteMailbox` runs it in a Worker
- * (`sqlite_writer_worker.ts`) so that the commit's fsync never blocks the relay's event loop;
+ * (`writer_worker.ts`) so that the commit's fsync never blocks the relay's event loop;
  * the class itself is plain and synchronous, so it is tested in-process.
  *
  * @module
