@@ -17,6 +17,7 @@ import { Metrics } from "./infra/metrics.ts";
 import { Router } from "./core/router.ts";
 import type { Session } from "./core/session.ts";
 import { errorMessage } from "./ports/errors.ts";
+import { retry } from "@chat-p2p/protocol/async";
 
 /** A running relay. */
 export interface RunningRelay {
@@ -55,7 +56,7 @@ export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
 /**
  * Runs `make` until it succeeds or `ms` have passed, with capped backoff: a relay started beside
  * Kafka or Redis (compose, a topic just created, a broker still electing leaders) waits for them
- * instead of exiting.
+ * instead of exiting. Throws the last attempt's error.
  */
 async function withStartupRetry<T>(
   what: string,
@@ -63,15 +64,29 @@ async function withStartupRetry<T>(
   make: () => Promise<T>,
   ms = 60_000,
 ): Promise<T> {
-  const end = Date.now() + ms;
-  for (let delay = 250;; delay = Math.min(delay * 2, 5000)) {
-    try {
-      return await make();
-    } catch (err) {
-      if (Date.now() + delay > end) throw err;
-      log.warn(`waiting for ${what}`, { err: errorMessage(err), retry_in_ms: delay });
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  let last: unknown;
+  const giveUp = new AbortController();
+  const timer = setTimeout(() => giveUp.abort(), ms);
+  try {
+    return await retry(async () => {
+      try {
+        return await make();
+      } catch (err) {
+        last = err;
+        log.warn(`waiting for ${what}`, { err: errorMessage(err) });
+        throw err;
+      }
+    }, {
+      maxAttempts: Infinity,
+      minTimeout: 250,
+      maxTimeout: 5000,
+      jitter: 0,
+      signal: giveUp.signal,
+    });
+  } catch (err) {
+    throw last ?? err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -28,7 +28,7 @@ import { BackendUnavailableError, errorMessage, MailboxFullError } from "../port
 import type { Logger } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 import type { Recipient, Router } from "./router.ts";
-import { type RateSpec, TokenBucket } from "@chat-p2p/protocol/async";
+import { delay, type RateSpec, TokenBucket } from "@chat-p2p/protocol/async";
 import type { KeyedBuckets } from "./rate_limit.ts";
 
 /** The socket, as the session sees it. */
@@ -301,7 +301,7 @@ export class Session implements Recipient {
         );
         return false;
       }
-      await new Promise((r) => setTimeout(r, 5));
+      await delay(5);
     }
     return this.#state !== "closed";
   }

@@ -11,7 +11,8 @@ import type { Router } from "../core/router.ts";
 import { Session, type Transport } from "../core/session.ts";
 import { KeyedBuckets } from "../core/rate_limit.ts";
 import type { RelayConfig } from "../config.ts";
-import { errorMessage } from "../ports/errors.ts";
+import { type BackendStatus, errorMessage } from "../ports/errors.ts";
+import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
 
 /** What the app needs. */
 export interface AppDeps {
@@ -131,8 +132,8 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
 
   const status = async () => {
     const [mailbox, bus] = await Promise.all([
-      withTimeout(router.mailbox.check(), 2000),
-      withTimeout(router.bus.check(), 2000),
+      statusWithin(router.mailbox.check(), 2000),
+      statusWithin(router.bus.check(), 2000),
     ]);
     return {
       ok: mailbox.ok && bus.ok,
@@ -189,21 +190,14 @@ class SocketTransport implements Transport {
   }
 }
 
-async function withTimeout<T extends { ok: boolean; detail: string }>(
-  p: Promise<T>,
-  ms: number,
-): Promise<{ ok: boolean; detail: string }> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+/** A backend's status, or down when it does not answer within `ms`. */
+async function statusWithin(p: Promise<BackendStatus>, ms: number): Promise<BackendStatus> {
   try {
-    return await Promise.race([
-      p,
-      new Promise<{ ok: boolean; detail: string }>((r) => {
-        timer = setTimeout(() => r({ ok: false, detail: `no answer within ${ms} ms` }), ms);
-      }),
-    ]);
+    return await deadline(p, ms);
   } catch (err) {
-    return { ok: false, detail: errorMessage(err) };
-  } finally {
-    clearTimeout(timer);
+    return {
+      ok: false,
+      detail: isTimeoutError(err) ? `no answer within ${ms} ms` : errorMessage(err),
+    };
   }
 }
