@@ -15,7 +15,7 @@ import type { Mailbox } from "./ports/mailbox.ts";
 import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
 import { Metrics } from "./infra/metrics.ts";
 import { Router } from "./core/router.ts";
-import type { Session } from "./core/session.ts";
+import { relayUrlsFor, type Session } from "./core/session.ts";
 import { errorMessage } from "./ports/errors.ts";
 import { retry } from "@chat-p2p/protocol/async";
 
@@ -111,6 +111,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
     ? withStartupRetry("the Kafka subscription", log, () => router.start())
     : router.start());
   const sessions = new Set<Session>();
+  const relayUrls = new Set<string>();
   const app = createApp({
     router,
     log,
@@ -118,6 +119,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
     sessions,
     http: config.http,
     session: config.session,
+    relayUrls,
   });
   const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
   const server = Deno.serve({
@@ -127,7 +129,16 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
   }, app.fetch);
   const port = await listening;
   const url = `ws://127.0.0.1:${port}/ws`;
-  log.info("listening", { port, url, host: config.http.hostname });
+  const { publicUrls } = config.session;
+  for (const u of relayUrlsFor({ publicUrls, hostname: config.http.hostname, port })) {
+    relayUrls.add(u);
+  }
+  log.info("listening", { port, url, host: config.http.hostname, relay_urls: [...relayUrls] });
+  if (publicUrls.length === 0) {
+    log.info("logins are accepted only for the relay_urls above", {
+      hint: "set RELAY_PUBLIC_URL to the URL clients on other machines or behind a proxy use",
+    });
+  }
 
   const sweeper = setInterval(() => {
     mailbox.sweep().then((n) => {

@@ -44,14 +44,38 @@ export interface SessionOptions {
   maxFrameBytes: number;
   authTimeoutMs: number;
   maxBufferedBytes: number;
-  /** Normalised public URLs clients may sign; empty = accept `requestHost` with path /ws. */
-  publicUrls: string[];
-  /** The Host the request came in on (e.g. "127.0.0.1:8080"). */
-  requestHost: string;
+  /** The normalised relay URLs a client may sign ({@linkcode relayUrlsFor}); nothing else. */
+  relayUrls: ReadonlySet<string>;
   /** Budget for every frame on this socket. */
   frameRate: RateSpec;
   /** Per-key send budgets, shared by every session of this relay. */
   sendBuckets: KeyedBuckets;
+}
+
+/** Listen addresses that name no one host: the relay cannot know what clients call it. */
+const WILDCARD_HOSTS = new Set(["", "0.0.0.0", "::", "[::]"]);
+
+/**
+ * The relay URLs clients may sign in `auth`: the operator's `publicUrls` when there are any;
+ * otherwise only the URLs this relay can know to be its own, on the port it listens on: the
+ * loopback names (`127.0.0.1`, `localhost`, `[::1]`) and the listen address when it names one
+ * host. A URL taken from the request (the `Host` header) would let a relay replay a login made
+ * for itself at another relay, so nothing is ever derived from the request.
+ */
+export function relayUrlsFor(
+  opts: { publicUrls: readonly string[]; hostname: string; port: number },
+): Set<string> {
+  if (opts.publicUrls.length > 0) return new Set(opts.publicUrls);
+  const hosts = ["127.0.0.1", "localhost", "[::1]"];
+  if (!WILDCARD_HOSTS.has(opts.hostname)) {
+    hosts.push(opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname);
+  }
+  const urls = new Set<string>();
+  for (const h of hosts) {
+    const url = normalizeRelayUrl(`ws://${h}:${opts.port}/ws`);
+    if (url) urls.add(url);
+  }
+  return urls;
 }
 
 const PAGE = 500;
@@ -218,13 +242,8 @@ export class Session implements Recipient {
       this.#error("already_authenticated", "this socket is already authenticated");
       return;
     }
-    const relay = normalizeRelayUrl(f.relay);
-    const urlOk = relay !== undefined && relay === f.relay && (
-      this.#opt.publicUrls.length > 0
-        ? this.#opt.publicUrls.includes(relay)
-        : new URL(relay).host === this.#opt.requestHost.toLowerCase() &&
-          new URL(relay).pathname === "/ws"
-    );
+    // The set holds normalised URLs only, so a URL that is not normalised is refused too.
+    const urlOk = this.#opt.relayUrls.has(f.relay);
     const key = decodePublicKey(f.key)!;
     const sig = fromBase64(f.signature)!;
     this.#state = "verifying"; // a second auth frame meanwhile gets already_authenticated
@@ -238,7 +257,10 @@ export class Session implements Recipient {
         "auth_failed",
         urlOk
           ? "the signature does not verify for this key and challenge"
-          : `the signed relay URL '${f.relay}' is not this relay's (sign the normalised URL you connected to)`,
+          : `the signed relay URL '${f.relay}' is not this relay's: it accepts ${
+            [...this.#opt.relayUrls].join(", ")
+          }. Sign the normalised URL you connected to; if that URL reaches this relay (a proxy, ` +
+            "another host name), its operator must list it in RELAY_PUBLIC_URL",
       );
       this.#close(CLOSE_CODES.policy, "auth failed");
       return;

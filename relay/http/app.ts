@@ -25,6 +25,8 @@ export interface AppDeps {
   session: RelayConfig["session"];
   /** Every open session, so shutdown can close them with 1001. */
   sessions: Set<Session>;
+  /** The relay URLs clients may sign (filled in once the port is known). */
+  relayUrls: ReadonlySet<string>;
 }
 
 /** Hono's environment here: Deno.serve passes its connection info as the bindings. */
@@ -36,7 +38,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
   const app = new Hono<RelayEnv>();
   const sendBuckets = new KeyedBuckets(deps.session.sendRate);
   const perIp = new Map<string, number>();
-  const sessionOptions = { ...deps.session, sendBuckets };
+  const sessionOptions = { ...deps.session, relayUrls: deps.relayUrls, sendBuckets };
 
   metrics.describe("mailbox_envelopes", "gauge", "envelopes held in all mailboxes");
   metrics.describe("mailbox_bytes", "gauge", "bytes held in all mailboxes");
@@ -90,7 +92,6 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
         426,
       );
     }
-    const requestHost = c.req.header("host") ?? new URL(c.req.url).host;
     const ip = c.env?.remoteAddr?.hostname ?? "unknown";
     const protocol = c.req.header("sec-websocket-protocol")?.split(",")[0]?.trim();
     const { socket, response } = Deno.upgradeWebSocket(
@@ -113,7 +114,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
       session = new Session(
         new SocketTransport(socket),
         router,
-        { ...sessionOptions, requestHost },
+        sessionOptions,
         log,
         metrics,
       );
