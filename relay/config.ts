@@ -99,6 +99,13 @@ export const SETTINGS = {
     meaning: "embedded store directory (SQLite, WAL)",
     parse: text,
   }),
+  diskReserveBytes: row({
+    flag: "--disk-reserve-bytes",
+    env: "RELAY_DISK_RESERVE_BYTES",
+    default: "8388608",
+    meaning: "kept free so acks drain a full disk (0 = none)",
+    parse: whole(0),
+  }),
   publicUrls: row({
     flag: "--public-url",
     env: "RELAY_PUBLIC_URL",
@@ -273,7 +280,13 @@ export interface RelayConfig {
     sendRate: RateSpec;
   };
   /** Where envelopes wait: SQLite in `dataDir`, or Redis when `redisUrl` is set. */
-  storage: { dataDir: string; redisUrl: string | undefined; limits: MailboxLimits };
+  storage: {
+    dataDir: string;
+    redisUrl: string | undefined;
+    limits: MailboxLimits;
+    /** Embedded store: bytes held in a reserve file, given back when the disk fills up. */
+    diskReserveBytes: number;
+  };
   /** The bus between relays: Kafka when `brokers` is not empty, else in-process. */
   kafka: { brokers: string[]; topic: string; partitions: number; instanceId: string };
   logLevel: Level;
@@ -365,6 +378,7 @@ export function parseConfig(
     storage: {
       dataDir: v.dataDir,
       redisUrl: v.redisUrl,
+      diskReserveBytes: v.diskReserveBytes,
       limits: {
         maxCount: v.mailboxMaxCount,
         maxBytes: v.mailboxMaxBytes,

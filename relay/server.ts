@@ -36,12 +36,15 @@ export interface RunningRelay {
 
 /** Builds the mailbox the configuration asks for. */
 export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mailbox> {
-  const { redisUrl, dataDir, limits } = config.storage;
+  const { redisUrl, dataDir, limits, diskReserveBytes } = config.storage;
   if (redisUrl) {
     const { RedisMailbox } = await import("./mailbox/redis.ts");
     return await RedisMailbox.connect(redisUrl, limits, { logger: log });
   }
-  return new SqliteMailbox(join(dataDir, "mailbox.db"), limits);
+  return new SqliteMailbox(join(dataDir, "mailbox.db"), limits, {
+    reserveBytes: diskReserveBytes,
+    logger: log,
+  });
 }
 
 /** Builds the bus the configuration asks for. */

@@ -13,7 +13,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { Batcher, deadline } from "@chat-p2p/protocol/async";
 import { dirname } from "node:path";
 import {
@@ -28,15 +28,28 @@ import {
   errorMessage,
   MailboxFullError,
 } from "../../ports/errors.ts";
-import { openDatabase, type Totals, type WriteOp, type WriteResult } from "./writer.ts";
-import type { WriterRequest } from "./writer_worker.ts";
+import type { AdapterLogger } from "../../infra/log.ts";
+import {
+  openDatabase,
+  type Totals,
+  type WriteOp,
+  type WriteResult,
+  type WriterReply,
+  type WriterRequest,
+} from "./writer.ts";
 
-type WriterReply =
-  | { t: "ready"; totals: Totals }
-  | { t: "failed"; message: string }
-  | { n: number; results: string; totals: Totals }
-  | { n: number; error: string }
-  | { n: number; closed: true };
+/** Options for {@linkcode SqliteMailbox}. */
+export interface SqliteMailboxOptions {
+  /**
+   * Bytes kept free in `<db>-reserve` so that acks still run when the disk fills up (default 0:
+   * none; the relay passes `RELAY_DISK_RESERVE_BYTES`).
+   */
+  reserveBytes?: number;
+  /** Where a full disk and its end are reported (default: nowhere). */
+  logger?: AdapterLogger;
+  /** The writer's module; tests swap it for one that fails. */
+  writer?: URL;
+}
 
 /** A mailbox in one SQLite file. */
 export class SqliteMailbox implements Mailbox {
@@ -65,6 +78,10 @@ export class SqliteMailbox implements Mailbox {
   #closing: Promise<void> | undefined;
   /** Over all mailboxes, as of the writer's last reply. */
   #totals: Totals = { count: 0, bytes: 0 };
+  /** Why the writer refuses puts (a full disk), as of its last reply. */
+  #refusing: string | undefined;
+  #restoring: Promise<unknown> | undefined;
+  #log?: AdapterLogger;
   #stmt: { depth: StatementSync; pending: StatementSync; ping: StatementSync };
 
   /**
@@ -74,12 +91,21 @@ export class SqliteMailbox implements Mailbox {
   constructor(
     path: string,
     limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
-    /** The writer's module; tests swap it for one that fails. */
-    writer: URL = new URL("./writer_worker.ts", import.meta.url),
+    options: SqliteMailboxOptions = {},
   ) {
     this.path = path;
     this.#limits = limits;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.#log = options.logger;
+    const dir = dirname(path);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const mode = statSync(dir).mode & 0o777;
+    if (mode & 0o077) {
+      this.#log?.warn("data directory is open to other users", {
+        dir,
+        mode: mode.toString(8),
+        hint: `chmod 700 ${dir}`,
+      });
+    }
     this.#db = openDatabase(path);
     this.#stmt = {
       depth: this.#db.prepare(
@@ -91,7 +117,10 @@ export class SqliteMailbox implements Mailbox {
       ),
       ping: this.#db.prepare("SELECT 1"),
     };
-    this.#worker = new Worker(writer, { type: "module" });
+    this.#worker = new Worker(
+      options.writer ?? new URL("./writer_worker.ts", import.meta.url),
+      { type: "module" },
+    );
     const ready = Promise.withResolvers<void>();
     this.#ready = ready.promise;
     this.#notReady = ready.reject;
@@ -100,11 +129,13 @@ export class SqliteMailbox implements Mailbox {
       if ("t" in m) {
         if (m.t === "ready") {
           this.#totals = m.totals;
+          this.#noteRefusing(m.refusing);
           ready.resolve();
         } else this.#die(`sqlite writer could not open ${path}: ${m.message}`);
         return;
       }
       if ("totals" in m) this.#totals = m.totals;
+      if (!("closed" in m)) this.#noteRefusing(m.refusing);
       const call = this.#calls.get(m.n);
       this.#calls.delete(m.n);
       call?.resolve(m);
@@ -114,7 +145,23 @@ export class SqliteMailbox implements Mailbox {
       e.preventDefault();
       this.#die(`sqlite writer failed: ${e.message}`);
     };
-    this.#post({ t: "open", path, limits });
+    this.#post({
+      t: "open",
+      path,
+      options: { limits, reserveBytes: options.reserveBytes ?? 0 },
+    });
+  }
+
+  /** Follows the writer's disk-full state, reporting each change once. */
+  #noteRefusing(refusing: string | undefined): void {
+    if (refusing === this.#refusing) return;
+    if (refusing) {
+      this.#log?.warn("disk full: refusing new messages; acks still drain mailboxes", {
+        kind: "sqlite",
+        path: this.path,
+      });
+    } else this.#log?.warn("disk space back: accepting new messages", { kind: "sqlite" });
+    this.#refusing = refusing;
   }
 
   #post(m: WriterRequest): void {
@@ -190,7 +237,9 @@ export class SqliteMailbox implements Mailbox {
       raw: envelope.raw,
       now,
     });
-    if (typeof r === "object") throw new MailboxFullError(r.full);
+    if (typeof r === "object") {
+      throw "full" in r ? new MailboxFullError(r.full) : new BackendUnavailableError(r.refused);
+    }
     return r as "stored" | "duplicate";
   }
 
@@ -245,9 +294,20 @@ export class SqliteMailbox implements Mailbox {
     return await this.#enqueue({ op: "sweep", now }) as number;
   }
 
+  /**
+   * Down when the writer is gone, and while a full disk makes it refuse puts; then each check
+   * also asks the writer to try to leave that state, so an idle relay (a load balancer sends it
+   * nothing while it is not ready) notices space that came back.
+   */
   check(): Promise<BackendStatus> {
     if (this.#closed) return Promise.resolve({ ok: false, detail: "closed" });
     if (this.#dead) return Promise.resolve({ ok: false, detail: this.#dead });
+    if (this.#refusing) {
+      this.#restoring ??= this.#enqueue({ op: "restore" }).catch(() => {}).finally(() =>
+        this.#restoring = undefined
+      );
+      return Promise.resolve({ ok: false, detail: this.#refusing });
+    }
     try {
       this.#stmt.ping.get();
       return Promise.resolve({ ok: true, detail: this.path });
