@@ -93,17 +93,29 @@ async function withStartupRetry<T>(
   }
 }
 
+/** Adapters to use instead of the ones the configuration asks for (tests). */
+export interface Adapters {
+  mailbox?: Mailbox;
+  bus?: Bus;
+}
+
 /** Starts a relay. */
-export async function startRelay(config: RelayConfig, log: Logger): Promise<RunningRelay> {
+export async function startRelay(
+  config: RelayConfig,
+  log: Logger,
+  adapters: Adapters = {},
+): Promise<RunningRelay> {
   const metrics = new Metrics();
   // Only the network backends are waited for: a SQLite file that cannot be opened (a wrong
   // --data-dir, no permission) will not fix itself, so it fails at once.
-  const mailbox = config.storage.redisUrl
-    ? await withStartupRetry("Redis", log, () => makeMailbox(config, log))
-    : await makeMailbox(config, log);
-  const bus = config.kafka.brokers.length > 0
-    ? await withStartupRetry("Kafka", log, () => makeBus(config, log))
-    : await makeBus(config, log);
+  const mailbox = adapters.mailbox ??
+    (config.storage.redisUrl
+      ? await withStartupRetry("Redis", log, () => makeMailbox(config, log))
+      : await makeMailbox(config, log));
+  const bus = adapters.bus ??
+    (config.kafka.brokers.length > 0
+      ? await withStartupRetry("Kafka", log, () => makeBus(config, log))
+      : await makeBus(config, log));
   log.info("backends", {
     mailbox: mailbox.kind,
     bus: bus.kind,

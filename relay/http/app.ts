@@ -27,6 +27,8 @@ export interface AppDeps {
   sessions: Set<Session>;
   /** The relay URLs clients may sign (filled in once the port is known). */
   relayUrls: ReadonlySet<string>;
+  /** Why the listener is refusing new connections right now, if it is (for /readyz). */
+  capacity?: () => string | undefined;
 }
 
 /** Hono's environment here: Deno.serve passes its connection info as the bindings. */
@@ -131,30 +133,35 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
     return response;
   });
 
-  const status = async () => {
+  // Liveness: the process answers HTTP. No backend is consulted, so a slow or absent Redis or
+  // Kafka never makes a supervisor restart a relay that a restart would not help.
+  app.get("/healthz", (c) =>
+    c.json({
+      status: "ok",
+      mailbox: router.mailbox.kind,
+      bus: router.bus.kind,
+      connections: sessions.size,
+    }));
+  // Readiness: would a send be accepted here now? Each backend is asked (storage that refuses
+  // writes, e.g. a full disk or Redis at maxmemory, counts as down) and the listener's
+  // capacity; 503 names the first reason.
+  app.get("/readyz", async (c) => {
     const [mailbox, bus] = await Promise.all([
       statusWithin(router.mailbox.check(), 2000),
       statusWithin(router.bus.check(), 2000),
     ]);
-    return {
-      ok: mailbox.ok && bus.ok,
-      body: {
-        status: mailbox.ok && bus.ok ? "ok" : "degraded",
-        mailbox: { kind: router.mailbox.kind, ...mailbox },
-        bus: { kind: router.bus.kind, ...bus },
-        connections: sessions.size,
-      },
+    const reason = !mailbox.ok
+      ? `mailbox (${router.mailbox.kind}): ${mailbox.detail}`
+      : !bus.ok
+      ? `bus (${router.bus.kind}): ${bus.detail}`
+      : deps.capacity?.();
+    const body = {
+      ready: reason === undefined,
+      ...(reason === undefined ? {} : { reason }),
+      mailbox: { kind: router.mailbox.kind, ...mailbox },
+      bus: { kind: router.bus.kind, ...bus },
     };
-  };
-  // /healthz reports each backend and turns 503 when one is unreachable (issue: scale-out).
-  app.get("/healthz", async (c) => {
-    const s = await status();
-    return c.json(s.body, s.ok ? 200 : 503);
-  });
-  // /readyz: may a load balancer send traffic here? Same checks, terse body.
-  app.get("/readyz", async (c) => {
-    const s = await status();
-    return c.json({ ready: s.ok }, s.ok ? 200 : 503);
+    return c.json(body, reason === undefined ? 200 : 503);
   });
   app.get(
     "/metrics",
