@@ -92,6 +92,21 @@ async function syncedHistory(url: string, bob: CliOptions): Promise<string[]> {
   return h.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l).id);
 }
 
+/**
+ * Log hygiene through an outage: every line the relay wrote (stdout and stderr, its libraries'
+ * included) is one JSON object, and the refused sends are reported as one outage with their count,
+ * not one line each.
+ */
+function assertOutageLogged(logs: string[], refused: number) {
+  for (const line of logs) {
+    assert.doesNotThrow(() => JSON.parse(line), `not a JSON line: ${line}`);
+  }
+  const lines = logs.map((l) => JSON.parse(l)).filter((l) => l.msg.startsWith("sends refused"));
+  assert.ok(lines.length <= 3, `${lines.length} lines for ${refused} refused sends`);
+  const over = lines.find((l) => l.msg === "sends refused: backend unavailable: over");
+  assert.equal(over?.count, refused, JSON.stringify(lines));
+}
+
 function assertExactlyOnce(history: string[], accepted: string[]) {
   assert.equal(new Set(history).size, history.length, "no message twice in history");
   const have = new Set(history);
@@ -124,6 +139,7 @@ await servicesTest(
     assert.ok(errors.length > 0, "sends during the outage were refused");
     assert.ok(errors.every((e) => e.code === "unavailable"), JSON.stringify(errors));
     assert.equal(a.closeCode, undefined, "the sender's socket stayed open");
+    assertOutageLogged(relay.logs, errors.length);
     assertExactlyOnce(await syncedHistory(relay.url, bob), accepted);
     const r = await fetch(`http://127.0.0.1:${relay.port}/readyz`);
     assert.equal(r.status, 200);
@@ -149,6 +165,7 @@ await servicesTest(
     assert.ok(errors.length > 0, "sends during the outage were refused");
     assert.ok(errors.every((e) => e.code === "unavailable"), JSON.stringify(errors));
     assert.equal(a.closeCode, undefined, "the sender's socket stayed open");
+    assertOutageLogged(relay.logs, errors.length);
 
     // live delivery works again: a listener for a fresh key gets a new message pushed
     const carol = generateKeyPair();

@@ -293,7 +293,10 @@ export class Session implements Recipient {
         if (!(await this.#roomToSend())) return;
       }
     } catch (err) {
-      this.#log.error("drain failed", { err: errorMessage(err) });
+      // Backend outages are reported by the router, once per outage.
+      if (!(err instanceof BackendUnavailableError)) {
+        this.#log.error("drain failed", { err: errorMessage(err) });
+      }
       this.#error("unavailable", "cannot read your mailbox right now; reconnect later");
       this.#close(CLOSE_CODES.tryAgainLater, "mailbox unavailable");
       return;
@@ -366,7 +369,6 @@ export class Session implements Recipient {
           e.id,
         );
       } else if (err instanceof BackendUnavailableError) {
-        this.#log.warn("send refused: backend unavailable", { err: err.message });
         this.#error(
           "unavailable",
           "the relay cannot store messages right now; nothing was accepted, retry later",
@@ -392,7 +394,9 @@ export class Session implements Recipient {
       const n = await this.#router.ack(this.#mailboxId!, f.ids);
       this.#metrics?.inc("envelopes_acked_total", {}, n);
     } catch (err) {
-      this.#log.warn("ack failed", { err: errorMessage(err) });
+      if (!(err instanceof BackendUnavailableError)) {
+        this.#log.error("ack failed", { err: errorMessage(err) });
+      }
       this.#error(
         "unavailable",
         "the relay could not record the ack; it will deliver those ids again",

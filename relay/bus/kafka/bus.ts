@@ -15,7 +15,6 @@
  *
  * @module
  */
-import process from "node:process";
 import {
   type Admin,
   type Consumer,
@@ -27,7 +26,7 @@ import {
   type Producer,
 } from "kafkajs";
 import type { Bus, BusHandler } from "../../ports/bus.ts";
-import type { AdapterLogger } from "../../infra/log.ts";
+import { type AdapterLogger, routeRuntimeWarnings } from "../../infra/log.ts";
 import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
 import {
   backoffDelay,
@@ -92,29 +91,6 @@ const NOISE: [namespace: string, message: RegExp][] = [
   ["Runner", /./],
   ["Producer", /^Failed to send messages/],
 ];
-
-let warningFilterInstalled = false;
-
-/**
- * kafkajs 2.2.4 calls `setTimeout` with a negative delay (its request queue's initial throttle
- * time is -1), and the Node-compatible timers print a `TimeoutNegativeWarning` for it. The delay is
- * clamped to 1 ms, so the warning is noise; drop exactly that warning type, nothing else.
- */
-function silenceKafkajsTimeoutWarning(): void {
-  if (warningFilterInstalled) return;
-  warningFilterInstalled = true;
-  const original = process.emitWarning;
-  const filtered = function (this: unknown, warning: unknown, ...rest: unknown[]) {
-    const type = warning instanceof Error
-      ? warning.name
-      : typeof rest[0] === "string"
-      ? rest[0]
-      : (rest[0] as { type?: string } | undefined)?.type;
-    if (type === "TimeoutNegativeWarning") return;
-    return (original as (...a: unknown[]) => void).call(process, warning, ...rest);
-  };
-  process.emitWarning = filtered as typeof process.emitWarning;
-}
 
 /** What went wrong, in words: the last attempt's error for a retry, "no answer" for a deadline. */
 function describe(e: unknown): string {
@@ -182,7 +158,6 @@ export class KafkaBus implements Bus {
 
   constructor(options: KafkaBusOptions) {
     if (options.brokers.length === 0) throw new TypeError("KafkaBus needs at least one broker");
-    silenceKafkajsTimeoutWarning();
     this.#opts = {
       brokers: options.brokers,
       topic: options.topic ?? "chat-envelopes",
@@ -198,6 +173,7 @@ export class KafkaBus implements Bus {
     this.groupId = `chat-relay-${this.instanceId}`;
     this.#log = options.logger ?? stderrLogger;
     const log = this.#log;
+    routeRuntimeWarnings(log);
     this.#kafka = new Kafka({
       clientId: this.#opts.clientId,
       brokers: this.#opts.brokers,
