@@ -16,7 +16,7 @@ export interface TestRelay extends RunningRelay, AsyncDisposable {
 
 /**
  * Starts a relay on 127.0.0.1 with a free port, configured as `env` says (the relay's own
- * environment variables, e.g. `{ RELAY_AUTH_TIMEOUT_MS: "200" }`); a temporary data directory
+ * environment variables, e.g. `{ RELAY_FRAME_RATE: "0" }`); a temporary data directory
  * unless `RELAY_DATA_DIR` is given. `adapters` replace the backends the configuration names.
  */
 export async function startTestRelay(
