@@ -46,7 +46,15 @@ async function main(): Promise<number> {
     e.preventDefault();
     log.error("unhandled rejection", { err: String((e.reason as Error)?.message ?? e.reason) });
   });
-  await relay.finished;
+  try {
+    await relay.finished;
+  } catch (err) {
+    // The listener is gone for good (see relay/http/listener.ts): exit non-zero, so a supervisor
+    // restarts the relay rather than leave a process that cannot serve.
+    log.error("cannot serve", { err: errorMessage(err) });
+    await relay.shutdown();
+    return 1;
+  }
   await relay.shutdown(); // the server stops first; then the stores are flushed and closed
   return 0;
 }

@@ -10,6 +10,8 @@ import type { RelayConfig } from "./config.ts";
 import type { Bus } from "./ports/bus.ts";
 import { MemoryBus } from "./bus/memory.ts";
 import { createApp } from "./http/app.ts";
+import { ConnectionGuard } from "./http/guard.ts";
+import { listen } from "./http/listener.ts";
 import { type Logger, routeRuntimeWarnings } from "./infra/log.ts";
 import type { Mailbox } from "./ports/mailbox.ts";
 import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
@@ -30,7 +32,7 @@ export interface RunningRelay {
   sessions: Set<Session>;
   /** Graceful stop: refuse new connections, close sockets with 1001, flush and close stores. */
   shutdown(): Promise<void>;
-  /** Resolves when the server has stopped. */
+  /** Resolves when the server has stopped; rejects when it cannot listen any more. */
   finished: Promise<void>;
 }
 
@@ -128,6 +130,7 @@ export async function startRelay(
     : router.start());
   const sessions = new Set<Session>();
   const relayUrls = new Set<string>();
+  const guard = new ConnectionGuard(config.http, log, metrics);
   const app = createApp({
     router,
     log,
@@ -136,20 +139,33 @@ export async function startRelay(
     http: config.http,
     session: config.session,
     relayUrls,
+    guard,
   });
-  const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
-  const server = Deno.serve({
-    port: config.http.port,
-    hostname: config.http.hostname,
-    onListen: ({ port }) => onListen(port),
-  }, app.fetch);
-  const port = await listening;
+  const server = await listen(
+    {
+      hostname: config.http.hostname,
+      port: config.http.port,
+      retryMs: config.http.listenRetryMs,
+      onFailure: () => guard.scan(performance.now(), true),
+    },
+    app.fetch,
+    log,
+    metrics,
+  );
+  const port = server.port;
+  guard.start(port);
   const url = `ws://127.0.0.1:${port}/ws`;
   const { publicUrls } = config.session;
   for (const u of relayUrlsFor({ publicUrls, hostname: config.http.hostname, port })) {
     relayUrls.add(u);
   }
-  log.info("listening", { port, url, host: config.http.hostname, relay_urls: [...relayUrls] });
+  log.info("listening", {
+    port,
+    url,
+    host: config.http.hostname,
+    relay_urls: [...relayUrls],
+    max_connections: guard.capacity,
+  });
   if (publicUrls.length === 0) {
     log.info("logins are accepted only for the relay_urls above", {
       hint: "set RELAY_PUBLIC_URL to the URL clients on other machines or behind a proxy use",
@@ -166,6 +182,7 @@ export async function startRelay(
   const shutdown = () =>
     stopping ??= (async () => {
       clearInterval(sweeper);
+      guard.stop();
       log.info("shutting down", { sessions: sessions.size });
       const serverDone = server.shutdown(); // stop accepting; waits for open requests
       for (const s of sessions) s.shutdown();
