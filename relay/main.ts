@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, parseConfig, usage } from "./config.ts";
-import { createLogger } from "./infra/log.ts";
+import { createLogger, routeRuntimeWarnings } from "./infra/log.ts";
 import { startRelay } from "./server.ts";
 import { errorMessage } from "./ports/errors.ts";
 
@@ -25,6 +25,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger(config.logLevel);
+  routeRuntimeWarnings(log); // every line the process writes is JSON, the runtime's warnings too
   let relay;
   try {
     relay = await startRelay(config, log);

@@ -12,7 +12,7 @@ import { MemoryBus } from "./bus/memory.ts";
 import { createApp } from "./http/app.ts";
 import { ConnectionGuard } from "./http/guard.ts";
 import { listen } from "./http/listener.ts";
-import { type Logger, routeRuntimeWarnings } from "./infra/log.ts";
+import type { Logger } from "./infra/log.ts";
 import type { Mailbox } from "./ports/mailbox.ts";
 import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
 import { Metrics } from "./infra/metrics.ts";
@@ -108,7 +108,6 @@ export async function startRelay(
   adapters: Adapters = {},
 ): Promise<RunningRelay> {
   const metrics = new Metrics();
-  routeRuntimeWarnings(log); // every log line is JSON, the runtime's warnings too
   // Only the network backends are waited for: a SQLite file that cannot be opened (a wrong
   // --data-dir, no permission) will not fix itself, so it fails at once.
   const mailbox = adapters.mailbox ??
