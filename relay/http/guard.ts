@@ -59,10 +59,11 @@ export interface GuardOptions {
   scanMs?: number;
 }
 
-/** Descriptors the relay keeps besides connections (files, backends, the runtime): 64 + 5%. */
-export function descriptorReserve(limit: number): number {
-  return 64 + Math.floor(limit * 0.05);
-}
+/**
+ * Descriptors the relay keeps besides connections: about 40 at start (the runtime, SQLite's
+ * files, the writer worker, the spares below), a few for Kafka and Redis, and room to spare.
+ */
+export const DESCRIPTOR_RESERVE = 64;
 
 /** More unknown descriptors than this makes the guard read the connection table at once... */
 const SLACK = 32;
@@ -113,7 +114,7 @@ export class ConnectionGuard {
     this.#capacity = options.maxConnections > 0
       ? options.maxConnections
       : Number.isFinite(limit)
-      ? Math.max(16, limit - descriptorReserve(limit))
+      ? Math.max(16, limit - DESCRIPTOR_RESERVE)
       : Infinity;
     if (!sys.unavailable) {
       metrics?.describe("open_descriptors", "gauge", "file descriptors the relay holds");

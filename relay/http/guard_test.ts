@@ -3,7 +3,7 @@ import { createLogger } from "../infra/log.ts";
 import { Metrics } from "../infra/metrics.ts";
 import {
   ConnectionGuard,
-  descriptorReserve,
+  DESCRIPTOR_RESERVE,
   type GuardSystem,
   ipFromProc,
   type Peer,
@@ -101,15 +101,15 @@ Deno.test("guard: beyond the per-IP limit the newest idle connections go, and id
 
 Deno.test("guard: near the descriptor limit new sockets are refused and idle ones shed; out of them, all idle ones", () => {
   const sys = new FakeSystem();
-  sys.limit = 200; // capacity: 200 - (64 + 10) = 126 connections beyond the 10 at start
+  sys.limit = 200; // capacity: 200 - 64 = 136 connections beyond the 10 descriptors at start
   using t = guard(sys, { requestHeaderTimeoutMs: 60_000 });
-  assert.equal(t.g.capacity, 200 - descriptorReserve(200));
+  assert.equal(t.g.capacity, 200 - DESCRIPTOR_RESERVE);
   assert.equal(t.g.full(), undefined);
   const early = connect(sys, "10.0.0.1", 100);
   t.g.scan(0);
-  const late = connect(sys, "10.0.0.2", 30);
+  const late = connect(sys, "10.0.0.2", 40);
   t.g.scan(600);
-  assert.match(t.g.full() ?? "", /at connection capacity \(130 of 126/);
+  assert.match(t.g.full() ?? "", /at connection capacity \(140 of 136/);
   assert.deepEqual(sys.closed, [], "idle for less than a second: kept while merely full");
   t.g.scan(1500);
   assert.equal(sys.closed.length, 100, "the idle ones older than a second are shed");
