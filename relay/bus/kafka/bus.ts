@@ -479,10 +479,13 @@ export class KafkaBus implements Bus {
       // (a fetch returns as soon as a record arrives).
       maxWaitTimeInMs: 250,
       allowAutoTopicCreation: false,
+      // Few, short retries: a consumer that cannot reach the broker gives up within a second or
+      // two, and the bus starts a fresh one (#scheduleConsumerRestart), rather than one attempt
+      // sleeping in its backoff while the broker is already back.
       retry: {
         initialRetryTime: 100,
-        maxRetryTime: 1000,
-        retries: 30,
+        maxRetryTime: 500,
+        retries: 5,
         restartOnFailure: () => Promise.resolve(false),
       },
     });
