@@ -94,35 +94,39 @@ export class Router {
    * been lost) and counts as accepted. Rejects with `MailboxFullError` or
    * `BackendUnavailableError`; then the client is told it was not accepted.
    */
-  accept(envelope: Envelope): Promise<"stored" | "duplicate"> {
-    return this.#watch(this.#refused.send, this.#accept(envelope));
-  }
-
-  async #accept(envelope: Envelope): Promise<"stored" | "duplicate"> {
+  async accept(envelope: Envelope): Promise<"stored" | "duplicate"> {
     const mailboxId = mailboxIdOf(envelope);
     const raw = serializeEnvelope(envelope);
     const t0 = performance.now();
-    const result = await this.mailbox.put(mailboxId, { id: envelope.id, raw });
-    this.#metrics?.observe(
-      "backend_seconds",
-      { op: "mailbox_put" },
-      (performance.now() - t0) / 1000,
-    );
-    const t1 = performance.now();
+    let result: "stored" | "duplicate";
     try {
-      await this.bus.publish(mailboxId, raw);
+      result = await this.mailbox.put(mailboxId, { id: envelope.id, raw });
+      this.#metrics?.observe(
+        "backend_seconds",
+        { op: "mailbox_put" },
+        (performance.now() - t0) / 1000,
+      );
+      const t1 = performance.now();
+      try {
+        await this.bus.publish(mailboxId, raw);
+      } catch (err) {
+        // Stored but not announced: the recipient still gets it on its next connect. Tell the
+        // sender it was not accepted, so it retries with the same id (then a duplicate).
+        throw err instanceof BackendUnavailableError
+          ? err
+          : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
+      }
+      this.#metrics?.observe(
+        "backend_seconds",
+        { op: "bus_publish" },
+        (performance.now() - t1) / 1000,
+      );
     } catch (err) {
-      // Stored but not announced: the recipient still gets it on its next connect. Tell the
-      // sender it was not accepted, so it retries with the same id (which is then a duplicate).
-      throw err instanceof BackendUnavailableError
-        ? err
-        : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
+      // Inline rather than through #watch: this runs for every message.
+      if (err instanceof BackendUnavailableError) this.#refused.send.fail(err.message);
+      throw err;
     }
-    this.#metrics?.observe(
-      "backend_seconds",
-      { op: "bus_publish" },
-      (performance.now() - t1) / 1000,
-    );
+    this.#refused.send.ok();
     return result;
   }
 
