@@ -217,8 +217,30 @@ export const SETTINGS = {
     flag: "--max-connections-per-ip",
     env: "RELAY_MAX_CONNECTIONS_PER_IP",
     default: "64",
-    meaning: "sockets per IP (0 = unlimited)",
+    meaning: "connections per IP, idle ones too (0 = unlimited)",
     parse: whole(0),
+  }),
+  maxConnections: row({
+    flag: "--max-connections",
+    env: "RELAY_MAX_CONNECTIONS",
+    default: undefined,
+    shown: "(auto)",
+    meaning: "open connections before new ones are refused",
+    parse: whole(1),
+  }),
+  requestHeaderTimeoutMs: row({
+    flag: "--request-header-timeout-ms",
+    env: "RELAY_REQUEST_HEADER_TIMEOUT_MS",
+    default: "10000",
+    meaning: "close connections that send no request",
+    parse: whole(100),
+  }),
+  listenRetryMs: row({
+    flag: "--listen-retry-ms",
+    env: "RELAY_LISTEN_RETRY_MS",
+    default: "30000",
+    meaning: "exit 1 if the listener stays down so long",
+    parse: whole(100),
   }),
   kafkaBrokers: row({
     flag: "--kafka-brokers",
@@ -283,8 +305,14 @@ export interface RelayConfig {
   http: {
     port: number;
     hostname: string;
-    /** Most simultaneous sockets from one IP address. 0 = unlimited. */
+    /** Most simultaneous connections from one IP address, idle ones included. 0 = unlimited. */
     maxConnectionsPerIp: number;
+    /** Most open connections; 0 = the descriptor limit minus a reserve (relay/http/guard.ts). */
+    maxConnections: number;
+    /** A connection that starts no request within this is closed. */
+    requestHeaderTimeoutMs: number;
+    /** The relay exits 1 when its listener cannot be opened again within this. */
+    listenRetryMs: number;
     /** Idle sockets are pinged after this long and closed if no pong follows. 0 = never. */
     idleTimeoutMs: number;
   };
@@ -388,6 +416,9 @@ export function parseConfig(
       port: v.port,
       hostname: v.host,
       maxConnectionsPerIp: v.maxConnectionsPerIp,
+      maxConnections: v.maxConnections ?? 0,
+      requestHeaderTimeoutMs: v.requestHeaderTimeoutMs,
+      listenRetryMs: v.listenRetryMs,
       idleTimeoutMs: v.idleTimeoutMs,
     },
     session: {

@@ -8,6 +8,9 @@ Deno.test("config: defaults make a working embedded relay", () => {
     port: 8080,
     hostname: "0.0.0.0",
     maxConnectionsPerIp: 64,
+    maxConnections: 0,
+    requestHeaderTimeoutMs: 10_000,
+    listenRetryMs: 30_000,
     idleTimeoutMs: 60_000,
   });
   assert.equal(c.session.maxFrameBytes, 131072, "fits the largest padded message");

@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, parseConfig, usage } from "./config.ts";
-import { createLogger } from "./infra/log.ts";
+import { createLogger, routeRuntimeWarnings } from "./infra/log.ts";
 import { startRelay } from "./server.ts";
 import { errorMessage } from "./ports/errors.ts";
 
@@ -25,6 +25,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger(config.logLevel);
+  routeRuntimeWarnings(log); // every line the process writes is JSON, the runtime's warnings too
   let relay;
   try {
     relay = await startRelay(config, log);
@@ -46,7 +47,15 @@ async function main(): Promise<number> {
     e.preventDefault();
     log.error("unhandled rejection", { err: String((e.reason as Error)?.message ?? e.reason) });
   });
-  await relay.finished;
+  try {
+    await relay.finished;
+  } catch (err) {
+    // The listener is gone for good (see relay/http/listener.ts): exit non-zero, so a supervisor
+    // restarts the relay rather than leave a process that cannot serve.
+    log.error("cannot serve", { err: errorMessage(err) });
+    await relay.shutdown();
+    return 1;
+  }
   await relay.shutdown(); // the server stops first; then the stores are flushed and closed
   return 0;
 }

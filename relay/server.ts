@@ -10,12 +10,13 @@ import type { RelayConfig } from "./config.ts";
 import type { Bus } from "./ports/bus.ts";
 import { MemoryBus } from "./bus/memory.ts";
 import { createApp } from "./http/app.ts";
-import { type Logger, routeRuntimeWarnings } from "./infra/log.ts";
+import { ConnectionGuard } from "./http/guard.ts";
+import { listen } from "./http/listener.ts";
+import type { Logger } from "./infra/log.ts";
 import type { Mailbox } from "./ports/mailbox.ts";
 import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
 import { Metrics } from "./infra/metrics.ts";
 import { DataDirLock } from "./infra/data_dir_lock.ts";
-import { serveOrExplain } from "./infra/listen.ts";
 import { Router } from "./core/router.ts";
 import { relayUrlsFor, type Session } from "./core/session.ts";
 import { errorMessage } from "./ports/errors.ts";
@@ -32,7 +33,7 @@ export interface RunningRelay {
   sessions: Set<Session>;
   /** Graceful stop: refuse new connections, close sockets with 1001, flush and close stores. */
   shutdown(): Promise<void>;
-  /** Resolves when the server has stopped. */
+  /** Resolves when the server has stopped; rejects when it cannot listen any more. */
   finished: Promise<void>;
 }
 
@@ -108,7 +109,6 @@ export async function startRelay(
   adapters: Adapters = {},
 ): Promise<RunningRelay> {
   const metrics = new Metrics();
-  routeRuntimeWarnings(log); // every log line is JSON, the runtime's warnings too
   const dataDirLock = config.storage.redisUrl
     ? null
     : await DataDirLock.acquire(config.storage.dataDir);
@@ -133,6 +133,7 @@ export async function startRelay(
     : router.start());
   const sessions = new Set<Session>();
   const relayUrls = new Set<string>();
+  const guard = new ConnectionGuard(config.http, log, metrics);
   const app = createApp({
     router,
     log,
@@ -141,20 +142,33 @@ export async function startRelay(
     http: config.http,
     session: config.session,
     relayUrls,
+    guard,
   });
-  const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
-  const server = serveOrExplain({
-    port: config.http.port,
-    hostname: config.http.hostname,
-    onListen: ({ port }) => onListen(port),
-  }, app.fetch);
-  const port = await listening;
+  const server = await listen(
+    {
+      hostname: config.http.hostname,
+      port: config.http.port,
+      retryMs: config.http.listenRetryMs,
+      onFailure: () => guard.scan(performance.now(), true),
+    },
+    app.fetch,
+    log,
+    metrics,
+  );
+  const port = server.port;
+  guard.start(port);
   const url = `ws://127.0.0.1:${port}/ws`;
   const { publicUrls } = config.session;
   for (const u of relayUrlsFor({ publicUrls, hostname: config.http.hostname, port })) {
     relayUrls.add(u);
   }
-  log.info("listening", { port, url, host: config.http.hostname, relay_urls: [...relayUrls] });
+  log.info("listening", {
+    port,
+    url,
+    host: config.http.hostname,
+    relay_urls: [...relayUrls],
+    max_connections: guard.capacity,
+  });
   if (publicUrls.length === 0) {
     log.info("opens are accepted only for the relay_urls above", {
       hint: "set RELAY_PUBLIC_URL to the URL clients on other machines or behind a proxy use",
@@ -174,6 +188,7 @@ export async function startRelay(
   const shutdown = () =>
     stopping ??= (async () => {
       clearInterval(sweeper);
+      guard.stop();
       log.info("shutting down", { sessions: sessions.size });
       const serverDone = server.shutdown(); // stop accepting; waits for open requests
       for (const s of sessions) s.shutdown();

@@ -65,6 +65,86 @@ pid_alive() {
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
+# listener_pid PORT: the pid holding the listening socket of PORT (empty when none is found, e.g.
+# while a killed process is being torn down). Asks ss when it is installed, else reads /proc.
+listener_pid() {
+  local hex inode fd
+  if command -v ss >/dev/null 2>&1; then
+    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2
+    return 0
+  fi
+  hex="$(printf ':%04X' "$1")"
+  inode="$(awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10; exit }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null)"
+  [[ -n "$inode" && "$inode" != 0 ]] || return 0
+  for fd in /proc/[0-9]*/fd/*; do
+    if [[ "$(readlink "$fd" 2>/dev/null)" == "socket:[$inode]" ]]; then
+      fd="${fd#/proc/}"
+      echo "${fd%%/*}"
+      return 0
+    fi
+  done
+}
+
+cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
+
+# ours NAME PID: true when PID is a service this script started, for this state folder or for a
+# checkout that was deleted since (an orphan: nothing else can reach its files any more).
+ours() {
+  local name="$1" pid="$2" cmd dir props
+  cmd="$(cmdline_of "$pid")"
+  case "$name" in
+  redis)
+    [[ "$cmd" == redis-server* ]] || return 1
+    dir="$(readlink "/proc/$pid/cwd" 2>/dev/null)" || return 1
+    [[ "$dir" == "$REDIS_DIR" || "$dir" == */redis" (deleted)" ]]
+    ;;
+  kafka)
+    [[ "$cmd" == *kafka.Kafka* ]] || return 1
+    props="${cmd##*kafka.Kafka }"
+    props="${props%% *}"
+    [[ "$props" == "$KAFKA_DIR/server.properties" ]] ||
+      [[ "$props" == */kafka/server.properties && ! -e "$props" ]]
+    ;;
+  *) return 1 ;;
+  esac
+}
+
+# free_port NAME PORT SETTING: makes sure PORT can be listened on. A process of ours still on it
+# (one exiting after a SIGKILL, or a stale one from a deleted checkout or a lost pidfile) is
+# waited for or stopped; anything else is an error naming the holder.
+free_port() {
+  local name="$1" port="$2" setting="$3" pid deadline=$((SECONDS + 30))
+  while port_open "$port"; do
+    pid="$(listener_pid "$port")"
+    if [[ -n "$pid" ]] && ours "$name" "$pid"; then
+      log "stopping a stale $name of ours on port $port (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      wait_exit "$name" "$pid" 30
+    elif [[ -n "$pid" && -n "$(cmdline_of "$pid")" ]]; then
+      die "port $HOST:$port is taken by pid $pid ($(cmdline_of "$pid" | cut -c1-120)); set $setting"
+    elif ((SECONDS >= deadline)); then
+      die "port $HOST:$port is still taken after 30 s by an exiting process; set $setting"
+    else
+      sleep 0.2 # a killed process lets go of its sockets only once it is fully gone
+    fi
+  done
+}
+
+# wait_exit NAME PID SECONDS: waits for PID to exit, SIGKILL after SECONDS.
+wait_exit() {
+  local name="$1" pid="$2" deadline=$((SECONDS + $3))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      log "$name (pid $pid) still running after $3s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.2
+      break
+    fi
+    sleep 0.1
+  done
+}
+
 show_tail() {
   local f
   for f in "$@"; do
@@ -92,7 +172,7 @@ redis_up() {
     apt-get install -y redis-server >&2 || { apt-get update >&2 && apt-get install -y redis-server >&2; } ||
       die "could not install redis-server (apt-get install -y redis-server)"
   fi
-  port_open "$REDIS_PORT" && die "port $HOST:$REDIS_PORT is taken by another process (set CHAT_REDIS_PORT)"
+  free_port redis "$REDIS_PORT" CHAT_REDIS_PORT
   mkdir -p "$REDIS_DIR"
   # appendfsync always: a put is fsynced before Redis answers, so an envelope the relay
   # acknowledged survives even a power loss, as in the embedded (SQLite synchronous=FULL) mode.
@@ -171,9 +251,8 @@ kafka_up() {
   fi
   need java "install a Java 17+ runtime (apt-get install -y openjdk-17-jre-headless)"
   need "$DENO" "deno is needed for the Kafka readiness probe (set DENO=/path/to/deno)"
-  port_open "$KAFKA_PORT" && die "port $HOST:$KAFKA_PORT is taken by another process (set CHAT_KAFKA_PORT)"
-  port_open "$CONTROLLER_PORT" &&
-    die "port $HOST:$CONTROLLER_PORT is taken by another process (set CHAT_KAFKA_CONTROLLER_PORT)"
+  free_port kafka "$KAFKA_PORT" CHAT_KAFKA_PORT
+  free_port kafka "$CONTROLLER_PORT" CHAT_KAFKA_CONTROLLER_PORT
   kafka_fetch
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_LOGS"
   cat >"$KAFKA_DIR/server.properties" <<EOF
@@ -249,16 +328,7 @@ stop() {
   fi
   log "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 60))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      log "$name (pid $pid) still running after 60s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.2
-      break
-    fi
-    sleep 0.1
-  done
+  wait_exit "$name" "$pid" 60
   rm -f "$file"
   log "$name stopped"
 }

@@ -56,26 +56,33 @@ export class RelayProcess implements AsyncDisposable {
    * "the same" relay. Waits for its "listening" log line.
    */
   static async start(
-    opts: { dataDir?: string; port?: number; env?: Record<string, string>; args?: string[] } = {},
+    opts: {
+      dataDir?: string;
+      port?: number;
+      env?: Record<string, string>;
+      args?: string[];
+      /** Starts the relay under `ulimit -n` of this many open files. */
+      fileLimit?: number;
+    } = {},
   ): Promise<RelayProcess> {
     const dataDir = opts.dataDir ?? await Deno.makeTempDir({ prefix: "chat-relay-" });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        "--allow-sys",
-        join(ROOT, "relay/main.ts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(opts.port ?? 0),
-        "--data-dir",
-        dataDir,
-        ...(opts.args ?? []),
-      ],
+    const args = [
+      "run",
+      "--allow-all", // as `deno task relay`: the connection guard reads /proc and calls FFI
+      join(ROOT, "relay/main.ts"),
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(opts.port ?? 0),
+      "--data-dir",
+      dataDir,
+      ...(opts.args ?? []),
+    ];
+    const [cmd, argv] = opts.fileLimit === undefined
+      ? [Deno.execPath(), args]
+      : ["bash", ["-c", `ulimit -n ${opts.fileLimit} && exec "$0" "$@"`, Deno.execPath(), ...args]];
+    const child = new Deno.Command(cmd, {
+      args: argv,
       cwd: ROOT,
       // The relay's backends and limits come from `opts.env` only: a test that means the
       // embedded relay must get it even when KAFKA_BROKERS/REDIS_URL are exported (as in CI).

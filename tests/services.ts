@@ -6,8 +6,10 @@
  * parses the two lines it prints. Without them the tests are skipped (shown as "ignored") — except
  * under `CI=true`, where a missing service is an error, never a silent skip.
  *
- * The services are left running after the tests (the next run reuses them in well under a second);
- * stop them with `deno task services:down`.
+ * Services this process started are stopped again when it exits (the test run is over), unless
+ * `CHAT_KEEP_SERVICES=1` asks to keep them for the next run (it then reuses them in well under a
+ * second; `deno task services:down` stops them). Services that were already running are left
+ * alone.
  *
  * @module
  */
@@ -117,6 +119,12 @@ async function resolve(): Promise<Services | ServicesSkip> {
         `(or KAFKA_BROKERS and REDIS_URL set)`,
     };
   }
+  const running = await Promise.all(
+    (["redis", "kafka"] as const).map(async (s) =>
+      (await runServicesScript(["status", s]).then(() => true, () => false)) ? undefined : s
+    ),
+  );
+  stopAtExit(running.filter((s) => s !== undefined));
   const parsed = parseServicesEnv(await runServicesScript(["up"]));
   if (!parsed.kafkaBrokers?.length || !parsed.redisUrl) {
     throw new Error("scripts/services.sh up did not print KAFKA_BROKERS and REDIS_URL");
@@ -126,6 +134,25 @@ async function resolve(): Promise<Services | ServicesSkip> {
     redisUrl: envRedis || parsed.redisUrl,
     managed: !envKafka && !envRedis,
   };
+}
+
+/**
+ * Stops `services` (the ones this process starts) when the process exits, unless
+ * `CHAT_KEEP_SERVICES=1`. The `unload` event allows only synchronous work, hence `outputSync`.
+ */
+function stopAtExit(services: string[]): void {
+  if (services.length === 0 || Deno.env.get("CHAT_KEEP_SERVICES") === "1") return;
+  globalThis.addEventListener("unload", () => {
+    for (const s of services) {
+      new Deno.Command("bash", {
+        args: [SERVICES_SCRIPT, "down", s],
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "null",
+        stderr: "inherit",
+      }).outputSync();
+    }
+  });
 }
 
 /**

@@ -96,39 +96,43 @@ export class Router {
    * registration. Rejects with `UnknownMailboxError`, `MailboxFullError` or
    * `BackendUnavailableError`; then the client is told it was not accepted.
    */
-  accept(envelope: EnvelopeV2, inbox = false): Promise<"stored" | "duplicate"> {
-    return this.#watch(this.#refused.send, this.#accept(envelope, inbox));
-  }
-
-  async #accept(envelope: EnvelopeV2, inbox: boolean): Promise<"stored" | "duplicate"> {
+  async accept(envelope: EnvelopeV2, inbox = false): Promise<"stored" | "duplicate"> {
     const mailboxId = envelope.to;
     const raw = serializeEnvelopeV2(envelope);
     const t0 = performance.now();
-    const result = await this.mailbox.put(
-      mailboxId,
-      { id: envelope.id, raw },
-      inbox ? { inbox } : undefined,
-    );
-    this.#metrics?.observe(
-      "backend_seconds",
-      { op: "mailbox_put" },
-      (performance.now() - t0) / 1000,
-    );
-    const t1 = performance.now();
+    let result: "stored" | "duplicate";
     try {
-      await this.bus.publish(mailboxId, raw);
+      result = await this.mailbox.put(
+        mailboxId,
+        { id: envelope.id, raw },
+        inbox ? { inbox } : undefined,
+      );
+      this.#metrics?.observe(
+        "backend_seconds",
+        { op: "mailbox_put" },
+        (performance.now() - t0) / 1000,
+      );
+      const t1 = performance.now();
+      try {
+        await this.bus.publish(mailboxId, raw);
+      } catch (err) {
+        // Stored but not announced: the reader still gets it at its next open. Tell the sender
+        // it was not accepted, so it retries with the same id (then a duplicate).
+        throw err instanceof BackendUnavailableError
+          ? err
+          : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
+      }
+      this.#metrics?.observe(
+        "backend_seconds",
+        { op: "bus_publish" },
+        (performance.now() - t1) / 1000,
+      );
     } catch (err) {
-      // Stored but not announced: the reader still gets it at its next open. Tell the sender it
-      // was not accepted, so it retries with the same id (which is then a duplicate).
-      throw err instanceof BackendUnavailableError
-        ? err
-        : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
+      // Inline rather than through #watch: this runs for every message.
+      if (err instanceof BackendUnavailableError) this.#refused.send.fail(err.message);
+      throw err;
     }
-    this.#metrics?.observe(
-      "backend_seconds",
-      { op: "bus_publish" },
-      (performance.now() - t1) / 1000,
-    );
+    this.#refused.send.ok();
     return result;
   }
 

@@ -13,6 +13,7 @@ import { KeyedBuckets } from "../core/rate_limit.ts";
 import type { RelayConfig } from "../config.ts";
 import { type BackendStatus, errorMessage } from "../ports/errors.ts";
 import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
+import type { ConnectionGuard } from "./guard.ts";
 
 /** What the app needs. */
 export interface AppDeps {
@@ -27,8 +28,8 @@ export interface AppDeps {
   sessions: Set<Session>;
   /** The relay URLs clients may sign (filled in once the port is known). */
   relayUrls: ReadonlySet<string>;
-  /** Why the listener is refusing new connections right now, if it is (for /readyz). */
-  capacity?: () => string | undefined;
+  /** Watches connections the server does not show (idle ones, descriptors); optional in tests. */
+  guard?: ConnectionGuard;
 }
 
 /** Hono's environment here: Deno.serve passes its connection info as the bindings. */
@@ -36,7 +37,7 @@ export type RelayEnv = { Bindings: Deno.ServeHandlerInfo<Deno.NetAddr> | undefin
 
 /** Builds the Hono app. */
 export function createApp(deps: AppDeps): Hono<RelayEnv> {
-  const { router, log, metrics, http: options, sessions } = deps;
+  const { router, log, metrics, http: options, sessions, guard } = deps;
   const app = new Hono<RelayEnv>();
   const perIp = new Map<string, number>();
   const sessionOptions = {
@@ -64,11 +65,26 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
     return [[{ state: "reading" }, reading], [{ state: "not_reading" }, sessions.size - reading]];
   });
 
-  // Connections per IP are counted from the upgrade request to the socket's close.
+  // Every request tells the guard its connection is not idle.
+  if (guard) {
+    app.use(async (c, next) => {
+      const addr = c.env?.remoteAddr;
+      if (addr) guard.request(addr.hostname, addr.port);
+      await next();
+    });
+  }
+
+  // WebSockets per IP are counted from the upgrade request to the socket's close; idle
+  // connections from the same address (the guard's count) take places too.
   app.get("/ws", async (c, next) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return await next();
     const ip = c.env?.remoteAddr?.hostname ?? "unknown";
-    const n = perIp.get(ip) ?? 0;
+    const full = guard?.full();
+    if (full) {
+      metrics.inc("connections_shed_total", { reason: "capacity" });
+      return c.json({ error: "unavailable", message: `the relay is ${full}; retry later` }, 503);
+    }
+    const n = (perIp.get(ip) ?? 0) + (guard?.idleFrom(ip) ?? 0);
     if (options.maxConnectionsPerIp > 0 && n >= options.maxConnectionsPerIp) {
       metrics.inc("rate_limited_total", { scope: "ip" });
       return c.json({
@@ -99,7 +115,8 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
         426,
       );
     }
-    const ip = c.env?.remoteAddr?.hostname ?? "unknown";
+    const addr = c.env?.remoteAddr;
+    const ip = addr?.hostname ?? "unknown";
     const protocol = c.req.header("sec-websocket-protocol")?.split(",")[0]?.trim();
     const { socket, response } = Deno.upgradeWebSocket(
       c.req.raw,
@@ -115,9 +132,11 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
       if (!released) {
         released = true;
         release(ip);
+        if (addr) guard?.closed(ip, addr.port);
       }
     };
     socket.onopen = () => {
+      if (addr) guard?.upgraded(ip, addr.port);
       session = new Session(
         new SocketTransport(socket),
         router,
@@ -160,7 +179,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
       ? `mailbox (${router.mailbox.kind}): ${mailbox.detail}`
       : !bus.ok
       ? `bus (${router.bus.kind}): ${bus.detail}`
-      : deps.capacity?.();
+      : guard?.full();
     const body = {
       ready: reason === undefined,
       ...(reason === undefined ? {} : { reason }),

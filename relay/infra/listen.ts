@@ -41,7 +41,7 @@ export function explainListenError(
  */
 export function serveOrExplain(
   options: Deno.ServeTcpOptions & { hostname: string; port: number },
-  handler: Deno.ServeHandler,
+  handler: Deno.ServeHandler<Deno.NetAddr>,
 ): Deno.HttpServer<Deno.NetAddr> {
   try {
     return Deno.serve(options, handler);

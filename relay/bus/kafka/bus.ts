@@ -66,8 +66,11 @@ export interface KafkaBusOptions {
 }
 
 const MAX_BATCH_MESSAGES = 500;
-/** How often the consumer commits its position (see #startConsumer). */
-const COMMIT_INTERVAL_MS = 5000;
+/**
+ * Longest a consumer restart may take before it is given up and tried again: above a broker's
+ * default `group.initial.rebalance.delay.ms` (3 s), which a new group's first join waits.
+ */
+const RESTART_ATTEMPT_MS = 5000;
 const MAX_BATCH_BYTES = 1024 * 1024;
 /**
  * Record key of a packed record: announcements for one partition, one per line,
@@ -115,7 +118,6 @@ interface Announcement {
 export class KafkaBus implements Bus {
   readonly kind = "kafka";
   readonly topic: string;
-  readonly groupId: string;
   readonly instanceId: string;
   /** Produce requests sent and messages in them (for metrics and the batching test). */
   readonly stats = { batches: 0, messages: 0 };
@@ -146,15 +148,17 @@ export class KafkaBus implements Bus {
   #partitions = 0;
   #partitionOf = new Map<string, number>();
   #partitioner = Partitioners.DefaultPartitioner();
-  /** Next offset to read per partition, not yet committed, and the timer that commits them. */
-  #positions = new Map<number, string>();
-  #commitTimer?: ReturnType<typeof setInterval>;
+  /** Next offset to read per partition: where a restarted consumer resumes. */
+  #next = new Map<number, string>();
+  /** Consumers started so far (each joins a group of its own). */
+  #generation = 0;
   #restartTimer?: ReturnType<typeof setTimeout>;
   /** Consumer restarts since the last successful fetch (for the backoff). */
   #restarts = 0;
   #closed = false;
   #down = false;
-  #cleanups: Promise<unknown>[] = [];
+  /** Disconnects still running, so close() can wait for them. */
+  #cleanups = new Set<Promise<unknown>>();
 
   constructor(options: KafkaBusOptions) {
     if (options.brokers.length === 0) throw new TypeError("KafkaBus needs at least one broker");
@@ -165,12 +169,11 @@ export class KafkaBus implements Bus {
       replicationFactor: options.replicationFactor,
       clientId: options.clientId ?? "chat-relay",
       instanceId: options.instanceId ?? crypto.randomUUID(),
-      publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
+      publishTimeoutMs: options.publishTimeoutMs ?? 750,
       subscribeTimeoutMs: options.subscribeTimeoutMs ?? 30_000,
     };
     this.topic = this.#opts.topic;
     this.instanceId = this.#opts.instanceId;
-    this.groupId = `chat-relay-${this.instanceId}`;
     this.#log = options.logger ?? stderrLogger;
     const log = this.#log;
     routeRuntimeWarnings(log);
@@ -179,7 +182,7 @@ export class KafkaBus implements Bus {
       brokers: this.#opts.brokers,
       connectionTimeout: 3000,
       requestTimeout: 10_000,
-      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 5 },
+      retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
       logLevel: logLevel.ERROR,
       logCreator: () => ({ namespace, level, log: entry }) => {
         if (level > logLevel.ERROR) return;
@@ -398,7 +401,10 @@ export class KafkaBus implements Bus {
       return [];
     } catch (e) {
       this.#markDown("publish", e);
-      throw unavailable("publish", e);
+      const err = unavailable("publish", e);
+      // Those queued behind this batch would wait for another attempt as long: fail them now.
+      this.#publishes.clear(err);
+      throw err;
     }
   }
 
@@ -409,11 +415,17 @@ export class KafkaBus implements Bus {
     try {
       await this.#ensureTopic();
       await this.#forgetOldOffsets();
-      await this.#startConsumer(true);
+      await this.#startConsumer(true, this.#opts.subscribeTimeoutMs);
     } catch (e) {
       this.#markDown("subscribe", e);
       throw unavailable("subscribe", e);
     }
+  }
+
+  /** The consumer group in use: `chat-relay-<instanceId>`, then `-1`, `-2`... after restarts. */
+  get groupId(): string {
+    const n = Math.max(0, this.#generation - 1);
+    return `chat-relay-${this.instanceId}${n === 0 ? "" : `-${n}`}`;
   }
 
   /**
@@ -443,37 +455,44 @@ export class KafkaBus implements Bus {
   }
 
   /**
-   * Starts consuming. The first start (`atEnd`) begins at the end of the topic and then commits
-   * that position for every partition, so that a restart after a crash (by kafkajs, or here)
-   * resumes where this relay was instead of at the then-current end: announcements published
-   * while the consumer was down are still delivered to sockets that stayed connected.
+   * Starts consuming, within `timeoutMs` (else the attempt's consumer is disconnected and this
+   * rejects). The first start (`atEnd`) reads the end of every partition and begins there. A
+   * restart (after the broker went away) resumes where this relay was, from the offsets kept in
+   * memory ({@linkcode #next}), so live sockets still get what was published while the consumer
+   * was reconnecting.
+   *
+   * Each attempt joins a new, empty group (`chat-relay-<instanceId>`, then `-1`, `-2`, ...) and
+   * a restart seeks to those positions. Rejoining the old group would take a new member id, and
+   * the coordinator, which after a broker restart still lists the old member, waits out that
+   * member's session (10 s) before it assigns partitions: live delivery came back 10-11 s after
+   * the broker. kafkajs's own restarts are turned off for this reason. Nothing is committed, so
+   * an old group holds no offsets and Kafka drops it by itself once its member has expired.
    */
-  async #startConsumer(atEnd: boolean): Promise<void> {
-    // End offsets before joining: at most the positions the consumer will resolve, so committing
-    // them can only repeat an announcement after a restart, never skip one.
-    const ends = atEnd ? await (await this.#getAdmin()).fetchTopicOffsets(this.topic) : undefined;
+  async #startConsumer(atEnd: boolean, timeoutMs: number): Promise<void> {
+    this.#generation++;
+    const groupId = this.groupId;
     const consumer = this.#kafka.consumer({
-      groupId: this.groupId,
+      groupId,
       sessionTimeout: 10_000,
       heartbeatInterval: 3000,
       // Short long-poll: subscribe() waits for the first fetch; delivery latency is unaffected
       // (a fetch returns as soon as a record arrives).
       maxWaitTimeInMs: 250,
       allowAutoTopicCreation: false,
+      // Few, short retries: a consumer that cannot reach the broker gives up within a second or
+      // two, and the bus starts a fresh one (#scheduleConsumerRestart), rather than one attempt
+      // sleeping in its backoff while the broker is already back.
       retry: {
-        initialRetryTime: 300,
-        maxRetryTime: 5000,
-        retries: 8,
-        restartOnFailure: () => Promise.resolve(!this.#closed),
+        initialRetryTime: 100,
+        maxRetryTime: 500,
+        retries: 5,
+        restartOnFailure: () => Promise.resolve(false),
       },
     });
-    this.#consumer = consumer;
     consumer.on(consumer.events.CRASH, (ev) => {
       if (this.#closed || this.#consumer !== consumer) return;
       this.#markDown("consume", ev.payload.error);
-      // kafkajs restarts the consumer itself after retriable errors (restart: true). Otherwise
-      // start a new consumer, with backoff.
-      if (!ev.payload.restart) this.#scheduleConsumerRestart(consumer);
+      this.#scheduleConsumerRestart(consumer);
     });
     consumer.on(consumer.events.FETCH, () => {
       if (this.#consumer === consumer) {
@@ -487,15 +506,19 @@ export class KafkaBus implements Bus {
         resolve();
       });
     });
-    try {
-      await deadline(consumer.connect(), this.#opts.subscribeTimeoutMs);
+    const start = async () => {
+      if (atEnd) {
+        const ends = await (await this.#getAdmin()).fetchTopicOffsets(this.topic);
+        for (const p of ends) this.#next.set(p.partition, p.high);
+      }
+      await consumer.connect();
+      // The first start has no committed offsets and begins at the latest ones, which are at or
+      // after those read above: nothing published after subscribe() resolves is missed.
       await consumer.subscribe({ topics: [this.topic], fromBeginning: false });
       await consumer.run({
         eachBatchAutoResolve: true,
-        // kafkajs's autoCommit sends an OffsetCommit after every batch, and waits for it before
-        // the next fetch: one more round trip per announcement at low rates. The position is
-        // committed by a timer every COMMIT_INTERVAL_MS instead (#commitPositions); a consumer
-        // restarted by kafkajs replays at most that much, which clients drop as ids they have.
+        // No commits: positions live in #next, and a restart seeds its new group from them. (With
+        // kafkajs's autoCommit every batch also waited for an OffsetCommit round trip.)
         autoCommit: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           let next: string | undefined;
@@ -505,64 +528,47 @@ export class KafkaBus implements Bus {
             resolveOffset(message.offset);
             next = String(BigInt(message.offset) + 1n);
           }
-          if (next !== undefined) this.#positions.set(batch.partition, next);
+          if (next !== undefined) this.#next.set(batch.partition, next);
           await heartbeat();
         },
       });
-      clearInterval(this.#commitTimer);
-      this.#commitTimer = setInterval(() => this.#commitPositions(consumer), COMMIT_INTERVAL_MS);
-      // After the first fetch the consumer's positions are fixed (end of topic, resolved before
-      // this point), so anything published after subscribe() resolves is delivered.
-      await deadline(firstFetch, this.#opts.subscribeTimeoutMs);
-      if (ends) {
-        await consumer.commitOffsets(
-          ends.map((p) => ({ topic: this.topic, partition: p.partition, offset: p.high })),
-        );
+      // A restart resumes where this relay was (seeks apply from the first fetch on).
+      if (!atEnd) {
+        for (const [partition, offset] of this.#next) {
+          consumer.seek({ topic: this.topic, partition, offset });
+        }
       }
+      // After the first fetch the consumer's positions are fixed, so anything published after
+      // subscribe() resolves is delivered.
+      await firstFetch;
+    };
+    try {
+      await deadline(start(), timeoutMs);
     } catch (e) {
-      if (this.#consumer === consumer) this.#consumer = undefined;
-      clearInterval(this.#commitTimer);
       this.#track(consumer.disconnect());
       throw e;
     }
+    if (this.#closed) {
+      this.#track(consumer.disconnect());
+      return;
+    }
+    this.#consumer = consumer;
+    this.#markUp();
   }
 
-  /** Commits the positions read since the last commit (see #startConsumer). */
-  #commitPositions(consumer: Consumer): void {
-    if (this.#closed || this.#consumer !== consumer || this.#positions.size === 0) return;
-    const batch = [...this.#positions];
-    this.#positions.clear();
-    consumer.commitOffsets(
-      batch.map(([partition, offset]) => ({ topic: this.topic, partition, offset })),
-    ).catch(() => {
-      // Rebalancing or Kafka away: keep them for the next tick, unless newer ones came since.
-      for (const [partition, offset] of batch) {
-        if (!this.#positions.has(partition)) this.#positions.set(partition, offset);
-      }
-    });
-  }
-
+  /** Replaces a crashed consumer, with backoff (at most 1 s between attempts). */
   #scheduleConsumerRestart(old: Consumer): void {
     if (this.#closed || this.#restartTimer !== undefined) return;
-    const delay = backoffDelay(this.#restarts++, {
-      minTimeout: 500,
-      maxTimeout: 30_000,
-      jitter: 0,
-    });
+    const delay = backoffDelay(this.#restarts++, { minTimeout: 100, maxTimeout: 1000, jitter: 0 });
     this.#restartTimer = setTimeout(async () => {
       this.#restartTimer = undefined;
       if (this.#closed || this.#consumer !== old) return;
-      this.#consumer = undefined;
-      await old.disconnect().catch(() => {});
+      this.#track(old.disconnect());
       try {
-        await this.#startConsumer(false);
+        await this.#startConsumer(false, RESTART_ATTEMPT_MS);
       } catch (e) {
         this.#markDown("consume", e);
-        if (!this.#closed) {
-          // Retry with a placeholder so only one restart is ever pending.
-          this.#consumer = old;
-          this.#scheduleConsumerRestart(old);
-        }
+        this.#scheduleConsumerRestart(old);
       }
     }, delay);
   }
@@ -597,7 +603,10 @@ export class KafkaBus implements Bus {
   }
 
   #track(p: Promise<unknown>): void {
-    this.#cleanups.push(p.catch(() => {}));
+    const tracked: Promise<unknown> = p.catch(() => {}).finally(() =>
+      this.#cleanups.delete(tracked)
+    );
+    this.#cleanups.add(tracked);
   }
 
   async close(): Promise<void> {
@@ -605,19 +614,23 @@ export class KafkaBus implements Bus {
     this.#closed = true;
     this.#handler = undefined;
     clearTimeout(this.#restartTimer);
-    clearInterval(this.#commitTimer);
-    this.#restartTimer = this.#commitTimer = undefined;
+    this.#restartTimer = undefined;
     this.#publishes.clear(new BackendUnavailableError("Kafka bus is closed"));
     await this.#publishes.idle();
     const consumer = this.#consumer;
     this.#consumer = undefined;
     await consumer?.disconnect().catch(() => {});
     await this.#producer?.disconnect().catch(() => {});
-    if (consumer && this.#admin) {
-      // The group was this process's alone: remove its offsets rather than leave them to expire.
-      await deadline(this.#admin.deleteGroups([this.groupId]), 3000).catch(() => {});
+    if (this.#generation > 0 && this.#admin) {
+      // The groups were this process's alone. Those a restart left with an expired member are
+      // empty and hold no offsets, and Kafka drops them by itself; delete them all now anyway.
+      const groups = Array.from(
+        { length: this.#generation },
+        (_, n) => `chat-relay-${this.instanceId}${n === 0 ? "" : `-${n}`}`,
+      );
+      await deadline(this.#admin.deleteGroups(groups), 3000).catch(() => {});
     }
     await this.#admin?.disconnect().catch(() => {});
-    await Promise.all(this.#cleanups);
+    await Promise.all([...this.#cleanups]);
   }
 }

@@ -187,39 +187,6 @@ await servicesTest(
 );
 
 await servicesTest(
-  "kafka bus: the consumer's position is committed within the commit interval, also when quiet",
-  async ({ kafkaBrokers }) => {
-    const [a, b] = await buses(2, kafkaBrokers);
-    const admin = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
-    try {
-      const got: string[] = [];
-      await b.subscribe((_mb, raw) => got.push(raw));
-      await Promise.all(Array.from({ length: 20 }, (_, i) => a.publish(`mb${i % 4}`, `e${i}`)));
-      await waitFor(() => got.length === 20, 20_000, "20 announcements");
-      await admin.connect();
-      const ends = await admin.fetchTopicOffsets(a.topic);
-      // Nothing else arrives: only the timer can commit what b has read.
-      const committedAtEnd = async () => {
-        const [t] = await admin.fetchOffsets({ groupId: b.groupId, topics: [a.topic] });
-        return t.partitions.every((p) =>
-          p.offset === ends.find((e) => e.partition === p.partition)!.high
-        );
-      };
-      const end = Date.now() + 15_000;
-      while (!(await committedAtEnd())) {
-        if (Date.now() > end) throw new Error("positions not committed within 15 s");
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    } finally {
-      await admin.disconnect();
-      await a.close();
-      await b.close();
-    }
-  },
-  NO_SANITIZERS,
-);
-
-await servicesTest(
   "kafka bus: a throwing handler does not stop delivery",
   async ({ kafkaBrokers }) => {
     const [a] = await buses(1, kafkaBrokers);
@@ -304,10 +271,28 @@ await servicesTest(
           "delivery after restart",
         );
         assert.equal((await a.check()).ok, true);
+        assert.ok(b.groupId.startsWith(`chat-relay-${b.instanceId}-`), "restarted in a new group");
       });
     } finally {
       await a.close();
       await b.close();
+    }
+    // close() deletes the groups of b's consumers, the restarts' included, except one whose
+    // old member the restarted broker has not expired yet; that one holds no offsets, so Kafka
+    // drops it by itself.
+    const admin = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+    try {
+      await admin.connect();
+      const left = (await admin.listGroups()).groups.filter((g) =>
+        g.groupId.startsWith(`chat-relay-${b.instanceId}`)
+      );
+      assert.ok(left.length <= 1, JSON.stringify(left));
+      for (const { groupId } of left) {
+        const [offsets] = await admin.fetchOffsets({ groupId, topics: [b.topic] });
+        assert.ok(offsets.partitions.every((p) => p.offset === "-1"), JSON.stringify(offsets));
+      }
+    } finally {
+      await admin.disconnect();
     }
   },
   NO_SANITIZERS,

@@ -314,7 +314,9 @@ export class SqliteWriter {
 
   /**
    * Applies `ops` in order in one transaction and returns one result per op. Throws (after
-   * rolling back) when the database fails: then nothing of the batch was written.
+   * rolling back) when the database fails: then nothing of the batch was written. A disk that
+   * fills up is not a failure of the batch: its puts are refused and its deletions still run
+   * ({@linkcode #applyWhileFull}); a sweep ends with a WAL truncation.
    *
    * Puts must be on disk before they are acknowledged (synchronous=FULL: the commit fsyncs the
    * WAL). Acks and sweeps need no fsync of their own: if the relay dies before a deletion is

@@ -1,0 +1,62 @@
+/**
+ * Recovery after a backend outage, as clients see it (issue 12, item 7): a relay on Kafka and
+ * Redis carries a steady stream of sends (one every 50 ms, each waiting for its answer) to a
+ * recipient connected live; the broker (or Redis) is stopped, cleanly or with SIGKILL, for a few
+ * seconds and started again. Reports how long refused sends waited for `unavailable`, and how
+ * long after `services.sh up` returned live pushes resumed. The chaos test asserts bounds; this
+ * prints the figures.
+ *
+ * Usage: deno run -A bench/recovery.ts [--rounds 3] [--down-ms 3000] [--which kafka|redis]
+ * Needs the services (scripts/services.sh; KAFKA_BROKERS and REDIS_URL, or it starts them).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { measureOutage } from "../tests/outage.ts";
+import { RelayProcess } from "../tests/relay_process.ts";
+import { requireServices } from "../tests/services.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "3" },
+    "down-ms": { type: "string", default: "3000" },
+    which: { type: "string", default: "kafka" },
+    logs: { type: "boolean", default: false },
+  },
+});
+const svc = await requireServices();
+if ("skip" in svc) throw new Error(svc.skip);
+const which = values.which === "redis" ? "redis" : "kafka";
+await using relay = await RelayProcess.start({
+  env: {
+    RELAY_FRAME_RATE: "0",
+    RELAY_SEND_RATE: "0",
+    KAFKA_BROKERS: svc.kafkaBrokers.join(","),
+    REDIS_URL: svc.redisUrl,
+    KAFKA_TOPIC: `chat-recovery-${Date.now()}`,
+    KAFKA_PARTITIONS: "3",
+  },
+});
+const ms = (x: number | undefined) => Math.round(x ?? NaN);
+for (let i = 0; i < Number(values.rounds); i++) {
+  for (const kill of [false, true]) {
+    const f = await measureOutage({
+      which,
+      url: relay.url,
+      kill,
+      downMs: Number(values["down-ms"]),
+    });
+    const r = f.refusedMs.sort((a, b) => a - b);
+    console.log(JSON.stringify({
+      which,
+      stop: kill ? "SIGKILL" : "services.sh down",
+      refused: r.length,
+      refused_p50_ms: ms(r[r.length >> 1]),
+      refused_max_ms: ms(r.at(-1)),
+      up_ms: ms(f.upMs),
+      live_after_up_ms: ms(f.liveAfterMs),
+    }));
+  }
+}
+if (values.logs) console.log(relay.logs.filter((l) => !l.includes("FETCH")).slice(-60).join("\n"));

@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { createLogger } from "../infra/log.ts";
+import { Metrics } from "../infra/metrics.ts";
+import {
+  ConnectionGuard,
+  DESCRIPTOR_RESERVE,
+  type GuardSystem,
+  ipFromProc,
+  type Peer,
+} from "./guard.ts";
+
+/** A machine whose connections and descriptors the test sets. */
+class FakeSystem implements GuardSystem {
+  peersNow: Peer[] = [];
+  fds = 10;
+  limit = 1000;
+  closed: string[] = [];
+  openDescriptors() {
+    return this.fds;
+  }
+  descriptorLimit() {
+    return this.limit;
+  }
+  peers() {
+    return this.peersNow;
+  }
+  close(inodes: ReadonlySet<string>) {
+    this.closed.push(...inodes);
+    this.peersNow = this.peersNow.filter((p) => !inodes.has(p.inode));
+    this.fds -= inodes.size;
+    return inodes.size;
+  }
+}
+
+const quiet = createLogger("error", () => {});
+let inode = 0;
+function connect(sys: FakeSystem, ip: string, n = 1): Peer[] {
+  const made = Array.from(
+    { length: n },
+    () => ({ ip, port: 40000 + inode, inode: String(++inode) }),
+  );
+  sys.peersNow.push(...made);
+  sys.fds += n;
+  return made;
+}
+
+function guard(
+  sys: FakeSystem,
+  over: { maxConnectionsPerIp?: number; maxConnections?: number; requestHeaderTimeoutMs?: number } =
+    {},
+) {
+  const metrics = new Metrics();
+  const g = new ConnectionGuard(
+    {
+      requestHeaderTimeoutMs: 1000,
+      maxConnectionsPerIp: 0,
+      maxConnections: 0,
+      scanMs: 60_000,
+      ...over,
+    },
+    quiet,
+    metrics,
+    sys,
+  );
+  g.start(8080);
+  return { g, metrics, [Symbol.dispose]: () => g.stop() };
+}
+
+Deno.test("guard: a connection that starts no request within the timeout is closed; others are not", () => {
+  const sys = new FakeSystem();
+  using t = guard(sys);
+  const [silent, talking, ws] = [
+    connect(sys, "10.0.0.1")[0],
+    connect(sys, "10.0.0.2")[0],
+    connect(sys, "10.0.0.3")[0],
+  ];
+  t.g.scan(0);
+  t.g.request(talking.ip, talking.port);
+  t.g.upgraded(ws.ip, ws.port);
+  t.g.scan(999);
+  assert.deepEqual(sys.closed, [], "nothing before the timeout");
+  t.g.scan(performance.now() + 1001);
+  assert.deepEqual(sys.closed, [silent.inode, talking.inode], "a WebSocket is never idle");
+  assert.equal(t.metrics.get("connections_shed_total", { reason: "header_timeout" }), 2);
+});
+
+Deno.test("guard: beyond the per-IP limit the newest idle connections go, and idle ones count at upgrade", () => {
+  const sys = new FakeSystem();
+  using t = guard(sys, { maxConnectionsPerIp: 3 });
+  const old = connect(sys, "10.0.0.9", 2);
+  t.g.scan(0);
+  const fresh = connect(sys, "10.0.0.9", 3);
+  t.g.scan(10);
+  assert.equal(sys.closed.length, 2);
+  assert.ok(sys.closed.every((i) => fresh.some((p) => p.inode === i)), "the newest ones");
+  assert.equal(t.g.idleFrom("10.0.0.9"), 3);
+  assert.equal(t.g.idleFrom("::ffff:10.0.0.9"), 3, "as a dual-stack listener reports it");
+  assert.equal(t.g.idleFrom("10.0.0.1"), 0);
+  assert.ok(old.every((p) => !sys.closed.includes(p.inode)));
+});
+
+Deno.test("guard: near the descriptor limit new sockets are refused and idle ones shed; out of them, all idle ones", () => {
+  const sys = new FakeSystem();
+  sys.limit = 200; // capacity: 200 - 64 = 136 connections beyond the 10 descriptors at start
+  using t = guard(sys, { requestHeaderTimeoutMs: 60_000 });
+  assert.equal(t.g.capacity, 200 - DESCRIPTOR_RESERVE);
+  assert.equal(t.g.full(), undefined);
+  const early = connect(sys, "10.0.0.1", 100);
+  t.g.scan(0);
+  const late = connect(sys, "10.0.0.2", 40);
+  t.g.scan(600);
+  assert.match(t.g.full() ?? "", /at connection capacity \(140 of 136/);
+  assert.deepEqual(sys.closed, [], "idle for less than a second: kept while merely full");
+  t.g.scan(1500);
+  assert.equal(sys.closed.length, 100, "the idle ones older than a second are shed");
+  assert.ok(early.every((p) => sys.closed.includes(p.inode)));
+  t.g.scan(1600, true);
+  assert.ok(late.every((p) => sys.closed.includes(p.inode)), "out of descriptors: all idle ones");
+  assert.equal(t.g.full(), undefined);
+});
+
+Deno.test("guard: off where it cannot work, and says so once", () => {
+  const sys = Object.assign(new FakeSystem(), { unavailable: "not Linux" });
+  const lines: string[] = [];
+  const g = new ConnectionGuard(
+    { requestHeaderTimeoutMs: 1000, maxConnectionsPerIp: 1, maxConnections: 0 },
+    createLogger("warn", (l) => lines.push(l)),
+    undefined,
+    sys,
+  );
+  g.start(8080);
+  connect(sys, "10.0.0.1", 5);
+  g.scan(10_000, true);
+  assert.deepEqual(sys.closed, []);
+  assert.equal(g.full(), undefined);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /connection guard off.*not Linux/);
+  g.stop();
+});
+
+Deno.test("ipFromProc reads /proc/net/tcp{,6} addresses as Deno.serve writes them", () => {
+  assert.equal(ipFromProc("0100007F"), "127.0.0.1");
+  assert.equal(ipFromProc("0000000000000000FFFF00000100007F"), "127.0.0.1");
+  assert.equal(ipFromProc("00000000000000000000000001000000"), "::1");
+  assert.equal(ipFromProc("B80D0120000000000000000001000000"), "2001:db8::1");
+});
