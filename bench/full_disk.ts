@@ -4,24 +4,24 @@
  * lets the recipient drain and ack, and reports whether the acks held (no redelivery), whether
  * /readyz told the truth, and whether sends were accepted again afterwards.
  *
- * Usage: sudo deno run -A bench/full_disk.ts [--size-mb 24] [--text-bytes 3000]
+ * Usage: sudo deno run -A bench/full_disk.ts [--size-mb 24] [--body-bytes 4193]
  * Prints one JSON object. Run it in an older checkout to see the behaviour before a change.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
-import { RawClient } from "../tests/raw_client.ts";
+import { envelope, pairBox, RawClient, type TestMailbox } from "../tests/raw_client.ts";
 import { RelayProcess } from "../tests/relay_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     "size-mb": { type: "string", default: "24" },
-    "text-bytes": { type: "string", default: "3000" },
+    // A padded 4 KiB payload in a pair body (a valid body size).
+    "body-bytes": { type: "string", default: "4193" },
   },
 });
-const sizeMb = Number(values["size-mb"]), textBytes = Number(values["text-bytes"]);
+const sizeMb = Number(values["size-mb"]), bodyBytes = Number(values["body-bytes"]);
 
 async function sh(cmd: string, ...args: string[]): Promise<void> {
   const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
@@ -36,19 +36,10 @@ async function ready(port: number): Promise<{ status: number; body: string }> {
 }
 
 /** Sends (64 in flight) until the relay refuses one; returns the accepted ids and the refusal. */
-async function fill(url: string, alice: KeyPair, bob: string) {
-  await using a = await RawClient.authed(url, alice);
+async function fill(url: string, bob: TestMailbox) {
+  await using a = await RawClient.connect(url);
   const accepted: string[] = [];
-  const sendOne = () =>
-    a.send({
-      v: 1,
-      type: "send",
-      envelope: sealEnvelope(
-        { v: 1, kind: "message", text: "x".repeat(textBytes), sent_at: "" },
-        alice,
-        bob,
-      ),
-    });
+  const sendOne = () => a.sendEnvelope(envelope(bob, undefined, bodyBytes));
   for (let i = 0; i < 64; i++) sendOne();
   for (;;) {
     const f = await a.next(undefined, 30_000);
@@ -59,19 +50,12 @@ async function fill(url: string, alice: KeyPair, bob: string) {
   }
 }
 
-/** Connects as `who`, takes everything pending, acks it, and returns how many there were. */
-async function drain(url: string, who: KeyPair): Promise<{ got: number; ackError?: string }> {
-  await using c = await RawClient.authed(url, who);
-  const ids: string[] = [];
-  for (;;) {
-    const f = await c.next(undefined, 30_000);
-    if (f.type === "deliver") ids.push(f.envelope.id);
-    if (f.type === "synced") break;
-  }
-  for (let i = 0; i < ids.length; i += 1000) {
-    c.send({ v: 1, type: "ack", ids: ids.slice(i, i + 1000) });
-  }
-  c.send({ v: 1, type: "ping", nonce: "after-acks" });
+/** Opens `box`, takes everything pending, acks it, and returns how many there were. */
+async function drain(url: string, box: TestMailbox): Promise<{ got: number; ackError?: string }> {
+  await using c = await RawClient.connect(url);
+  const ids = (await c.openAndSync(box, 30_000)).map((e) => e.id);
+  for (let i = 0; i < ids.length; i += 1000) c.ack(box, ids.slice(i, i + 1000));
+  c.send({ v: 2, type: "ping", nonce: "after-acks" });
   for (;;) {
     const f = await c.next(undefined, 30_000);
     if (f.type === "pong") return { got: ids.length };
@@ -88,8 +72,9 @@ try {
     dataDir: `${mnt}/relay-data`,
     env: { RELAY_FRAME_RATE: "0", RELAY_SEND_RATE: "0", RELAY_MAILBOX_MAX_COUNT: "1000000" },
   });
-  const alice = generateKeyPair(), bob = generateKeyPair();
-  const { accepted, refusal } = await fill(relay.url, alice, toBase64(bob.publicKey));
+  const bob = pairBox();
+  await (await RawClient.reader(relay.url, bob)).close();
+  const { accepted, refusal } = await fill(relay.url, bob);
   const readyWhenFull = await ready(relay.port);
   const first = await drain(relay.url, bob);
   const second = await drain(relay.url, bob);
@@ -97,15 +82,8 @@ try {
   const readyAfterDrain = await ready(relay.port);
   let acceptedAfter = false;
   {
-    await using a = await RawClient.authed(relay.url, alice);
-    const e = sealEnvelope(
-      { v: 1, kind: "message", text: "after", sent_at: "" },
-      alice,
-      toBase64(bob.publicKey),
-    );
-    a.send({ v: 1, type: "send", envelope: e });
-    let f = await a.next(undefined, 30_000);
-    while (f.type === "synced") f = await a.next(undefined, 30_000);
+    await using a = await RawClient.connect(relay.url);
+    const f = await a.sendAndWait(envelope(bob), undefined, 30_000);
     acceptedAfter = f.type === "accepted";
     if (!acceptedAfter) console.error("after drain:", JSON.stringify(f));
   }

@@ -1,9 +1,9 @@
 /**
  * Soak: a relay under a steady mixed load for a long time (issue 12): senders at a fixed total
  * rate, recipients that stay connected and ack live pushes, recipients that come back now and
- * then to sync, live ones that reconnect, and idle authenticated sockets. The relay's resident
- * memory and open descriptors are sampled every 10 s; at the end every recipient drains, and the
- * run reports how many accepted envelopes were lost and how many came twice.
+ * then to sync, live ones that reconnect, and idle readers (one open mailbox each). The relay's
+ * resident memory and open descriptors are sampled every 10 s; at the end every recipient drains,
+ * and the run reports how many accepted envelopes were lost and how many came twice.
  *
  * Not part of `deno task test`. Usage:
  *   deno run -A bench/soak.ts [--mode embedded|scaled] [--minutes 30] [--rate 100] [--idle 200]
@@ -15,8 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
-import { RawClient } from "../tests/raw_client.ts";
+import { envelope, pairBox, RawClient, type TestMailbox } from "../tests/raw_client.ts";
 import { RelayProcess } from "../tests/relay_process.ts";
 import { requireServices, runId } from "../tests/services.ts";
 import { ROOT } from "./lib/proc.ts";
@@ -55,10 +54,9 @@ if (mode === "scaled") {
 }
 await using relay = await RelayProcess.start({ env });
 
-/** A recipient: its key pair, what it was sent (accepted), what reached it, what it acked. */
+/** A recipient: its mailbox, what it was sent (accepted), what reached it, what it acked. */
 interface Recipient {
-  kp: KeyPair;
-  key: string;
+  box: TestMailbox;
   accepted: Set<string>;
   received: Map<string, number>;
   acked: Set<string>;
@@ -68,10 +66,8 @@ interface Recipient {
 }
 
 const recipient = (): Recipient => {
-  const kp = generateKeyPair();
   return {
-    kp,
-    key: toBase64(kp.publicKey),
+    box: pairBox(),
     accepted: new Set(),
     received: new Map(),
     acked: new Set(),
@@ -81,7 +77,6 @@ const recipient = (): Recipient => {
 const live = Array.from({ length: Number(values.live) }, recipient);
 const syncing = Array.from({ length: Number(values.syncing) }, recipient);
 const everyone = [...live, ...syncing];
-const byKey = new Map(everyone.map((r) => [r.key, r]));
 const counts = { sent: 0, accepted: 0, refused: 0, reconnects: 0, syncs: 0 };
 let stopping = false;
 
@@ -90,7 +85,7 @@ async function receive(r: Recipient, c: RawClient, untilSynced = false): Promise
   let pending: string[] = [];
   const flush = () => {
     if (pending.length === 0 || c.closeCode !== undefined) return;
-    c.send({ v: 1, type: "ack", ids: pending });
+    c.ack(r.box, pending);
     for (const id of pending) r.acked.add(id);
     pending = [];
   };
@@ -110,7 +105,7 @@ async function receive(r: Recipient, c: RawClient, untilSynced = false): Promise
       else queueMicrotask(flush);
     } else if (f.type === "synced" && untilSynced) {
       flush();
-      c.send({ v: 1, type: "ping", nonce: "acks-done" });
+      c.send({ v: 2, type: "ping", nonce: "acks-done" });
       await c.next("pong", 60_000).catch(() => {});
       return;
     }
@@ -118,7 +113,7 @@ async function receive(r: Recipient, c: RawClient, untilSynced = false): Promise
 }
 
 async function connectLive(r: Recipient): Promise<void> {
-  r.socket = await RawClient.authed(relay.url, r.kp);
+  r.socket = await RawClient.reader(relay.url, r.box);
   const c = r.socket;
   receive(r, c).finally(() => {
     if (!stopping && r.socket === c) connectLive(r).catch(() => {});
@@ -126,8 +121,9 @@ async function connectLive(r: Recipient): Promise<void> {
 }
 
 async function syncOnce(r: Recipient): Promise<void> {
-  const c = await RawClient.authed(relay.url, r.kp);
+  const c = await RawClient.connect(relay.url);
   try {
+    await c.open(r.box);
     await receive(r, c, true);
     counts.syncs++;
   } finally {
@@ -135,8 +131,8 @@ async function syncOnce(r: Recipient): Promise<void> {
   }
 }
 
-async function sender(from: KeyPair, share: number): Promise<void> {
-  const c = await RawClient.authed(relay.url, from);
+async function sender(share: number): Promise<void> {
+  const c = await RawClient.connect(relay.url);
   const answers = new Map<string, Recipient>();
   (async () => {
     for (;;) {
@@ -154,13 +150,9 @@ async function sender(from: KeyPair, share: number): Promise<void> {
   const gapMs = 1000 / share;
   for (let next = performance.now(); !stopping; next += gapMs) {
     const to = everyone[Math.floor(Math.random() * everyone.length)];
-    const e = sealEnvelope(
-      { v: 1, kind: "message", text: `soak ${counts.sent}`, sent_at: new Date().toISOString() },
-      from,
-      to.key,
-    );
+    const e = envelope(to.box);
     answers.set(e.id, to);
-    c.send({ v: 1, type: "send", envelope: e });
+    c.sendEnvelope(e);
     counts.sent++;
     await new Promise((res) => setTimeout(res, Math.max(0, next + gapMs - performance.now())));
   }
@@ -175,9 +167,11 @@ const fds = () => [...Deno.readDirSync(`/proc/${relay.pid}/fd`)].length;
 // Idle sockets and live recipients first, then the load.
 const idle: RawClient[] = [];
 for (let i = 0; i < Number(values.idle); i++) {
-  idle.push(await RawClient.authed(relay.url, generateKeyPair()));
+  idle.push(await RawClient.reader(relay.url, pairBox()));
 }
 for (const r of live) await connectLive(r);
+// Syncing recipients open their mailboxes once, so sends to them are taken from the start.
+for (const r of syncing) await (await RawClient.reader(relay.url, r.box)).close();
 const t0 = performance.now();
 const samples: Array<
   { atSec: number; rssMb: number; fds: number; accepted: number; refused: number }
@@ -193,7 +187,7 @@ const sample = async () =>
 await sample();
 const sampler = setInterval(sample, SAMPLE_MS);
 const nSenders = Number(values.senders);
-const senders = Array.from({ length: nSenders }, () => sender(generateKeyPair(), rate / nSenders));
+const senders = Array.from({ length: nSenders }, () => sender(rate / nSenders));
 // Syncing recipients come back every 20-60 s; a live one reconnects every 1-3 min.
 const churn = (async () => {
   while (!stopping) {
@@ -249,7 +243,6 @@ const result = {
   relay_errors: relay.logs.filter((l) => /"level":"error"/.test(l)).length,
   samples,
 };
-void byKey;
 await Deno.writeTextFile(
   join(ROOT, "bench", "results", `soak-${mode}.json`),
   JSON.stringify(result, null, 2) + "\n",

@@ -170,14 +170,17 @@ export async function startRelay(
     max_connections: guard.capacity,
   });
   if (publicUrls.length === 0) {
-    log.info("logins are accepted only for the relay_urls above", {
+    log.info("opens are accepted only for the relay_urls above", {
       hint: "set RELAY_PUBLIC_URL to the URL clients on other machines or behind a proxy use",
     });
   }
 
   const sweeper = setInterval(() => {
     mailbox.sweep().then((n) => {
-      if (n > 0) log.info("expired envelopes dropped", { count: n });
+      if (n.envelopes > 0) log.info("expired envelopes dropped", { count: n.envelopes });
+      if (n.mailboxes > 0) {
+        log.info("lapsed mailbox registrations forgotten", { count: n.mailboxes });
+      }
     }).catch((err) => log.warn("sweep failed", { err: errorMessage(err) }));
   }, 60_000);
 

@@ -7,10 +7,9 @@
  * some slack here for a busy machine; bench/recovery.ts reports the figures).
  */
 import assert from "node:assert/strict";
-import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { drainAll } from "./crash_helpers.ts";
 import { measureOutage } from "./outage.ts";
-import { RawClient } from "./raw_client.ts";
+import { envelope, pairBox, RawClient, type TestMailbox } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
 import { requireManaged, runId, runServicesScript, servicesTest } from "./services.ts";
 
@@ -19,17 +18,20 @@ const REFUSED_WITHIN_MS = 1500;
 /** Live pushes after the broker's return (the target is 3 s; measured about 1 s). */
 const LIVE_WITHIN_MS = 4500;
 
-/** A client that keeps a socket to `url` open, reconnecting when the relay goes away. */
+/**
+ * A client that keeps a socket to `url` open, reconnecting when the relay goes away: a reader of
+ * `box` when it has one, else a sender (a socket that opens nothing).
+ */
 class Steady {
   socket?: RawClient;
   stopped = false;
-  readonly kp: KeyPair;
+  readonly box?: TestMailbox;
   readonly url: () => string;
   readonly received = new Set<string>();
 
-  constructor(url: () => string, kp = generateKeyPair()) {
+  constructor(url: () => string, box?: TestMailbox) {
     this.url = url;
-    this.kp = kp;
+    this.box = box;
   }
 
   /** Connects (retrying while the relay is away) and runs `onFrame` on every frame. */
@@ -37,7 +39,9 @@ class Steady {
     while (!this.stopped) {
       let c: RawClient;
       try {
-        c = await RawClient.authed(this.url(), this.kp);
+        c = this.box
+          ? await RawClient.reader(this.url(), this.box)
+          : await RawClient.connect(this.url());
       } catch {
         await new Promise((r) => setTimeout(r, 200));
         continue;
@@ -70,14 +74,14 @@ await servicesTest(
     const urls = [() => a.url, () => b.url];
     try {
       // Recipients on both relays ack what they get; senders on both relays send to all of them.
-      const recipients = Array.from({ length: 6 }, (_, i) => new Steady(urls[i % 2]));
+      const recipients = Array.from({ length: 6 }, (_, i) => new Steady(urls[i % 2], pairBox()));
       const accepted = new Map<string, Steady>();
       const receiving = recipients.map((r) =>
         r.run((c, f) => {
           if (f.type !== "deliver") return;
           const id = (f.envelope as { id: string }).id;
           r.received.add(id);
-          c.send({ v: 1, type: "ack", ids: [id] });
+          c.ack(r.box!, [id]);
         })
       );
       const senders = urls.map((url) => new Steady(url));
@@ -91,14 +95,10 @@ await servicesTest(
       const pacing = senders.map(async (s) => {
         for (let i = 0; !s.stopped; i++) {
           const to = recipients[i % recipients.length];
-          const e = sealEnvelope(
-            { v: 1, kind: "message", text: `chaos ${i}`, sent_at: "" },
-            s.kp,
-            toBase64(to.kp.publicKey),
-          );
+          const e = envelope(to.box!);
           waiting.set(e.id, to);
           try {
-            s.socket?.send({ v: 1, type: "send", envelope: e });
+            s.socket?.sendEnvelope(e);
           } catch { /* reconnecting */ }
           await new Promise((r) => setTimeout(r, 40));
         }
@@ -150,7 +150,9 @@ await servicesTest(
         await s.socket?.close();
       }
       await Promise.all([...sending, ...receiving]);
-      for (const r of recipients) for (const id of await drainAll(a.url, r.kp)) r.received.add(id);
+      for (const r of recipients) {
+        for (const id of await drainAll(a.url, r.box!)) r.received.add(id);
+      }
       const lost = [...accepted].filter(([id, to]) => !to.received.has(id)).map(([id]) => id);
       assert.deepEqual(lost, [], `${lost.length} of ${accepted.size} accepted envelopes lost`);
       assert.ok(accepted.size >= 100, `only ${accepted.size} sends accepted`);

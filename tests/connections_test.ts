@@ -6,8 +6,7 @@
  * sockets, `ulimit -n` and `prlimit` for the limits.
  */
 import assert from "node:assert/strict";
-import { generateKeyPair } from "@chat-p2p/protocol";
-import { RawClient } from "./raw_client.ts";
+import { pairBox, RawClient } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 /** Opens `n` TCP connections to `port` that never send anything; stops at the first refusal. */
@@ -74,7 +73,7 @@ Deno.test("connections: 500 silent connections from one address are not held", a
   );
   assert.ok(over >= 436 - 50, `only ${over} closed as over the per-IP limit`);
   assert.ok(timedOut > 0, "the rest were closed by the header timeout");
-  await using ok = await RawClient.authed(relay.url, generateKeyPair());
+  await using ok = await RawClient.reader(relay.url, pairBox());
   assert.ok(ok.challenge, "a real client from the same address gets in afterwards");
 });
 
@@ -83,8 +82,7 @@ Deno.test("connections: out of descriptors, the relay sheds idle sockets and lis
     fileLimit: 256,
     env: { RELAY_MAX_CONNECTIONS_PER_IP: "0", RELAY_REQUEST_HEADER_TIMEOUT_MS: "60000" },
   });
-  await using live = await RawClient.authed(relay.url, generateKeyPair());
-  await live.next("synced");
+  await using live = await RawClient.reader(relay.url, pairBox()); // opened and synced
   const conns = await rawConnections(relay.port, 300);
   try {
     // Still holding every client socket: the relay must answer again on its own.
@@ -98,13 +96,13 @@ Deno.test("connections: out of descriptors, the relay sheds idle sockets and lis
       (await metric(relay.port, 'chat_relay_connections_shed_total{reason="capacity"}')) > 0,
       "idle connections were shed near the descriptor limit",
     );
-    live.send({ v: 1, type: "ping", nonce: "still here" });
+    live.send({ v: 2, type: "ping", nonce: "still here" });
     assert.equal((await live.next("pong")).nonce, "still here", "open sessions were kept");
     // New sessions are refused (503) while the relay is at capacity, then served again once the
     // idle connections are shed; the flood's client ends are still open all along.
     let fresh: RawClient | undefined;
     for (const end = Date.now() + 20_000; !fresh;) {
-      fresh = await RawClient.authed(relay.url, generateKeyPair()).catch((e) => {
+      fresh = await RawClient.reader(relay.url, pairBox()).catch((e) => {
         if (Date.now() > end) throw e;
         return new Promise<undefined>((r) => setTimeout(() => r(undefined), 250));
       });
@@ -142,9 +140,9 @@ Deno.test("connections: on a dual-stack listener, sessions are never taken for i
     args: ["--host", "::"],
     env: { RELAY_REQUEST_HEADER_TIMEOUT_MS: "1000" },
   });
-  await using ws = await RawClient.authed(relay.url, generateKeyPair());
+  await using ws = await RawClient.reader(relay.url, pairBox());
   const [silent] = await rawConnections(relay.port, 1);
   assert.ok(await closedByServer(silent, 5000), "the silent connection is closed");
-  ws.send({ v: 1, type: "ping", nonce: "v4 over v6" });
+  ws.send({ v: 2, type: "ping", nonce: "v4 over v6" });
   assert.equal((await ws.next("pong")).nonce, "v4 over v6", "the session is still open");
 });

@@ -5,20 +5,21 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generateKeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
+import { fromBase64, generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { type CliOptions, runCli, spawnCli } from "./cli_helpers.ts";
-import { RawClient } from "./raw_client.ts";
+import { envelope, pairBox, RawClient } from "./raw_client.ts";
 import { drainAll, sendThenKill } from "./crash_helpers.ts";
 import { RelayProcess } from "./relay_process.ts";
+import { pairMessages } from "./v2_messages.ts";
 
 const NO_LIMITS = { RELAY_FRAME_RATE: "0", RELAY_SEND_RATE: "0" };
 
 Deno.test("crash: kill -9 of the embedded relay mid-burst loses no accepted envelope and duplicates none", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "chat-crash-" });
-  const alice = generateKeyPair(), bob = generateKeyPair();
+  const bob = pairBox();
   const first = await RelayProcess.start({ dataDir, env: NO_LIMITS });
   const port = first.port;
-  const accepted = await sendThenKill(first, alice, bob, 600, 150);
+  const accepted = await sendThenKill(first, bob, 600, 150);
   assert.ok(accepted.size >= 150);
 
   await using second = await RelayProcess.start({ dataDir, port, env: NO_LIMITS });
@@ -31,17 +32,12 @@ Deno.test("crash: kill -9 of the embedded relay mid-burst loses no accepted enve
 
 Deno.test("crash: SIGTERM closes sockets with 1001, finishes, and keeps what was accepted", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "chat-crash-" });
-  const alice = generateKeyPair(), bob = generateKeyPair();
+  const bob = pairBox();
   const relay = await RelayProcess.start({ dataDir, env: NO_LIMITS });
-  const a = await RawClient.authed(relay.url, alice);
-  const listener = await RawClient.authed(relay.url, bob);
-  const e = sealEnvelope(
-    { v: 1, kind: "message", text: "x", sent_at: "" },
-    alice,
-    toBase64(bob.publicKey),
-  );
-  a.send({ v: 1, type: "send", envelope: e });
-  await a.next("accepted");
+  const listener = await RawClient.reader(relay.url, bob);
+  const a = await RawClient.connect(relay.url);
+  const e = envelope(bob);
+  assert.equal((await a.sendAndWait(e)).type, "accepted");
   const status = await relay.stop("SIGTERM");
   assert.equal(status.code, 0, relay.logs.join("\n"));
   assert.equal(await a.closed, 1001);
@@ -61,22 +57,20 @@ Deno.test("crash: kill -9 of the CLI during sync, over and over, loses and dupli
   const alice = generateKeyPair();
   await runCli(["add-contact", "alice", toBase64(alice.publicKey)], bob);
   await using relay = await RelayProcess.start({ dataDir, env: NO_LIMITS });
+  // bob reads once: that registers the pair mailbox alice writes to.
+  assert.equal((await runCli(["sync", relay.url], bob)).code, 0);
 
   // 3000 messages wait for bob: sync stores them in batches (one append and one fsync per batch,
   // acks after it), so kills land before, inside and between batches.
-  const sent = Array.from(
-    { length: 3000 },
-    (_, i) =>
-      sealEnvelope(
-        { v: 1, kind: "message", text: `crash ${i}`, sent_at: new Date().toISOString() },
-        alice,
-        bobKey,
-      ),
+  const sent = pairMessages(
+    alice,
+    fromBase64(bobKey)!,
+    Array.from({ length: 3000 }, (_, i) => `crash ${i}`),
   );
   {
-    await using a = await RawClient.authed(relay.url, alice);
-    for (const e of sent) a.send({ v: 1, type: "send", envelope: e });
-    for (let i = 0; i < sent.length; i++) await a.next("accepted", 20_000);
+    await using a = await RawClient.connect(relay.url);
+    for (const e of sent.envelopes) a.sendEnvelope(e);
+    for (let i = 0; i < sent.envelopes.length; i++) await a.next("accepted", 20_000);
   }
 
   // sync, killed at varied moments, until one run finishes; note how far each killed run got
@@ -109,7 +103,7 @@ Deno.test("crash: kill -9 of the CLI during sync, over and over, loses and dupli
   const final = await runCli(["sync", relay.url, "--json"], bob);
   assert.equal(final.code, 0, final.stderr);
   assert.ok(
-    progress.some((n) => n > 0 && n < sent.length),
+    progress.some((n) => n > 0 && n < sent.ids.length),
     `no kill landed while messages were being stored: ${progress.join(",")}`,
   );
 
@@ -117,8 +111,8 @@ Deno.test("crash: kill -9 of the CLI during sync, over and over, loses and dupli
   const hist = await runCli(["history", "alice", "--json"], bob);
   assert.equal(hist.code, 0, hist.stderr);
   const lines = hist.stdout.trim().split("\n").map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((m) => m.id), sent.map((e) => e.id));
-  assert.deepEqual(await drainAll(relay.url, generateKeyPair()), []);
+  assert.deepEqual(lines.map((m) => m.id), sent.ids);
+  assert.deepEqual(await drainAll(relay.url, sent.box), [], "the relay holds nothing more");
 
   // the files themselves parse: identity and contacts as JSON, history line by line
   const dir = join(home, ".chat-bob");

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
-import { RawClient } from "./raw_client.ts";
+import { envelope, pairBox, RawClient } from "./raw_client.ts";
 import { runServicesScript } from "./services.ts";
 
 /** What one outage looked like from the clients' side. */
@@ -42,22 +41,19 @@ export async function measureOutage(opts: {
   kill?: boolean;
   downMs?: number;
   everyMs?: number;
-  sender?: KeyPair;
   timeoutMs?: number;
 }): Promise<OutageFigures> {
   const { which, url, kill = false, downMs = 3000, everyMs = 50, timeoutMs = 60_000 } = opts;
-  const alice = opts.sender ?? generateKeyPair(), carol = generateKeyPair();
-  await using a = await RawClient.authed(url, alice);
-  await using c = await RawClient.authed(opts.liveUrl ?? url, carol);
-  await c.next("synced");
+  const carol = pairBox();
+  await using c = await RawClient.reader(opts.liveUrl ?? url, carol);
+  await using a = await RawClient.connect(url);
   const accepted: string[] = [], refusedMs: number[] = [];
   const at = { phase: "before" as "before" | "down" | "back", up: 0, live: 0 };
-  const carolKey = toBase64(carol.publicKey);
   const sending = (async () => {
     while (at.live === 0) {
-      const e = sealEnvelope({ v: 1, kind: "message", text: "o", sent_at: "" }, alice, carolKey);
+      const e = envelope(carol);
       const t0 = performance.now();
-      a.send({ v: 1, type: "send", envelope: e });
+      a.sendEnvelope(e);
       for (;;) {
         const f = await a.next(undefined, timeoutMs);
         if (f.type === "accepted" && f.id === e.id) {

@@ -4,11 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
 import { SqliteMailbox } from "../relay/mailbox/sqlite/mailbox.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../relay/ports/mailbox.ts";
 import { drainAll } from "./crash_helpers.ts";
-import { RawClient } from "./raw_client.ts";
+import { envelope, pairBox, RawClient, type TestMailbox } from "./raw_client.ts";
 import { startTestRelay } from "./relay_harness.ts";
 import { servicesTest } from "./services.ts";
 
@@ -17,18 +16,9 @@ async function probe(port: number, path: "/healthz" | "/readyz") {
   return { status: r.status, body: await r.json() };
 }
 
-/** Sends one envelope from `from` to `to` and returns the relay's answer to it. */
-async function sendOne(c: RawClient, from: KeyPair, to: KeyPair, text = "x") {
-  const e = sealEnvelope(
-    { v: 1, kind: "message", text, sent_at: "" },
-    from,
-    toBase64(to.publicKey),
-  );
-  c.send({ v: 1, type: "send", envelope: e });
-  for (;;) {
-    const f = await c.next(undefined, 10_000);
-    if (f.id === e.id) return f;
-  }
+/** Sends one envelope to `to` and returns the relay's answer to it. */
+function sendOne(c: RawClient, to: TestMailbox, bodyBytes?: number) {
+  return c.sendAndWait(envelope(to, undefined, bodyBytes), undefined, 10_000);
 }
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 10_000) {
@@ -47,13 +37,14 @@ Deno.test("readiness: a full disk makes /readyz 503 with the reason while /healt
     writer: new URL("../relay/mailbox/sqlite/testdata/full_disk_writer.ts", import.meta.url),
   });
   await using relay = await startTestRelay({ RELAY_DATA_DIR: dataDir }, { mailbox });
-  const alice = generateKeyPair(), bob = generateKeyPair();
-  await using a = await RawClient.authed(relay.url, alice);
-  assert.equal((await sendOne(a, alice, bob)).type, "accepted");
+  const bob = pairBox();
+  await (await RawClient.reader(relay.url, bob)).close();
+  await using a = await RawClient.connect(relay.url);
+  assert.equal((await sendOne(a, bob)).type, "accepted");
   assert.equal((await probe(relay.port, "/readyz")).status, 200);
 
   await Deno.writeTextFile(db + "-disk-full", "");
-  const refused = await sendOne(a, alice, bob);
+  const refused = await sendOne(a, bob);
   assert.equal(refused.code, "unavailable");
   const ready = await probe(relay.port, "/readyz");
   assert.equal(ready.status, 503);
@@ -68,7 +59,7 @@ Deno.test("readiness: a full disk makes /readyz 503 with the reason while /healt
 
   await Deno.remove(db + "-disk-full");
   await until("ready again", async () => (await probe(relay.port, "/readyz")).status === 200);
-  assert.equal((await sendOne(a, alice, bob)).type, "accepted");
+  assert.equal((await sendOne(a, bob)).type, "accepted");
   await Deno.remove(dataDir, { recursive: true });
 });
 
@@ -88,15 +79,16 @@ await servicesTest(
       }).output();
       return new TextDecoder().decode(out.stdout);
     };
-    const alice = generateKeyPair(), bob = generateKeyPair();
-    await using a = await RawClient.authed(relay.url, alice);
+    const bob = pairBox();
+    await (await RawClient.reader(relay.url, bob)).close();
+    await using a = await RawClient.connect(relay.url);
     assert.equal((await probe(relay.port, "/readyz")).status, 200);
     const used = Number(/used_memory:(\d+)/.exec(await cli("INFO", "memory"))![1]);
     try {
       await cli("CONFIG", "SET", "maxmemory", String(used + 512 * 1024));
       let answer;
       for (let i = 0; i < 200; i++) {
-        answer = await sendOne(a, alice, bob, "y".repeat(20_000));
+        answer = await sendOne(a, bob, 32768 + 97);
         if (answer.type !== "accepted") break;
       }
       assert.equal(answer?.code, "unavailable", JSON.stringify(answer));

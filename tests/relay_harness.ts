@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { parseConfig } from "../relay/config.ts";
 import { createLogger, type Logger } from "../relay/infra/log.ts";
 import { type Adapters, type RunningRelay, startRelay } from "../relay/server.ts";
@@ -16,7 +17,7 @@ export interface TestRelay extends RunningRelay, AsyncDisposable {
 
 /**
  * Starts a relay on 127.0.0.1 with a free port, configured as `env` says (the relay's own
- * environment variables, e.g. `{ RELAY_AUTH_TIMEOUT_MS: "200" }`); a temporary data directory
+ * environment variables, e.g. `{ RELAY_FRAME_RATE: "0" }`); a temporary data directory
  * unless `RELAY_DATA_DIR` is given. `adapters` replace the backends the configuration names.
  */
 export async function startTestRelay(
@@ -44,4 +45,15 @@ export async function startTestRelay(
       if (ownDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** Every byte of every file under `dir` (what a relay wrote there), as latin1 text to search. */
+export async function readTree(dir: string): Promise<string> {
+  let all = "";
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) all += await readTree(p);
+    else if (e.isFile) all += new TextDecoder("latin1").decode(await Deno.readFile(p));
+  }
+  return all;
 }

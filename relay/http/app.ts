@@ -39,9 +39,13 @@ export type RelayEnv = { Bindings: Deno.ServeHandlerInfo<Deno.NetAddr> | undefin
 export function createApp(deps: AppDeps): Hono<RelayEnv> {
   const { router, log, metrics, http: options, sessions, guard } = deps;
   const app = new Hono<RelayEnv>();
-  const sendBuckets = new KeyedBuckets(deps.session.sendRate);
   const perIp = new Map<string, number>();
-  const sessionOptions = { ...deps.session, relayUrls: deps.relayUrls, sendBuckets };
+  const sessionOptions = {
+    ...deps.session,
+    relayUrls: deps.relayUrls,
+    mailboxSends: new KeyedBuckets(deps.session.sendRate),
+    inboxSends: new KeyedBuckets(deps.session.inboxSendRate),
+  };
 
   metrics.describe("mailbox_envelopes", "gauge", "envelopes held in all mailboxes");
   metrics.describe("mailbox_bytes", "gauge", "bytes held in all mailboxes");
@@ -50,14 +54,15 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
     metrics.gauge("mailbox_envelopes", async () => (await totals()).count);
     metrics.gauge("mailbox_bytes", async () => (await totals()).bytes);
   }
-  metrics.describe("connections", "gauge", "open WebSocket connections by state");
+  metrics.describe(
+    "connections",
+    "gauge",
+    "open WebSocket connections: reading (opened a mailbox) or not",
+  );
   metrics.gauge("connections", () => {
-    let authed = 0;
-    for (const s of sessions) if (s.key) authed++;
-    return [[{ state: "authenticated" }, authed], [
-      { state: "unauthenticated" },
-      sessions.size - authed,
-    ]];
+    let reading = 0;
+    for (const s of sessions) if (s.reading) reading++;
+    return [[{ state: "reading" }, reading], [{ state: "not_reading" }, sessions.size - reading]];
   });
 
   // Every request tells the guard its connection is not idle.
@@ -138,6 +143,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
         sessionOptions,
         log,
         metrics,
+        ip,
       );
       sessions.add(session);
       session.start();

@@ -1,6 +1,6 @@
 /**
- * What the backend adapters report, shared by both ports: the two refusals a send can meet
- * (`mailbox_full`, `unavailable`) and the state `/readyz` shows. Adapters map every vendor failure
+ * What the backend adapters report, shared by both ports: the refusals a send can meet
+ * (`unknown_mailbox`, `mailbox_full`, `unavailable`) and the state `/readyz` shows. Adapters map every vendor failure
  * to one of these, so the session never sees a Redis, Kafka or SQLite error.
  *
  * @module
@@ -17,6 +17,17 @@ export interface BackendStatus {
 export class MailboxFullError extends Error {
   override name = "MailboxFullError";
   readonly code = "mailbox_full" as const;
+}
+
+/** The message of a put refused at a cap (the same text from every adapter). */
+export function fullMessage(held: number, limit: number, what: "messages" | "bytes"): string {
+  return `mailbox holds ${held} ${what} (limit ${limit})`;
+}
+
+/** Nobody registered the mailbox (or its registration lapsed); nothing was stored. */
+export class UnknownMailboxError extends Error {
+  override name = "UnknownMailboxError";
+  readonly code = "unknown_mailbox" as const;
 }
 
 /** The backend could not be reached or failed; nothing was stored. */

@@ -17,16 +17,23 @@ import { mkdirSync, statSync } from "node:fs";
 import { Batcher, deadline } from "@chat-p2p/protocol/async";
 import { dirname } from "node:path";
 import {
+  DAY_MS,
   DEFAULT_MAILBOX_LIMITS,
+  envelopeCutoff,
   type Mailbox,
+  type MailboxKind,
   type MailboxLimits,
+  type PutOptions,
+  roundDown,
   type StoredEnvelope,
+  type Swept,
 } from "../../ports/mailbox.ts";
 import {
   type BackendStatus,
   BackendUnavailableError,
   errorMessage,
   MailboxFullError,
+  UnknownMailboxError,
 } from "../../ports/errors.ts";
 import type { AdapterLogger } from "../../infra/log.ts";
 import {
@@ -82,7 +89,12 @@ export class SqliteMailbox implements Mailbox {
   #refusing: string | undefined;
   #restoring: Promise<unknown> | undefined;
   #log?: AdapterLogger;
-  #stmt: { depth: StatementSync; pending: StatementSync; ping: StatementSync };
+  #stmt: {
+    depth: StatementSync;
+    pending: StatementSync;
+    opened: StatementSync;
+    ping: StatementSync;
+  };
 
   /**
    * Opens (creating if needed) the database at `path`: the schema and the read connection here,
@@ -106,7 +118,12 @@ export class SqliteMailbox implements Mailbox {
         hint: `chmod 700 ${dir}`,
       });
     }
-    this.#db = openDatabase(path);
+    this.#db = openDatabase(path, (count) => {
+      this.#log?.warn("protocol v1 envelopes dropped: v2 clients cannot read them", {
+        kind: "sqlite",
+        count,
+      });
+    });
     this.#stmt = {
       depth: this.#db.prepare(
         "SELECT count(*) AS count, coalesce(sum(bytes), 0) AS bytes FROM envelopes WHERE mailbox = ?",
@@ -115,6 +132,7 @@ export class SqliteMailbox implements Mailbox {
         "SELECT id, raw, seq, received_at FROM envelopes WHERE mailbox = ? AND seq > ? " +
           "AND received_at >= ? ORDER BY seq LIMIT ?",
       ),
+      opened: this.#db.prepare("SELECT opened_day FROM mailboxes WHERE id = ?"),
       ping: this.#db.prepare("SELECT 1"),
     };
     this.#worker = new Worker(
@@ -225,20 +243,39 @@ export class SqliteMailbox implements Mailbox {
     return JSON.parse(r.results) as WriteResult[];
   }
 
+  /**
+   * Registers, or notes today's open: a write only when the file does not already say the
+   * mailbox was opened today (checked on the read connection, before anything is awaited, so a
+   * put called after it is queued after it).
+   */
+  async register(mailboxId: string, kind: MailboxKind, now = Date.now()): Promise<void> {
+    let row: { opened_day: number } | undefined;
+    try {
+      row = this.#stmt.opened.get(mailboxId) as { opened_day: number } | undefined;
+    } catch (err) {
+      throw new BackendUnavailableError(errorMessage(err));
+    }
+    if (row && row.opened_day >= roundDown(now, DAY_MS)) return;
+    await this.#enqueue({ op: "register", mailbox: mailboxId, kind, now });
+  }
+
   async put(
     mailboxId: string,
     envelope: { id: string; raw: string },
-    now = Date.now(),
+    options: PutOptions = {},
   ): Promise<"stored" | "duplicate"> {
     const r = await this.#enqueue({
       op: "put",
       mailbox: mailboxId,
       id: envelope.id,
       raw: envelope.raw,
-      now,
+      now: options.now ?? Date.now(),
+      ...(options.inbox ? { inbox: true } : {}),
     });
     if (typeof r === "object") {
-      throw "full" in r ? new MailboxFullError(r.full) : new BackendUnavailableError(r.refused);
+      if ("unknown" in r) throw new UnknownMailboxError("no such mailbox");
+      if ("full" in r) throw new MailboxFullError(r.full);
+      if ("refused" in r) throw new BackendUnavailableError(r.refused);
     }
     return r as "stored" | "duplicate";
   }
@@ -250,7 +287,7 @@ export class SqliteMailbox implements Mailbox {
   ): Promise<StoredEnvelope[]> {
     await this.#writesDone();
     try {
-      const oldest = (opts.now ?? Date.now()) - this.#limits.maxAgeMs;
+      const oldest = envelopeCutoff(opts.now ?? Date.now(), this.#limits.maxAgeMs);
       const rows = this.#stmt.pending.all(
         mailboxId,
         opts.afterSeq ?? 0,
@@ -290,8 +327,8 @@ export class SqliteMailbox implements Mailbox {
   }
 
   /** Queued after the writes before it, so it sees them. */
-  async sweep(now = Date.now()): Promise<number> {
-    return await this.#enqueue({ op: "sweep", now }) as number;
+  async sweep(now = Date.now()): Promise<Swept> {
+    return await this.#enqueue({ op: "sweep", now }) as Swept;
   }
 
   /**
