@@ -26,6 +26,14 @@ export type StoreErrorCode =
   | "contacts_corrupt"
   /** No contact, key or fingerprint matches what was asked for. */
   | "unknown_contact"
+  /** The name cannot be a contact name (see contacts.ts, `explainContactName`). */
+  | "invalid_contact_name"
+  /** The name (or one too like it) or the key is already saved. */
+  | "contact_exists"
+  /** The contact's key was verified, and this would replace it with another one. */
+  | "key_changed"
+  /** config.json cannot be read, or a setting's value is not valid. */
+  | "bad_config"
   /** A file could not be read or written. */
   | "io";
 
@@ -51,8 +59,17 @@ export type ConnectionErrorCode =
  */
 export type RelayErrorCode = ErrorCode | ConnectionErrorCode;
 
+/** A message that may not be sent, whatever the relay (see limits.ts, `checkMessage`). */
+export type MessageErrorCode =
+  /** Nothing but white space. */
+  | "empty_message"
+  /** More characters (grapheme clusters) than a message may have. */
+  | "message_too_long"
+  /** More bytes, encoded, than one message carries. */
+  | "message_too_large";
+
 /** Every code a {@linkcode ClientError} can carry. */
-export type ClientErrorCode = StoreErrorCode | RelayErrorCode;
+export type ClientErrorCode = StoreErrorCode | RelayErrorCode | MessageErrorCode;
 
 /** A failure of the client library with a machine-readable code. */
 export class ClientError extends Error {

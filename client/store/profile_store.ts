@@ -6,25 +6,37 @@
  *   identity.json               0600  {"v":1,"public_key":b64,"secret_key":b64}, or with a
  *                                     passphrase {"v":2,"public_key":b64,
  *                                     "encrypted_secret_key":{...}} (see key_protection.ts)
+ *   profile.json                0600  {"v":2,"at_rest":"plain"|"encrypted"}: the layout and how the
+ *                                     files below were last written (absent: chat-p2p 1)
  *   contacts.json               0600  {"<name>": "<base64 key>", ...}
+ *   pairs.json                  0600  derived pair mailboxes per contact (see client/mailboxes.ts)
+ *   blocked.json                0600  keys whose requests are dropped
+ *   receipts.json               0600  receipts not sent yet, per peer
  *   messages/                   0700
  *     <peer key, base64url>.jsonl     append-only history per peer key (see message_log.ts)
+ *   sessions/                   0700
+ *     <peer key, base64url>.json      the Double Ratchet sessions with that peer
+ *   requests/                   0700
+ *     <peer key, base64url>.json      first-contact messages from a key that is not a contact
  * ```
  *
- * identity.json and contacts.json are replaced atomically: write a temporary file in the same
+ * Every file but identity.json and profile.json goes through one layer, store/at_rest.ts: with a
+ * passphrase they are encrypted with the local-storage key (history line by line), without one
+ * they are clear text. Whole files are replaced atomically: write a temporary file in the same
  * directory, fsync it, rename it over the old one, fsync the directory. History is keyed by the
  * peer's key, not by contact name, so messages from strangers are kept and show up under the
  * contact's name once the key is added.
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   decodePublicKey,
   fingerprint,
   fromBase64,
   type KeyPair,
   keyPairFromSeedAsync,
+  localStorageKey,
   PUBLIC_KEY_BYTES,
   SECRET_KEY_BYTES,
   toBase64,
@@ -38,6 +50,7 @@ import {
   parseEncryptedSecretKey,
   type ScryptParams,
 } from "./key_protection.ts";
+import { type AtRestMode, codecFor, lockedError, type TextCodec } from "./at_rest.ts";
 import { ioError, MessageLog } from "./message_log.ts";
 
 /** Profile names: what may follow `.chat-` in a directory name. */
@@ -58,6 +71,9 @@ export function explainContactName(name: string): string | undefined {
   if (name.length > 32) return `the name is ${name.length} characters long; at most 32 are allowed`;
   return "use letters, digits, '_', '-' or '.', starting with a letter or digit";
 }
+
+/** The layout version written to profile.json (chat-p2p 1 had no such file). */
+export const PROFILE_LAYOUT = 2;
 
 /** File-name form of a base64 key: base64url without padding (no '/' or '+'). */
 export function keyToFileName(key: string): string {
@@ -142,8 +158,16 @@ export class ProfileStore {
   readonly contactsPath: string;
   /** Directory of per-peer history files. */
   readonly messagesDir: string;
+  /** Directory of per-peer ratchet session files. */
+  readonly sessionsDir: string;
+  /** Directory of first-contact requests. */
+  readonly requestsDir: string;
+  /** Path of profile.json (layout version, how the files are written). */
+  readonly profilePath: string;
   readonly #warn: (message: string) => void;
   readonly #logs = new Map<string, MessageLog>();
+  /** Set once the identity is read; see {@linkcode ProfileStore.atRest}. */
+  #mode: AtRestMode | undefined;
   #checkedDir = false;
   readonly #checkedFiles = new Set<string>();
   readonly #warnedContacts = new Set<string>();
@@ -157,14 +181,17 @@ export class ProfileStore {
     this.identityPath = join(this.dir, "identity.json");
     this.contactsPath = join(this.dir, "contacts.json");
     this.messagesDir = join(this.dir, "messages");
+    this.sessionsDir = join(this.dir, "sessions");
+    this.requestsDir = join(this.dir, "requests");
+    this.profilePath = join(this.dir, "profile.json");
     this.#warn = opts.warn ?? (() => {});
   }
 
   // -- directories and permissions ------------------------------------------------------------
 
-  /** Creates the profile directory (0700) and messages/ if missing. */
+  /** Creates the profile directory (0700) and its subdirectories if missing. */
   ensureDirs(): void {
-    for (const d of [this.dir, this.messagesDir]) {
+    for (const d of [this.dir, this.messagesDir, this.sessionsDir, this.requestsDir]) {
       try {
         Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
       } catch (e) {
@@ -210,12 +237,13 @@ export class ProfileStore {
   }
 
   /**
-   * Atomically replaces `path` with `text`: temp file in the same directory (0600), fsync,
-   * rename, fsync of the directory.
+   * Atomically replaces `path` (in the profile directory or one of its subdirectories) with
+   * `text`: temp file in the same directory (0600), fsync, rename, fsync of the directory.
    */
   #writeAtomic(path: string, text: string): void {
     this.ensureDirs();
-    const tmp = join(this.dir, `.${crypto.randomUUID()}.tmp`);
+    const dir = dirname(path);
+    const tmp = join(dir, `.${crypto.randomUUID()}.tmp`);
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
@@ -240,15 +268,154 @@ export class ProfileStore {
       throw ioError("write", path, e);
     }
     try {
-      const dir = Deno.openSync(this.dir, { read: true });
+      const d = Deno.openSync(dir, { read: true });
       try {
-        dir.syncSync();
+        d.syncSync();
       } finally {
-        dir.close();
+        d.close();
       }
     } catch {
       // Directory fsync is not available everywhere (Windows); the rename itself is atomic.
     }
+  }
+
+  // -- encryption at rest ---------------------------------------------------------------------
+
+  /**
+   * How files are written now: `plain` (no passphrase), `encrypted` (a passphrase, unlocked by
+   * {@linkcode ProfileStore.loadIdentity}) or `locked` (a passphrase, not unlocked yet: files in
+   * clear still read, encrypted ones and every write need the passphrase).
+   */
+  atRest(): AtRestMode {
+    if (this.#mode) return this.#mode;
+    if (!this.hasIdentity()) return { kind: "plain" }; // nothing to protect files with yet
+    const info = this.readIdentity();
+    this.#mode = info.encrypted
+      ? { kind: "locked" }
+      : { kind: "plain", key: localStorageKey(info.secretKey!.subarray(0, 32)) };
+    return this.#mode;
+  }
+
+  /** The codec of the file or history with `label` (see store/at_rest.ts). */
+  codec(label: string, what = "files"): TextCodec {
+    return codecFor(() => this.atRest(), label, () => lockedError(this.profile, what));
+  }
+
+  /**
+   * Reads a whole file of the profile through the at-rest layer; `undefined` when it does not
+   * exist. Throws `passphrase_required` for an encrypted file before the identity is unlocked,
+   * and `io` for one that does not decrypt (it is left as it is).
+   */
+  readFile(path: string, label: string, what = "files"): string | undefined {
+    let stored: string;
+    try {
+      stored = Deno.readTextFileSync(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw ioError("read", path, e);
+    }
+    this.#checkFileMode(path);
+    const plain = this.codec(label, what).decode(stored);
+    if (plain === undefined) {
+      throw new ClientError(
+        "io",
+        `cannot read ${path}: it does not decrypt with this identity's key (damaged, or moved ` +
+          "from elsewhere); it is left as it is",
+      );
+    }
+    return plain;
+  }
+
+  /** Atomically replaces a whole file of the profile, through the at-rest layer. */
+  writeFile(path: string, label: string, text: string, what = "files"): void {
+    const stored = this.codec(label, what).encode(text);
+    this.#writeAtomic(path, stored.endsWith("\n") ? stored : stored + "\n");
+  }
+
+  /** Removes a file of the profile; nothing happens when it is not there. */
+  removeFile(path: string): void {
+    try {
+      Deno.removeSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw ioError("write", path, e);
+    }
+  }
+
+  /**
+   * Rewrites every file the at-rest layer covers in the current mode (after the passphrase was set
+   * or removed, and when a profile of chat-p2p 1 is first unlocked), one file at a time,
+   * atomically: a crash leaves each file in its old form or its new one, both readable. Lines
+   * that do not decrypt are kept exactly as they are. Then records the mode in profile.json.
+   */
+  rewriteAtRest(): void {
+    const mode = this.atRest();
+    if (mode.kind === "locked") throw lockedError(this.profile, "files");
+    for (const [path, label] of this.#atRestFiles()) {
+      const text = this.readFile(path, label);
+      if (text !== undefined) this.writeFile(path, label, text);
+    }
+    for (const key of this.peersWithHistory()) {
+      const path = this.historyPath(key);
+      const codec = this.codec(historyLabel(key), "history");
+      let raw: string;
+      try {
+        raw = Deno.readTextFileSync(path);
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) continue;
+        throw ioError("read", path, e);
+      }
+      const lines = raw.split("\n").filter((l) => l.trim() !== "").map((l) => {
+        const plain = codec.decode(l);
+        return plain === undefined ? l : codec.encode(plain);
+      });
+      this.#writeAtomic(path, lines.map((l) => l + "\n").join(""));
+      this.#logs.delete(key);
+    }
+    this.#writeProfileMarker();
+  }
+
+  /** Whole files under the at-rest layer, with their labels. */
+  *#atRestFiles(): Generator<[string, string]> {
+    yield [this.contactsPath, "contacts"];
+    for (const name of ["pairs", "blocked", "receipts"]) {
+      yield [join(this.dir, `${name}.json`), name];
+    }
+    for (const [dir, kind] of [[this.sessionsDir, "sessions"], [this.requestsDir, "requests"]]) {
+      for (const key of keysInDir(dir, ".json")) {
+        yield [join(dir, `${keyToFileName(key)}.json`), `${kind} ${key}`];
+      }
+    }
+  }
+
+  #writeProfileMarker(): void {
+    const mode = this.atRest();
+    const atRest = mode.kind === "plain" ? "plain" : "encrypted";
+    this.#writeAtomic(
+      this.profilePath,
+      JSON.stringify({ v: PROFILE_LAYOUT, at_rest: atRest }) + "\n",
+    );
+  }
+
+  /** What profile.json says, or undefined (a profile of chat-p2p 1, or none yet). */
+  #readProfileMarker(): { v: number; at_rest: string } | undefined {
+    try {
+      const o = JSON.parse(Deno.readTextFileSync(this.profilePath));
+      return typeof o?.v === "number" && typeof o.at_rest === "string" ? o : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Brings the files up to date once the identity is unlocked: a profile of chat-p2p 1, or one
+   * whose files were written in another mode (a crash during `passphrase`), is rewritten.
+   */
+  #upgrade(): void {
+    const want = this.atRest().kind === "plain" ? "plain" : "encrypted";
+    const marker = this.#readProfileMarker();
+    if (marker && marker.v === PROFILE_LAYOUT && marker.at_rest === want) return;
+    if (want === "encrypted" || marker) this.rewriteAtRest();
+    else this.#writeProfileMarker(); // clear files stay clear
   }
 
   // -- identity -------------------------------------------------------------------------------
@@ -350,16 +517,36 @@ export class ProfileStore {
     if (info.secretKey && toBase64(kp.secretKey) !== toBase64(info.secretKey)) {
       throw corrupt("public_key does not match secret_key");
     }
+    this.#unlock(seed, info.encrypted !== undefined);
+    this.#upgrade();
     return kp;
+  }
+
+  /** The at-rest mode once the seed is known (`protected`: the identity has a passphrase). */
+  #unlock(seed: Uint8Array, isProtected: boolean): void {
+    const key = localStorageKey(seed);
+    this.#mode = isProtected ? { kind: "encrypted", key } : { kind: "plain", key };
   }
 
   /**
    * Atomically writes the identity (0600). With `passphrase`, the secret key is stored only
    * encrypted (scrypt with `kdf`, default {@linkcode DEFAULT_SCRYPT}, then secretbox). The caller
    * decides whether replacing is allowed.
+   *
+   * The same key pair with a passphrase set or removed: every file is rewritten encrypted, or in
+   * clear ({@linkcode ProfileStore.rewriteAtRest}). Another key pair: what belonged to the old
+   * identity (sessions, pair mailboxes, requests, receipts) is removed; history and contacts stay
+   * (in files encrypted with the old identity's key they can no longer be read).
    */
   saveIdentity(kp: KeyPair, opts: { passphrase?: string; kdf?: ScryptParams } = {}): void {
     const publicKey = toBase64(kp.publicKey);
+    let before: IdentityInfo | undefined;
+    try {
+      before = this.hasIdentity() ? this.readIdentity() : undefined;
+    } catch {
+      before = undefined; // a corrupt identity being replaced (init --force)
+    }
+    const sameKey = before !== undefined && toBase64(before.publicKey) === publicKey;
     const text = opts.passphrase === undefined
       ? JSON.stringify({ v: 1, public_key: publicKey, secret_key: toBase64(kp.secretKey) })
       : JSON.stringify(
@@ -376,6 +563,25 @@ export class ProfileStore {
         2,
       );
     this.#writeAtomic(this.identityPath, text + "\n");
+    if (before && !sameKey) this.#forgetIdentityState();
+    this.#unlock(kp.secretKey.subarray(0, 32), opts.passphrase !== undefined);
+    if (!before || !sameKey) this.#writeProfileMarker();
+    else if ((before.encrypted !== undefined) !== (opts.passphrase !== undefined)) {
+      this.rewriteAtRest();
+    }
+  }
+
+  /** Removes the files derived from an identity that was just replaced. */
+  #forgetIdentityState(): void {
+    for (const dir of [this.sessionsDir, this.requestsDir]) {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw ioError("write", dir, e);
+      }
+    }
+    for (const name of ["pairs", "receipts"]) this.removeFile(join(this.dir, `${name}.json`));
+    this.#logs.clear();
   }
 
   // -- contacts -------------------------------------------------------------------------------
@@ -386,13 +592,8 @@ export class ProfileStore {
    * keep them. Each of those is warned about once per store.
    */
   #readContacts(): { contacts: Contact[]; unreadable: Array<[string, unknown]> } {
-    let text: string;
-    try {
-      text = Deno.readTextFileSync(this.contactsPath);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return { contacts: [], unreadable: [] };
-      throw ioError("read", this.contactsPath, e);
-    }
+    const text = this.readFile(this.contactsPath, "contacts", "contacts");
+    if (text === undefined) return { contacts: [], unreadable: [] };
     let o: unknown;
     try {
       o = JSON.parse(text);
@@ -453,7 +654,7 @@ export class ProfileStore {
     const sorted = [...contacts].sort((a, b) => a.name.localeCompare(b.name));
     // fromEntries defines own properties, so a name like "__proto__" stays an entry.
     const obj = Object.fromEntries([...sorted.map((c) => [c.name, c.key]), ...unreadable]);
-    this.#writeAtomic(this.contactsPath, JSON.stringify(obj, null, 2) + "\n");
+    this.writeFile(this.contactsPath, "contacts", JSON.stringify(obj, null, 2), "contacts");
   }
 
   // -- history --------------------------------------------------------------------------------
@@ -468,7 +669,10 @@ export class ProfileStore {
     let log = this.#logs.get(peerKey);
     if (!log) {
       this.ensureDirs();
-      log = MessageLog.open(this.historyPath(peerKey));
+      log = MessageLog.open(
+        this.historyPath(peerKey),
+        this.codec(historyLabel(peerKey), "messages"),
+      );
       if (log.skipped > 0) {
         this.#warn(`${log.path}: skipped ${log.skipped} unreadable line(s)`);
       }
@@ -479,17 +683,7 @@ export class ProfileStore {
 
   /** Keys of every peer with a history file. */
   peersWithHistory(): string[] {
-    const keys: string[] = [];
-    try {
-      for (const entry of Deno.readDirSync(this.messagesDir)) {
-        if (!entry.isFile || !entry.name.endsWith(".jsonl")) continue;
-        const key = fileNameToKey(entry.name.slice(0, -".jsonl".length));
-        if (key) keys.push(key);
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw ioError("read", this.messagesDir, e);
-    }
-    return keys.sort();
+    return keysInDir(this.messagesDir, ".jsonl");
   }
 
   // -- resolving what the user typed ------------------------------------------------------------
@@ -525,6 +719,26 @@ export class ProfileStore {
       : `known contacts: ${contacts.map((c) => c.name).join(", ")}`;
     throw new ClientError("unknown_contact", `unknown contact ${JSON.stringify(text)}; ${known}`);
   }
+}
+
+/** The at-rest label of the history with `peerKey`. */
+export function historyLabel(peerKey: string): string {
+  return `history ${peerKey}`;
+}
+
+/** The peer keys of the files named `<key, base64url><ext>` in `dir`, sorted. */
+export function keysInDir(dir: string, ext: string): string[] {
+  const keys: string[] = [];
+  try {
+    for (const entry of Deno.readDirSync(dir)) {
+      if (!entry.isFile || !entry.name.endsWith(ext)) continue;
+      const key = fileNameToKey(entry.name.slice(0, -ext.length));
+      if (key) keys.push(key);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw ioError("read", dir, e);
+  }
+  return keys.sort();
 }
 
 /** Fingerprint of a base64 key (assumed valid). */

@@ -1,0 +1,139 @@
+/**
+ * First-contact requests: messages from keys that are not contacts, kept apart from history until
+ * the person accepts the sender (`chat-p2p accept`: they move into history) or blocks it
+ * (`chat-p2p block`: they are deleted, and later requests from that key are dropped on arrival).
+ *
+ * ```
+ * requests/<sender key, base64url>.json   {"v":1,"key":…,"messages":[{"id","text","sent_at","at"}]}
+ * blocked.json                            {"v":1,"keys":[…]}
+ * ```
+ *
+ * Both go through the at-rest layer (encrypted with a passphrase). Only messages whose ratchet
+ * message opened for the key they claim are kept: a forged claim never gets here.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { ClientError } from "../errors.ts";
+import { keysInDir, keyToFileName, type ProfileStore } from "./profile_store.ts";
+
+/** A message of a request, as it will go into history when accepted. */
+export interface RequestMessage {
+  /** Message id. */
+  id: string;
+  text: string;
+  /** Sender's clock. */
+  sent_at: string;
+  /** Local time it was stored. */
+  at: string;
+  /** Envelope id it came in. */
+  env?: string;
+}
+
+/** Everything a stranger sent, oldest first. */
+export interface Request {
+  /** The sender's base64 identity key. */
+  key: string;
+  messages: RequestMessage[];
+}
+
+/** The requests and the block list of one profile. */
+export class RequestStore {
+  readonly #store: ProfileStore;
+  readonly #blockedPath: string;
+  #blocked: Set<string> | undefined;
+
+  /** The requests of `store`'s profile. */
+  constructor(store: ProfileStore) {
+    this.#store = store;
+    this.#blockedPath = join(store.dir, "blocked.json");
+  }
+
+  #path(key: string): string {
+    return join(this.#store.requestsDir, `${keyToFileName(key)}.json`);
+  }
+
+  /** The request from `key`, or undefined. */
+  get(key: string): Request | undefined {
+    const path = this.#path(key);
+    const text = this.#store.readFile(path, `requests ${key}`, "requests");
+    if (text === undefined) return undefined;
+    try {
+      const o = JSON.parse(text);
+      if (o?.v === 1 && o.key === key && Array.isArray(o.messages)) {
+        return { key, messages: o.messages };
+      }
+    } catch { /* reported below */ }
+    throw new ClientError("io", `cannot read ${path}: not a request file`);
+  }
+
+  /** Every pending request, by sender key. */
+  list(): Request[] {
+    return keysInDir(this.#store.requestsDir, ".json").map((k) => this.get(k)!).filter(Boolean);
+  }
+
+  /**
+   * Adds messages to the request from `key` (ids it holds already are skipped); one atomic write.
+   * Returns one flag per message: true when it was added.
+   */
+  add(key: string, messages: RequestMessage[]): boolean[] {
+    const req = this.get(key) ?? { key, messages: [] };
+    const have = new Set(req.messages.map((m) => m.id));
+    const flags = messages.map((m) => {
+      if (have.has(m.id)) return false;
+      have.add(m.id);
+      req.messages.push(m);
+      return true;
+    });
+    if (flags.some(Boolean)) this.#write(req);
+    return flags;
+  }
+
+  #write(req: Request): void {
+    this.#store.writeFile(
+      this.#path(req.key),
+      `requests ${req.key}`,
+      JSON.stringify({ v: 1, key: req.key, messages: req.messages }),
+      "requests",
+    );
+  }
+
+  /** Deletes the request from `key` (accepted or blocked). */
+  remove(key: string): void {
+    this.#store.removeFile(this.#path(key));
+  }
+
+  /** Keys whose requests are dropped. */
+  blocked(): Set<string> {
+    if (this.#blocked) return this.#blocked;
+    const text = this.#store.readFile(this.#blockedPath, "blocked", "block list");
+    let keys: string[] = [];
+    if (text !== undefined) {
+      try {
+        const o = JSON.parse(text);
+        if (o?.v === 1 && Array.isArray(o.keys)) {
+          keys = o.keys.filter((k: unknown) => typeof k === "string");
+        }
+      } catch {
+        throw new ClientError("io", `cannot read ${this.#blockedPath}: not valid JSON`);
+      }
+    }
+    this.#blocked = new Set(keys);
+    return this.#blocked;
+  }
+
+  /** Adds `key` to the block list (and deletes its request). */
+  block(key: string): void {
+    const keys = this.blocked();
+    if (!keys.has(key)) {
+      keys.add(key);
+      this.#store.writeFile(
+        this.#blockedPath,
+        "blocked",
+        JSON.stringify({ v: 1, keys: [...keys].sort() }),
+        "block list",
+      );
+    }
+    this.remove(key);
+  }
+}
