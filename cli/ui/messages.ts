@@ -75,9 +75,13 @@ export function chatLine(
   }`;
 }
 
-/** The warning for an envelope whose box did not open with the key it claims. */
-export function rejectedLine(r: { id: string; fingerprint: string; reason: string }): string {
-  return `rejected message ${r.id} claiming to be from ${r.fingerprint}: ${r.reason}`;
+/**
+ * The warning for an envelope that did not open (`fingerprint`: the contact whose mailbox it came
+ * through; none for a request that names no one it can be shown as).
+ */
+export function rejectedLine(r: { id: string; fingerprint?: string; reason: string }): string {
+  const from = r.fingerprint === undefined ? "" : ` claiming to be from ${r.fingerprint}`;
+  return `rejected message ${r.id}${from}: ${r.reason}`;
 }
 
 /** A short one-line form of a message's text for status lines. */

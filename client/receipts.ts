@@ -1,0 +1,80 @@
+/**
+ * Delivery receipts waiting to go out, per peer. A receipt says "these message ids of yours are
+ * stored here"; it never goes out right after the ack in a fixed pattern: the ids are queued,
+ * ride on the next message to that peer (its `receipts` field), or are flushed as a `receipt`
+ * payload after a random delay (the client's business, see client.ts). Whatever is still queued
+ * when a client closes is kept in `receipts.json` (encrypted at rest with a passphrase) for the
+ * next run.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { MAX_RECEIPT_IDS } from "@chat-p2p/protocol";
+import type { ProfileStore } from "./store/profile_store.ts";
+
+const LABEL = "receipts";
+
+/** Message ids to acknowledge to each peer, oldest first. */
+export class ReceiptQueue {
+  readonly #store: ProfileStore | undefined;
+  readonly #ids = new Map<string, string[]>();
+
+  /** A queue, loaded from `store`'s receipts.json when given. */
+  constructor(store?: ProfileStore) {
+    this.#store = store;
+    if (!store) return;
+    const text = store.readFile(this.#path(), LABEL, "receipts");
+    if (text === undefined) return;
+    try {
+      const o = JSON.parse(text);
+      for (const [peer, ids] of Object.entries(o?.peers ?? {})) {
+        if (Array.isArray(ids)) this.add(peer, ids.filter((x) => typeof x === "string"));
+      }
+    } catch { /* a damaged queue only loses receipts, which are best effort */ }
+  }
+
+  #path(): string {
+    return join(this.#store!.dir, "receipts.json");
+  }
+
+  /** Queues `ids` (each once) for `peer`. */
+  add(peer: string, ids: string[]): void {
+    const list = this.#ids.get(peer) ?? [];
+    for (const id of ids) if (!list.includes(id)) list.push(id);
+    if (list.length > 0) this.#ids.set(peer, list);
+  }
+
+  /** Takes up to {@linkcode MAX_RECEIPT_IDS} queued ids for `peer`, oldest first. */
+  take(peer: string): string[] {
+    const list = this.#ids.get(peer);
+    if (!list) return [];
+    const out = list.splice(0, MAX_RECEIPT_IDS);
+    if (list.length === 0) this.#ids.delete(peer);
+    return out;
+  }
+
+  /** Puts back ids that could not be sent, ahead of the rest. */
+  untake(peer: string, ids: string[]): void {
+    if (ids.length === 0) return;
+    const rest = this.#ids.get(peer) ?? [];
+    this.#ids.set(peer, [...ids, ...rest.filter((id) => !ids.includes(id))]);
+  }
+
+  /** Peers with queued receipts. */
+  peers(): string[] {
+    return [...this.#ids.keys()];
+  }
+
+  /** True when nothing is queued. */
+  get isEmpty(): boolean {
+    return this.#ids.size === 0;
+  }
+
+  /** Writes what is queued to receipts.json (removes it when nothing is). */
+  save(): void {
+    if (!this.#store) return;
+    if (this.isEmpty) return this.#store.removeFile(this.#path());
+    const peers = Object.fromEntries(this.#ids);
+    this.#store.writeFile(this.#path(), LABEL, JSON.stringify({ v: 1, peers }), "receipts");
+  }
+}
