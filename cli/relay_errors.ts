@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { normalizeRelayUrl } from "@chat-p2p/protocol";
+import { parseRelayUrl } from "@chat-p2p/protocol";
 import { type Context, debug } from "./context.ts";
 import { CliError, UsageError } from "./errors.ts";
 import {
@@ -14,18 +14,17 @@ import {
 } from "@chat-p2p/client";
 import { deadline } from "@chat-p2p/protocol/async";
 
-/** Normalises a relay URL argument, or throws a usage error. */
+/** The canonical form of a relay URL argument (docs/PROTOCOL.md §9), or a usage error. */
 export function relayUrlArg(url: string, usage: string): string {
-  const n = normalizeRelayUrl(url);
-  if (!n) {
+  const r = parseRelayUrl(url);
+  if (!r.ok) {
     throw new UsageError(
-      `not a relay URL: ${
-        JSON.stringify(url)
-      } (expected ws://host:port/path, wss://..., or http(s)://...)`,
+      `not a relay URL: ${JSON.stringify(url)}: ${r.message.replace(/^Not a relay URL: /, "")} ` +
+        "(expected ws://host:port/path, wss://..., or http(s)://...)",
       usage,
     );
   }
-  return n;
+  return r.value;
 }
 
 /**

@@ -39,7 +39,7 @@ import { Outbox, type OutboxEvent, type QueuedMessage, type SendOutcome } from "
 import { ReceiptQueue } from "./receipts.ts";
 import { type ConnectionEvent, type ConnectionState, ReconnectingRelay } from "./reconnecting.ts";
 import { profileSealer, type Sealer } from "./sealing.ts";
-import { keyFingerprint, openStore, type ProfileStore } from "./store/profile_store.ts";
+import { openStore, type ProfileStore } from "./store/profile_store.ts";
 import { type RequestMessage, RequestStore } from "./store/requests.ts";
 
 /** Everything a {@linkcode ChatClient} reports. */
@@ -382,14 +382,6 @@ export class ChatClient {
     }
   }
 
-  /** First-contact requests waiting to be accepted or blocked, by sender key. */
-  requests(): Array<{ key: string; fingerprint: string; messages: RequestMessage[] }> {
-    return this.#requests.list().map((r) => ({
-      key: r.key,
-      fingerprint: this.#fingerprintOf(r.key),
-      messages: r.messages,
-    }));
-  }
 
   /**
    * Accepts the request of `key` as contact `name`: saves the contact, moves the request's
@@ -420,10 +412,21 @@ export class ChatClient {
     return moved;
   }
 
-  /** Blocks `key`: its request is deleted, and its later requests are dropped on arrival. */
+  /**
+   * Blocks `key`: its request and its sessions are deleted, and its later requests are dropped
+   * on arrival. Throws `unknown_contact` for a key saved as a contact (remove it first).
+   */
   block(key: string): void {
     this.#assertOpen();
+    const contact = this.store.loadContacts().find((c) => c.key === key);
+    if (contact) {
+      throw new ClientError(
+        "unknown_contact",
+        `${contact.name} is a contact; only requests from keys that are not contacts are blocked`,
+      );
+    }
     this.#requests.block(key);
+    this.#sealer.forget(key);
   }
 
   /**
@@ -531,10 +534,6 @@ export class ChatClient {
     // A key is its own answer: no need to read contacts.json and hash it for a fingerprint.
     if (decodePublicKey(to)) return to;
     return this.store.resolvePeer(to, { allowUnknownKey: true }).key;
-  }
-
-  #fingerprintOf(key: string): string {
-    return keyFingerprint(key);
   }
 
   #emit(e: ChatEvent): void {

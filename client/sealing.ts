@@ -195,6 +195,11 @@ export class Sealer {
     return { ok: true, via: "request", peer: toBase64(opened.sender), message: opened.message };
   }
 
+  /** Deletes the sessions with `peer` (a blocked stranger). */
+  forget(peer: string): void {
+    this.#sessions.remove(peer);
+  }
+
   /** A copy of the sessions to decrypt a batch on; nothing is written until `commit`. */
   workspace(): Workspace {
     return new Workspace(this.#identity, this.#sessions);

@@ -7,6 +7,7 @@ import { explainPublicKey, toBase64 } from "@chat-p2p/protocol";
 import { type Command, type Context, err, parseCommandArgs, warn } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
 import { explainContactName, keyFingerprint, openStore } from "@chat-p2p/client";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p add-contact <name> <public-key>
 
@@ -22,7 +23,7 @@ export const addContactCommand: Command = {
   name: "add-contact",
   summary: "save a contact's public key under a name",
   usage: USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { positionals } = parseCommandArgs(this, args, {}, ["name", "public-key"]);
     const name = positionals[0];
     const key = positionals[1].trim();
@@ -35,6 +36,7 @@ export const addContactCommand: Command = {
 
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
     const me = toBase64(store.loadPublicKey());
+    await unlockFiles(ctx, store);
     if (key === me) {
       throw new CliError(
         "that is your own public key (see `chat-p2p id`); add your contact's key instead",
@@ -54,6 +56,5 @@ export const addContactCommand: Command = {
     if (sameKey) throw new CliError(`this key is already saved as ${sameKey.name}`);
     store.saveContacts([...contacts, { name, key }]);
     err(ctx, `added ${name} (fingerprint ${keyFingerprint(key)})`);
-    return Promise.resolve();
   },
 };

@@ -438,9 +438,9 @@ export const chatCommand: Command = {
     const relayUrl = relayUrlArg(positionals[0], USAGE);
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    store.loadPublicKey(); // "no identity" before "unknown contact"
-    const peer = store.resolvePeer(positionals[1]);
+    // The passphrase first: contacts are encrypted at rest with it.
     const me = await unlockIdentity(ctx, store);
+    const peer = store.resolvePeer(positionals[1]);
     const interactive = ctx.io.stdin.isTerminal && ctx.io.stdout.isTerminal;
 
     let ui: ChatUi;

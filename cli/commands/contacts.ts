@@ -5,6 +5,7 @@
  */
 import { type Command, type Context, err, out, paint, parseCommandArgs, warn } from "../context.ts";
 import { keyFingerprint, openStore } from "@chat-p2p/client";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p contacts [--json]
 
@@ -19,9 +20,10 @@ export const contactsCommand: Command = {
   name: "contacts",
   summary: "list saved contacts",
   usage: USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { values } = parseCommandArgs(this, args, { json: { type: "boolean" } }, []);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     const contacts = store.loadContacts();
     if (values.json === true) {
       for (const c of contacts) {
@@ -30,11 +32,11 @@ export const contactsCommand: Command = {
           JSON.stringify({ name: c.name, public_key: c.key, fingerprint: keyFingerprint(c.key) }),
         );
       }
-      return Promise.resolve();
+      return;
     }
     if (contacts.length === 0) {
       err(ctx, "no contacts yet: add one with `chat-p2p add-contact <name> <public-key>`");
-      return Promise.resolve();
+      return;
     }
     const width = Math.max(...contacts.map((c) => c.name.length));
     for (const c of contacts) {
@@ -45,6 +47,5 @@ export const contactsCommand: Command = {
         }  ${c.key}`,
       );
     }
-    return Promise.resolve();
   },
 };

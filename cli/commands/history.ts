@@ -8,6 +8,7 @@ import { type Command, type Context, out, paint, parseCommandArgs, warn } from "
 import { formatDateTime, peerLabel, sanitizeForTerminal } from "../ui/format.ts";
 import { MARK_STYLE, STATE_MARKS } from "../ui/messages.ts";
 import { type HistoryEntry, openStore, type Peer } from "@chat-p2p/client";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p history <contact> [--json]
 
@@ -53,11 +54,12 @@ export const historyCommand: Command = {
   name: "history",
   summary: "show the conversation with a contact (or a stranger's key)",
   usage: USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { values, positionals } = parseCommandArgs(this, args, { json: { type: "boolean" } }, [
       "contact",
     ]);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     const myKey = toBase64(store.loadPublicKey());
     const peer = store.resolvePeer(positionals[0], { allowUnknownKey: true });
     const entries = store.history(peer.key).entries();
@@ -72,6 +74,5 @@ export const historyCommand: Command = {
     if (entries.length === 0 && values.json !== true) {
       ctx.io.stderr.write(`no messages with ${peerLabel(peer.name, peer.fingerprint)} yet\n`);
     }
-    return Promise.resolve();
   },
 };

@@ -83,9 +83,9 @@ export const sendCommand: Command = {
     );
 
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    store.loadPublicKey(); // "no identity" before "unknown contact"
-    const peer = store.resolvePeer(positionals[1]);
+    // The passphrase first: contacts are encrypted at rest with it.
     const me = await unlockIdentity(ctx, store);
+    const peer = store.resolvePeer(positionals[1]);
     // Deliveries stay at the relay for `sync` or `chat`; one failed attempt to connect is final.
     const client = new ChatClient(
       store,

@@ -18,6 +18,8 @@ Deno.test("send: a message the relay refuses for now stays queued; the next send
     );
     assert.equal(first.code, 1);
     assert.equal(first.stdout, "", "no id: not accepted");
+    const attempts = fake.sends.map((e) => e.id);
+    assert.ok(attempts.length >= 1);
     assert.equal(
       first.stderr,
       "error: relay refused the message: mailbox_full: fake relay says mailbox_full; it stays " +
@@ -33,8 +35,11 @@ Deno.test("send: a message the relay refuses for now stays queued; the next send
     assert.equal(next.code, 0, next.stderr);
     assert.match(next.stderr, /sending 1 queued message to bob first/);
     assert.deepEqual(await history(), [["are you there?", "accepted"], ["hello?", "accepted"]]);
-    const ids = fake.sends.map((e) => e.id);
-    assert.equal(next.stdout, `${ids.at(-1)}\n`);
-    assert.equal(new Set(ids.slice(0, -1)).size, 1, "every attempt of the first under one id");
+    const h = (await runInProcess(["history", "bob", "--json"], { home })).stdout.trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.equal(next.stdout, `${h[1].id}\n`, "the message id");
+    assert.equal(new Set(attempts).size, 1, "every attempt of the first under one envelope id");
+    assert.equal(fake.sends[attempts.length].id, attempts[0], "the same one in the next send");
+    assert.ok(!attempts.includes(h[0].id), "the envelope id is not the message id");
   });
 });

@@ -16,7 +16,7 @@ import {
   warn,
 } from "../context.ts";
 import { CliError } from "../errors.ts";
-import { messageJson, messageLine, rejectedLine, shortText } from "../ui/messages.ts";
+import { messageJson, messageLine, rejectedLine, requestLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
 import { clientOptions, connectOrFail, relayFailure, relayUrlArg } from "../relay_errors.ts";
 
@@ -26,7 +26,10 @@ Fetches the messages waiting for you at the relay, stores them in your history, 
 they are safe (ack) and sends each sender a delivery receipt. Prints the new messages:
 "[time] name: text", or with --json one JSON object per line:
 {"id","from","contact","fingerprint","text","sent_at"} (contact is null for strangers).
-Messages whose box does not open with the sender's claimed key are reported on stderr and dropped.
+Messages from keys that are not contacts are first-contact requests: they are kept apart (see
+\`chat-p2p requests\`), said on stderr, and never printed as messages. Messages that do not
+open (forged, reflected, damaged) are reported on stderr and dropped; a message delivered again
+is never printed twice.
 
 Options:
   --json               JSON lines on stdout
@@ -76,6 +79,9 @@ export const syncCommand: Command = {
       out(ctx, json ? JSON.stringify(messageJson(message)) : messageLine(ctx, message));
     });
     client.on("rejected", (r) => err(ctx, rejectedLine(r)));
+    client.on("request", (r) => {
+      if (!r.duplicate) err(ctx, requestLine(r));
+    });
     client.on("delivered", (d) => {
       for (const m of d.messages) {
         err(ctx, `  ✓✓ delivered to ${d.contact ?? d.from}: ${shortText(m.text)}`);

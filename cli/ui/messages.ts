@@ -84,6 +84,12 @@ export function rejectedLine(r: { id: string; fingerprint?: string; reason: stri
   return `rejected message ${r.id}${from}: ${r.reason}`;
 }
 
+/** The notice for a first-contact message from a key that is not a contact. */
+export function requestLine(r: { fingerprint: string; message: { text: string } }): string {
+  return `request from ${r.fingerprint}: ${shortText(r.message.text)} ` +
+    `(see \`chat-p2p requests\`; accept or block it)`;
+}
+
 /** A short one-line form of a message's text for status lines. */
 export function shortText(text: string): string {
   return sanitizeForTerminal(preview(text));

@@ -15,7 +15,13 @@
  */
 import { join } from "node:path";
 import { ClientError } from "../errors.ts";
-import { keysInDir, keyToFileName, type ProfileStore } from "./profile_store.ts";
+import {
+  keyFingerprint,
+  keysInDir,
+  keyToFileName,
+  normalizeFingerprint,
+  type ProfileStore,
+} from "./profile_store.ts";
 
 /** A message of a request, as it will go into history when accepted. */
 export interface RequestMessage {
@@ -65,6 +71,18 @@ export class RequestStore {
       }
     } catch { /* reported below */ }
     throw new ClientError("io", `cannot read ${path}: not a request file`);
+  }
+
+  /**
+   * The pending request whose sender is `text`: a base64 key, or its fingerprint as `requests`
+   * shows it (spaces and colons ignored, any case).
+   */
+  find(text: string): Request | undefined {
+    const fp = normalizeFingerprint(text);
+    const key = keysInDir(this.#store.requestsDir, ".json").find((k) =>
+      k === text || normalizeFingerprint(keyFingerprint(k)) === fp
+    );
+    return key === undefined ? undefined : this.get(key);
   }
 
   /** Every pending request, by sender key. */
