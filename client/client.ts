@@ -382,7 +382,6 @@ export class ChatClient {
     }
   }
 
-
   /**
    * Accepts the request of `key` as contact `name`: saves the contact, moves the request's
    * messages into history, sets up the pair mailboxes (opened at once when connected) and queues

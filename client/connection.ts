@@ -32,6 +32,7 @@ import {
   toBase64,
 } from "@chat-p2p/protocol";
 import { deadline, isTimeoutError, TokenBucket } from "@chat-p2p/protocol/async";
+import { crashPoint } from "./_crash.ts";
 import { RelayError } from "./errors.ts";
 
 /** Default time to wait for the relay (connect, authenticate, accept). */
@@ -563,6 +564,8 @@ class Connection {
         }
         this.#log(`> ${summarize(text)}`);
         this.#ws.send(text);
+        if ("acks" in item) crashPoint("receive:acked");
+        else if (item.sendId !== undefined) crashPoint("send:sent");
       }
     } catch { /* closed while waiting for a token */ }
     this.#writing = false;

@@ -18,6 +18,7 @@
  */
 import type { EnvelopeV2, MessagePayloadV2 } from "@chat-p2p/protocol";
 import { Batcher } from "@chat-p2p/protocol/async";
+import { crashPoint } from "./_crash.ts";
 import type { Sealer, Unwrapped } from "./sealing.ts";
 import type { NewRecord } from "./store/message_log.ts";
 import { keyFingerprint, type ProfileStore } from "./store/profile_store.ts";
@@ -285,11 +286,14 @@ export class Inbox {
       });
     }
     // History first, then requests, then the sessions that opened them; the acks come after.
+    crashPoint("receive:decrypted");
     for (const [peer, recs] of records) {
       written.set(peer, this.#store.history(peer).appendBatch(recs));
     }
     for (const [peer, msgs] of requests) requestWritten.set(peer, this.#requests.add(peer, msgs));
+    crashPoint("receive:history");
     work.commit();
+    crashPoint("receive:sessions");
     for (const f of finish) f();
     return outcomes;
   }

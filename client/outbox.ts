@@ -43,6 +43,7 @@ import {
 } from "@chat-p2p/protocol";
 import { backoffDelay, type BackoffOptions } from "@chat-p2p/protocol/async";
 import { RelayError, type RelayErrorCode } from "./errors.ts";
+import { crashPoint } from "./_crash.ts";
 import { checkPayload, type Sealer } from "./sealing.ts";
 import type { HistoryEntry } from "./store/message_log.ts";
 import type { ProfileStore } from "./store/profile_store.ts";
@@ -219,6 +220,7 @@ export class Outbox {
     try {
       checkPayload(payload, maxFrameBytes);
       wire = this.#sealer.encrypt(peer, payload);
+      crashPoint("send:sessions");
       // Durable before it can reach the wire: a message the relay may hold is never missing here,
       // and a crash before this line loses only a message nobody was told about (its key, used
       // up in the sessions file, is never used again).
@@ -235,6 +237,7 @@ export class Outbox {
       this.#receipts?.untake(peer, receipts);
       throw e;
     }
+    crashPoint("send:history");
     this.#add(message, wire, env);
     return { ...message };
   }

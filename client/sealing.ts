@@ -42,6 +42,7 @@ import {
   toHex,
   unpadPayloadV2,
 } from "@chat-p2p/protocol";
+import { crashPoint } from "./_crash.ts";
 import { ClientError, RelayError } from "./errors.ts";
 import { Mailboxes } from "./mailboxes.ts";
 import type { ProfileStore } from "./store/profile_store.ts";
@@ -147,6 +148,7 @@ export class Sealer {
    */
   encrypt(peer: string, payload: PayloadV2): Uint8Array {
     const sent = peerEncrypt(this.#sessions.get(peer), padPayloadV2(payload), this.#identity);
+    crashPoint("send:encrypted");
     this.#sessions.put(peer, sent.state);
     return sent.message;
   }
