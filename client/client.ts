@@ -120,6 +120,11 @@ export interface ChatClientOptions {
    * command passes {@linkcode CLOSING_RECEIPT_DELAY_MS}.
    */
   receiptDelayMs?: DelayRange;
+  /**
+   * Offer a message the relay accepted again when no receipt came for this long (default 24 h,
+   * see `REDELIVER_AFTER_MS`): what a relay lost after accepting it is sent again.
+   */
+  redeliverAfterMs?: number;
   /** Time for connecting, opening mailboxes, and each send attempt (default 10 s). */
   timeoutMs?: number;
   /**
@@ -277,6 +282,7 @@ export class ChatClient {
       },
       onEvent: (e) => this.#emit(e),
       onError: (e) => this.#emit({ type: "error", during: "record", error: asClientError(e) }),
+      ...pick(opts, ["redeliverAfterMs"]),
     });
   }
 

@@ -152,7 +152,18 @@ export interface OutboxOptions {
   now?: () => Date;
   /** Spacing of retries after transient refusals (default {@linkcode RETRY_BACKOFF}). */
   backoff?: BackoffOptions;
+  /**
+   * A message the relay accepted but whose receipt has not come after this long is offered to
+   * the relay again (same envelope id, same bytes) by {@linkcode Outbox.resume}: a relay that lost
+   * it stores it again, one that still holds it keeps one copy, and a recipient that has it
+   * already drops the copy and sends its receipt again. Default
+   * {@linkcode REDELIVER_AFTER_MS}.
+   */
+  redeliverAfterMs?: number;
 }
+
+/** Default time after which an accepted message without a receipt is offered to the relay again. */
+export const REDELIVER_AFTER_MS = 24 * 60 * 60 * 1000;
 
 interface Item {
   message: QueuedMessage;
@@ -178,6 +189,7 @@ export class Outbox {
   readonly #onError: (error: unknown) => void;
   readonly #now: () => Date;
   readonly #backoff: BackoffOptions;
+  readonly #redeliverAfterMs: number;
   readonly #items = new Map<string, Item>();
   #closed = false;
 
@@ -194,6 +206,7 @@ export class Outbox {
       }));
     this.#now = opts.now ?? (() => new Date());
     this.#backoff = opts.backoff ?? RETRY_BACKOFF;
+    this.#redeliverAfterMs = opts.redeliverAfterMs ?? REDELIVER_AFTER_MS;
   }
 
   /** The queued messages (to `peer`, or to everyone), oldest first. */
@@ -246,13 +259,18 @@ export class Outbox {
    * Takes over the messages to `peer` that history holds as "sending" (an earlier run stopped
    * before the relay answered) and queues them under their own ids; returns those it added. A
    * message queued by chat-p2p 1 has no ratchet message yet: it is encrypted now and its ratchet
-   * message recorded before it is sent.
+   * message recorded before it is sent. Messages accepted long ago without a receipt are offered
+   * again too (see {@linkcode OutboxOptions.redeliverAfterMs}).
    */
   resume(peer: string): QueuedMessage[] {
     const added: QueuedMessage[] = [];
     const log = this.#store.history(peer);
+    const before = this.#now().getTime() - this.#redeliverAfterMs;
+    const due = (e: HistoryEntry) =>
+      e.state === "sending" ||
+      (e.state === "accepted" && e.wire !== undefined && Date.parse(e.at) <= before);
     for (const e of log.entries()) {
-      if (e.dir !== "out" || e.state !== "sending" || this.#items.has(e.id)) continue;
+      if (e.dir !== "out" || !due(e) || this.#items.has(e.id)) continue;
       const message = { id: e.id, peer, text: e.text, sent_at: e.sent_at };
       const { wire, env } = e.wire !== undefined && e.env !== undefined
         ? { wire: fromBase64(e.wire)!, env: e.env }

@@ -43,7 +43,7 @@ export interface FakeRelayHooks {
    * or one live one): reorder, duplicate, drop or add to them.
    */
   deliver?: (envelopes: EnvelopeV2[], live: boolean) => EnvelopeV2[];
-  /** Milliseconds to hold each delivery frame back (a slow or delaying relay). */
+  /** Milliseconds to hold each live delivery frame back (a slow or delaying relay). */
   delayMs?: (e: EnvelopeV2) => number;
 }
 
@@ -89,7 +89,7 @@ export function startFakeRelay(
   };
   const deliver = (s: Socket, list: EnvelopeV2[], live: boolean) => {
     for (const e of hooks.deliver ? hooks.deliver(list, live) : list) {
-      const ms = hooks.delayMs?.(e) ?? 0;
+      const ms = live ? hooks.delayMs?.(e) ?? 0 : 0;
       if (ms > 0) setTimeout(() => frame(s, { type: "deliver", envelope: e }), ms);
       else frame(s, { type: "deliver", envelope: e });
     }
