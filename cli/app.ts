@@ -12,7 +12,7 @@ import { passphraseCommand } from "./commands/change_passphrase.ts";
 import { contactsCommand } from "./commands/contacts.ts";
 import { colorAllowed, type Command, type Context } from "./context.ts";
 import { ClientError, type ClientErrorCode, explainProfileName } from "@chat-p2p/client";
-import { CliError, errorMessage, UsageError } from "./errors.ts";
+import { CliError, errorMessage, EXIT, ExitStatus, UsageError } from "./errors.ts";
 import { historyCommand } from "./commands/history.ts";
 import { idCommand } from "./commands/id.ts";
 import { initCommand } from "./commands/init.ts";
@@ -24,6 +24,11 @@ import { syncCommand } from "./commands/sync.ts";
 import { type CommandTable, helpCommand } from "./commands/help.ts";
 import { versionCommand, versionLine } from "./commands/version.ts";
 import { completionsCommand } from "./commands/completions.ts";
+import { configCommand } from "./commands/config.ts";
+import { chatsCommand } from "./commands/chats.ts";
+import { removeContactCommand, renameContactCommand } from "./commands/remove_contact.ts";
+import { verifyCommand } from "./commands/verify.ts";
+import { listenCommand } from "./commands/listen.ts";
 
 /** The table as the commands that describe the others see it (filled in below). */
 const TABLE: CommandTable = { commands: () => COMMANDS, usage: mainUsage };
@@ -34,22 +39,27 @@ export const COMMANDS: readonly Command[] = [
   idCommand,
   addContactCommand,
   contactsCommand,
+  removeContactCommand,
+  renameContactCommand,
+  verifyCommand,
   sendCommand,
   syncCommand,
   chatCommand,
+  chatsCommand,
+  listenCommand,
   requestsCommand,
   acceptCommand,
   blockCommand,
   resendCommand,
   historyCommand,
+  configCommand,
   passphraseCommand,
   helpCommand(TABLE),
   versionCommand,
   completionsCommand(TABLE),
 ];
 
-/** Exit codes. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+export { EXIT } from "./errors.ts";
 
 /**
  * What the CLI adds to the client library's errors, which never name a CLI command: the command
@@ -65,6 +75,11 @@ export function clientErrorMessage(e: ClientError): string {
   return e.message + (CLIENT_ERROR_HINTS[e.code] ?? "");
 }
 
+/** The command called `name` (or with that alias). */
+export function findCommand(name: string): Command | undefined {
+  return COMMANDS.find((c) => c.name === name || c.aliases?.includes(name));
+}
+
 /** Top-level help. */
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -73,7 +88,13 @@ export function mainUsage(): string {
 Usage: chat-p2p [--profile <name>] [--verbose] <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+${
+    COMMANDS.map((c) =>
+      `  ${c.name.padEnd(width)}  ${c.summary}${
+        c.aliases?.length ? ` (also: ${c.aliases.join(", ")})` : ""
+      }`
+    ).join("\n")
+  }
 
 Global options (before or after the command):
   --profile <name>  profile to use (default: $CHAT_PROFILE, else "default"); its files live in
@@ -83,7 +104,9 @@ Global options (before or after the command):
   --version         print the version and exit
 
 Start with \`chat-p2p init\`, share the key \`chat-p2p id\` prints, then
-\`chat-p2p add-contact <name> <key>\` and \`chat-p2p chat ws://relay:8080/ws <name>\`.`;
+\`chat-p2p add-contact <name> <key>\`, \`chat-p2p config set relay ws://relay:8080/ws\` and
+\`chat-p2p chat <name>\`. Exit codes: docs/CLI.md (0 ok, 1 failure, 2 usage, 3 queued, 4 not
+delivered in time).`;
 }
 
 interface Globals {
@@ -156,7 +179,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       }
       throw new UsageError("missing command");
     }
-    cmd = COMMANDS.find((c) => c.name === g.command);
+    cmd = findCommand(g.command);
     if (!cmd) {
       throw new UsageError(`unknown command ${JSON.stringify(g.command)}`);
     }
@@ -176,6 +199,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     await cmd.run(g.rest, ctx);
     return EXIT.ok;
   } catch (e) {
+    if (e instanceof ExitStatus) return e.code;
     if (e instanceof UsageError) {
       stderr(`error: ${e.message}`);
       stderr("");
@@ -189,6 +213,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
     } else if (!(e instanceof CliError || e instanceof ClientError)) {
       stderr("(run with --verbose for details)");
     }
-    return EXIT.failure;
+    return e instanceof CliError ? e.exitCode : EXIT.failure;
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Turning relay failures into CLI errors, and the relay options several commands share.
+ * Turning relay failures into CLI errors, and the relay options several commands share: which
+ * relay a command uses (the URL given, else `CHAT_RELAY`, else the profile's `config` relay).
  *
  * @module
  */
@@ -9,18 +10,88 @@ import { CliError, UsageError } from "./errors.ts";
 import {
   type ChatClient,
   type ChatClientOptions,
+  ProfileConfig,
+  type ProfileStore,
   RelayError,
   type SendOutcome,
 } from "@chat-p2p/client";
 import { deadline } from "@chat-p2p/protocol/async";
 
+/** The environment variable naming the relay to use when a command names none. */
+export const RELAY_ENV = "CHAT_RELAY";
+
+/** The help text's lines about choosing a relay, for every command that talks to one. */
+export const RELAY_HELP =
+  `The relay is <relay-url> or --relay when given, else $${RELAY_ENV}, else the profile's
+\`chat-p2p config set relay <url>\`.`;
+
+/** True for an argument meant as a URL rather than a contact name (names have no "://"). */
+function looksLikeRelayUrl(arg: string | undefined): boolean {
+  return arg !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(arg);
+}
+
+/**
+ * Takes an optional leading relay URL off `positionals` (a contact name can never look like one)
+ * and returns it, normalised, with the rest; `--relay` is the same thing as an option, and both
+ * together are a usage error.
+ */
+export function relayPositional(
+  positionals: string[],
+  option: string | boolean | undefined,
+  usage: string,
+): { relay: string | undefined; rest: string[] } {
+  const given = looksLikeRelayUrl(positionals[0]) ? positionals[0] : undefined;
+  if (given !== undefined && typeof option === "string") {
+    throw new UsageError("give the relay once: as <relay-url> or as --relay", usage);
+  }
+  const relay = given ?? (typeof option === "string" ? option : undefined);
+  return {
+    relay: relay === undefined ? undefined : relayUrlArg(relay, usage),
+    rest: given === undefined ? positionals : positionals.slice(1),
+  };
+}
+
+/**
+ * The relay a command uses: `given` (an argument or --relay, normalised by
+ * {@linkcode relayPositional}), else `CHAT_RELAY`, else the profile's config; normalised.
+ * Undefined when there is none.
+ */
+export function knownRelay(
+  ctx: Context,
+  store: ProfileStore,
+  given: string | undefined,
+  usage: string,
+): string | undefined {
+  if (given !== undefined) return given;
+  const env = ctx.io.env(RELAY_ENV);
+  if (env) return relayUrlArg(env, usage, RELAY_ENV);
+  return new ProfileConfig(store).get("relay");
+}
+
+/** {@linkcode knownRelay}, or a usage error that says how to set one. */
+export function chooseRelay(
+  ctx: Context,
+  store: ProfileStore,
+  given: string | undefined,
+  usage: string,
+): string {
+  const relay = knownRelay(ctx, store, given, usage);
+  if (relay !== undefined) return relay;
+  throw new UsageError(
+    `no relay given: name one (ws://host:port/ws), set ${RELAY_ENV}, or save one with ` +
+      "`chat-p2p config set relay <url>`",
+    usage,
+  );
+}
+
 /** The canonical form of a relay URL argument (docs/PROTOCOL.md §9), or a usage error. */
-export function relayUrlArg(url: string, usage: string): string {
+export function relayUrlArg(url: string, usage: string, from?: string): string {
   const r = parseRelayUrl(url);
   if (!r.ok) {
     throw new UsageError(
-      `not a relay URL: ${JSON.stringify(url)}: ${r.message.replace(/^Not a relay URL: /, "")} ` +
-        "(expected ws://host:port/path, wss://..., or http(s)://...)",
+      `${from ? `${from} is ` : ""}not a relay URL: ${JSON.stringify(url)}: ${
+        r.message.replace(/^Not a relay URL: /, "")
+      } (expected ws://host:port/path, wss://..., or http(s)://...)`,
       usage,
     );
   }

@@ -26,7 +26,7 @@ import {
   type RelaySession,
 } from "./connection.ts";
 import { emit } from "./_emit.ts";
-import { ClientError, RelayError } from "./errors.ts";
+import { ClientError, type ClientErrorCode, RelayError } from "./errors.ts";
 import {
   type Delivered,
   type Delivery,
@@ -34,6 +34,7 @@ import {
   type InboxOutcome,
   type IncomingMessage,
 } from "./inbox.ts";
+import { checkMessage, type MessageRefusal } from "./limits.ts";
 import type { Mailboxes } from "./mailboxes.ts";
 import { Outbox, type OutboxEvent, type QueuedMessage, type SendOutcome } from "./outbox.ts";
 import { ReceiptQueue } from "./receipts.ts";
@@ -149,6 +150,12 @@ export interface ChatClientOptions {
   /** How one connection is made (tests). */
   connect?: (url: string, opts: ConnectOptions) => Promise<RelaySession>;
 }
+
+const REFUSAL_CODES = {
+  empty: "empty_message",
+  too_long: "message_too_long",
+  too_large: "message_too_large",
+} as const satisfies Record<MessageRefusal["code"], ClientErrorCode>;
 
 /** Manual-ack ids remembered to ack copies the relay delivers again. */
 const REMEMBERED_ACKS = 10_000;
@@ -327,11 +334,14 @@ export class ChatClient {
    * returns the message id. The message is encrypted and in history ("sending") when this
    * returns; the outbox sends it, now or once connected, and reports `accepted`, `retry` or
    * `failed` events. Earlier messages to the same peer still queued in history go first. Throws
-   * `unknown_contact`; `message_too_large` or `frame_too_large` for a text that does not fit
+   * `unknown_contact`; `empty_message`, `message_too_long` or `message_too_large` for a text that
+   * {@linkcode checkMessage} refuses; `frame_too_large` for one too large for this relay's frames
    * (nothing is written then).
    */
   send(to: string, text: string): string {
     this.#assertOpen();
+    const refused = checkMessage(text);
+    if (refused) throw new ClientError(REFUSAL_CODES[refused.code], refused.message);
     const peer = this.#peerKey(to);
     this.resume(peer);
     return this.#outbox.enqueue(peer, text, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_V2).id;

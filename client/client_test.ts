@@ -219,12 +219,16 @@ Deno.test("ChatClient: errors are ClientErrors with codes from one union", async
     (e: unknown) => e instanceof ClientError && e.code === "unknown_contact",
   );
   assert.throws(
-    () => alice.send("bob", "x".repeat(70_000)),
+    () => alice.send("bob", "x".repeat(20_000)),
+    (e: unknown) => e instanceof ClientError && e.code === "message_too_long",
+  );
+  assert.throws(
+    () => alice.send("bob", "😀".repeat(16_384)),
     (e: unknown) => e instanceof ClientError && e.code === "message_too_large",
   );
-  const small = p.client(p.alice, { maxFrameBytes: 65_536 });
+  const small = p.client(p.alice, { maxFrameBytes: 16_384 });
   assert.throws(
-    () => small.send("bob", "x".repeat(40_000)),
+    () => small.send("bob", "x".repeat(16_000)),
     (e: unknown) => e instanceof ClientError && e.code === "frame_too_large",
   );
   assert.deepEqual(p.alice.store.history(p.bob.key).entries(), [], "nothing written");

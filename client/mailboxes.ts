@@ -15,7 +15,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import {
   fromBase64,
   inboxId,
@@ -57,7 +56,7 @@ export type ReadMailbox =
   | { kind: "inbox"; idText: string }
   | { kind: "pair"; idText: string; peer: string };
 
-const LABEL = "pairs";
+const FILE = "pairs.json";
 
 /** The request inbox and pair mailboxes of one identity, derived once and cached on disk. */
 export class Mailboxes {
@@ -65,7 +64,6 @@ export class Mailboxes {
   readonly inbox: string;
   readonly #store: ProfileStore;
   readonly #me: KeyPair;
-  readonly #path: string;
   #pairs: Record<string, StoredPair> | undefined;
   /** Mailbox id → peer, for the mailboxes I read. */
   #byId: Map<string, string> | undefined;
@@ -76,13 +74,12 @@ export class Mailboxes {
   constructor(store: ProfileStore, me: KeyPair) {
     this.#store = store;
     this.#me = me;
-    this.#path = join(store.dir, "pairs.json");
     this.inbox = toBase64(inboxId(me.publicKey));
   }
 
   #load(): Record<string, StoredPair> {
     if (this.#pairs) return this.#pairs;
-    const text = this.#store.readFile(this.#path, LABEL, "pair mailboxes");
+    const text = this.#store.readFile(FILE, "pair mailboxes");
     let pairs: Record<string, StoredPair> = {};
     if (text !== undefined) {
       try {
@@ -115,7 +112,7 @@ export class Mailboxes {
     if (missing.length === 0) return;
     for (const peer of missing) pairs[peer] = await this.#derive(peer);
     this.#byId = new Map(Object.entries(pairs).map(([peer, p]) => [p.receive.id, peer]));
-    this.#store.writeFile(this.#path, LABEL, JSON.stringify({ v: 1, pairs }), "pair mailboxes");
+    this.#store.writeFile(FILE, JSON.stringify({ v: 1, pairs }), "pair mailboxes");
   }
 
   async #derive(peer: string): Promise<StoredPair> {

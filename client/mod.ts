@@ -14,7 +14,14 @@
  * - {@linkcode Sealer} (sealing.ts): the one place ratchet messages and envelopes are made and
  *   opened; {@linkcode Mailboxes} (mailboxes.ts): the request inbox and the pair mailboxes.
  * - {@linkcode ProfileStore} (store/): identity, contacts, history, sessions and requests on the
- *   person's own disk, encrypted at rest with a passphrase (store/at_rest.ts).
+ *   person's own disk, encrypted at rest with a passphrase (store/at_rest.ts);
+ *   contacts.ts: names, verification, add/remove/rename ({@linkcode addContact}, ...);
+ *   config.ts: per-profile settings ({@linkcode ProfileConfig}); conversations.ts: time order,
+ *   unread messages and the list of conversations ({@linkcode ReadMarks},
+ *   {@linkcode conversations}).
+ * - {@linkcode safetyNumber} (safety_number.ts): the 60 digits two people compare to verify keys.
+ * - {@linkcode checkMessage} (limits.ts): how long a message may be, in characters (grapheme
+ *   clusters) and in encoded bytes; the one check every sender uses.
  * - Errors carry a code from one union, {@linkcode ClientErrorCode} (errors.ts).
  *
  * @example Send a message and wait until the relay has it
@@ -45,6 +52,7 @@
  * @module
  */
 export * from "./errors.ts";
+export * from "./limits.ts";
 export * from "./client.ts";
 export * from "./connection.ts";
 export * from "./reconnecting.ts";
@@ -54,6 +62,10 @@ export * from "./receipts.ts";
 export * from "./sealing.ts";
 export * from "./mailboxes.ts";
 export * from "./store/profile_store.ts";
+export * from "./store/contacts.ts";
+export * from "./store/config.ts";
+export * from "./store/conversations.ts";
+export * from "./safety_number.ts";
 export * from "./store/message_log.ts";
 export * from "./store/key_protection.ts";
 export * from "./store/at_rest.ts";

@@ -8,11 +8,10 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { MAX_RECEIPT_IDS } from "@chat-p2p/protocol";
 import type { ProfileStore } from "./store/profile_store.ts";
 
-const LABEL = "receipts";
+const FILE = "receipts.json";
 
 /** Message ids to acknowledge to each peer, oldest first. */
 export class ReceiptQueue {
@@ -23,7 +22,7 @@ export class ReceiptQueue {
   constructor(store?: ProfileStore) {
     this.#store = store;
     if (!store) return;
-    const text = store.readFile(this.#path(), LABEL, "receipts");
+    const text = store.readFile(FILE, "receipts");
     if (text === undefined) return;
     try {
       const o = JSON.parse(text);
@@ -31,10 +30,6 @@ export class ReceiptQueue {
         if (Array.isArray(ids)) this.add(peer, ids.filter((x) => typeof x === "string"));
       }
     } catch { /* a damaged queue only loses receipts, which are best effort */ }
-  }
-
-  #path(): string {
-    return join(this.#store!.dir, "receipts.json");
   }
 
   /** Queues `ids` (each once) for `peer`. */
@@ -73,8 +68,8 @@ export class ReceiptQueue {
   /** Writes what is queued to receipts.json (removes it when nothing is). */
   save(): void {
     if (!this.#store) return;
-    if (this.isEmpty) return this.#store.removeFile(this.#path());
+    if (this.isEmpty) return this.#store.removeFile(FILE);
     const peers = Object.fromEntries(this.#ids);
-    this.#store.writeFile(this.#path(), LABEL, JSON.stringify({ v: 1, peers }), "receipts");
+    this.#store.writeFile(FILE, JSON.stringify({ v: 1, peers }), "receipts");
   }
 }

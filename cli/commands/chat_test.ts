@@ -21,7 +21,7 @@ Deno.test("chat with the relay down: what is typed is queued in history, and lea
       home,
       stdin: "first\nsecond\n",
     });
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 3, `exit 3: queued; ${r.stderr}`);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /cannot reach relay .*connection refused; what you type is queued/);
     assert.match(r.stderr, /… queued \(not connected\): first/);
@@ -56,5 +56,33 @@ Deno.test("chat: a message refused as unavailable stays queued, is sent again, a
     assert.equal(fake.sends[0].id, fake.sends[1].id, "sent again under its id");
     const h = await historyOf(home, "bob");
     assert.deepEqual(h.map((m) => m.state), ["accepted"]);
+  });
+});
+
+Deno.test("chat piped (defect 8): a line over the limits is refused before the wire, and the chat exits 1", async () => {
+  await withHome(async (home) => {
+    await runInProcess(["init"], { home });
+    await runInProcess(["add-contact", "bob", toBase64(generateKeyPair().publicKey)], { home });
+    await using fake = startFakeRelay(() => "accepted");
+    const emoji = "😀".repeat(16_384);
+    const long = "x".repeat(16_385);
+    const r = await runInProcess(["chat", fake.url, "bob"], {
+      home,
+      stdin: `before\n${emoji}\n${long}\nafter\n`,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /not sent: the message is 16,384 characters but 65,536 bytes encoded; at most 65,000 bytes/,
+    );
+    assert.match(r.stderr, /not sent: the message is 16,385 characters; at most 16,384/);
+    assert.doesNotMatch(r.stderr, /32,768 characters/);
+    assert.match(r.stderr, /error: 2 line\(s\) not sent: over the limits\n$/);
+    const sent = (await historyOf(home, "bob")).map((m) => m.text);
+    assert.deepEqual(sent, ["before", "after"], "the others went, nothing else was written");
+    // Each of the two to bob's pair mailbox (unknown there), then his request inbox: all of
+    // them padded to the smallest bucket.
+    assert.equal(fake.sends.length, 4, "nothing over the limits reached the wire");
+    assert.ok(fake.sends.every((e) => atob(e.body).length <= 650));
   });
 });

@@ -7,14 +7,22 @@ import { toBase64 } from "@chat-p2p/protocol";
 import { type Command, type Context, out, paint, parseCommandArgs, warn } from "../context.ts";
 import { formatDateTime, peerLabel, sanitizeForTerminal } from "../ui/format.ts";
 import { MARK_STYLE, STATE_MARKS } from "../ui/messages.ts";
-import { type HistoryEntry, openStore, type Peer } from "@chat-p2p/client";
+import {
+  chronological,
+  type HistoryEntry,
+  openStore,
+  type Peer,
+  ReadMarks,
+} from "@chat-p2p/client";
 import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p history <contact> [--json]
 
 Prints the conversation with <contact>, oldest first, with time, direction and delivery state.
 <contact> is a contact name, or the base64 key or fingerprint of someone not saved as a contact
-(messages from strangers are kept under their key).
+(messages from strangers are kept under their key). Messages are in the order they were written
+(the sender's clock); those written at the same time stay in the order they arrived. Their
+messages count as read once printed (see \`chat-p2p chats\`).
 
 States of messages you sent: sending (no answer from the relay), ✓ accepted (the relay stored
 it), ✓✓ delivered (your contact's client stored it), failed.
@@ -62,7 +70,7 @@ export const historyCommand: Command = {
     await unlockFiles(ctx, store);
     const myKey = toBase64(store.loadPublicKey());
     const peer = store.resolvePeer(positionals[0], { allowUnknownKey: true });
-    const entries = store.history(peer.key).entries();
+    const entries = chronological(store.history(peer.key).entries());
     for (const e of entries) {
       out(
         ctx,
@@ -74,5 +82,8 @@ export const historyCommand: Command = {
     if (entries.length === 0 && values.json !== true) {
       ctx.io.stderr.write(`no messages with ${peerLabel(peer.name, peer.fingerprint)} yet\n`);
     }
+    const marks = new ReadMarks(store);
+    marks.markRead(peer.key, undefined, ctx.io.now());
+    marks.save();
   },
 };

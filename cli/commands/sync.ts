@@ -1,11 +1,12 @@
 /**
- * `chat-p2p sync <relay-url> [--json]`: fetches every pending envelope, stores it, acks it,
- * sends delivery receipts and prints the new messages. The client library does the work (in
- * batches: one fsync and one ack per batch); this file parses the arguments and prints.
+ * `chat-p2p sync [<relay-url>] [--json]`: fetches every pending envelope, stores it, acks it,
+ * sends delivery receipts and prints the new messages (which then count as read). The client
+ * library does the work (in batches: one fsync and one ack per batch); this file parses the
+ * arguments and prints.
  *
  * @module
  */
-import { ChatClient, DEFAULT_TIMEOUT_MS, openStore } from "@chat-p2p/client";
+import { ChatClient, DEFAULT_TIMEOUT_MS, openStore, ReadMarks } from "@chat-p2p/client";
 import {
   type Command,
   type Context,
@@ -15,28 +16,39 @@ import {
   parseTimeout,
   warn,
 } from "../context.ts";
-import { CliError } from "../errors.ts";
+import { CliError, UsageError } from "../errors.ts";
 import { messageJson, messageLine, rejectedLine, requestLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
-import { clientOptions, connectOrFail, relayFailure, relayUrlArg } from "../relay_errors.ts";
+import {
+  chooseRelay,
+  clientOptions,
+  connectOrFail,
+  RELAY_ENV,
+  RELAY_HELP,
+  relayFailure,
+  relayPositional,
+} from "../relay_errors.ts";
 
-const USAGE = `Usage: chat-p2p sync <relay-url> [--json] [--timeout <seconds>]
+const USAGE = `Usage: chat-p2p sync [<relay-url>] [--json] [--timeout <seconds>]
 
 Fetches the messages waiting for you at the relay, stores them in your history, tells the relay
-they are safe (ack) and sends each sender a delivery receipt. Prints the new messages:
-"[time] name: text", or with --json one JSON object per line:
+they are safe (ack) and sends each sender a delivery receipt. Prints the new messages, which
+then count as read: "[time] name: text", or with --json one JSON object per line:
 {"id","from","contact","fingerprint","text","sent_at"} (contact is null for strangers).
 Messages from keys that are not contacts are first-contact requests: they are kept apart (see
 \`chat-p2p requests\`), said on stderr, and never printed as messages. Messages that do not
-open (forged, reflected, damaged) are reported on stderr and dropped; a message delivered again
-is never printed twice.
+open (forged, turned around, damaged) are reported on stderr and dropped; a message delivered
+again is never printed twice.
+${RELAY_HELP}
 
 Options:
+  --relay <url>        the relay (instead of <relay-url>)
   --json               JSON lines on stdout
   --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000})
   -h, --help           show this help
 
 Environment:
+  ${RELAY_ENV}           the relay, when none is given
   ${PASSPHRASE_ENV}      the passphrase of an identity made with \`init --passphrase\`
                        (else it is asked on the terminal)`;
 
@@ -46,15 +58,28 @@ export const syncCommand: Command = {
   summary: "fetch waiting messages, store them and print them",
   usage: USAGE,
   async run(args: string[], ctx: Context): Promise<void> {
-    const { values, positionals } = parseCommandArgs(this, args, {
-      json: { type: "boolean" },
-      timeout: { type: "string" },
-    }, ["relay-url"]);
-    const relayUrl = relayUrlArg(positionals[0], USAGE);
+    const { values, positionals } = parseCommandArgs(
+      this,
+      args,
+      {
+        relay: { type: "string" },
+        json: { type: "boolean" },
+        timeout: { type: "string" },
+      },
+      [],
+      1,
+    );
+    const { relay: given, rest } = relayPositional(positionals, values.relay, USAGE);
+    if (rest.length > 0) {
+      throw new UsageError(`sync: unexpected argument ${JSON.stringify(rest[0])}`, USAGE);
+    }
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
     const json = values.json === true;
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    const relayUrl = chooseRelay(ctx, store, given, USAGE);
     const me = await unlockIdentity(ctx, store);
+    /** The messages printed, per sender: they count as read. */
+    const printed = new Map<string, string[]>();
 
     const client = new ChatClient(store, me, clientOptions(ctx, timeoutMs, { giveUpAfterMs: 0 }));
     let newMessages = 0;
@@ -77,6 +102,9 @@ export const syncCommand: Command = {
       if (duplicate) return;
       newMessages++;
       out(ctx, json ? JSON.stringify(messageJson(message)) : messageLine(ctx, message));
+      const ids = printed.get(message.from) ?? [];
+      ids.push(message.id);
+      printed.set(message.from, ids);
     });
     client.on("rejected", (r) => err(ctx, rejectedLine(r)));
     client.on("request", (r) => {
@@ -115,6 +143,9 @@ export const syncCommand: Command = {
       // What is stored is acked and its senders get receipts, whatever happened (at least once:
       // the rest comes back next time).
       await client.close();
+      const marks = new ReadMarks(store);
+      for (const [peer, ids] of printed) marks.markRead(peer, ids, ctx.io.now());
+      marks.save();
     }
     if (!json) {
       err(

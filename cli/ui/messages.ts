@@ -4,11 +4,17 @@
  *
  * @module
  */
-import { MAX_TEXT_CHARS } from "@chat-p2p/protocol";
-import type { FoldedState, HistoryEntry, IncomingMessage, Peer } from "@chat-p2p/client";
+import {
+  checkMessage,
+  type FoldedState,
+  type HistoryEntry,
+  type IncomingMessage,
+  type Peer,
+} from "@chat-p2p/client";
 import { type Context, paint, type Style } from "../context.ts";
-import { UsageError } from "../errors.ts";
+import { CliError, UsageError } from "../errors.ts";
 import { formatShortTime, peerLabel, preview, sanitizeForTerminal } from "./format.ts";
+import type { Span } from "./chat_screen.ts";
 
 /** Marks shown after a message for each state. */
 export const STATE_MARKS: Record<FoldedState, string> = {
@@ -28,15 +34,14 @@ export const MARK_STYLE: Record<FoldedState, Style> = {
   failed: "red",
 };
 
-/** Validates message text, throwing a usage error when empty or too long. */
+/**
+ * Checks a message with the client library's {@linkcode checkMessage}: an empty one is a usage
+ * error, one over the limits a runtime error ("not sent: ..."); returns the text.
+ */
 export function checkText(text: string, usage: string): string {
-  if (text.trim() === "") throw new UsageError("the message text is empty", usage);
-  if (text.length > MAX_TEXT_CHARS) {
-    throw new UsageError(
-      `the message is ${text.length} characters long; at most ${MAX_TEXT_CHARS} are allowed`,
-      usage,
-    );
-  }
+  const refused = checkMessage(text);
+  if (refused?.code === "empty") throw new UsageError("the message text is empty", usage);
+  if (refused) throw new CliError(`not sent: ${refused.message}`);
   return text;
 }
 
@@ -59,20 +64,32 @@ export function messageLine(ctx: Context, m: IncomingMessage): string {
   return `${time} ${who}: ${sanitizeForTerminal(m.text)}`;
 }
 
+/** A conversation line's pieces ("[time] you: text"), its text as is (the screen sanitizes). */
+export function chatSpans(
+  ctx: Context,
+  e: Pick<HistoryEntry, "dir" | "text" | "sent_at">,
+  peer: Peer,
+): Span[] {
+  return [
+    { text: `[${formatShortTime(e.sent_at, ctx.io.now())}]`, style: "dim" },
+    { text: " " },
+    e.dir === "out"
+      ? { text: "you", style: "cyan" }
+      : { text: peerLabel(peer.name, peer.fingerprint), style: "magenta" },
+    { text: `: ${e.text}` },
+  ];
+}
+
 /** A conversation line in chat form ("[time] you: text  ✓"), for my messages and the peer's. */
 export function chatLine(
   ctx: Context,
   e: Pick<HistoryEntry, "dir" | "text" | "sent_at"> & { state?: FoldedState },
   peer: Peer,
 ): string {
-  const time = paint(ctx, "dim", `[${formatShortTime(e.sent_at, ctx.io.now())}]`);
-  const who = e.dir === "out"
-    ? paint(ctx, "cyan", "you")
-    : paint(ctx, "magenta", peerLabel(peer.name, peer.fingerprint));
+  const spans = chatSpans(ctx, { ...e, text: sanitizeForTerminal(e.text) }, peer);
   const mark = e.state ? STATE_MARKS[e.state] : "";
-  return `${time} ${who}: ${sanitizeForTerminal(e.text)}${
-    mark ? `  ${paint(ctx, "dim", mark)}` : ""
-  }`;
+  return spans.map((s) => (s.style ? paint(ctx, s.style, s.text) : s.text)).join("") +
+    (mark ? `  ${paint(ctx, "dim", mark)}` : "");
 }
 
 /**

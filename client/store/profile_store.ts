@@ -8,7 +8,10 @@
  *                                     "encrypted_secret_key":{...}} (see key_protection.ts)
  *   profile.json                0600  {"v":2,"at_rest":"plain"|"encrypted"}: the layout and how the
  *                                     files below were last written (absent: chat-p2p 1)
- *   contacts.json               0600  {"<name>": "<base64 key>", ...}
+ *   contacts.json               0600  {"<name>": "<base64 key>" or {"key", "verified"}, ...}
+ *                                     (see contacts.ts)
+ *   config.json                 0600  per-profile settings (see config.ts), always in clear
+ *   read.json                   0600  how far each conversation is read (see conversations.ts)
  *   pairs.json                  0600  derived pair mailboxes per contact (see client/mailboxes.ts)
  *   blocked.json                0600  keys whose requests are dropped
  *   receipts.json               0600  receipts not sent yet, per peer
@@ -52,24 +55,19 @@ import {
 } from "./key_protection.ts";
 import { type AtRestMode, codecFor, lockedError, type TextCodec } from "./at_rest.ts";
 import { ioError, MessageLog } from "./message_log.ts";
+import {
+  type Contact,
+  normalizeContactName,
+  parseContacts,
+  serializeContacts,
+} from "./contacts.ts";
 
 /** Profile names: what may follow `.chat-` in a directory name. */
 const PROFILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/** Contact names: 1-32 of letters, digits, `_-.`, starting with a letter or digit. */
-const CONTACT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
-
 /** Explains why `name` is not a valid profile name, or returns undefined. */
 export function explainProfileName(name: string): string | undefined {
   return PROFILE_RE.test(name) ? undefined : `invalid profile name ${JSON.stringify(name)}: use ` +
     "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit";
-}
-
-/** Explains why `name` is not a valid contact name, or returns undefined. */
-export function explainContactName(name: string): string | undefined {
-  if (CONTACT_NAME_RE.test(name)) return undefined;
-  if (name.length === 0) return "the name is empty";
-  if (name.length > 32) return `the name is ${name.length} characters long; at most 32 are allowed`;
-  return "use letters, digits, '_', '-' or '.', starting with a letter or digit";
 }
 
 /** The layout version written to profile.json (chat-p2p 1 had no such file). */
@@ -90,13 +88,6 @@ export function fileNameToKey(name: string): string | undefined {
 /** Normalises a fingerprint as typed by a user: lower-case hex, no spaces. */
 export function normalizeFingerprint(text: string): string {
   return text.replace(/[\s:]/g, "").toLowerCase();
-}
-
-/** A saved contact. */
-export interface Contact {
-  name: string;
-  /** Base64 Ed25519 public key. */
-  key: string;
 }
 
 /** A peer as resolved from what the user typed: a contact, or a bare key. */
@@ -279,7 +270,10 @@ export class ProfileStore {
     }
   }
 
-  // -- encryption at rest ---------------------------------------------------------------------
+  // -- the other files, and encryption at rest -----------------------------------------------
+
+  /** Files that stay in clear whatever the mode: settings, which hold nothing of anyone's. */
+  static readonly CLEAR_FILES: ReadonlySet<string> = new Set(["config.json"]);
 
   /**
    * How files are written now: `plain` (no passphrase), `encrypted` (a passphrase, unlocked by
@@ -296,17 +290,24 @@ export class ProfileStore {
     return this.#mode;
   }
 
-  /** The codec of the file or history with `label` (see store/at_rest.ts). */
-  codec(label: string, what = "files"): TextCodec {
-    return codecFor(() => this.atRest(), label, () => lockedError(this.profile, what));
+  /**
+   * The codec of the profile file `name` (its path in the profile directory, which is also the
+   * associated data that binds its encryption to that place): see store/at_rest.ts. `what` names
+   * the contents in the error asking for the passphrase.
+   */
+  codec(name: string, what = "files"): TextCodec {
+    if (ProfileStore.CLEAR_FILES.has(name)) return { encode: (t) => t, decode: (t) => t };
+    return codecFor(() => this.atRest(), name, () => lockedError(this.profile, what));
   }
 
   /**
-   * Reads a whole file of the profile through the at-rest layer; `undefined` when it does not
-   * exist. Throws `passphrase_required` for an encrypted file before the identity is unlocked,
-   * and `io` for one that does not decrypt (it is left as it is).
+   * The text of the profile's file `name` (`config.json`, `sessions/<key>.json`, ...), through
+   * the at-rest layer, or undefined when it does not exist. Throws `passphrase_required` for an
+   * encrypted file before the identity is unlocked, and `io` for one that does not decrypt (it
+   * is left as it is). For the modules that own such a file.
    */
-  readFile(path: string, label: string, what = "files"): string | undefined {
+  readFile(name: string, what?: string): string | undefined {
+    const path = this.#fileOf(name);
     let stored: string;
     try {
       stored = Deno.readTextFileSync(path);
@@ -315,7 +316,7 @@ export class ProfileStore {
       throw ioError("read", path, e);
     }
     this.#checkFileMode(path);
-    const plain = this.codec(label, what).decode(stored);
+    const plain = this.codec(name, what).decode(stored);
     if (plain === undefined) {
       throw new ClientError(
         "io",
@@ -326,19 +327,28 @@ export class ProfileStore {
     return plain;
   }
 
-  /** Atomically replaces a whole file of the profile, through the at-rest layer. */
-  writeFile(path: string, label: string, text: string, what = "files"): void {
-    const stored = this.codec(label, what).encode(text);
-    this.#writeAtomic(path, stored.endsWith("\n") ? stored : stored + "\n");
+  /** Atomically replaces the profile's file `name` (0600; through the at-rest layer). */
+  writeFile(name: string, text: string, what?: string): void {
+    const stored = this.codec(name, what).encode(text);
+    this.#writeAtomic(this.#fileOf(name), stored.endsWith("\n") ? stored : stored + "\n");
   }
 
-  /** Removes a file of the profile; nothing happens when it is not there. */
-  removeFile(path: string): void {
+  /** Removes the profile's file `name`; nothing happens when it is not there. */
+  removeFile(name: string): void {
+    const path = this.#fileOf(name);
     try {
       Deno.removeSync(path);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw ioError("write", path, e);
     }
+  }
+
+  /** Path of the profile file `name`: a `.json` file in the profile, sessions/ or requests/. */
+  #fileOf(name: string): string {
+    if (!/^(?:(?:sessions|requests)\/[A-Za-z0-9_-]+|[a-z][a-z0-9_]*)\.json$/.test(name)) {
+      throw new TypeError(`not a profile file: ${name}`);
+    }
+    return join(this.dir, name);
   }
 
   /**
@@ -350,13 +360,13 @@ export class ProfileStore {
   rewriteAtRest(): void {
     const mode = this.atRest();
     if (mode.kind === "locked") throw lockedError(this.profile, "files");
-    for (const [path, label] of this.#atRestFiles()) {
-      const text = this.readFile(path, label);
-      if (text !== undefined) this.writeFile(path, label, text);
+    for (const name of this.#atRestFiles()) {
+      const text = this.readFile(name);
+      if (text !== undefined) this.writeFile(name, text);
     }
     for (const key of this.peersWithHistory()) {
       const path = this.historyPath(key);
-      const codec = this.codec(historyLabel(key), "history");
+      const codec = this.codec(historyName(key), "history");
       let raw: string;
       try {
         raw = Deno.readTextFileSync(path);
@@ -374,15 +384,14 @@ export class ProfileStore {
     this.#writeProfileMarker();
   }
 
-  /** Whole files under the at-rest layer, with their labels. */
-  *#atRestFiles(): Generator<[string, string]> {
-    yield [this.contactsPath, "contacts"];
-    for (const name of ["pairs", "blocked", "receipts"]) {
-      yield [join(this.dir, `${name}.json`), name];
+  /** The whole files the at-rest layer covers (those that exist, or may). */
+  *#atRestFiles(): Generator<string> {
+    for (const e of readDirOrNothing(this.dir)) {
+      if (e.isFile && e.name.endsWith(".json") && !UNLAYERED.has(e.name)) yield e.name;
     }
-    for (const [dir, kind] of [[this.sessionsDir, "sessions"], [this.requestsDir, "requests"]]) {
-      for (const key of keysInDir(dir, ".json")) {
-        yield [join(dir, `${keyToFileName(key)}.json`), `${kind} ${key}`];
+    for (const sub of ["sessions", "requests"]) {
+      for (const key of keysInDir(join(this.dir, sub), ".json")) {
+        yield `${sub}/${keyToFileName(key)}.json`;
       }
     }
   }
@@ -580,7 +589,7 @@ export class ProfileStore {
         if (!(e instanceof Deno.errors.NotFound)) throw ioError("write", dir, e);
       }
     }
-    for (const name of ["pairs", "receipts"]) this.removeFile(join(this.dir, `${name}.json`));
+    for (const name of ["pairs.json", "receipts.json"]) this.removeFile(name);
     this.#logs.clear();
   }
 
@@ -592,7 +601,7 @@ export class ProfileStore {
    * keep them. Each of those is warned about once per store.
    */
   #readContacts(): { contacts: Contact[]; unreadable: Array<[string, unknown]> } {
-    const text = this.readFile(this.contactsPath, "contacts", "contacts");
+    const text = this.readFile("contacts.json", "contacts");
     if (text === undefined) return { contacts: [], unreadable: [] };
     let o: unknown;
     try {
@@ -609,24 +618,16 @@ export class ProfileStore {
         `contacts file ${this.contactsPath} is corrupt: not a JSON object`,
       );
     }
-    const contacts: Contact[] = [];
-    const unreadable: Array<[string, unknown]> = [];
-    for (const [name, key] of Object.entries(o as Record<string, unknown>)) {
-      if (typeof key !== "string" || !decodePublicKey(key) || explainContactName(name)) {
-        unreadable.push([name, key]);
-        if (!this.#warnedContacts.has(name)) {
-          this.#warnedContacts.add(name);
-          this.#warn(
-            `ignoring contact ${JSON.stringify(name)} in ${this.contactsPath}: not a valid ` +
-              "name and key (the entry is kept in the file as it is)",
-          );
-        }
-        continue;
-      }
-      contacts.push({ name, key });
+    const parsed = parseContacts(o as Record<string, unknown>);
+    for (const [name] of parsed.unreadable) {
+      if (this.#warnedContacts.has(name)) continue;
+      this.#warnedContacts.add(name);
+      this.#warn(
+        `ignoring contact ${JSON.stringify(name)} in ${this.contactsPath}: not a valid ` +
+          "name and key (the entry is kept in the file as it is)",
+      );
     }
-    contacts.sort((a, b) => a.name.localeCompare(b.name));
-    return { contacts, unreadable };
+    return parsed;
   }
 
   /** Saved contacts, sorted by name (entries that cannot be read are left out, with a warning). */
@@ -651,10 +652,7 @@ export class ProfileStore {
         } that cannot be read; fix or remove it by hand first`,
       );
     }
-    const sorted = [...contacts].sort((a, b) => a.name.localeCompare(b.name));
-    // fromEntries defines own properties, so a name like "__proto__" stays an entry.
-    const obj = Object.fromEntries([...sorted.map((c) => [c.name, c.key]), ...unreadable]);
-    this.writeFile(this.contactsPath, "contacts", JSON.stringify(obj, null, 2), "contacts");
+    this.writeFile("contacts.json", serializeContacts(contacts, unreadable), "contacts");
   }
 
   // -- history --------------------------------------------------------------------------------
@@ -671,7 +669,7 @@ export class ProfileStore {
       this.ensureDirs();
       log = MessageLog.open(
         this.historyPath(peerKey),
-        this.codec(historyLabel(peerKey), "messages"),
+        this.codec(historyName(peerKey), "messages"),
       );
       if (log.skipped > 0) {
         this.#warn(`${log.path}: skipped ${log.skipped} unreadable line(s)`);
@@ -694,7 +692,8 @@ export class ProfileStore {
    */
   resolvePeer(text: string, opts: { allowUnknownKey?: boolean } = {}): Peer {
     const contacts = this.loadContacts();
-    const byName = contacts.find((c) => c.name === text);
+    const name = normalizeContactName(text);
+    const byName = contacts.find((c) => c.name === name);
     if (byName) {
       return { key: byName.key, name: byName.name, fingerprint: keyFingerprint(byName.key) };
     }
@@ -721,22 +720,30 @@ export class ProfileStore {
   }
 }
 
-/** The at-rest label of the history with `peerKey`. */
-export function historyLabel(peerKey: string): string {
-  return `history ${peerKey}`;
+/** The name (path in the profile) of the history with `peerKey`: its at-rest label. */
+export function historyName(peerKey: string): string {
+  return `messages/${keyToFileName(peerKey)}.jsonl`;
+}
+
+/** identity.json and profile.json are not written through the at-rest layer. */
+const UNLAYERED = new Set(["identity.json", "profile.json", ...ProfileStore.CLEAR_FILES]);
+
+function readDirOrNothing(dir: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(dir)];
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw ioError("read", dir, e);
+  }
 }
 
 /** The peer keys of the files named `<key, base64url><ext>` in `dir`, sorted. */
 export function keysInDir(dir: string, ext: string): string[] {
   const keys: string[] = [];
-  try {
-    for (const entry of Deno.readDirSync(dir)) {
-      if (!entry.isFile || !entry.name.endsWith(ext)) continue;
-      const key = fileNameToKey(entry.name.slice(0, -ext.length));
-      if (key) keys.push(key);
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw ioError("read", dir, e);
+  for (const entry of readDirOrNothing(dir)) {
+    if (!entry.isFile || !entry.name.endsWith(ext)) continue;
+    const key = fileNameToKey(entry.name.slice(0, -ext.length));
+    if (key) keys.push(key);
   }
   return keys.sort();
 }

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fingerprint, generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { ClientError } from "../errors.ts";
+import { explainContactName } from "./contacts.ts";
 import {
-  explainContactName,
   fileNameToKey,
   keyToFileName,
   normalizeFingerprint,
@@ -253,7 +253,7 @@ Deno.test("profile and contact names are validated", () => {
   assert.equal(explainContactName("9lives"), undefined);
   assert.match(explainContactName("")!, /empty/);
   assert.match(explainContactName("-bob")!, /starting with a letter or digit/);
-  assert.match(explainContactName("bob smith")!, /letters, digits/);
+  assert.match(explainContactName("bob/smith")!, /letters and digits/);
   assert.match(explainContactName("x".repeat(33))!, /at most 32/);
   assert.equal(explainContactName("x".repeat(32)), undefined);
 });

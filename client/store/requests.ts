@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { ClientError } from "../errors.ts";
 import {
   keyFingerprint,
@@ -22,6 +21,8 @@ import {
   normalizeFingerprint,
   type ProfileStore,
 } from "./profile_store.ts";
+
+const BLOCKED = "blocked.json";
 
 /** A message of a request, as it will go into history when accepted. */
 export interface RequestMessage {
@@ -46,23 +47,20 @@ export interface Request {
 /** The requests and the block list of one profile. */
 export class RequestStore {
   readonly #store: ProfileStore;
-  readonly #blockedPath: string;
   #blocked: Set<string> | undefined;
 
   /** The requests of `store`'s profile. */
   constructor(store: ProfileStore) {
     this.#store = store;
-    this.#blockedPath = join(store.dir, "blocked.json");
   }
 
-  #path(key: string): string {
-    return join(this.#store.requestsDir, `${keyToFileName(key)}.json`);
+  #name(key: string): string {
+    return `requests/${keyToFileName(key)}.json`;
   }
 
   /** The request from `key`, or undefined. */
   get(key: string): Request | undefined {
-    const path = this.#path(key);
-    const text = this.#store.readFile(path, `requests ${key}`, "requests");
+    const text = this.#store.readFile(this.#name(key), "requests");
     if (text === undefined) return undefined;
     try {
       const o = JSON.parse(text);
@@ -70,7 +68,7 @@ export class RequestStore {
         return { key, messages: o.messages };
       }
     } catch { /* reported below */ }
-    throw new ClientError("io", `cannot read ${path}: not a request file`);
+    throw new ClientError("io", `cannot read ${this.#name(key)}: not a request file`);
   }
 
   /**
@@ -108,23 +106,19 @@ export class RequestStore {
   }
 
   #write(req: Request): void {
-    this.#store.writeFile(
-      this.#path(req.key),
-      `requests ${req.key}`,
-      JSON.stringify({ v: 1, key: req.key, messages: req.messages }),
-      "requests",
-    );
+    const text = JSON.stringify({ v: 1, key: req.key, messages: req.messages });
+    this.#store.writeFile(this.#name(req.key), text, "requests");
   }
 
   /** Deletes the request from `key` (accepted or blocked). */
   remove(key: string): void {
-    this.#store.removeFile(this.#path(key));
+    this.#store.removeFile(this.#name(key));
   }
 
   /** Keys whose requests are dropped. */
   blocked(): Set<string> {
     if (this.#blocked) return this.#blocked;
-    const text = this.#store.readFile(this.#blockedPath, "blocked", "block list");
+    const text = this.#store.readFile(BLOCKED, "block list");
     let keys: string[] = [];
     if (text !== undefined) {
       try {
@@ -133,7 +127,7 @@ export class RequestStore {
           keys = o.keys.filter((k: unknown) => typeof k === "string");
         }
       } catch {
-        throw new ClientError("io", `cannot read ${this.#blockedPath}: not valid JSON`);
+        throw new ClientError("io", `cannot read ${BLOCKED}: not valid JSON`);
       }
     }
     this.#blocked = new Set(keys);
@@ -146,8 +140,7 @@ export class RequestStore {
     if (!keys.has(key)) {
       keys.add(key);
       this.#store.writeFile(
-        this.#blockedPath,
-        "blocked",
+        BLOCKED,
         JSON.stringify({ v: 1, keys: [...keys].sort() }),
         "block list",
       );

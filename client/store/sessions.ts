@@ -15,6 +15,10 @@ import { fromBase64, newPeerSessions, type PeerSessions } from "@chat-p2p/protoc
 import { ClientError } from "../errors.ts";
 import { keyToFileName, type ProfileStore } from "./profile_store.ts";
 
+function nameOf(peer: string): string {
+  return `sessions/${keyToFileName(peer)}.json`;
+}
+
 /** The sessions of every peer of one profile, read once and written through. */
 export class SessionStore {
   readonly #store: ProfileStore;
@@ -29,7 +33,7 @@ export class SessionStore {
 
   /** Path of the sessions file of `peer`. */
   path(peer: string): string {
-    return join(this.#store.sessionsDir, `${keyToFileName(peer)}.json`);
+    return join(this.#store.dir, nameOf(peer));
   }
 
   /** The sessions with `peer` (none yet: an empty set). Read from the disk once. */
@@ -37,7 +41,7 @@ export class SessionStore {
     const cached = this.#cache.get(peer);
     if (cached) return cached;
     const path = this.path(peer);
-    const text = this.#store.readFile(path, `sessions ${peer}`, "sessions");
+    const text = this.#store.readFile(nameOf(peer), "sessions");
     let ps: PeerSessions;
     if (text === undefined) ps = newPeerSessions(fromBase64(this.#me)!, fromBase64(peer)!);
     else {
@@ -59,13 +63,13 @@ export class SessionStore {
 
   /** Durably replaces the sessions with `peer` (atomic write, fsync), then keeps them in memory. */
   put(peer: string, ps: PeerSessions): void {
-    this.#store.writeFile(this.path(peer), `sessions ${peer}`, JSON.stringify(ps), "sessions");
+    this.#store.writeFile(nameOf(peer), JSON.stringify(ps), "sessions");
     this.#cache.set(peer, ps);
   }
 
   /** Forgets the sessions with `peer`, on disk and in memory (a blocked stranger). */
   remove(peer: string): void {
-    this.#store.removeFile(this.path(peer));
+    this.#store.removeFile(nameOf(peer));
     this.#cache.delete(peer);
   }
 }
