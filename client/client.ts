@@ -41,6 +41,7 @@ import { ReceiptQueue } from "./receipts.ts";
 import { type ConnectionEvent, type ConnectionState, ReconnectingRelay } from "./reconnecting.ts";
 import { profileSealer, type Sealer } from "./sealing.ts";
 import { openStore, type ProfileStore } from "./store/profile_store.ts";
+import { addContact } from "./store/contacts.ts";
 import { type RequestMessage, RequestStore } from "./store/requests.ts";
 
 /** Everything a {@linkcode ChatClient} reports. */
@@ -399,26 +400,17 @@ export class ChatClient {
   }
 
   /**
-   * Accepts the request of `key` as contact `name`: saves the contact, moves the request's
-   * messages into history, sets up the pair mailboxes (opened at once when connected) and queues
-   * a receipt for them (sent after the usual delay, or by the next run that connects). Returns
-   * the messages moved. Throws `unknown_contact` when the name or key is already a contact.
+   * Accepts the request of `key` as contact `name`: saves the contact (as `addContact` does, with
+   * its rules), moves the request's messages into history, sets up the pair mailboxes (opened at
+   * once when connected) and queues a receipt for them (sent after the usual delay, or by the
+   * next run that connects). Returns the messages moved. Throws `contact_exists` (or
+   * `invalid_contact_name`) and changes nothing when the contact cannot be saved.
    */
   async acceptRequest(key: string, name: string): Promise<RequestMessage[]> {
     this.#assertOpen();
-    const contacts = this.store.loadContacts();
-    const clash = contacts.find((c) => c.name === name || c.key === key);
-    if (clash) {
-      throw new ClientError(
-        "unknown_contact",
-        clash.key === key
-          ? `this key is already saved as ${clash.name}`
-          : `a contact named ${name} already exists with another key`,
-      );
-    }
     const req = this.#requests.get(key);
     await this.#mailboxes.ensure([key]);
-    this.store.saveContacts([...contacts, { name, key }]);
+    addContact(this.store, name, key);
     const moved = req?.messages ?? [];
     this.store.history(key).appendBatch(moved.map((m) => ({ t: "msg", ...m, dir: "in" })));
     this.#requests.remove(key);
@@ -429,14 +421,14 @@ export class ChatClient {
 
   /**
    * Blocks `key`: its request and its sessions are deleted, and its later requests are dropped
-   * on arrival. Throws `unknown_contact` for a key saved as a contact (remove it first).
+   * on arrival. Throws `contact_exists` for a key saved as a contact (remove it first).
    */
   block(key: string): void {
     this.#assertOpen();
     const contact = this.store.loadContacts().find((c) => c.key === key);
     if (contact) {
       throw new ClientError(
-        "unknown_contact",
+        "contact_exists",
         `${contact.name} is a contact; only requests from keys that are not contacts are blocked`,
       );
     }
