@@ -21,15 +21,21 @@ import {
 } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
-import { clientOptions, connectOrFail, relayUrlArg } from "../relay_errors.ts";
+import {
+  clientOptions,
+  connectOrFail,
+  knownRelay,
+  RELAY_ENV,
+  relayUrlArg,
+} from "../relay_errors.ts";
 
 const USAGE = `Usage: chat-p2p accept <fingerprint> <name> [--relay <url>] [--timeout <seconds>]
 
 Accepts the first-contact request from the key with <fingerprint> (see \`chat-p2p requests\`):
 saves it as contact <name>, moves its messages into your history, and sets up your mailbox for
 its messages (opened by your next \`sync\` or \`chat\`). The sender gets a delivery receipt for
-those messages: now through the relay given with --relay, else with your next \`send\`, \`sync\`
-or \`chat\`.
+those messages through the relay (--relay, else $CHAT_RELAY, else the profile's default relay),
+or, with none, through your next \`send\`, \`sync\` or \`chat\`.
 
 Arguments:
   <fingerprint>  as \`chat-p2p requests\` shows it (spaces optional), or the sender's key
@@ -41,6 +47,7 @@ Options:
   -h, --help           show this help
 
 Environment:
+  ${RELAY_ENV}           the relay, when none is given
   ${PASSPHRASE_ENV}      the passphrase, when the profile has one`;
 
 /** The `accept` command. */
@@ -58,12 +65,11 @@ export const acceptCommand: Command = {
     if (badName) {
       throw new UsageError(`invalid contact name ${JSON.stringify(name)}: ${badName}`, USAGE);
     }
-    const relayUrl = typeof values.relay === "string"
-      ? relayUrlArg(values.relay, USAGE)
-      : undefined;
+    const given = typeof values.relay === "string" ? relayUrlArg(values.relay, USAGE) : undefined;
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
     const me = await unlockIdentity(ctx, store);
+    const relayUrl = knownRelay(ctx, store, given, USAGE);
     const request = new RequestStore(store).find(which);
     if (!request) {
       throw new CliError(`no request from ${which}; see \`chat-p2p requests\``);
