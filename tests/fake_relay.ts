@@ -45,6 +45,8 @@ export interface FakeRelayHooks {
   deliver?: (envelopes: EnvelopeV2[], live: boolean) => EnvelopeV2[];
   /** Milliseconds to hold each live delivery frame back (a slow or delaying relay). */
   delayMs?: (e: EnvelopeV2) => number;
+  /** Most envelopes a request inbox holds (`mailbox_full` beyond), as a real relay caps it. */
+  inboxMaxCount?: number;
 }
 
 /** A running fake relay; `await using` stops it. */
@@ -156,6 +158,15 @@ export function startFakeRelay(
       if (f.key !== undefined ? !isInboxOf(e.to, f.key) : !registered.has(e.to)) {
         const code = f.key !== undefined ? "bad_frame" : "unknown_mailbox";
         return frame(s, { type: "error", id: e.id, code, message: `fake relay: ${code}` });
+      }
+      const held = mailboxes.get(e.to)?.length ?? 0;
+      if (f.key !== undefined && held >= (hooks.inboxMaxCount ?? Infinity)) {
+        return frame(s, {
+          type: "error",
+          id: e.id,
+          code: "mailbox_full",
+          message: "fake relay: the request inbox is full",
+        });
       }
       for (const x of hooks.store ? hooks.store(e) : [e]) put(x);
       frame(s, { type: "accepted", id: e.id });
