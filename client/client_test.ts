@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { deadline } from "@chat-p2p/protocol/async";
 import { closedPort, startFakeRelay } from "../tests/fake_relay.ts";
+import { contactProfiles, type TestProfile } from "../tests/v2_peer.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "./client.ts";
 import { ClientError, RelayError } from "./errors.ts";
-import { ProfileStore } from "./store/profile_store.ts";
 
 const FAST = { minTimeout: 10, maxTimeout: 50, jitter: 0.5 };
 /** Receipts after 10-20 ms, not the 2-20 s of a long-running client. */
@@ -13,18 +12,9 @@ const QUICK_RECEIPTS = [10, 20] as const;
 /** Two profiles that know each other, under one temporary HOME. */
 async function people() {
   const home = await Deno.makeTempDir({ prefix: "chat-p2p-client-" });
-  const make = (profile: string) => {
-    const store = new ProfileStore({ home, profile });
-    const kp = generateKeyPair();
-    store.saveIdentity(kp);
-    return { store, kp, key: toBase64(kp.publicKey) };
-  };
-  const alice = make("alice");
-  const bob = make("bob");
-  alice.store.saveContacts([{ name: "bob", key: bob.key }]);
-  bob.store.saveContacts([{ name: "alice", key: alice.key }]);
+  const { alice, bob } = contactProfiles(home);
   const clients: ChatClient[] = [];
-  const client = (who: typeof alice, opts: ChatClientOptions = {}) => {
+  const client = (who: TestProfile, opts: ChatClientOptions = {}) => {
     const c = new ChatClient(who.store, who.kp, {
       backoff: FAST,
       timeoutMs: 5000,

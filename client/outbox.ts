@@ -268,7 +268,7 @@ export class Outbox {
     const before = this.#now().getTime() - this.#redeliverAfterMs;
     const due = (e: HistoryEntry) =>
       e.state === "sending" ||
-      (e.state === "accepted" && e.wire !== undefined && Date.parse(e.at) <= before);
+      (e.state === "accepted" && e.wire !== undefined && Date.parse(e.state_at ?? e.at) <= before);
     for (const e of log.entries()) {
       if (e.dir !== "out" || !due(e) || this.#items.has(e.id)) continue;
       const message = { id: e.id, peer, text: e.text, sent_at: e.sent_at };

@@ -17,7 +17,7 @@ import {
 } from "@chat-p2p/protocol";
 import { deadline } from "@chat-p2p/protocol/async";
 import { startFakeRelay } from "../tests/fake_relay.ts";
-import { type Made, TestPeer } from "../tests/v2_peer.ts";
+import { contactProfiles, type Made, TestPeer } from "../tests/v2_peer.ts";
 import { ChatClient } from "./client.ts";
 import { Inbox } from "./inbox.ts";
 import { Mailboxes } from "./mailboxes.ts";
@@ -74,16 +74,7 @@ Deno.test("client ratchet: out of order and lost messages within the skip bound 
 Deno.test("client ratchet: a stolen identity key and sessions file open no envelope captured after the first reply", async () => {
   await using relay = startFakeRelay();
   const home = await Deno.makeTempDir({ prefix: "chat-p2p-steal-" });
-  const make = (profile: string) => {
-    const store = new ProfileStore({ home, profile });
-    const kp = generateKeyPair();
-    store.saveIdentity(kp);
-    return { store, kp, key: toBase64(kp.publicKey) };
-  };
-  const alice = make("alice");
-  const bob = make("bob");
-  alice.store.saveContacts([{ name: "bob", key: bob.key }]);
-  bob.store.saveContacts([{ name: "alice", key: alice.key }]);
+  const { alice, bob } = contactProfiles(home);
   const opts = { timeoutMs: 5000, receiptDelayMs: [5, 10] as const };
   const a = new ChatClient(alice.store, alice.kp, opts);
   const b = new ChatClient(bob.store, bob.kp, opts);

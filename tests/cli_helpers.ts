@@ -281,3 +281,14 @@ export async function pairedProfiles(home: string): Promise<{
   await runCliOk(["add-contact", "alice", aKey], bob);
   return { alice, bob, aKey, bKey };
 }
+
+/** Every file under `dir` (recursively), by path, as text. */
+export function filesUnder(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of Deno.readDirSync(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) { for (const [k, v] of filesUnder(p)) out.set(k, v); }
+    else out.set(p, Deno.readTextFileSync(p));
+  }
+  return out;
+}

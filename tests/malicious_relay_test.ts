@@ -19,7 +19,6 @@ import assert from "node:assert/strict";
 import {
   type EnvelopeV2,
   fromBase64,
-  generateKeyPair,
   inboxId,
   newId,
   randomBytes,
@@ -31,6 +30,7 @@ import { Mailboxes } from "../client/mailboxes.ts";
 import { ProfileStore } from "../client/store/profile_store.ts";
 import { pairedProfiles, runCliOk } from "./cli_helpers.ts";
 import { type FakeAnswer, startFakeRelay } from "./fake_relay.ts";
+import { contactProfiles, type TestProfile } from "./v2_peer.ts";
 
 const lines = (text: string) => text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
 
@@ -161,18 +161,10 @@ Deno.test("malicious relay: a message the relay accepted and dropped is offered 
   const home = await Deno.makeTempDir({ prefix: "chat-malice-" });
   let drop = true;
   await using relay = startFakeRelay(undefined, { store: (e) => drop ? (drop = false, []) : [e] });
-  const make = (profile: string) => {
-    const store = new ProfileStore({ home, profile });
-    const kp = generateKeyPair();
-    store.saveIdentity(kp);
-    return { store, kp, key: toBase64(kp.publicKey) };
-  };
-  const a = make("alice"), b = make("bob");
-  a.store.saveContacts([{ name: "bob", key: b.key }]);
-  b.store.saveContacts([{ name: "alice", key: a.key }]);
+  const { alice: a, bob: b } = contactProfiles(home);
   const opts = { timeoutMs: 5000, receiptDelayMs: [5, 10] as const, redeliverAfterMs: 0 };
   const clients: ChatClient[] = [];
-  const client = (who: typeof a) => {
+  const client = (who: TestProfile) => {
     const c = new ChatClient(who.store, who.kp, opts);
     clients.push(c);
     return c;

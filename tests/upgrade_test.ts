@@ -5,22 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliOptions, PROJECT_ROOT, runCli, runCliOk } from "./cli_helpers.ts";
+import { type CliOptions, filesUnder, PROJECT_ROOT, runCli, runCliOk } from "./cli_helpers.ts";
 import { startFakeRelay } from "./fake_relay.ts";
 
 const FIXTURE = join(PROJECT_ROOT, "tests", "fixtures", "v1_profiles");
 const PASSPHRASE = "v1 passphrase";
-
-/** Every file under `dir`, as text. */
-function filesUnder(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const e of Deno.readDirSync(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) { for (const [k, v] of filesUnder(p)) out.set(k, v); }
-    else out.set(p, Deno.readTextFileSync(p));
-  }
-  return out;
-}
 
 async function copyProfile(name: string, home: string): Promise<void> {
   const to = join(home, `.chat-${name}`);

@@ -122,3 +122,25 @@ export class TestPeer implements AsyncDisposable {
     await Deno.remove(this.#home, { recursive: true });
   }
 }
+
+/** A profile made for a test: its store, key pair and base64 key. */
+export interface TestProfile {
+  store: ProfileStore;
+  kp: KeyPair;
+  key: string;
+}
+
+/** Profiles `alice` and `bob` under `home`, each with an identity and the other as a contact. */
+export function contactProfiles(home: string): { alice: TestProfile; bob: TestProfile } {
+  const make = (profile: string): TestProfile => {
+    const store = new ProfileStore({ home, profile });
+    const kp = generateKeyPair();
+    store.saveIdentity(kp);
+    return { store, kp, key: toBase64(kp.publicKey) };
+  };
+  const alice = make("alice");
+  const bob = make("bob");
+  alice.store.saveContacts([{ name: "bob", key: bob.key }]);
+  bob.store.saveContacts([{ name: "alice", key: alice.key }]);
+  return { alice, bob };
+}

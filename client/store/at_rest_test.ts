@@ -5,6 +5,7 @@ import { ClientError } from "../errors.ts";
 import { ReceiptQueue } from "../receipts.ts";
 import { profileSealer } from "../sealing.ts";
 import { isEncrypted, openText, sealText } from "./at_rest.ts";
+import { filesUnder } from "../../tests/cli_helpers.ts";
 import { ProfileStore } from "./profile_store.ts";
 import { RequestStore } from "./requests.ts";
 
@@ -52,21 +53,11 @@ async function filledProfile(home: string) {
   return { store, kp, bobKey, carolKey };
 }
 
-function allFiles(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const e of Deno.readDirSync(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) { for (const [k, v] of allFiles(p)) out.set(k, v); }
-    else out.set(p, Deno.readTextFileSync(p));
-  }
-  return out;
-}
-
 Deno.test("at rest: with a passphrase no profile file holds a text, a key or a session in clear", async () => {
   const home = await Deno.makeTempDir({ prefix: "chat-p2p-rest-" });
   try {
     const { store, kp, bobKey, carolKey } = await filledProfile(home);
-    const files = allFiles(store.dir);
+    const files = filesUnder(store.dir);
     const names = [...files.keys()].map((p) => p.slice(store.dir.length + 1)).sort();
     assert.deepEqual(
       names.filter((n) =>
@@ -107,9 +98,9 @@ Deno.test("at rest: with a passphrase no profile file holds a text, a key or a s
     assert.deepEqual(new RequestStore(locked).list().map((r) => r.key), [carolKey]);
 
     // The key is the identity's, not the passphrase's: changing the passphrase rewrites nothing.
-    const before = allFiles(join(store.dir, "messages"));
+    const before = filesUnder(join(store.dir, "messages"));
     locked.saveIdentity(kp, { passphrase: "another one", kdf: FAST });
-    assert.deepEqual(allFiles(join(store.dir, "messages")), before);
+    assert.deepEqual(filesUnder(join(store.dir, "messages")), before);
 
     // A history line moved into another conversation's file does not open there.
     const bobFile = locked.historyPath(bobKey);
@@ -128,7 +119,7 @@ Deno.test("at rest: removing the passphrase writes every file in clear again, se
   try {
     const { store, kp, bobKey } = await filledProfile(home);
     store.saveIdentity(kp); // passphrase removed
-    const clear = allFiles(store.dir);
+    const clear = filesUnder(store.dir);
     assert.ok([...clear.values()].join("").includes("SECRET-TEXT"));
     for (const [path, text] of clear) {
       for (const line of text.split("\n").filter(Boolean)) assert.ok(!isEncrypted(line), path);
@@ -138,7 +129,7 @@ Deno.test("at rest: removing the passphrase writes every file in clear again, se
     assert.equal(JSON.parse(Deno.readTextFileSync(store.profilePath)).at_rest, "plain");
 
     fresh.saveIdentity(kp, { passphrase: PASS, kdf: FAST });
-    assert.ok(![...allFiles(store.dir).values()].join("").includes("SECRET-TEXT"));
+    assert.ok(![...filesUnder(store.dir).values()].join("").includes("SECRET-TEXT"));
     assert.equal(JSON.parse(Deno.readTextFileSync(store.profilePath)).at_rest, "encrypted");
     // A crash half-way leaves some files in clear and some encrypted: both read, and the next
     // unlock finishes the job (profile.json still names the old mode).

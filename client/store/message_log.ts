@@ -88,6 +88,8 @@ export interface HistoryEntry {
   sent_at: string;
   at: string;
   state: FoldedState;
+  /** When the current state was recorded (for an outgoing message; `at` until a state record). */
+  state_at?: string;
   /** Outgoing: the ratchet message to re-wrap (absent for messages of chat-p2p 1 not yet sent). */
   wire?: string;
   /** The envelope id. */
@@ -121,15 +123,14 @@ export function parseRecord(line: string): LogRecord | undefined {
     if ((r.dir !== "in" && r.dir !== "out") || !isString(r.text) || !isString(r.sent_at)) {
       return undefined;
     }
-    const rec: MessageRecord = {
-      t: "msg",
+    return messageRecord({
+      ...r,
       id: r.id,
       dir: r.dir,
       text: r.text,
       sent_at: r.sent_at,
       at: r.at,
-    };
-    return withWire(rec, r);
+    });
   }
   if (r.t === "wire") {
     if (!isString(r.wire) || !isString(r.env)) return undefined;
@@ -145,6 +146,26 @@ export function parseRecord(line: string): LogRecord | undefined {
     return { t: "state", id: r.id, state: r.state, at: r.at };
   }
   return undefined;
+}
+
+function setState(e: HistoryEntry, state: RecordedState, at: string): void {
+  e.state = state;
+  e.state_at = at;
+}
+
+/** A message record with exactly its fields (`wire` and `env` only when they are strings). */
+function messageRecord(
+  r: Omit<MessageRecord, "t" | "wire" | "env"> & { wire?: unknown; env?: unknown },
+): MessageRecord {
+  const rec: MessageRecord = {
+    t: "msg",
+    id: r.id,
+    dir: r.dir,
+    text: r.text,
+    sent_at: r.sent_at,
+    at: r.at,
+  };
+  return withWire(rec, r);
 }
 
 /** `target` with the `wire` and `env` of `from`, when they are strings. */
@@ -194,7 +215,7 @@ export function foldRecords(records: Iterable<LogRecord>): HistoryEntry[] {
       if (!e || e.dir !== "out") continue;
       if (r.t === "wire") {
         if (e.wire === undefined) withWire(e, r);
-      } else if (moves(e.state, r.state)) e.state = r.state;
+      } else if (moves(e.state, r.state)) setState(e, r.state, r.at);
     }
   }
   return order;
@@ -394,14 +415,7 @@ export class MessageLog {
     const flags = records.map((r) => {
       if (r.t === "msg") {
         if (this.#entries.has(r.id)) return false;
-        const rec: MessageRecord = withWire({
-          t: "msg",
-          id: r.id,
-          dir: r.dir,
-          text: r.text,
-          sent_at: r.sent_at,
-          at: r.at,
-        }, r);
+        const rec = messageRecord(r);
         const e = entryOf(rec);
         this.#add(e);
         undo.push(() => this.#remove(e));
@@ -421,9 +435,9 @@ export class MessageLog {
         return true;
       }
       if (!moves(e.state, r.state)) return false;
-      const before = e.state;
-      e.state = r.state;
-      undo.push(() => void (e.state = before));
+      const [before, beforeAt] = [e.state, e.state_at];
+      setState(e, r.state, r.at);
+      undo.push(() => void (e.state = before, e.state_at = beforeAt));
       lines.push(JSON.stringify({ t: "state", id: r.id, state: r.state, at: r.at }));
       return true;
     });
