@@ -169,7 +169,10 @@ function asClientError(e: unknown): ClientError {
 
 /** Receipts of one peer waiting for their random moment. */
 interface ReceiptTimer {
+  /** When they go out. */
   due: number;
+  /** When the first of them was queued. */
+  since: number;
   timer: ReturnType<typeof setTimeout>;
 }
 
@@ -486,9 +489,10 @@ export class ChatClient {
   }
 
   /**
-   * Stores what is still being received, acks it, sends the receipts that are due (each after a
-   * random 0.5–2.5 s at most, waiting up to `timeoutMs`, default the client's timeout), keeps the
-   * receipts it could not send for the next run, then closes the connection. Queued messages stay
+   * Stores what is still being received, acks it, sends the receipts that are due (at most a
+   * random 0.5–2.5 s after the first of them was queued, waiting up to `timeoutMs`, default the
+   * client's timeout), keeps the receipts it could not send for the next run, then closes the
+   * connection. Queued messages stay
    * in history as "sending" for the next run.
    */
   close(opts: { timeoutMs?: number } = {}): Promise<void> {
@@ -501,11 +505,13 @@ export class ChatClient {
       deadline(p, Math.max(0, until - Date.now())).catch(() => {});
     await wait(this.#inbox.idle().then(() => this.#lastReceive));
     if (this.state === "connected") {
-      // Receipts go out at their moment, but no later than a short random delay from now.
+      // Receipts go out at their moment, but no later than a short random delay (0.5-2.5 s) after
+      // the first of them was queued (receipts loaded from the last run: after now).
       const [min, max] = CLOSING_RECEIPT_DELAY_MS;
-      const latest = Date.now() + min + this.#random() * (max - min);
+      const delayMs = min + this.#random() * (max - min);
       for (const peer of this.#receipts.peers()) {
-        const due = Math.min(this.#receiptTimers.get(peer)?.due ?? latest, latest);
+        const t = this.#receiptTimers.get(peer);
+        const due = Math.min(t?.due ?? Infinity, (t?.since ?? Date.now()) + delayMs);
         this.#cancelReceiptTimer(peer);
         this.#trackReceipts(
           delay(Math.max(0, due - Date.now())).then(() => this.#flushReceipts(peer)),
@@ -748,7 +754,7 @@ export class ChatClient {
       this.#receiptTimers.delete(peer);
       this.#trackReceipts(this.#flushReceipts(peer));
     }, ms);
-    this.#receiptTimers.set(peer, { due: Date.now() + ms, timer });
+    this.#receiptTimers.set(peer, { due: Date.now() + ms, since: Date.now(), timer });
   }
 
   /** Keeps `sending` in the set `close` waits for, until it settles. */

@@ -102,12 +102,21 @@ export interface InboxOptions {
   maxBatch?: number;
 }
 
+/** Fingerprints already computed (a backlog is thousands of messages from a few keys). */
+const fingerprints = new Map<string, string>();
+
 function safeFingerprint(key: string): string {
-  try {
-    return keyFingerprint(key);
-  } catch {
-    return "(invalid key)";
+  let fp = fingerprints.get(key);
+  if (fp === undefined) {
+    try {
+      fp = keyFingerprint(key);
+    } catch {
+      fp = "(invalid key)";
+    }
+    if (fingerprints.size > 10_000) fingerprints.clear();
+    fingerprints.set(key, fp);
   }
+  return fp;
 }
 
 /** Decrypts and durably stores delivered envelopes, in batches. */

@@ -16,7 +16,8 @@ const FILE = "receipts.json";
 /** Message ids to acknowledge to each peer, oldest first. */
 export class ReceiptQueue {
   readonly #store: ProfileStore | undefined;
-  readonly #ids = new Map<string, string[]>();
+  /** Per peer, the ids in the order they were queued (a Set keeps each once, in order). */
+  readonly #ids = new Map<string, Set<string>>();
 
   /** A queue, loaded from `store`'s receipts.json when given. */
   constructor(store?: ProfileStore) {
@@ -34,25 +35,30 @@ export class ReceiptQueue {
 
   /** Queues `ids` (each once) for `peer`. */
   add(peer: string, ids: string[]): void {
-    const list = this.#ids.get(peer) ?? [];
-    for (const id of ids) if (!list.includes(id)) list.push(id);
-    if (list.length > 0) this.#ids.set(peer, list);
+    if (ids.length === 0) return;
+    const set = this.#ids.get(peer) ?? new Set();
+    for (const id of ids) set.add(id);
+    this.#ids.set(peer, set);
   }
 
   /** Takes up to {@linkcode MAX_RECEIPT_IDS} queued ids for `peer`, oldest first. */
   take(peer: string): string[] {
-    const list = this.#ids.get(peer);
-    if (!list) return [];
-    const out = list.splice(0, MAX_RECEIPT_IDS);
-    if (list.length === 0) this.#ids.delete(peer);
+    const set = this.#ids.get(peer);
+    if (!set) return [];
+    const out: string[] = [];
+    for (const id of set) {
+      if (out.length === MAX_RECEIPT_IDS) break;
+      out.push(id);
+      set.delete(id);
+    }
+    if (set.size === 0) this.#ids.delete(peer);
     return out;
   }
 
   /** Puts back ids that could not be sent, ahead of the rest. */
   untake(peer: string, ids: string[]): void {
     if (ids.length === 0) return;
-    const rest = this.#ids.get(peer) ?? [];
-    this.#ids.set(peer, [...ids, ...rest.filter((id) => !ids.includes(id))]);
+    this.#ids.set(peer, new Set([...ids, ...(this.#ids.get(peer) ?? [])]));
   }
 
   /** Peers with queued receipts. */
@@ -69,7 +75,7 @@ export class ReceiptQueue {
   save(): void {
     if (!this.#store) return;
     if (this.isEmpty) return this.#store.removeFile(FILE);
-    const peers = Object.fromEntries(this.#ids);
+    const peers = Object.fromEntries([...this.#ids].map(([peer, ids]) => [peer, [...ids]]));
     this.#store.writeFile(FILE, JSON.stringify({ v: 1, peers }), "receipts");
   }
 }

@@ -84,6 +84,11 @@ export async function cliBench(relayUrl: string, dir: string, runs: number): Pro
   await cli(["init"]);
   const bob = (await cli(["--profile", "bob", "init"])).stdout.trim().split("\n")[0];
   await cli(["add-contact", "bob", bob]);
+  // Bob knows us and has read from this relay once, as between two contacts who talk: sends go
+  // to his pair mailbox (not his request inbox, as a first message to someone who never read).
+  const me = (await cli(["id"])).stdout.split("\n")[0];
+  await cli(["--profile", "bob", "add-contact", "me", me]);
+  await cli(["--profile", "bob", "sync", relayUrl]);
   // one untimed run of each to fill Deno's module cache
   await emptyRun();
   await cli(["id"]);
