@@ -13,6 +13,8 @@ import {
   fromBase64,
   generateKeyPair,
   keyPairFromSeed,
+  newId,
+  requestEnvelope,
   sealEnvelope,
   toBase64,
   toHex,
@@ -26,7 +28,8 @@ import {
   runCliOk,
   spawnCli,
 } from "./cli_helpers.ts";
-import { RawClient } from "./raw_client.ts";
+import { connectRelay } from "../client/connection.ts";
+import { TestPeer } from "./v2_peer.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 const cli = runCliOk;
@@ -182,56 +185,36 @@ async function twoProfiles(home: string) {
   return { alice, bob, aKey, bKey, aliceKp };
 }
 
-Deno.test("forged sender through the relay: refused by the relay, or rejected by the client and never shown", async () => {
+Deno.test("forged sender through the relay: a request claiming alice is rejected, never shown, never named", async () => {
   const home = await Deno.makeTempDir({ prefix: "chat-sec-" });
   await using relay = await RelayProcess.start();
   try {
-    const { alice, bob, aKey, bKey, aliceKp } = await twoProfiles(home);
-    const mallory = generateKeyPair();
-    const mKey = toBase64(mallory.publicKey);
-    await using m = await RawClient.authed(relay.url, mallory);
-
-    // 1. Mallory claims to be alice: the relay checks 'from' against the authenticated key.
-    const claimAlice = sealEnvelope(
-      { v: 1, kind: "message", text: "I am alice, really", sent_at: new Date().toISOString() },
-      mallory,
-      bKey,
-    );
-    m.send({ v: 1, type: "send", envelope: { ...claimAlice, from: aKey } });
-    const refused = await m.next("error");
-    assert.equal(refused.id, claimAlice.id);
-
-    // 2. Mallory replays a box alice sealed for bob, under her own name: it cannot open.
-    const alicesBox = sealEnvelope(
-      { v: 1, kind: "message", text: "alice's words", sent_at: new Date().toISOString() },
-      aliceKp,
-      bKey,
-    );
-    const replayed: Envelope = { ...alicesBox, from: mKey };
-    m.send({ v: 1, type: "send", envelope: replayed });
-    assert.equal((await m.next("accepted")).id, replayed.id);
-
-    const sync = await cli(["sync", relay.url, "--json"], bob);
-    assert.equal(sync.stdout, "", "nothing shown as a message");
-    assert.match(
-      sync.stderr,
-      new RegExp(
-        `^rejected message ${replayed.id} claiming to be from ${
-          fingerprint(mallory.publicKey)
-        }: Cannot open envelope: the box does not open with the sender's key`,
-        "m",
-      ),
-    );
-    assert.doesNotMatch(sync.stderr, /I am alice|alice's words/);
-    // Stored nowhere: not under alice, not under mallory's key.
-    assert.equal((await cli(["history", "alice", "--json"], bob)).stdout, "");
-    const underMallory = await runCli(["history", mKey, "--json"], bob);
-    assert.equal(underMallory.stdout, "");
+    const { alice, bob, aKey, bKey } = await twoProfiles(home);
+    await using mallory = await TestPeer.create();
+    const s = await connectRelay(relay.url, { timeoutMs: 5000 });
+    try {
+      // 1. Mallory seals a request to bob naming alice's key: its ratchet message is mallory's.
+      const m = await mallory.message(bKey, "I am alice, really", { via: "request" });
+      const claimAlice = requestEnvelope(fromBase64(bKey)!, fromBase64(aKey)!, m.wire, newId());
+      await s.send(claimAlice, { key: bKey });
+      // 2. Alice really writes to bob.
+      await cli(["send", relay.url, "bob", "alice's words"], alice);
+      const sync1 = await cli(["sync", relay.url, "--json"], bob);
+      assert.deepEqual(jsonLines(sync1.stdout).map((x) => x.text), ["alice's words"]);
+      const rejected = sync1.stderr.match(/^rejected message .*$/gm) ?? [];
+      assert.equal(rejected.length, 1, sync1.stderr);
+      assert.match(rejected[0], new RegExp(`^rejected message ${claimAlice.id}: a forged request`));
+      assert.doesNotMatch(sync1.stderr, /I am alice/);
+      assert.doesNotMatch(sync1.stderr, new RegExp(fingerprint(fromBase64(aKey)!)), "never named");
+    } finally {
+      await s.close();
+    }
+    // Stored nowhere but as the one real message: not under alice, not as a request.
+    const h = jsonLines((await cli(["history", "alice", "--json"], bob)).stdout);
+    assert.deepEqual(h.map((x) => x.text), ["alice's words"]);
+    assert.equal((await cli(["requests", "--json"], bob)).stdout, "");
     // Acked: it does not come back.
-    const again = await cli(["sync", relay.url], bob);
-    assert.doesNotMatch(again.stderr, /rejected/);
-    // And alice gets no receipt for a message she never sent.
-    assert.equal((await cli(["sync", relay.url, "--json"], alice)).stdout, "");
+    assert.doesNotMatch((await cli(["sync", relay.url], bob)).stderr, /rejected/);
   } finally {
     await Deno.remove(home, { recursive: true });
   }
