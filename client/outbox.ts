@@ -44,7 +44,7 @@ import {
 import { backoffDelay, type BackoffOptions } from "@chat-p2p/protocol/async";
 import { RelayError, type RelayErrorCode } from "./errors.ts";
 import { crashPoint } from "./_crash.ts";
-import { checkPayload, type Sealer } from "./sealing.ts";
+import { checkPayload, type Sealer, sendFrameBytes } from "./sealing.ts";
 import type { HistoryEntry } from "./store/message_log.ts";
 import type { ProfileStore } from "./store/profile_store.ts";
 
@@ -225,9 +225,17 @@ export class Outbox {
   enqueue(peer: string, text: string, maxFrameBytes: number): QueuedMessage {
     const sent_at = this.#now().toISOString();
     const message: QueuedMessage = { id: newMessageId(), peer, text, sent_at };
-    const receipts = this.#receipts?.take(peer) ?? [];
     const payload: MessagePayloadV2 = { v: 2, kind: "message", id: message.id, text, sent_at };
-    if (receipts.length > 0) payload.receipts = receipts;
+    // Receipts for that peer ride along, unless they would make the message too large to send.
+    let receipts = this.#receipts?.take(peer) ?? [];
+    if (receipts.length > 0) {
+      const frame = sendFrameBytes({ ...payload, receipts });
+      if (frame !== undefined && frame <= maxFrameBytes) payload.receipts = receipts;
+      else {
+        this.#receipts?.untake(peer, receipts);
+        receipts = [];
+      }
+    }
     const env = newId();
     let wire: Uint8Array;
     try {

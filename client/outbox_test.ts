@@ -9,6 +9,7 @@ import {
   PERMANENT_REFUSALS,
 } from "./outbox.ts";
 import { profileSealer } from "./sealing.ts";
+import { ReceiptQueue } from "./receipts.ts";
 import { ProfileStore } from "./store/profile_store.ts";
 
 /** A transport answering each send from a script (default: accepted). */
@@ -230,4 +231,29 @@ Deno.test("Outbox.resume: a message chat-p2p 1 left queued is encrypted once, th
   assert.deepEqual(await next.outcome(v1Id), { state: "accepted" });
   assert.deepEqual(s.transport.sent.map((x) => [x.env, x.wire]), [[recorded.env, recorded.wire]]);
   next.close();
+});
+
+Deno.test("Outbox.enqueue: queued receipts ride on a message, unless they would make it too large", () => {
+  using s = setup();
+  s.transport.connected = false;
+  const queue = new ReceiptQueue();
+  const outbox = new Outbox({
+    store: s.store,
+    sealer: s.sealer,
+    transport: s.transport,
+    receipts: queue,
+  });
+  try {
+    const ids = Array.from({ length: 1000 }, (_, i) => i.toString(16).padStart(32, "0"));
+    queue.add(s.peer, ids);
+    // 64,000 bytes of text and 35,000 of receipt ids do not fit one message: the text goes alone.
+    const big = outbox.enqueue(s.peer, "x".repeat(64_000), 1 << 20);
+    assert.equal(s.state(big.id), "sending");
+    assert.deepEqual(queue.peers(), [s.peer], "the receipts are still queued");
+    const small = outbox.enqueue(s.peer, "hi", 1 << 20);
+    assert.equal(s.state(small.id), "sending");
+    assert.deepEqual(queue.peers(), [], "they went with the short one");
+  } finally {
+    outbox.close();
+  }
 });

@@ -252,11 +252,6 @@ export class Workspace {
     return { ok: true, payload: p.value };
   }
 
-  /** Forgets what this batch did with `peer`'s sessions (a blocked stranger). */
-  drop(peer: string): void {
-    this.#changed.delete(peer);
-  }
-
   /** Writes the changed sessions (each file atomically); call it once the batch is stored. */
   commit(): void {
     for (const [peer, ps] of this.#changed) this.#sessions.put(peer, ps);
