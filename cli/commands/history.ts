@@ -20,7 +20,8 @@ const USAGE = `Usage: chat-p2p history <contact> [--json]
 
 Prints the conversation with <contact>, oldest first, with time, direction and delivery state.
 <contact> is a contact name, or the base64 key or fingerprint of someone not saved as a contact
-(messages from strangers are kept under their key). Messages are in the order they were written
+(a contact you removed: history is kept under the key; first messages from strangers are
+requests, see \`chat-p2p requests\`). Messages are in the order they were written
 (the sender's clock); those written at the same time stay in the order they arrived. Their
 messages count as read once printed (see \`chat-p2p chats\`).
 
