@@ -49,6 +49,7 @@ Deno.test("first contact: a request, accept, receipts, history, piped chat, a fo
     ]);
     assert.equal((await run(["sync", relay.url, "--json"], bob)).stderr.includes("request"), false);
     assert.equal((await runInProcess(["history", "alice"], bob)).code, 1, "no contact yet");
+    assert.match((await run(["chats"], bob)).stderr, /1 first-contact request waiting/);
 
     // Accepted: a contact, the message in history, a receipt on its way.
     const accepted = await run(

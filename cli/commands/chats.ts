@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { conversations, openStore } from "@chat-p2p/client";
+import { conversations, openStore, RequestStore } from "@chat-p2p/client";
 import { type Command, type Context, err, out, paint, parseCommandArgs, warn } from "../context.ts";
 import { formatShortTime, peerLabel, preview, sanitizeForTerminal } from "../ui/format.ts";
 import { textWidth } from "../ui/text_width.ts";
@@ -17,7 +17,9 @@ Lists your conversations, the one with the latest message first: who (a contact'
 fingerprint of a key that is not one any more), how many of their messages you have not
 read, and the last message. A message counts as read once it was shown to you: by \`chat\`, by
 \`history\`, or in the output of \`sync\` or \`listen\`. Open one with \`chat-p2p chat <name>\`
-or, for a stranger, \`chat-p2p history <fingerprint>\`.
+or, for a former contact, \`chat-p2p history <fingerprint>\`. First messages from keys that are
+not contacts are not conversations yet: the number of those requests is said on stderr (see
+\`chat-p2p requests\`).
 
 Options:
   --json       one JSON object per line: {"peer","contact","fingerprint","unread","total",
@@ -52,6 +54,13 @@ export const chatsCommand: Command = {
         );
       }
       return;
+    }
+    const waiting = new RequestStore(store).list().length;
+    if (waiting > 0) {
+      err(
+        ctx,
+        `${waiting} first-contact request${waiting === 1 ? "" : "s"} waiting: chat-p2p requests`,
+      );
     }
     if (list.length === 0) {
       err(ctx, "no conversations yet");
