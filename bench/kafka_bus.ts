@@ -4,7 +4,7 @@
  * back through its own subscription. Prints one JSON line with the rates and its CPU.
  *
  * Usage: deno run -A bench/kafka_bus.ts --brokers 127.0.0.1:9192 --topic T [--count 50000]
- *        [--size 300] [--window 5000]
+ *        [--size 900] [--window 5000]
  *        deno run -A bench/kafka_bus.ts --brokers B --delete-topics T1,T2
  *        deno run -A bench/kafka_bus.ts --brokers B --create-topic T   (12 partitions)
  *
@@ -21,7 +21,7 @@ const { values } = parseArgs({
     brokers: { type: "string" },
     topic: { type: "string" },
     count: { type: "string", default: "50000" },
-    size: { type: "string", default: "300" },
+    size: { type: "string", default: "900" },
     window: { type: "string", default: "5000" },
     "delete-topics": { type: "string" },
     "create-topic": { type: "string" },
@@ -65,16 +65,16 @@ const bus = await KafkaBus.connect({
 let received = 0;
 let tLastRecv = 0;
 await bus.subscribe((_mailbox, raw) => {
-  if (raw.startsWith('{"v":1,"id":"kbm')) {
+  if (raw.startsWith('{"v":2,"id":"kbm')) {
     received++;
     tLastRecv = performance.now();
   }
 });
 const mailboxes = Array.from({ length: 64 }, (_, i) => btoa(String(i).padStart(32, "m")));
 const make = (k: number, pad: string) =>
-  `{"v":1,"id":"kb${k < 200 ? "w" : "m"}${String(k).padStart(10, "0")}","from":"${
-    mailboxes[0]
-  }","to":"${mailboxes[k % 64]}","nonce":"n","ciphertext":"${pad}"}`;
+  `{"v":2,"id":"kb${k < 200 ? "w" : "m"}${String(k).padStart(10, "0")}","to":"${
+    mailboxes[k % 64]
+  }","body":"${pad}"}`;
 const pad = "A".repeat(Math.max(0, size - make(0, "").length));
 const raws = Array.from({ length: count }, (_, k) => make(k, pad));
 // warm-up: connections, metadata, JIT

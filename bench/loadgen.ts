@@ -1,39 +1,57 @@
 /**
  * Load-generator process. The orchestrator (bench/main.ts) runs several of these and drives them
- * with one JSON command per line on stdin; each answers one JSON line on stdout.
+ * with one JSON command per line on stdin; each answers one JSON line on stdout. It speaks the
+ * protocol the relay's first frame names (bench/lib/client.ts), so the same generators drive a
+ * relay of either version.
  *
  * Commands:
- * - `pairs {senderUrl, receiverUrl, pairs, gen}`: authenticated sender/receiver sockets, one real
- *   sealed ~300-byte envelope per pair (the template every frame of a step is cut from).
+ * - `pairs {senderUrl, receiverUrl, pairs, gen}`: receiver sockets (v1: authenticated; v2: each
+ *   opened its pair mailbox) and sender sockets (v1: authenticated; v2: nothing opened), one
+ *   envelope per pair (the template every frame of a step is cut from): v1 a real sealed
+ *   envelope of ~300 bytes (`BENCH_V1_ENVELOPE_BYTES`), v2 one with a body of the smallest
+ *   padded size (a 1-character message's), 609 random bytes.
  * - `prepare {rate, durationMs, step}`: pre-serialises every send frame of the next step.
  * - `run {graceMs}`: open-loop constant rate; latency = deliver received - frame sent (same
  *   process, same clock); reports loss, errors, its own CPU and how far it lagged its schedule.
- * - `idle {url, count, concurrency}`: opens authenticated idle sockets; handshake+auth times.
- * - `drain {url, count}`: queues `count` envelopes for an offline recipient, then times one sync.
+ * - `idle {url, count, concurrency}`: opens idle reader sockets; handshake+auth (open) times.
+ * - `drain {url, count}`: queues `count` envelopes for an offline reader, then times one sync.
  * - `close`: closes every socket. `exit`: exits.
  *
  * @module
  */
 import process from "node:process";
-import { sealEnvelope, serializeEnvelope } from "@chat-p2p/protocol";
 import {
-  type Authed,
-  connectAuth,
+  PAIR_BODY_OVERHEAD,
+  randomBytes,
+  sealEnvelope,
+  serializeEnvelope,
+  serializeEnvelopeV2,
+  toBase64,
+} from "@chat-p2p/protocol";
+import {
+  ackFrame,
+  connect,
+  type Connected,
   field,
   type Identity,
+  isDeliver,
+  mailboxOf,
+  pingFrame,
   sealingIdentity,
   signingIdentity,
 } from "./lib/client.ts";
 import { Hist } from "./lib/hist.ts";
 
-const ENVELOPE_TARGET_BYTES = 300;
+const ENVELOPE_TARGET_BYTES = Number(Deno.env.get("BENCH_V1_ENVELOPE_BYTES") ?? 300);
 const PLACEHOLDER = "IDPLACEHOLDERX"; // same length as the ids used (g1s12k00001234)
 
 // deno-lint-ignore no-explicit-any
 type Cmd = Record<string, any>;
 
-/** Finds the text length that makes the envelope about 300 bytes; returns the template. */
-function template(sender: Identity, to: string, textLen: number): { pre: string; post: string } {
+type Template = { pre: string; post: string };
+
+/** A v1 send frame of a real sealed envelope, split around its id. */
+function template(sender: Identity, to: string, textLen: number): Template {
   const env = sealEnvelope(
     { v: 1, kind: "message", text: "x".repeat(textLen), sent_at: new Date().toISOString() },
     sender.kp!,
@@ -46,11 +64,12 @@ function template(sender: Identity, to: string, textLen: number): { pre: string;
 }
 
 let textLen = -1;
-async function sizedTemplate(to: string): Promise<{ sender: Identity; pre: string; post: string }> {
+/** v1: a sender (which must seal and authenticate) and its ~300-byte template to `to`. */
+async function sizedTemplate(to: string): Promise<{ sender: Identity } & Template> {
   const sender = await sealingIdentity();
   if (textLen < 0) {
     textLen = 0;
-    for (let n = 0; n < 400; n++) {
+    for (let n = 0; n < 4000; n++) {
       const t = template(sender, to, n);
       const envLen = t.pre.length + PLACEHOLDER.length + t.post.length - 33; // minus frame wrapper
       textLen = n;
@@ -60,8 +79,29 @@ async function sizedTemplate(to: string): Promise<{ sender: Identity; pre: strin
   return { sender, ...template(sender, to, textLen) };
 }
 
+/** v2: a send frame to `mailbox` with a body of the smallest padded size, split around its id. */
+function templateV2(mailbox: string): Template {
+  const body = toBase64(randomBytes(512 + PAIR_BODY_OVERHEAD));
+  const raw = serializeEnvelopeV2({ v: 2, id: PLACEHOLDER, to: mailbox, body });
+  const [a, b] = raw.split(PLACEHOLDER);
+  return { pre: `{"v":2,"type":"send","envelope":${a}`, post: `${b}}` };
+}
+
+/**
+ * A sender and its template for a reader connected as `reader` (`id` its identity): v1 seals to
+ * the reader's key and authenticates as the sealer; v2 writes to the reader's mailbox from a
+ * socket that opens nothing.
+ */
+async function senderFor(
+  reader: Connected,
+  id: Identity,
+): Promise<{ sender: Identity; read: boolean } & Template> {
+  if (reader.version === 1) return { ...(await sizedTemplate(id.key)), read: true };
+  return { sender: id, read: false, ...templateV2(reader.mailbox ?? mailboxOf(id)) };
+}
+
 class Receiver {
-  ws!: WebSocket;
+  conn!: Connected;
   #acks: string[] = [];
   #timer?: ReturnType<typeof setTimeout>;
   ack(id: string): void {
@@ -76,7 +116,7 @@ class Receiver {
     const ids = this.#acks;
     this.#acks = [];
     try {
-      this.ws.send(JSON.stringify({ v: 1, type: "ack", ids }));
+      this.conn.ws.send(ackFrame(this.conn, ids));
     } catch { /* closed */ }
   }
 }
@@ -96,7 +136,7 @@ interface Step {
 let gen = 0;
 let senders: WebSocket[] = [];
 let receivers: Receiver[] = [];
-let templates: Array<{ pre: string; post: string }> = [];
+let templates: Template[] = [];
 let cur: Step | undefined;
 let accepted = 0;
 let errors = 0;
@@ -114,7 +154,8 @@ function onSenderFrame(s: string): void {
 }
 
 function onReceiverFrame(r: Receiver, s: string): void {
-  if (!(s.startsWith('{"v":1,"type":"deliver"') || s.startsWith('{"v":1,"type":"send"'))) {
+  // The bare forwarder hands the send frame on as it came.
+  if (!(isDeliver(s) || s.startsWith('"type":"send"', 7))) {
     if (s.includes('"type":"error"')) {
       errors++;
       const code = field(s, "code") ?? "?";
@@ -146,34 +187,36 @@ async function pairs(c: Cmd) {
   gen = c.gen;
   const n: number = c.pairs;
   const recvIds = await Promise.all(Array.from({ length: n }, () => signingIdentity()));
-  const made = [];
-  for (let i = 0; i < n; i++) made.push(await sizedTemplate(recvIds[i].key));
-  templates = made.map(({ pre, post }) => ({ pre, post }));
+  // Readers first: their version says what the senders speak, and a v2 mailbox takes sends
+  // only once it was opened.
   receivers = [];
-  const recvAuth: Authed[] = [];
   for (let i = 0; i < n; i += 16) {
-    const batch = await Promise.all(
+    await Promise.all(
       recvIds.slice(i, i + 16).map((id) => {
         const r = new Receiver();
         receivers.push(r);
-        return connectAuth(c.receiverUrl, id, (s) => onReceiverFrame(r, s)).then((a) => {
-          r.ws = a.ws;
-          return a;
-        });
+        return connect(c.receiverUrl, id, (s) => onReceiverFrame(r, s), { read: true }).then(
+          (conn) => r.conn = conn,
+        );
       }),
     );
-    recvAuth.push(...batch);
   }
+  const made = [];
+  for (let i = 0; i < n; i++) made.push(await senderFor(receivers[i].conn, recvIds[i]));
+  templates = made.map(({ pre, post }) => ({ pre, post }));
   senders = [];
   for (let i = 0; i < n; i += 16) {
     const batch = await Promise.all(
-      made.slice(i, i + 16).map((m) => connectAuth(c.senderUrl, m.sender, onSenderFrame)),
+      made.slice(i, i + 16).map((m) =>
+        connect(c.senderUrl, m.sender, onSenderFrame, { read: m.read })
+      ),
     );
     senders.push(...batch.map((a) => a.ws));
   }
   const sample = templates[0].pre + "g1s12k00001234" + templates[0].post;
   return {
     setupMs: Math.round(performance.now() - t0),
+    version: receivers[0].conn.version,
     frameBytes: sample.length,
     envelopeBytes: sample.length - 33,
     textLen,
@@ -282,7 +325,7 @@ async function idle(c: Cmd) {
     while (next < count) {
       const id = ids[next++];
       try {
-        const a = await connectAuth(c.url, id, () => {});
+        const a = await connect(c.url, id, () => {}, { read: true });
         idleSockets.push(a.ws);
         hs.add(a.handshakeMs * 1000);
         auth.add(a.authMs * 1000);
@@ -308,7 +351,10 @@ async function idle(c: Cmd) {
 async function drain(c: Cmd) {
   const count: number = c.count;
   const recipient = await signingIdentity();
-  const { sender, pre, post } = await sizedTemplate(recipient.key);
+  // The reader's mailbox exists once opened (v2); a v1 connect is an authentication, harmless.
+  const first = await connect(c.url, recipient, () => {}, { read: true });
+  first.ws.close();
+  const { sender, read, pre, post } = await senderFor(first, recipient);
   const tag = `d${crypto.getRandomValues(new Uint32Array(1))[0].toString(36)}k`;
   const frames = Array.from({ length: count }, (_, k) => {
     const f = pre + tag + String(k).padStart(14 - tag.length, "0") + post;
@@ -318,14 +364,14 @@ async function drain(c: Cmd) {
   let acc = 0;
   let errs = 0;
   const codes: Record<string, number> = {};
-  const s = await connectAuth(c.url, sender, (t) => {
+  const s = await connect(c.url, sender, (t) => {
     if (t.includes('"type":"accepted"')) acc++;
     else if (t.includes('"type":"error"')) {
       errs++;
       const code = field(t, "code") ?? "?";
       codes[code] = (codes[code] ?? 0) + 1;
     }
-  });
+  }, { read });
   const tf = performance.now();
   for (const f of frames) s.ws.send(f);
   await waitFor(() => acc + errs >= count, 120_000);
@@ -338,12 +384,13 @@ async function drain(c: Cmd) {
   let acks: string[] = [];
   let tSynced = 0;
   let tPong = 0;
+  let conn = first; // replaced by the drain's socket before its first delivery is handled
   const flush = (ws: WebSocket) => {
-    if (acks.length) ws.send(JSON.stringify({ v: 1, type: "ack", ids: acks }));
+    if (acks.length) ws.send(ackFrame(conn, acks));
     acks = [];
   };
-  const r = await connectAuth(c.url, recipient, (t, ws) => {
-    if (t.startsWith('{"v":1,"type":"deliver"')) {
+  conn = await connect(c.url, recipient, (t, ws) => {
+    if (isDeliver(t)) {
       const id = field(t, "id")!;
       if (!seen.has(id)) {
         seen.add(id);
@@ -354,11 +401,11 @@ async function drain(c: Cmd) {
     } else if (t.includes('"type":"synced"')) {
       tSynced = performance.now();
       flush(ws);
-      ws.send(JSON.stringify({ v: 1, type: "ping", nonce: "drained" }));
+      ws.send(pingFrame(conn, "drained"));
     } else if (t.includes('"type":"pong"')) tPong = performance.now();
-  });
-  const ws = r.ws;
-  const tAuth = performance.now() - r.authMs; // when the auth frame went out
+  }, { read: true });
+  const ws = conn.ws;
+  const tAuth = performance.now() - conn.authMs; // when the auth or open frame went out
   await waitFor(() => tPong > 0, 60_000);
   ws.close();
   const lat = new Hist();
@@ -371,9 +418,9 @@ async function drain(c: Cmd) {
   while (attempts < 30) {
     attempts++;
     let synced = -1;
-    const v = await connectAuth(c.url, recipient, (t) => {
+    const v = await connect(c.url, recipient, (t) => {
       if (t.includes('"type":"synced"')) synced = Number(/"count":(\d+)/.exec(t)?.[1] ?? -1);
-    });
+    }, { read: true });
     await waitFor(() => synced >= 0, 30_000);
     v.ws.close();
     left = synced;
@@ -398,7 +445,7 @@ async function drain(c: Cmd) {
 }
 
 function closeAll() {
-  for (const ws of [...senders, ...receivers.map((r) => r.ws), ...idleSockets]) {
+  for (const ws of [...senders, ...receivers.map((r) => r.conn?.ws), ...idleSockets]) {
     try {
       ws?.close();
     } catch { /* closed */ }

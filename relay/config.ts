@@ -8,10 +8,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { normalizeRelayUrl } from "@chat-p2p/protocol";
+import { MAX_FRAME_BYTES_V2, parseRelayUrl } from "@chat-p2p/protocol";
 import type { MailboxLimits } from "./ports/mailbox.ts";
 import { isLevel, type Level } from "./infra/log.ts";
 import type { RateSpec } from "./core/rate_limit.ts";
+import { errorMessage } from "./ports/errors.ts";
 
 /** A configuration problem: the relay prints it with the usage and exits 2. */
 export class ConfigError extends Error {
@@ -56,11 +57,12 @@ const text: Parser<string> = (t) => t;
 
 const list: Parser<string[]> = (t) => t.split(",").map((x) => x.trim()).filter(Boolean);
 
+/** Relay URLs by the protocol's grammar, canonical (what clients sign in `open`). */
 const relayUrls: Parser<string[]> = (t) =>
   list(t).map((u) => {
-    const n = normalizeRelayUrl(u);
-    if (!n) throw new Error(`'${u}' is not a ws:// or wss:// URL`);
-    return n;
+    const n = parseRelayUrl(u);
+    if (!n.ok) throw new Error(`'${u}': ${n.message}`);
+    return n.value;
   });
 
 const level: Parser<Level> = (t) => {
@@ -98,33 +100,54 @@ export const SETTINGS = {
     meaning: "embedded store directory (SQLite, WAL)",
     parse: text,
   }),
+  diskReserveBytes: row({
+    flag: "--disk-reserve-bytes",
+    env: "RELAY_DISK_RESERVE_BYTES",
+    default: "8388608",
+    meaning: "kept free so acks drain a full disk (0 = none)",
+    parse: whole(0),
+  }),
   publicUrls: row({
     flag: "--public-url",
     env: "RELAY_PUBLIC_URL",
     default: undefined,
     shown: "(none)",
-    meaning: "comma-separated URLs clients sign in auth",
+    meaning: "comma-separated URLs clients sign in open",
     parse: relayUrls,
   }),
   maxFrameBytes: row({
     flag: "--max-frame-bytes",
     env: "RELAY_MAX_FRAME_BYTES",
-    default: "65536",
-    meaning: "largest frame accepted",
+    default: String(MAX_FRAME_BYTES_V2),
+    meaning: "largest frame accepted (fits the largest message)",
     parse: whole(1024),
   }),
   mailboxMaxCount: row({
     flag: "--mailbox-max-count",
     env: "RELAY_MAILBOX_MAX_COUNT",
     default: "10000",
-    meaning: "envelopes held per recipient",
+    meaning: "envelopes held per pair mailbox",
     parse: whole(1),
   }),
   mailboxMaxBytes: row({
     flag: "--mailbox-max-bytes",
     env: "RELAY_MAILBOX_MAX_BYTES",
     default: "67108864",
-    meaning: "bytes held per recipient",
+    meaning: "bytes held per pair mailbox",
+    parse: whole(1024),
+  }),
+  inboxMaxCount: row({
+    flag: "--inbox-max-count",
+    env: "RELAY_INBOX_MAX_COUNT",
+    default: "1000",
+    meaning: "envelopes held per request inbox",
+    parse: whole(1),
+  }),
+  inboxMaxBytes: row({
+    flag: "--inbox-max-bytes",
+    env: "RELAY_INBOX_MAX_BYTES",
+    default: "16777216",
+    meaning: "bytes held per request inbox",
     parse: whole(1024),
   }),
   maxAgeSeconds: row({
@@ -133,13 +156,6 @@ export const SETTINGS = {
     default: "2592000",
     meaning: "envelopes older are dropped (30 d)",
     parse: whole(1),
-  }),
-  authTimeoutMs: row({
-    flag: "--auth-timeout-ms",
-    env: "RELAY_AUTH_TIMEOUT_MS",
-    default: "10000",
-    meaning: "unauthenticated socket lifetime",
-    parse: whole(100),
   }),
   maxBufferedBytes: row({
     flag: "--max-buffered-bytes",
@@ -173,14 +189,28 @@ export const SETTINGS = {
     flag: "--send-rate",
     env: "RELAY_SEND_RATE",
     default: "50",
-    meaning: "sends/s per key (0 = unlimited)",
+    meaning: "sends/s per pair mailbox (0 = unlimited)",
     parse: whole(0),
   }),
   sendBurst: row({
     flag: "--send-burst",
     env: "RELAY_SEND_BURST",
     default: "100",
-    meaning: "burst of sends per key",
+    meaning: "burst of sends per pair mailbox",
+    parse: whole(1),
+  }),
+  inboxSendRate: row({
+    flag: "--inbox-send-rate",
+    env: "RELAY_INBOX_SEND_RATE",
+    default: "60",
+    meaning: "request-inbox sends/min per IP (0 = unlimited)",
+    parse: whole(0),
+  }),
+  inboxSendBurst: row({
+    flag: "--inbox-send-burst",
+    env: "RELAY_INBOX_SEND_BURST",
+    default: "60",
+    meaning: "burst of request-inbox sends per IP",
     parse: whole(1),
   }),
   maxConnectionsPerIp: row({
@@ -261,18 +291,25 @@ export interface RelayConfig {
   /** One socket's protocol. */
   session: {
     maxFrameBytes: number;
-    authTimeoutMs: number;
     /** A socket whose unsent bytes pass this is closed as a slow consumer (1013). */
     maxBufferedBytes: number;
-    /** Public URLs clients sign in auth; empty = accept the URL whose host matches the request. */
+    /** Canonical public URLs clients sign in `open`; empty = only this relay's own loopback URLs. */
     publicUrls: string[];
     /** Per-connection budget for every frame (token bucket). Rate 0 = unlimited. */
     frameRate: RateSpec;
-    /** Per-key budget for sends, across that key's sockets on this relay. Rate 0 = unlimited. */
+    /** Per-pair-mailbox budget for sends, over this relay's sockets. Rate 0 = unlimited. */
     sendRate: RateSpec;
+    /** Per-IP budget for request-inbox sends, over this relay's sockets. Rate 0 = unlimited. */
+    inboxSendRate: RateSpec;
   };
   /** Where envelopes wait: SQLite in `dataDir`, or Redis when `redisUrl` is set. */
-  storage: { dataDir: string; redisUrl: string | undefined; limits: MailboxLimits };
+  storage: {
+    dataDir: string;
+    redisUrl: string | undefined;
+    limits: MailboxLimits;
+    /** Embedded store: bytes held in a reserve file, given back when the disk fills up. */
+    diskReserveBytes: number;
+  };
   /** The bus between relays: Kafka when `brokers` is not empty, else in-process. */
   kafka: { brokers: string[]; topic: string; partitions: number; instanceId: string };
   logLevel: Level;
@@ -310,7 +347,7 @@ export function readSettings(
   try {
     flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    throw new ConfigError((err as Error).message);
+    throw new ConfigError(errorMessage(err));
   }
   const out: Record<string, unknown> = { help: flags.help === true };
   for (const [name, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
@@ -333,7 +370,7 @@ export function readSettings(
         : source === s.env
         ? `${s.env}=${value}`
         : `the default of ${s.flag} (${value})`;
-      throw new ConfigError(`${what}: ${(err as Error).message}`);
+      throw new ConfigError(`${what}: ${errorMessage(err)}`);
     }
   }
   return out as SettingValues & { help: boolean };
@@ -355,19 +392,21 @@ export function parseConfig(
     },
     session: {
       maxFrameBytes: v.maxFrameBytes,
-      authTimeoutMs: v.authTimeoutMs,
       maxBufferedBytes: v.maxBufferedBytes,
       publicUrls: v.publicUrls ?? [],
       frameRate: { ratePerSecond: v.frameRate, burst: v.frameBurst },
       sendRate: { ratePerSecond: v.sendRate, burst: v.sendBurst },
+      inboxSendRate: { ratePerSecond: v.inboxSendRate / 60, burst: v.inboxSendBurst },
     },
     storage: {
       dataDir: v.dataDir,
       redisUrl: v.redisUrl,
+      diskReserveBytes: v.diskReserveBytes,
       limits: {
         maxCount: v.mailboxMaxCount,
         maxBytes: v.mailboxMaxBytes,
         maxAgeMs: v.maxAgeSeconds * 1000,
+        inbox: { maxCount: v.inboxMaxCount, maxBytes: v.inboxMaxBytes },
       },
     },
     kafka: {

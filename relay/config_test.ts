@@ -10,14 +10,21 @@ Deno.test("config: defaults make a working embedded relay", () => {
     maxConnectionsPerIp: 64,
     idleTimeoutMs: 60_000,
   });
-  assert.equal(c.session.maxFrameBytes, 65536);
+  assert.equal(c.session.maxFrameBytes, 131072, "fits the largest padded message");
   assert.deepEqual(c.session.publicUrls, []);
   assert.deepEqual(c.session.frameRate, { ratePerSecond: 100, burst: 200 });
   assert.deepEqual(c.session.sendRate, { ratePerSecond: 50, burst: 100 });
+  assert.deepEqual(c.session.inboxSendRate, { ratePerSecond: 1, burst: 60 });
   assert.deepEqual(c.storage, {
     dataDir: "./relay-data",
     redisUrl: undefined,
-    limits: { maxCount: 10_000, maxBytes: 64 * 1024 * 1024, maxAgeMs: 30 * 24 * 3600 * 1000 },
+    limits: {
+      maxCount: 10_000,
+      maxBytes: 64 * 1024 * 1024,
+      maxAgeMs: 30 * 24 * 3600 * 1000,
+      inbox: { maxCount: 1000, maxBytes: 16 * 1024 * 1024 },
+    },
+    diskReserveBytes: 8 * 1024 * 1024,
   });
   assert.deepEqual(c.kafka.brokers, []);
   assert.match(c.kafka.instanceId, /^[0-9a-f-]{36}$/, "a random instance id");
@@ -54,15 +61,30 @@ Deno.test("config: errors name what the user typed, flag or variable", () => {
   fails(
     ["--public-url", "ftp://x"],
     {},
-    "--public-url ftp://x: 'ftp://x' is not a ws:// or wss:// URL",
+    "--public-url ftp://x: 'ftp://x': Not a relay URL: the scheme 'ftp' is not ws, wss, http or https",
+  );
+  fails(
+    [],
+    { RELAY_PUBLIC_URL: "wss://relay.example/ws?x=1" },
+    "RELAY_PUBLIC_URL=wss://relay.example/ws?x=1: 'wss://relay.example/ws?x=1': " +
+      "Not a relay URL: it has a query ('?')",
   );
   assert.throws(() => parseConfig(["--nope"], {}), ConfigError);
   assert.throws(() => parseConfig(["stray"], {}), ConfigError);
 });
 
-Deno.test("config: public URLs are normalised; --help is read", () => {
+Deno.test("config: public URLs are canonical by the protocol's grammar; --help is read", () => {
   const c = parseConfig(["--public-url", "https://Relay.Example:443/, ws://x:80/ws"], {});
   assert.deepEqual(c.session.publicUrls, ["wss://relay.example/ws", "ws://x/ws"]);
+  assert.deepEqual(
+    parseConfig([], { RELAY_PUBLIC_URL: "ws://[0:0:0:0:0:0:0:1]:9000" }).session.publicUrls,
+    ["ws://[::1]:9000/ws"],
+  );
+  assert.deepEqual(
+    parseConfig([], { RELAY_INBOX_SEND_RATE: "30", RELAY_INBOX_MAX_COUNT: "5" }).session
+      .inboxSendRate,
+    { ratePerSecond: 0.5, burst: 60 },
+  );
   assert.equal(readSettings(["--help"], {}).help, true);
 });
 

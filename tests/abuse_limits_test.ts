@@ -1,62 +1,120 @@
 /**
- * Abuse limits on a live relay: frame and send rates (token buckets) with retry hints,
- * connections per IP, and idle sockets that stop answering pings.
+ * Abuse limits on a live relay: the frame rate per connection, the send rate per pair mailbox,
+ * request inboxes (a rate per address and caps of their own, so flooding one never touches a
+ * pair mailbox), connections per IP, and idle sockets that stop answering pings.
  */
 import assert from "node:assert/strict";
-import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
-import { type Frame, RawClient } from "./raw_client.ts";
+import { toBase64 } from "@chat-p2p/protocol";
+import { envelope, type Frame, inboxBox, pairBox, RawClient } from "./raw_client.ts";
 import { startTestRelay } from "./relay_harness.ts";
 
-function message(from: KeyPair, to: KeyPair) {
-  return sealEnvelope(
-    { v: 1, kind: "message", text: "x", sent_at: new Date().toISOString() },
-    from,
-    toBase64(to.publicKey),
-  );
+/** Sends `envelopes` on `c` as fast as it takes them; returns the answers by code. */
+async function flood(
+  c: RawClient,
+  envelopes: ReturnType<typeof envelope>[],
+  key?: string,
+): Promise<Record<string, number>> {
+  for (const e of envelopes) c.sendEnvelope(e, key);
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < envelopes.length; i++) {
+    const f = await c.nextWhere((f) => f.type === "accepted" || f.type === "error", 30_000);
+    const k = f.type === "accepted" ? "accepted" : f.code;
+    counts[k] = (counts[k] ?? 0) + 1;
+  }
+  return counts;
 }
 
 Deno.test("limits: frames over the per-connection rate get rate_limited with retry_after_ms", async () => {
   await using relay = await startTestRelay({ RELAY_FRAME_RATE: "5", RELAY_FRAME_BURST: "5" });
-  await using c = await RawClient.authed(relay.url, generateKeyPair()); // auth used 1 token
-  for (let i = 0; i < 10; i++) c.send({ v: 1, type: "ping", nonce: `p${i}` });
+  await using c = await RawClient.connect(relay.url);
+  for (let i = 0; i < 10; i++) c.send({ v: 2, type: "ping", nonce: `p${i}` });
   const pongs: Frame[] = [], limited: Frame[] = [];
   for (let i = 0; i < 10; i++) {
     const f = await c.next();
     if (f.type === "pong") pongs.push(f);
     else if (f.type === "error") limited.push(f);
-    else i--; // synced and the like
   }
-  assert.equal(pongs.length, 4);
-  assert.equal(limited.length, 6);
+  assert.equal(pongs.length, 5);
+  assert.equal(limited.length, 5);
   assert.ok(limited.every((f) => f.code === "rate_limited" && f.retry_after_ms > 0));
   await new Promise((r) => setTimeout(r, limited[0].retry_after_ms + 50));
-  c.send({ v: 1, type: "ping", nonce: "later" });
+  c.send({ v: 2, type: "ping", nonce: "later" });
   assert.equal((await c.next("pong")).nonce, "later", "served again after the hinted wait");
-  assert.ok(relay.metrics.get("rate_limited_total", { scope: "connection" }) >= 6);
+  assert.ok(relay.metrics.get("rate_limited_total", { scope: "connection" }) >= 5);
 });
 
-Deno.test("limits: sends over the per-key rate are refused across that key's sockets, others unaffected", async () => {
+Deno.test("limits: sends over a pair mailbox's rate are refused across sockets; other mailboxes unaffected", async () => {
   await using relay = await startTestRelay({ RELAY_SEND_RATE: "1", RELAY_SEND_BURST: "3" });
-  const alice = generateKeyPair(), bob = generateKeyPair(), carol = generateKeyPair();
-  await using a1 = await RawClient.authed(relay.url, alice);
-  await using a2 = await RawClient.authed(relay.url, alice);
-  for (let i = 0; i < 2; i++) a1.send({ v: 1, type: "send", envelope: message(alice, bob) });
-  for (let i = 0; i < 2; i++) a2.send({ v: 1, type: "send", envelope: message(alice, bob) });
-  const results: Frame[] = [];
-  for (const c of [a1, a1, a2, a2]) {
-    let f = await c.next();
-    while (f.type === "synced") f = await c.next();
-    results.push(f);
-  }
-  const accepted = results.filter((f) => f.type === "accepted").length;
-  const limited = results.filter((f) => f.type === "error" && f.code === "rate_limited");
-  assert.equal(accepted, 3);
-  assert.equal(limited.length, 1);
-  assert.ok(limited[0].id && limited[0].retry_after_ms > 0);
-  await using c = await RawClient.authed(relay.url, carol);
-  const e = message(carol, bob);
-  c.send({ v: 1, type: "send", envelope: e });
-  assert.equal((await c.next("accepted")).id, e.id);
+  const box = pairBox(), other = pairBox();
+  await (await RawClient.reader(relay.url, box, other)).close();
+  await using a1 = await RawClient.connect(relay.url);
+  await using a2 = await RawClient.connect(relay.url);
+  const results = [
+    ...Object.entries(await flood(a1, [envelope(box), envelope(box)])),
+    ...Object.entries(await flood(a2, [envelope(box), envelope(box)])),
+  ];
+  const count = (k: string) => results.filter(([c]) => c === k).reduce((n, [, v]) => n + v, 0);
+  assert.equal(count("accepted"), 3);
+  assert.equal(count("rate_limited"), 1);
+  assert.deepEqual(await flood(a1, [envelope(other)]), { accepted: 1 });
+  assert.equal(relay.metrics.get("rate_limited_total", { scope: "mailbox" }), 1);
+});
+
+Deno.test("attack: flooding a request inbox (thousands of sends) never makes a pair mailbox refuse a send; the inbox's rate limit holds", async () => {
+  await using relay = await startTestRelay({
+    RELAY_FRAME_RATE: "0",
+    RELAY_SEND_RATE: "0",
+    RELAY_INBOX_SEND_RATE: "60",
+    RELAY_INBOX_SEND_BURST: "60",
+  });
+  const bob = inboxBox(), pair = pairBox();
+  await using _reader = await RawClient.reader(relay.url, bob, pair);
+  const key = toBase64(bob.auth.publicKey);
+  const floods = await Promise.all([1, 2, 3].map(async () => {
+    await using m = await RawClient.connect(relay.url);
+    return await flood(m, Array.from({ length: 1000 }, () => envelope(bob)), key);
+  }));
+  // Meanwhile, and after, the contact writes to the pair mailbox.
+  await using alice = await RawClient.connect(relay.url);
+  assert.deepEqual(await flood(alice, Array.from({ length: 200 }, () => envelope(pair))), {
+    accepted: 200,
+  });
+  const accepted = floods.reduce((n, f) => n + (f.accepted ?? 0), 0);
+  const limited = floods.reduce((n, f) => n + (f.rate_limited ?? 0), 0);
+  assert.ok(accepted >= 60 && accepted <= 65, `${accepted} request sends taken from one address`);
+  assert.equal(accepted + limited, 3000);
+  assert.equal(relay.metrics.get("rate_limited_total", { scope: "inbox" }), limited);
+  assert.equal((await relay.router.mailbox.depth(pair.id)).count, 200);
+  assert.equal((await relay.router.mailbox.depth(bob.id)).count, accepted);
+});
+
+Deno.test("attack: flooding a request inbox without a rate limit fills only the inbox, to its own cap", async () => {
+  await using relay = await startTestRelay({
+    RELAY_FRAME_RATE: "0",
+    RELAY_SEND_RATE: "0",
+    RELAY_INBOX_SEND_RATE: "0",
+    RELAY_INBOX_MAX_COUNT: "1000",
+  });
+  const bob = inboxBox(), pair = pairBox();
+  await (await RawClient.reader(relay.url, pair)).close();
+  const key = toBase64(bob.auth.publicKey);
+  await using alice = await RawClient.connect(relay.url);
+  const [f1, f2, mine] = await Promise.all([
+    (async () => {
+      await using m = await RawClient.connect(relay.url);
+      return await flood(m, Array.from({ length: 1500 }, () => envelope(bob)), key);
+    })(),
+    (async () => {
+      await using m = await RawClient.connect(relay.url);
+      return await flood(m, Array.from({ length: 1500 }, () => envelope(bob)), key);
+    })(),
+    flood(alice, Array.from({ length: 1500 }, () => envelope(pair))),
+  ]);
+  assert.equal((f1.accepted ?? 0) + (f2.accepted ?? 0), 1000, "the inbox cap");
+  assert.equal((f1.mailbox_full ?? 0) + (f2.mailbox_full ?? 0), 2000);
+  assert.deepEqual(mine, { accepted: 1500 }, "the pair mailbox holds more than an inbox can");
+  assert.equal((await relay.router.mailbox.depth(bob.id)).count, 1000);
+  assert.equal((await relay.router.mailbox.depth(pair.id)).count, 1500);
 });
 
 Deno.test("limits: connections per IP beyond the cap get HTTP 429; a closed one frees its place", async () => {
@@ -94,12 +152,22 @@ Deno.test("limits: an idle socket that never answers pings is closed", async () 
   assert.ok(elapsed >= 900, `closed after ${elapsed} ms, before the idle timeout`);
 });
 
+Deno.test("limits: a socket that opens nothing and answers pings stays open (a sender)", async () => {
+  await using relay = await startTestRelay({ RELAY_IDLE_TIMEOUT_MS: "1000" });
+  await using c = await RawClient.connect(relay.url);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(c.closeCode, undefined);
+  c.send({ v: 2, type: "ping", nonce: "still" });
+  assert.equal((await c.next("pong")).nonce, "still");
+});
+
 Deno.test("limits: a send refused by the connection's frame budget names its envelope id", async () => {
-  await using relay = await startTestRelay({ RELAY_FRAME_RATE: "1", RELAY_FRAME_BURST: "2" });
-  const alice = generateKeyPair(), bob = generateKeyPair();
-  await using c = await RawClient.authed(relay.url, alice); // auth took 1 of 2 tokens
-  const es = [message(alice, bob), message(alice, bob)];
-  for (const e of es) c.send({ v: 1, type: "send", envelope: e });
+  await using relay = await startTestRelay({ RELAY_FRAME_RATE: "1", RELAY_FRAME_BURST: "1" });
+  const box = pairBox();
+  await (await RawClient.reader(relay.url, box)).close();
+  await using c = await RawClient.connect(relay.url);
+  const es = [envelope(box), envelope(box)];
+  for (const e of es) c.sendEnvelope(e);
   assert.equal((await c.next("accepted")).id, es[0].id);
   const refused = await c.next("error");
   assert.equal(refused.code, "rate_limited");

@@ -6,62 +6,73 @@ import assert from "node:assert/strict";
 import {
   authMessage,
   generateKeyPair,
-  type KeyPair,
+  openMessage,
   sealEnvelope,
   sign,
   toBase64,
 } from "@chat-p2p/protocol";
-import { RawClient } from "./raw_client.ts";
+import { canonical, envelope, inboxBox, pairBox, RawClient } from "./raw_client.ts";
 import { startTestRelay } from "./relay_harness.ts";
 
-function message(from: KeyPair, to: KeyPair, text = "hello") {
-  return sealEnvelope(
-    { v: 1, kind: "message", text, sent_at: new Date().toISOString() },
-    from,
-    toBase64(to.publicKey),
-  );
-}
-
-/** Proves the relay still serves: a fresh pair exchanges one message. */
+/** Proves the relay still serves: a fresh mailbox gets one message. */
 async function stillServes(url: string): Promise<void> {
-  const a = generateKeyPair(), b = generateKeyPair();
-  await using ca = await RawClient.authed(url, a);
-  await using cb = await RawClient.authed(url, b);
-  await cb.next("synced");
-  const env = message(a, b, "still here");
-  ca.send({ v: 1, type: "send", envelope: env });
-  assert.equal((await ca.next("accepted")).id, env.id);
-  assert.equal((await cb.next("deliver")).envelope.id, env.id);
+  const box = pairBox();
+  await using reader = await RawClient.reader(url, box);
+  await using sender = await RawClient.connect(url);
+  const e = envelope(box);
+  assert.equal((await sender.sendAndWait(e)).type, "accepted");
+  assert.equal((await reader.next("deliver")).envelope.id, e.id);
 }
 
 Deno.test("hostile: malformed and mistyped frames each get an error frame, socket stays usable", async () => {
   await using relay = await startTestRelay();
-  const alice = generateKeyPair();
-  await using c = await RawClient.authed(relay.url, alice);
-  const good = message(alice, generateKeyPair());
+  const box = pairBox(), bob = inboxBox();
+  await using c = await RawClient.reader(relay.url, box);
+  const good = envelope(box);
+  const open = { v: 2, type: "open", kind: "pair", key: toBase64(box.auth.publicKey) };
+  const signature = toBase64(new Uint8Array(64));
   const cases: Array<[string, string]> = [
     ["not json", "bad_json"],
     ["{", "bad_json"],
     ["[]", "bad_frame"],
     ["null", "bad_frame"],
     ["42", "bad_frame"],
-    ['"auth"', "bad_frame"],
+    ['"open"', "bad_frame"],
     ["{}", "bad_frame"],
     [JSON.stringify({ type: "send" }), "bad_frame"],
-    [JSON.stringify({ v: 2, type: "send" }), "unsupported_version"],
-    [JSON.stringify({ v: "1", type: "send" }), "unsupported_version"],
-    [JSON.stringify({ v: 1, type: "nope" }), "unknown_type"],
-    [JSON.stringify({ v: 1, type: 7 }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "send" }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "send", envelope: "x" }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "send", envelope: { ...good, to: "AAAA" } }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "send", envelope: { ...good, nonce: 5 } }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "send", envelope: { ...good, v: 9 } }), "unsupported_version"],
-    [JSON.stringify({ v: 1, type: "send", envelope: { ...good, id: "../../etc" } }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "ack", ids: "x" }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "ack", ids: [] }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "ack", ids: [1, 2] }), "bad_frame"],
-    [JSON.stringify({ v: 1, type: "ping", nonce: {} }), "bad_frame"],
+    [JSON.stringify({ v: 3, type: "send" }), "unsupported_version"],
+    [JSON.stringify({ v: "2", type: "send" }), "unsupported_version"],
+    [JSON.stringify({ v: 2, type: "nope" }), "unknown_type"],
+    [JSON.stringify({ v: 2, type: "deliver", envelope: good }), "unknown_type"],
+    [JSON.stringify({ v: 2, type: 7 }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "send" }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "send", envelope: "x" }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "send", envelope: { ...good, to: "AAAA" } }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "send", envelope: { ...good, body: 5 } }), "bad_frame"],
+    [
+      JSON.stringify({
+        v: 2,
+        type: "send",
+        envelope: { ...good, body: toBase64(new Uint8Array(600)) },
+      }),
+      "bad_frame",
+    ],
+    [JSON.stringify({ v: 2, type: "send", envelope: { ...good, v: 9 } }), "unsupported_version"],
+    [JSON.stringify({ v: 2, type: "send", envelope: { ...good, id: "../../etc" } }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "send", envelope: good, key: "not a key" }), "bad_frame"],
+    [
+      JSON.stringify({ v: 2, type: "send", envelope: good, key: toBase64(bob.auth.publicKey) }),
+      "bad_frame",
+    ],
+    [JSON.stringify({ ...open, kind: "mailbox", signature }), "bad_frame"],
+    [JSON.stringify({ ...open, key: toBase64(new Uint8Array(32)), signature }), "bad_frame"],
+    [JSON.stringify({ ...open, signature: "AAAA" }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "ack", mailbox: box.id, ids: "x" }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "ack", mailbox: box.id, ids: [] }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "ack", mailbox: box.id, ids: [1, 2] }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "ack", mailbox: "AAAA", ids: ["abcdefgh"] }), "bad_frame"],
+    [JSON.stringify({ v: 2, type: "ack", mailbox: bob.id, ids: ["abcdefgh"] }), "not_open"],
+    [JSON.stringify({ v: 2, type: "ping", nonce: {} }), "bad_frame"],
   ];
   for (const [text, code] of cases) {
     c.send(text);
@@ -71,10 +82,10 @@ Deno.test("hostile: malformed and mistyped frames each get an error frame, socke
     assert.ok(!/\bat .*\.ts:\d+/.test(f.message), "no stack traces on the wire");
   }
   // the same socket still works
-  c.send({ v: 1, type: "ping", nonce: "n1" });
-  assert.deepEqual(await c.next("pong"), { v: 1, type: "pong", nonce: "n1" });
-  c.send({ v: 1, type: "send", envelope: good });
-  assert.equal((await c.next("accepted")).id, good.id);
+  c.send({ v: 2, type: "ping", nonce: "n1" });
+  assert.deepEqual(await c.next("pong"), { v: 2, type: "pong", nonce: "n1" });
+  assert.equal((await c.sendAndWait(good)).type, "accepted");
+  assert.equal((await c.next("deliver")).envelope.id, good.id);
   await stillServes(relay.url);
 });
 
@@ -94,100 +105,100 @@ Deno.test("hostile: binary frames get an error; oversized frames get an error an
   await stillServes(relay.url);
 });
 
-Deno.test("hostile: frames before auth are refused and nothing is stored", async () => {
+Deno.test("hostile: the default frame limit takes the largest padded message, and nothing larger", async () => {
   await using relay = await startTestRelay();
-  const alice = generateKeyPair(), bob = generateKeyPair();
+  const box = pairBox();
+  await using reader = await RawClient.reader(relay.url, box);
   await using c = await RawClient.connect(relay.url);
-  const env = message(alice, bob);
-  c.send({ v: 1, type: "send", envelope: env });
-  const e = await c.next("error");
-  assert.equal(e.code, "not_authenticated");
-  assert.equal(e.id, env.id);
-  c.send({ v: 1, type: "ack", ids: ["abcdefgh"] });
-  assert.equal((await c.next("error")).code, "not_authenticated");
-  assert.deepEqual(await relay.router.mailbox.depth(toBase64(bob.publicKey)), {
-    count: 0,
-    bytes: 0,
-  });
+  const largest = envelope(box, undefined, 65536 + 97);
+  assert.equal((await c.sendAndWait(largest)).type, "accepted");
+  assert.equal((await reader.next("deliver")).envelope.id, largest.id);
+  c.send("x".repeat(131073));
+  assert.equal((await c.next("error")).code, "frame_too_large");
+  assert.equal(await c.closed, 1009);
 });
 
-Deno.test("hostile: a bad signature, a wrong key or another relay's URL fails auth and closes 1008", async () => {
+Deno.test("attack: protocol-v1 frames get unsupported_version with a message to upgrade chat-p2p", async () => {
   await using relay = await startTestRelay();
-  const alice = generateKeyPair(), mallory = generateKeyPair();
-  // signature by mallory for alice's key
-  await using a = await RawClient.connect(relay.url);
-  a.send({
-    v: 1,
-    type: "auth",
-    key: toBase64(alice.publicKey),
-    relay: relay.url,
-    signature: toBase64(
-      sign(authMessage(relay.url, a.challenge, toBase64(alice.publicKey)), mallory.secretKey),
-    ),
-  });
-  assert.equal((await a.next("error")).code, "auth_failed");
-  assert.equal(await a.closed, 1008);
-  // a correct signature over another relay's URL
-  await using b = await RawClient.connect(relay.url);
-  b.auth(alice, "ws://evil.example:8080/ws");
-  const e = await b.next("error");
-  assert.equal(e.code, "auth_failed");
-  assert.match(e.message, /relay URL/);
-  assert.equal(await b.closed, 1008);
-  // garbage signature bytes of the right shape
-  await using d = await RawClient.connect(relay.url);
-  d.send({
-    v: 1,
-    type: "auth",
-    key: toBase64(alice.publicKey),
-    relay: relay.url,
-    signature: toBase64(new Uint8Array(64)),
-  });
-  assert.equal((await d.next("error")).code, "auth_failed");
+  const alice = generateKeyPair(), bob = generateKeyPair();
+  const key = toBase64(alice.publicKey);
+  const url = canonical(relay.url);
+  await using c = await RawClient.connect(relay.url);
+  const v1 = sealEnvelope(
+    { v: 1, kind: "message", text: "hi", sent_at: "" },
+    alice,
+    toBase64(bob.publicKey),
+  );
+  for (
+    const f of [
+      {
+        v: 1,
+        type: "auth",
+        key,
+        relay: url,
+        signature: toBase64(sign(authMessage(url, c.challenge, key), alice.secretKey)),
+      },
+      { v: 1, type: "send", envelope: v1 },
+      { v: 1, type: "ack", ids: [v1.id] },
+      { v: 1, type: "ping" },
+    ]
+  ) {
+    c.send(f);
+    const e = await c.next("error");
+    assert.equal(e.code, "unsupported_version", JSON.stringify(f));
+    assert.match(e.message, /upgrade chat-p2p/);
+  }
+  c.sendEnvelope(v1 as never);
+  const e = await c.next("error");
+  assert.deepEqual([e.code, e.id], ["unsupported_version", v1.id]);
+  assert.match(e.message, /v1 envelopes cannot be delivered to v2 clients/);
+  assert.equal(c.closeCode, undefined);
   await stillServes(relay.url);
 });
 
-Deno.test("hostile: a captured auth frame replayed on a new socket fails (fresh challenge)", async () => {
+Deno.test("hostile: a bad signature, another key's signature or another relay's URL fails the open; the socket stays", async () => {
   await using relay = await startTestRelay();
-  const alice = generateKeyPair();
-  await using first = await RawClient.connect(relay.url);
-  const sent: string[] = [];
-  const orig = first.ws.send.bind(first.ws);
-  first.ws.send = (d: string) => {
-    sent.push(d);
-    orig(d);
-  };
-  first.auth(alice);
-  await first.next("ready");
-  await using second = await RawClient.connect(relay.url);
-  second.send(sent[0]);
-  assert.equal((await second.next("error")).code, "auth_failed");
-  assert.equal(await second.closed, 1008);
-});
-
-Deno.test("hostile: an envelope whose from is not the authenticated key is refused (spoofing)", async () => {
-  await using relay = await startTestRelay();
-  const alice = generateKeyPair(), bob = generateKeyPair(), mallory = generateKeyPair();
-  await using m = await RawClient.authed(relay.url, mallory);
-  const forged = message(alice, bob); // really sealed by alice, sent by mallory
-  m.send({ v: 1, type: "send", envelope: forged });
-  const e = await m.next("error");
-  assert.equal(e.code, "spoofed_sender");
-  assert.equal(e.id, forged.id);
-  assert.equal((await relay.router.mailbox.depth(toBase64(bob.publicKey))).count, 0);
-});
-
-Deno.test("hostile: an unauthenticated socket is closed after the auth timeout", async () => {
-  await using relay = await startTestRelay({ RELAY_AUTH_TIMEOUT_MS: "200" });
+  const box = pairBox(), mallory = generateKeyPair();
   await using c = await RawClient.connect(relay.url);
-  assert.equal((await c.next("error", 3000)).code, "auth_timeout");
-  assert.equal(await c.closed, 1008);
+  const key = toBase64(box.auth.publicKey);
+  const signed = openMessage(canonical(relay.url), c.challenge, "pair", key);
+  for (
+    const signature of [
+      sign(signed, mallory.secretKey), // by mallory, for the mailbox's key
+      new Uint8Array(64), // garbage of the right shape
+    ]
+  ) {
+    c.send({ v: 2, type: "open", kind: "pair", key, signature: toBase64(signature) });
+    const e = await c.next("error");
+    assert.deepEqual([e.code, e.mailbox], ["auth_failed", box.id]);
+  }
+  await c.open(box, "ws://evil.example:8080/ws");
+  const e = await c.next("error");
+  assert.equal(e.code, "auth_failed");
+  assert.match(e.message, /RELAY_PUBLIC_URL/);
+  assert.equal(c.closeCode, undefined);
+  assert.deepEqual(await c.openAndSync(box), [], "a correct open still works");
+  assert.equal(relay.metrics.get("auth_failures_total"), 3);
+  await stillServes(relay.url);
 });
 
-Deno.test("hostile: a second auth on an authenticated socket is refused", async () => {
+Deno.test("attack: a send to a pair mailbox nobody opened is unknown_mailbox and stores nothing", async () => {
   await using relay = await startTestRelay();
-  const alice = generateKeyPair();
-  await using c = await RawClient.authed(relay.url, alice);
-  c.auth(alice);
-  assert.equal((await c.next("error")).code, "already_authenticated");
+  const box = pairBox();
+  await using c = await RawClient.connect(relay.url);
+  const e = envelope(box);
+  const answer = await c.sendAndWait(e);
+  assert.deepEqual([answer.code, answer.id], ["unknown_mailbox", e.id]);
+  assert.deepEqual(await relay.router.mailbox.depth(box.id), { count: 0, bytes: 0 });
+});
+
+Deno.test("hostile: opening the same mailbox twice drains it again and changes nothing else", async () => {
+  await using relay = await startTestRelay();
+  const box = pairBox();
+  await using c = await RawClient.reader(relay.url, box);
+  await using s = await RawClient.connect(relay.url);
+  const e = envelope(box);
+  await s.sendAndWait(e);
+  assert.equal((await c.next("deliver")).envelope.id, e.id);
+  assert.deepEqual((await c.openAndSync(box)).map((x) => x.id), [e.id]);
 });

@@ -13,15 +13,15 @@ import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
 
 const cli = runCliOk;
 
-/** Waits until `relay` reports `n` authenticated sockets on /metrics. */
+/** Waits until `relay` reports `n` sockets that opened a mailbox (readers) on /metrics. */
 async function authenticatedOn(relay: RelayProcess, n: number): Promise<void> {
   const end = Date.now() + 20_000;
   for (;;) {
     const text = await (await fetch(`http://127.0.0.1:${relay.port}/metrics`)).text();
-    const m = /chat_relay_connections\{state="authenticated"\} (\d+)/.exec(text);
+    const m = /chat_relay_connections\{state="reading"\} (\d+)/.exec(text);
     if (m && Number(m[1]) >= n) return;
     if (Date.now() > end) {
-      throw new Error(`relay :${relay.port} never had ${n} authenticated sockets`);
+      throw new Error(`relay :${relay.port} never had ${n} reading sockets`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -58,7 +58,8 @@ await servicesTest(
     await using c = await RelayProcess.start({ env });
     try {
       for (const r of [a, b, c]) {
-        const h = await (await fetch(`http://127.0.0.1:${r.port}/healthz`)).json();
+        const h = await (await fetch(`http://127.0.0.1:${r.port}/readyz`)).json();
+        assert.equal(h.ready, true, JSON.stringify(h));
         assert.equal(h.mailbox.kind, "redis");
         assert.equal(h.bus.kind, "kafka");
       }

@@ -1,13 +1,70 @@
 /**
- * A raw protocol client for tests: sends any text or bytes, queues every frame it receives, and
- * records how the socket closed. Hostile-input tests need it to send what no real client would.
+ * A raw protocol-v2 client for tests: sends any text or bytes, queues every frame it receives,
+ * and records how the socket closed. Hostile-input tests need it to send what no real client
+ * would. It also knows the few frames a well-behaved client sends (`open`, `send`, `ack`), and
+ * makes mailboxes and envelopes the relay cannot tell from real ones.
  *
  * @module
  */
-import { authMessage, type KeyPair, normalizeRelayUrl, sign, toBase64 } from "@chat-p2p/protocol";
+import {
+  type EnvelopeV2,
+  generateKeyPair,
+  inboxId,
+  type KeyPair,
+  type MailboxKind,
+  newId,
+  openFrame,
+  PAIR_BODY_OVERHEAD,
+  pairMailboxId,
+  parseRelayUrl,
+  randomBytes,
+  toBase64,
+} from "@chat-p2p/protocol";
 
 // deno-lint-ignore no-explicit-any
 export type Frame = Record<string, any>;
+
+/** A mailbox a test reads: its kind, the auth key pair that opens it, and its id. */
+export interface TestMailbox {
+  kind: MailboxKind;
+  auth: KeyPair;
+  /** Base64 mailbox id. */
+  id: string;
+}
+
+/** A fresh pair mailbox (a random auth key, as a direction of a pair would have). */
+export function pairBox(auth: KeyPair = generateKeyPair()): TestMailbox {
+  return { kind: "pair", auth, id: toBase64(pairMailboxId(auth.publicKey)) };
+}
+
+/** The request inbox of `identity` (its auth key is the identity itself). */
+export function inboxBox(identity: KeyPair = generateKeyPair()): TestMailbox {
+  return { kind: "inbox", auth: identity, id: toBase64(inboxId(identity.publicKey)) };
+}
+
+/**
+ * An envelope for mailbox `to` with a random body of a valid size (default the smallest pair
+ * body): to the relay it is indistinguishable from a real one.
+ */
+export function envelope(
+  to: string | TestMailbox,
+  id = newId(),
+  bodyBytes = 512 + PAIR_BODY_OVERHEAD,
+): EnvelopeV2 {
+  return {
+    v: 2,
+    id,
+    to: typeof to === "string" ? to : to.id,
+    body: toBase64(randomBytes(bodyBytes)),
+  };
+}
+
+/** The canonical relay URL a client signs for `url`. */
+export function canonical(url: string): string {
+  const p = parseRelayUrl(url);
+  if (!p.ok) throw new Error(p.message);
+  return p.value;
+}
 
 /** A test client on one WebSocket. */
 export class RawClient {
@@ -40,7 +97,7 @@ export class RawClient {
     for (const f of w) f();
   }
 
-  /** Opens a socket and waits for it (and for the challenge frame). */
+  /** Opens a socket and waits for it (and for the `hello` frame). */
   static async connect(url: string): Promise<RawClient> {
     const ws = new WebSocket(url);
     const c = new RawClient(ws, url);
@@ -49,30 +106,80 @@ export class RawClient {
       ws.onerror = (e) =>
         reject(new Error(`cannot connect to ${url}: ${(e as ErrorEvent).message}`));
     });
-    c.challenge = (await c.next("challenge")).challenge;
+    c.challenge = (await c.next("hello")).challenge;
     return c;
   }
 
-  /** Connects and authenticates as `kp`; waits for `ready`. */
-  static async authed(url: string, kp: KeyPair): Promise<RawClient> {
+  /**
+   * Connects and opens `boxes`, each to its `synced`; the frames up to there are taken off the
+   * queue (see {@linkcode openAndSync} for what they were).
+   */
+  static async reader(url: string, ...boxes: TestMailbox[]): Promise<RawClient> {
     const c = await RawClient.connect(url);
-    c.auth(kp);
-    await c.next("ready");
+    for (const b of boxes) await c.openAndSync(b);
     return c;
   }
 
-  /** The challenge string this socket received. */
+  /** The challenge this socket's `hello` carried. */
   challenge = "";
 
-  /** Sends a correct auth frame for `kp` (optionally signing a different relay URL). */
-  auth(kp: KeyPair, relayUrl = normalizeRelayUrl(this.url)!): void {
-    const key = toBase64(kp.publicKey);
+  /** Sends a correct `open` for `box` (optionally signing another relay URL or challenge). */
+  async open(
+    box: TestMailbox,
+    relayUrl = canonical(this.url),
+    challenge = this.challenge,
+  ): Promise<void> {
+    this.send(await openFrame(relayUrl, challenge, box.kind, box.auth));
+  }
+
+  /**
+   * Opens `box` and waits for its `synced`; returns the envelopes delivered before it (oldest
+   * first), having taken `opened`, those `deliver`s and `synced` off the queue.
+   */
+  async openAndSync(box: TestMailbox, ms = 10_000): Promise<EnvelopeV2[]> {
+    await this.open(box);
+    const opened = await this.next("opened", ms);
+    if (opened.mailbox !== box.id) throw new Error(`opened ${opened.mailbox}, not ${box.id}`);
+    const synced = await this.nextWhere((f) => f.type === "synced" && f.mailbox === box.id, ms);
+    const got: EnvelopeV2[] = [];
+    for (let i = 0; i < this.frames.length && got.length < synced.count;) {
+      const f = this.frames[i];
+      if (f.type === "deliver" && f.envelope.to === box.id) {
+        got.push(f.envelope);
+        this.frames.splice(i, 1);
+      } else i++;
+    }
+    if (got.length !== synced.count) {
+      throw new Error(`synced says ${synced.count}, ${got.length} were delivered`);
+    }
+    return got;
+  }
+
+  /** Sends an envelope (with `key` for a request inbox). */
+  sendEnvelope(e: EnvelopeV2, key?: string): void {
+    this.send(
+      key === undefined ? { v: 2, type: "send", envelope: e } : {
+        v: 2,
+        type: "send",
+        envelope: e,
+        key,
+      },
+    );
+  }
+
+  /** Sends `e` and returns the relay's answer to it (`accepted` or an `error` naming its id). */
+  async sendAndWait(e: EnvelopeV2, key?: string, ms = 10_000): Promise<Frame> {
+    this.sendEnvelope(e, key);
+    return await this.nextWhere((f) => f.id === e.id, ms);
+  }
+
+  /** Acks `ids` of `mailbox`. */
+  ack(mailbox: string | TestMailbox, ids: string[]): void {
     this.send({
-      v: 1,
-      type: "auth",
-      key,
-      relay: relayUrl,
-      signature: toBase64(sign(authMessage(relayUrl, this.challenge, key), kp.secretKey)),
+      v: 2,
+      type: "ack",
+      mailbox: typeof mailbox === "string" ? mailbox : mailbox.id,
+      ids,
     });
   }
 
@@ -85,23 +192,26 @@ export class RawClient {
    * Removes and returns the first queued frame matching `type` (any type when omitted), waiting up
    * to `ms` for it.
    */
-  async next(type?: string, ms = 5000): Promise<Frame> {
+  next(type?: string, ms = 5000): Promise<Frame> {
+    return this.nextWhere((f) => type === undefined || f.type === type, ms, type ?? "any");
+  }
+
+  /** Removes and returns the first queued frame for which `match` holds, waiting up to `ms`. */
+  async nextWhere(match: (f: Frame) => boolean, ms = 5000, what = "matching"): Promise<Frame> {
     const end = Date.now() + ms;
     for (;;) {
-      const i = this.frames.findIndex((f) => type === undefined || f.type === type);
+      const i = this.frames.findIndex(match);
       if (i >= 0) return this.frames.splice(i, 1)[0];
       if (this.closeCode !== undefined) {
         throw new Error(
-          `socket closed (${this.closeCode}) before a '${type ?? "any"}' frame; had ${
+          `socket closed (${this.closeCode}) before a '${what}' frame; had ${
             JSON.stringify(this.frames)
           }`,
         );
       }
       const left = end - Date.now();
       if (left <= 0) {
-        throw new Error(
-          `no '${type ?? "any"}' frame within ${ms} ms; had ${JSON.stringify(this.frames)}`,
-        );
+        throw new Error(`no '${what}' frame within ${ms} ms; had ${JSON.stringify(this.frames)}`);
       }
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);

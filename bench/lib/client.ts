@@ -1,24 +1,34 @@
 /**
  * Benchmark client pieces: identities that sign with WebCrypto Ed25519 (native, so the load
- * generator spends its CPU on sockets, not on tweetnacl), and connect + challenge-auth.
+ * generator spends its CPU on sockets, not on tweetnacl), and a connect that speaks whichever
+ * protocol the relay's first frame names, so one generator drives relays of either version
+ * (`bench/ab.ts` compares a checkout before protocol v2 with one after):
+ *
+ * - v1 (`challenge`): every socket authenticates as its identity; envelopes name both keys.
+ * - v2 (`hello`): a reader opens the pair mailbox whose auth key is its identity; a sender opens
+ *   nothing (sealed sender); envelopes name the mailbox only.
  *
  * @module
  */
 import {
   authMessage,
+  fromBase64,
   type KeyPair,
   keyPairFromSeed,
   normalizeRelayUrl,
+  openMessage,
+  pairMailboxId,
+  parseRelayUrl,
   signingKeyFromSeed,
   toBase64,
 } from "@chat-p2p/protocol";
 
-/** A key the generator can authenticate (and, when `kp` is set, seal) with. */
+/** A key the generator can authenticate or open a mailbox with (and, with `kp`, seal with). */
 export interface Identity {
-  /** Base64 public key (the address). */
+  /** Base64 public key (v1: the address; v2: the auth key of its pair mailbox). */
   key: string;
   signKey: CryptoKey;
-  /** tweetnacl pair, only for identities that seal envelopes. */
+  /** tweetnacl pair, only for identities that seal v1 envelopes. */
   kp?: KeyPair;
 }
 
@@ -40,6 +50,11 @@ export async function signingIdentity(): Promise<Identity> {
   return { key: toBase64(raw), signKey: pair.privateKey };
 }
 
+/** The v2 pair mailbox id an identity reads (its key as the mailbox's auth key). */
+export function mailboxOf(id: Identity): string {
+  return toBase64(pairMailboxId(fromBase64(id.key)!));
+}
+
 /** Pulls the string value of `"field":"..."` out of JSON text without parsing it. */
 export function field(text: string, name: string): string | undefined {
   const tag = `"${name}":"`;
@@ -49,33 +64,57 @@ export function field(text: string, name: string): string | undefined {
   return j < 0 ? undefined : text.slice(i + tag.length, j);
 }
 
-/** An authenticated socket. */
-export interface Authed {
+/** True for a `deliver` frame of either version (`{"v":N,"type":"deliver"…`). */
+export function isDeliver(text: string): boolean {
+  return text.startsWith('"type":"deliver"', 7);
+}
+
+/** A socket ready for traffic. */
+export interface Connected {
   ws: WebSocket;
-  /** ms from `new WebSocket` to the `ready` frame. */
+  /** The relay's protocol version. */
+  version: 1 | 2;
+  /** v2 reader: the mailbox it opened. */
+  mailbox?: string;
+  /** ms from `new WebSocket` to `ready` (v1) or `opened` (v2; `hello` for a sender). */
   handshakeMs: number;
-  /** ms from sending auth to `ready`. */
+  /** ms from sending auth or open to its answer (0 for a v2 sender). */
   authMs: number;
 }
 
+/** The `ack` frame text for `ids` on a socket of `c`'s version. */
+export function ackFrame(c: Pick<Connected, "version" | "mailbox">, ids: string[]): string {
+  return JSON.stringify(
+    c.version === 1 ? { v: 1, type: "ack", ids } : { v: 2, type: "ack", mailbox: c.mailbox, ids },
+  );
+}
+
+/** The `ping` frame text of `c`'s version. */
+export function pingFrame(c: Pick<Connected, "version">, nonce: string): string {
+  return JSON.stringify({ v: c.version, type: "ping", nonce });
+}
+
 /**
- * Opens a socket, answers the challenge, resolves at `ready`. From then on every text frame goes
- * to `onFrame` (set before any later frame can arrive).
+ * Opens a socket and makes it ready for the relay's protocol: v1 authenticates as `id`; v2 opens
+ * `id`'s pair mailbox when `read` (else it is ready at `hello`). Resolves at `ready` / `opened`;
+ * from then on every text frame goes to `onFrame` (set before any later frame can arrive: a v2
+ * reader's pending envelopes and `synced` come after `opened`).
  */
-export function connectAuth(
+export function connect(
   url: string,
   id: Identity,
   onFrame: (text: string, ws: WebSocket) => void,
-  timeoutMs = 30_000,
-): Promise<Authed> {
-  const relay = normalizeRelayUrl(url)!;
+  opts: { read?: boolean; timeoutMs?: number } = {},
+): Promise<Connected> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const t0 = performance.now();
   let tAuth = 0;
   const ws = new WebSocket(url);
-  return new Promise<Authed>((resolve, reject) => {
+  return new Promise<Connected>((resolve, reject) => {
     let state = 0;
+    let version: 1 | 2 = 1;
     const timer = setTimeout(() => {
-      fail(new Error(`no ready within ${timeoutMs} ms`));
+      fail(new Error(`not ready within ${timeoutMs} ms`));
     }, timeoutMs);
     const fail = (e: Error) => {
       if (state === 3) return;
@@ -86,6 +125,31 @@ export function connectAuth(
       } catch { /* closed */ }
       reject(e);
     };
+    const ready = (mailbox?: string) => {
+      state = 2;
+      clearTimeout(timer);
+      ws.onmessage = (ev) => {
+        if (typeof ev.data === "string") onFrame(ev.data, ws);
+      };
+      ws.onclose = null;
+      ws.onerror = null;
+      const now = performance.now();
+      resolve({
+        ws,
+        version,
+        ...(mailbox ? { mailbox } : {}),
+        handshakeMs: now - t0,
+        authMs: tAuth ? now - tAuth : 0,
+      });
+    };
+    const sign = (message: Uint8Array, frame: (signature: string) => object) =>
+      crypto.subtle.sign("Ed25519", id.signKey, new Uint8Array(message)).then(
+        (sig) => {
+          tAuth = performance.now();
+          ws.send(JSON.stringify(frame(toBase64(new Uint8Array(sig)))));
+        },
+        (err) => fail(err as Error),
+      );
     ws.onerror = (e) => fail(new Error((e as ErrorEvent).message || "socket error"));
     ws.onclose = (e) => fail(new Error(`closed ${e.code} ${e.reason}`));
     ws.onmessage = (e) => {
@@ -95,37 +159,45 @@ export function connectAuth(
         const challenge = field(s, "challenge");
         if (!challenge) return fail(new Error(`expected a challenge, got ${s.slice(0, 200)}`));
         state = 1;
-        const msg = new Uint8Array(authMessage(relay, challenge, id.key));
-        crypto.subtle.sign("Ed25519", id.signKey, msg).then(
-          (sig) => {
-            tAuth = performance.now();
-            ws.send(JSON.stringify({
-              v: 1,
-              type: "auth",
-              key: id.key,
-              relay,
-              signature: toBase64(new Uint8Array(sig)),
-            }));
-          },
-          (err) => fail(err as Error),
-        );
+        if (s.includes('"type":"challenge"')) {
+          const relay = normalizeRelayUrl(url)!;
+          sign(authMessage(relay, challenge, id.key), (signature) => ({
+            v: 1,
+            type: "auth",
+            key: id.key,
+            relay,
+            signature,
+          }));
+          return;
+        }
+        version = 2;
+        if (!opts.read) return ready();
+        const relay = parseRelayUrl(url);
+        if (!relay.ok) return fail(new Error(relay.message));
+        sign(openMessage(relay.value, challenge, "pair", id.key), (signature) => ({
+          v: 2,
+          type: "open",
+          kind: "pair",
+          key: id.key,
+          signature,
+        }));
         return;
       }
       if (state === 1) {
-        if (s.includes('"type":"ready"')) {
-          state = 2;
-          clearTimeout(timer);
-          ws.onmessage = (ev) => {
-            if (typeof ev.data === "string") onFrame(ev.data, ws);
-          };
-          ws.onclose = null;
-          ws.onerror = null;
-          const now = performance.now();
-          resolve({ ws, handshakeMs: now - t0, authMs: now - tAuth });
-        } else if (s.includes('"type":"error"')) {
-          fail(new Error(`auth refused: ${s.slice(0, 300)}`));
-        }
+        if (s.includes('"type":"ready"')) ready();
+        else if (s.includes('"type":"opened"')) ready(field(s, "mailbox"));
+        else if (s.includes('"type":"error"')) fail(new Error(`refused: ${s.slice(0, 300)}`));
       }
     };
   });
+}
+
+/** v1's name for {@linkcode connect} of a socket that reads (bench/scenarios/cli.ts). */
+export function connectAuth(
+  url: string,
+  id: Identity,
+  onFrame: (text: string, ws: WebSocket) => void,
+  timeoutMs = 30_000,
+): Promise<Connected> {
+  return connect(url, id, onFrame, { read: true, timeoutMs });
 }

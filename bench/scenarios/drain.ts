@@ -169,14 +169,16 @@ export async function redisReference(redisUrl: string, count: number): Promise<R
   const p = `bench:rb:${Date.now().toString(36)}:`;
   const mb = "M".repeat(43) + "=";
   const keys = [
-    `${p}mb:${mb}:env`,
-    `${p}mb:${mb}:seq`,
-    `${p}mb:${mb}:age`,
-    `${p}mb:${mb}:meta`,
-    `${p}index`,
+    `${p}v2:mb:${mb}:env`,
+    `${p}v2:mb:${mb}:seq`,
+    `${p}v2:mb:${mb}:age`,
+    `${p}v2:mb:${mb}:meta`,
+    `${p}v2:index`,
   ];
-  const raw = "x".repeat(300);
-  const now = String(Date.now());
+  const reg = `${p}v2:mb:${mb}:reg`;
+  await cli(["SET", reg, "pair"]); // registered, as an opened pair mailbox is
+  const raw = "x".repeat(812); // a v2 envelope's body of the smallest size
+  const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
   const bench = async (n: number, pipeline: number, args: string[]) => {
     const r = await run("redis-benchmark", [
       "-h",
@@ -200,15 +202,19 @@ export async function redisReference(redisUrl: string, count: number): Promise<R
   const putArgs = (id: string) => [
     "EVALSHA",
     sha.PUT_LUA,
-    "5",
+    "6",
     ...keys,
+    reg,
     id,
     raw,
-    now,
+    String(hour),
     "100000000",
     "100000000000",
-    "2592000000",
+    "100000000",
+    "100000000000",
+    String(hour + 2592000000 + 7_200_000),
     mb,
+    "0",
   ];
   try {
     const putPerSec = await bench(Math.min(count, 5000), 1, putArgs("a__rand_int__"));
@@ -237,6 +243,6 @@ export async function redisReference(redisUrl: string, count: number): Promise<R
       drainFloorMs: Math.round(pages * 1000 / pendingPagePerSec + pages * 1000 / ack500PerSec),
     };
   } finally {
-    await cli(["DEL", ...keys]);
+    await cli(["DEL", ...keys, reg]);
   }
 }

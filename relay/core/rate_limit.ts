@@ -1,6 +1,6 @@
 /**
- * Token buckets for abuse limits: one per connection (every frame) and one per key (every send,
- * across all that key's sockets on this relay).
+ * Token buckets for abuse limits: one per connection (every frame), and keyed ones shared by the
+ * relay's sessions: per pair mailbox (sends to it) and per IP address (request-inbox sends).
  *
  * @module
  */
@@ -8,20 +8,27 @@ import { type RateSpec, type Take, TokenBucket } from "@chat-p2p/protocol/async"
 
 export type { RateSpec, Take } from "@chat-p2p/protocol/async";
 
-/** Buckets by key, forgetting full ones so idle keys cost no memory. */
+/**
+ * Buckets by key, forgetting full ones so idle keys cost no memory. At most `maxKeys` are kept:
+ * past that (keys are cheap to make up, e.g. random mailbox ids) the full ones are forgotten at
+ * once, and if that is not enough, all of them.
+ */
 export class KeyedBuckets {
   #spec: RateSpec;
+  #maxKeys: number;
   #buckets = new Map<string, TokenBucket>();
   #lastSweep = performance.now();
 
-  constructor(spec: RateSpec) {
+  constructor(spec: RateSpec, maxKeys = 100_000) {
     this.#spec = spec;
+    this.#maxKeys = maxKeys;
   }
 
   /** Takes a token from `key`'s bucket. */
   take(key: string, now = performance.now()): Take {
     if (this.#spec.ratePerSecond <= 0) return { ok: true };
-    if (now - this.#lastSweep > 10_000) this.#sweep(now);
+    if (now - this.#lastSweep > 10_000 || this.#buckets.size >= this.#maxKeys) this.#sweep(now);
+    if (this.#buckets.size >= this.#maxKeys) this.#buckets.clear();
     let b = this.#buckets.get(key);
     if (!b) this.#buckets.set(key, b = new TokenBucket(this.#spec, now));
     return b.take(now);

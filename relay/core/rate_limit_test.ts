@@ -25,3 +25,13 @@ Deno.test("keyed buckets: keys are independent and idle full buckets are forgott
   k.take("c", 20_000); // triggers a sweep: a and b have refilled
   assert.equal(k.size, 1);
 });
+
+Deno.test("keyed buckets: made-up keys cannot grow them past their bound", () => {
+  const k = new KeyedBuckets({ ratePerSecond: 1, burst: 1 }, 100);
+  for (let i = 0; i < 1000; i++) {
+    k.take(`key-${i}`, 0);
+    assert.ok(k.size <= 100, `${k.size} keys kept`);
+  }
+  assert.equal(k.take("x", 0).ok, true);
+  assert.equal(k.take("x", 0).ok, false, "still limiting");
+});

@@ -1,20 +1,21 @@
 /**
  * Store-then-notify delivery. `accept` writes an envelope to its mailbox (durable), then announces
  * it on the bus; every relay holding a live socket for that mailbox pushes it. The router knows
- * the sockets of this relay only, and routes by opaque mailbox id.
+ * the sockets of this relay only, and routes by opaque mailbox id (the envelope's `to`).
  *
  * @module
  */
-import { type Envelope, mailboxIdOf, serializeEnvelope } from "@chat-p2p/protocol";
+import { type EnvelopeV2, serializeEnvelopeV2 } from "@chat-p2p/protocol";
 import type { Bus } from "../ports/bus.ts";
-import { BackendUnavailableError, type Mailbox, type StoredEnvelope } from "../ports/mailbox.ts";
-import type { Logger } from "../infra/log.ts";
+import type { Mailbox, MailboxKind, StoredEnvelope } from "../ports/mailbox.ts";
+import { BackendUnavailableError, errorMessage } from "../ports/errors.ts";
+import { type Logger, OutageLog } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 
-/** Something on this relay that wants envelopes for one mailbox (an authenticated session). */
+/** Something on this relay that wants the envelopes of mailboxes (a session that opened them). */
 export interface Recipient {
-  /** Called for each announced envelope for the mailbox; may repeat ids. */
-  push(id: string, raw: string): void;
+  /** Called for each announced envelope of a mailbox it registered for; may repeat ids. */
+  push(mailboxId: string, id: string, raw: string): void;
 }
 
 /** Routes envelopes between sessions, the mailbox and the bus. */
@@ -24,12 +25,32 @@ export class Router {
   #log: Logger;
   #metrics?: Metrics;
   #local = new Map<string, Set<Recipient>>();
+  /** Backend refusals, reported per outage rather than per request (see OutageLog). */
+  #refused: { send: OutageLog; ack: OutageLog; read: OutageLog; open: OutageLog };
 
   constructor(mailbox: Mailbox, bus: Bus, log: Logger, metrics?: Metrics) {
     this.mailbox = mailbox;
     this.bus = bus;
     this.#log = log;
     this.#metrics = metrics;
+    this.#refused = {
+      send: new OutageLog(log, "sends refused: backend unavailable"),
+      ack: new OutageLog(log, "acks refused: backend unavailable"),
+      read: new OutageLog(log, "mailbox reads failed: backend unavailable"),
+      open: new OutageLog(log, "mailbox opens failed: backend unavailable"),
+    };
+  }
+
+  /** Reports `p`'s outcome to `outage`: a BackendUnavailableError counts, anything else ends it. */
+  async #watch<T>(outage: OutageLog, p: Promise<T>): Promise<T> {
+    try {
+      const v = await p;
+      outage.ok();
+      return v;
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) outage.fail(err.message);
+      throw err;
+    }
   }
 
   /** Subscribes to the bus. Call once before serving. */
@@ -45,18 +66,18 @@ export class Router {
       this.#log.warn("bus announcement without an id dropped", { mailbox_bytes: raw.length });
       return;
     }
-    for (const r of set) r.push(id, raw);
+    for (const r of set) r.push(mailboxId, id, raw);
   }
 
-  /** Registers a live recipient for `mailboxId` on this relay. */
-  register(mailboxId: string, r: Recipient): void {
+  /** Adds a live recipient for `mailboxId` on this relay. */
+  listen(mailboxId: string, r: Recipient): void {
     let set = this.#local.get(mailboxId);
     if (!set) this.#local.set(mailboxId, set = new Set());
     set.add(r);
   }
 
-  /** Removes a recipient registered with {@linkcode register}. */
-  unregister(mailboxId: string, r: Recipient): void {
+  /** Removes a recipient added with {@linkcode listen}. */
+  unlisten(mailboxId: string, r: Recipient): void {
     const set = this.#local.get(mailboxId);
     if (!set) return;
     set.delete(r);
@@ -69,16 +90,25 @@ export class Router {
   }
 
   /**
-   * Stores the (already validated and authorised) envelope, then announces it. Resolves once it
-   * is durable and announced; a duplicate id is announced again (the first announcement may have
-   * been lost) and counts as accepted. Rejects with `MailboxFullError` or
+   * Stores the (already validated) envelope in the mailbox it names, then announces it. Resolves
+   * once it is durable and announced; a duplicate id is announced again (the first announcement
+   * may have been lost) and counts as accepted. `inbox`: a request-inbox send, which needs no
+   * registration. Rejects with `UnknownMailboxError`, `MailboxFullError` or
    * `BackendUnavailableError`; then the client is told it was not accepted.
    */
-  async accept(envelope: Envelope): Promise<"stored" | "duplicate"> {
-    const mailboxId = mailboxIdOf(envelope);
-    const raw = serializeEnvelope(envelope);
+  accept(envelope: EnvelopeV2, inbox = false): Promise<"stored" | "duplicate"> {
+    return this.#watch(this.#refused.send, this.#accept(envelope, inbox));
+  }
+
+  async #accept(envelope: EnvelopeV2, inbox: boolean): Promise<"stored" | "duplicate"> {
+    const mailboxId = envelope.to;
+    const raw = serializeEnvelopeV2(envelope);
     const t0 = performance.now();
-    const result = await this.mailbox.put(mailboxId, { id: envelope.id, raw });
+    const result = await this.mailbox.put(
+      mailboxId,
+      { id: envelope.id, raw },
+      inbox ? { inbox } : undefined,
+    );
     this.#metrics?.observe(
       "backend_seconds",
       { op: "mailbox_put" },
@@ -88,11 +118,11 @@ export class Router {
     try {
       await this.bus.publish(mailboxId, raw);
     } catch (err) {
-      // Stored but not announced: the recipient still gets it on its next connect. Tell the
-      // sender it was not accepted, so it retries with the same id (which is then a duplicate).
+      // Stored but not announced: the reader still gets it at its next open. Tell the sender it
+      // was not accepted, so it retries with the same id (which is then a duplicate).
       throw err instanceof BackendUnavailableError
         ? err
-        : new BackendUnavailableError(`bus publish failed: ${(err as Error).message}`);
+        : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
     }
     this.#metrics?.observe(
       "backend_seconds",
@@ -102,20 +132,25 @@ export class Router {
     return result;
   }
 
+  /** Registers a mailbox that was opened (or notes that it was opened again). */
+  open(mailboxId: string, kind: MailboxKind): Promise<void> {
+    return this.#watch(this.#refused.open, this.mailbox.register(mailboxId, kind));
+  }
+
   /** A page of pending envelopes, oldest first. */
   pending(mailboxId: string, afterSeq: number, limit: number): Promise<StoredEnvelope[]> {
-    return this.mailbox.pending(mailboxId, { afterSeq, limit });
+    return this.#watch(this.#refused.read, this.mailbox.pending(mailboxId, { afterSeq, limit }));
   }
 
   /** Forgets envelopes the recipient has stored. */
   ack(mailboxId: string, ids: readonly string[]): Promise<number> {
-    return this.mailbox.ack(mailboxId, ids);
+    return this.#watch(this.#refused.ack, this.mailbox.ack(mailboxId, ids));
   }
 }
 
 /** Reads the id out of canonical envelope JSON without parsing the whole thing. */
 export function idOfRaw(raw: string): string | undefined {
-  // serializeEnvelope always writes {"v":1,"id":"...", ...}; ids never contain quotes.
+  // serializeEnvelopeV2 always writes {"v":2,"id":"...", ...}; ids never contain quotes.
   const start = raw.indexOf('"id":"');
   if (start < 0) return undefined;
   const end = raw.indexOf('"', start + 6);

@@ -1,34 +1,43 @@
 /**
- * One WebSocket's conversation with the relay: challenge, auth, then send / deliver / ack. It
- * talks to the socket only through {@linkcode Transport}, so it runs the same under Hono, in unit
- * tests, or anywhere else.
+ * One WebSocket's conversation with the relay, protocol v2: `hello` with a challenge, then any
+ * number of `open`s (each proves the auth key of one mailbox, bound to this relay's URL and the
+ * challenge; the mailbox is drained, then delivered live), `send`s that need no authentication
+ * (sealed sender: nothing says who sends), and `ack`s for opened mailboxes. It talks to the
+ * socket only through {@linkcode Transport}, so it runs the same under Hono, in unit tests, or
+ * anywhere else.
  *
  * @module
  */
 import {
-  type AckFrame,
-  type AuthFrame,
-  authMessage,
+  type AckFrameV2,
   CHALLENGE_BYTES,
   CLOSE_CODES,
-  decodePublicKey,
+  deliverFrameText,
   type ErrorCode,
-  errorFrame,
-  fingerprint,
+  errorFrameV2,
   fromBase64,
-  normalizeRelayUrl,
-  parseClientFrame,
+  isInboxOf,
+  mailboxIdFor,
+  normalizeRelayUrlV2,
+  type OpenFrame,
+  openMessage,
+  parseClientFrameV2,
   randomBytes,
-  type SendFrame,
-  type ServerFrame,
+  type SendFrameV2,
+  type ServerFrameV2,
   toBase64,
   verifyAsync,
 } from "@chat-p2p/protocol";
-import { BackendUnavailableError, MailboxFullError } from "../ports/mailbox.ts";
+import {
+  BackendUnavailableError,
+  errorMessage,
+  MailboxFullError,
+  UnknownMailboxError,
+} from "../ports/errors.ts";
 import type { Logger } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 import type { Recipient, Router } from "./router.ts";
-import { type RateSpec, TokenBucket } from "@chat-p2p/protocol/async";
+import { delay, type RateSpec, TokenBucket } from "@chat-p2p/protocol/async";
 import type { KeyedBuckets } from "./rate_limit.ts";
 
 /** The socket, as the session sees it. */
@@ -39,19 +48,44 @@ export interface Transport {
   bufferedAmount(): number;
 }
 
-/** What a session needs to know about the relay and the request. */
+/** What a session needs to know about the relay. */
 export interface SessionOptions {
   maxFrameBytes: number;
-  authTimeoutMs: number;
   maxBufferedBytes: number;
-  /** Normalised public URLs clients may sign; empty = accept `requestHost` with path /ws. */
-  publicUrls: string[];
-  /** The Host the request came in on (e.g. "127.0.0.1:8080"). */
-  requestHost: string;
+  /** The canonical relay URLs an `open` may sign ({@linkcode relayUrlsFor}); nothing else. */
+  relayUrls: ReadonlySet<string>;
   /** Budget for every frame on this socket. */
   frameRate: RateSpec;
-  /** Per-key send budgets, shared by every session of this relay. */
-  sendBuckets: KeyedBuckets;
+  /** Budgets for sends to each pair mailbox, shared by every session of this relay. */
+  mailboxSends: KeyedBuckets;
+  /** Budgets for request-inbox sends from each IP address, shared by every session. */
+  inboxSends: KeyedBuckets;
+}
+
+/** Listen addresses that name no one host: the relay cannot know what clients call it. */
+const WILDCARD_HOSTS = new Set(["", "0.0.0.0", "::", "[::]"]);
+
+/**
+ * The relay URLs an `open` may sign: the operator's `publicUrls` (canonical) when there are any;
+ * otherwise only the URLs this relay can know to be its own, on the port it listens on: the
+ * loopback names (`127.0.0.1`, `localhost`, `[::1]`) and the listen address when it names one
+ * host. A URL taken from the request (the `Host` header) would let a relay replay an open made
+ * for itself at another relay, so nothing is ever derived from the request.
+ */
+export function relayUrlsFor(
+  opts: { publicUrls: readonly string[]; hostname: string; port: number },
+): Set<string> {
+  if (opts.publicUrls.length > 0) return new Set(opts.publicUrls);
+  const hosts = ["127.0.0.1", "localhost", "[::1]"];
+  if (!WILDCARD_HOSTS.has(opts.hostname)) {
+    hosts.push(opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname);
+  }
+  const urls = new Set<string>();
+  for (const h of hosts) {
+    const url = normalizeRelayUrlV2(`ws://${h}:${opts.port}/ws`);
+    if (url) urls.add(url);
+  }
+  return urls;
 }
 
 const PAGE = 500;
@@ -65,7 +99,13 @@ function utf8Length(s: string): number {
   return s.length;
 }
 
-type State = "challenged" | "verifying" | "draining" | "live" | "closed";
+/** One mailbox opened on this socket. */
+interface Opened {
+  /** Live announcements that arrive while a drain runs, in arrival order; unset when live. */
+  held?: Map<string, string>;
+  /** The drain in progress (a second open of the mailbox drains again after it). */
+  drained: Promise<void>;
+}
 
 /** A socket's protocol state machine. */
 export class Session implements Recipient {
@@ -74,65 +114,60 @@ export class Session implements Recipient {
   #opt: SessionOptions;
   #log: Logger;
   #metrics?: Metrics;
-  #state: State = "challenged";
+  #ip: string;
+  #closed = false;
   #challenge = toBase64(randomBytes(CHALLENGE_BYTES));
-  #timer?: ReturnType<typeof setTimeout>;
-  #key?: string;
-  #mailboxId?: string;
-  /** Live announcements that arrive while the initial drain runs, in arrival order. */
-  #held?: Map<string, string>;
+  #opened = new Map<string, Opened>();
   #frames: TokenBucket;
 
-  constructor(t: Transport, router: Router, opt: SessionOptions, log: Logger, metrics?: Metrics) {
+  /** `ip` keys the request-inbox send budget. */
+  constructor(
+    t: Transport,
+    router: Router,
+    opt: SessionOptions,
+    log: Logger,
+    metrics?: Metrics,
+    ip = "unknown",
+  ) {
     this.#frames = new TokenBucket(opt.frameRate);
     this.#t = t;
     this.#router = router;
     this.#opt = opt;
     this.#log = log;
     this.#metrics = metrics;
+    this.#ip = ip;
   }
 
-  /** The authenticated key, once there is one. */
-  get key(): string | undefined {
-    return this.#key;
+  /** True once this socket opened a mailbox (it reads); sender sockets open none. */
+  get reading(): boolean {
+    return this.#opened.size > 0;
   }
 
   /** True until the socket closed. */
   get open(): boolean {
-    return this.#state !== "closed";
+    return !this.#closed;
   }
 
-  /** Sends the challenge and starts the authentication clock. */
+  /** Sends `hello` with this socket's challenge. */
   start(): void {
-    this.#send({
-      v: 1,
-      type: "challenge",
-      challenge: this.#challenge,
-      expires_in_ms: this.#opt.authTimeoutMs,
-    });
-    this.#timer = setTimeout(() => {
-      if (this.#state !== "challenged") return;
-      this.#error("auth_timeout", `not authenticated within ${this.#opt.authTimeoutMs} ms`);
-      this.#close(CLOSE_CODES.policy, "auth timeout");
-    }, this.#opt.authTimeoutMs);
+    this.#send({ v: 2, type: "hello", challenge: this.#challenge });
   }
 
   /** Handles one incoming WebSocket message (text or binary). */
   async onMessage(data: unknown): Promise<void> {
-    if (this.#state === "closed") return;
+    if (this.#closed) return;
     const budget = this.#frames.take();
     if (!budget.ok) {
       this.#metrics?.inc("rate_limited_total", { scope: "connection" });
       // Name the envelope when the refused frame was a send, so the client knows what to resend.
       const p = typeof data === "string" && data.length <= this.#opt.maxFrameBytes
-        ? parseClientFrame(data)
+        ? parseClientFrameV2(data)
         : undefined;
       const id = p?.ok && p.value.type === "send" ? p.value.envelope.id : undefined;
       this.#error(
         "rate_limited",
         `too many frames on this connection; retry after ${budget.retryAfterMs} ms`,
-        id,
-        budget.retryAfterMs,
+        { id, retry_after_ms: budget.retryAfterMs },
       );
       return;
     }
@@ -151,24 +186,24 @@ export class Session implements Recipient {
     }
     const size = utf8Length(data);
     if (size > this.#opt.maxFrameBytes) return this.#tooBig(size);
-    const parsed = parseClientFrame(data);
+    const parsed = parseClientFrameV2(data);
     if (!parsed.ok) {
       this.#metrics?.inc("frames_in_total", { type: "invalid" });
-      this.#error(parsed.code, parsed.message, parsed.id);
+      this.#error(parsed.code, parsed.message, { id: parsed.id });
       return;
     }
     const f = parsed.value;
     this.#metrics?.inc("frames_in_total", { type: f.type });
     switch (f.type) {
-      case "auth":
-        return await this.#auth(f);
+      case "open":
+        return await this.#open(f);
       case "send":
         return await this.#sendEnvelope(f);
       case "ack":
         return await this.#ack(f);
       case "ping":
         this.#send(
-          f.nonce === undefined ? { v: 1, type: "pong" } : { v: 1, type: "pong", nonce: f.nonce },
+          f.nonce === undefined ? { v: 2, type: "pong" } : { v: 2, type: "pong", nonce: f.nonce },
         );
         return;
       case "pong":
@@ -178,8 +213,8 @@ export class Session implements Recipient {
 
   /** The socket closed (by either side). */
   onClose(): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
+    if (this.#closed) return;
+    this.#closed = true;
     this.#cleanup();
   }
 
@@ -188,13 +223,15 @@ export class Session implements Recipient {
     this.#close(code, reason);
   }
 
-  /** A live announcement for this socket's mailbox (Recipient). */
-  push(id: string, raw: string): void {
-    if (this.#state === "draining") {
-      this.#held?.set(id, raw);
+  /** A live announcement for a mailbox this socket opened (Recipient). */
+  push(mailboxId: string, id: string, raw: string): void {
+    if (this.#closed) return;
+    const box = this.#opened.get(mailboxId);
+    if (!box) return;
+    if (box.held) {
+      box.held.set(id, raw);
       return;
     }
-    if (this.#state !== "live") return;
     if (this.#t.bufferedAmount() > this.#opt.maxBufferedBytes) {
       this.#log.warn("slow consumer closed", { buffered: this.#t.bufferedAmount() });
       this.#metrics?.inc("slow_consumers_closed_total");
@@ -210,59 +247,70 @@ export class Session implements Recipient {
   #deliver(raw: string): void {
     this.#metrics?.inc("frames_out_total", { type: "deliver" });
     this.#metrics?.inc("envelopes_delivered_total");
-    this.#t.send(`{"v":1,"type":"deliver","envelope":${raw}}`);
+    this.#t.send(deliverFrameText(raw));
   }
 
-  async #auth(f: AuthFrame): Promise<void> {
-    if (this.#state !== "challenged") {
-      this.#error("already_authenticated", "this socket is already authenticated");
-      return;
+  /** The base64 mailbox id `open` names, if its signature holds for one of this relay's URLs. */
+  async #verifyOpen(f: OpenFrame, mailbox: string): Promise<boolean> {
+    const key = fromBase64(f.key)!, signature = fromBase64(f.signature)!;
+    for (const url of this.#opt.relayUrls) {
+      const signed = openMessage(url, this.#challenge, f.kind, f.key);
+      if (await verifyAsync(signed, signature, key)) return true;
     }
-    const relay = normalizeRelayUrl(f.relay);
-    const urlOk = relay !== undefined && relay === f.relay && (
-      this.#opt.publicUrls.length > 0
-        ? this.#opt.publicUrls.includes(relay)
-        : new URL(relay).host === this.#opt.requestHost.toLowerCase() &&
-          new URL(relay).pathname === "/ws"
+    this.#metrics?.inc("auth_failures_total");
+    this.#log.info("open refused", { kind: f.kind });
+    this.#error(
+      "auth_failed",
+      "the signature does not verify for this key and challenge at this relay's URLs (" +
+        `${[...this.#opt.relayUrls].join(", ")}). Sign the canonical URL you connected to; if ` +
+        "that URL reaches this relay (a proxy, another host name), its operator must list it in " +
+        "RELAY_PUBLIC_URL",
+      { mailbox },
     );
-    const key = decodePublicKey(f.key)!;
-    const sig = fromBase64(f.signature)!;
-    this.#state = "verifying"; // a second auth frame meanwhile gets already_authenticated
-    const ok = urlOk && await verifyAsync(authMessage(f.relay, this.#challenge, f.key), sig, key);
-    if (this.#state !== "verifying") return; // closed while verifying
-    this.#state = "challenged";
-    if (!ok) {
-      this.#metrics?.inc("auth_failures_total");
-      this.#log.info("auth failed", { reason: urlOk ? "signature" : "relay_url" });
-      this.#error(
-        "auth_failed",
-        urlOk
-          ? "the signature does not verify for this key and challenge"
-          : `the signed relay URL '${f.relay}' is not this relay's (sign the normalised URL you connected to)`,
-      );
-      this.#close(CLOSE_CODES.policy, "auth failed");
-      return;
-    }
-    clearTimeout(this.#timer);
-    this.#key = f.key;
-    this.#mailboxId = f.key; // v1: a key's mailbox id is the key itself
-    this.#state = "draining";
-    this.#held = new Map();
-    this.#router.register(this.#mailboxId, this);
-    this.#log.debug("authenticated", { fingerprint: fingerprint(key) });
-    this.#send({ v: 1, type: "ready", key: f.key });
-    await this.#drain();
+    return false;
   }
 
-  async #drain(): Promise<void> {
-    const mailboxId = this.#mailboxId!;
+  async #open(f: OpenFrame): Promise<void> {
+    // Self-certifying: the id is the hash of the key that signed, so nobody can open (or
+    // register) an id without the key it names.
+    const mailbox = toBase64(mailboxIdFor(f.kind, fromBase64(f.key)!));
+    if (!(await this.#verifyOpen(f, mailbox)) || this.#closed) return;
+    try {
+      await this.#router.open(mailbox, f.kind);
+    } catch (err) {
+      return this.#unreadable(err, mailbox);
+    }
+    if (this.#closed) return;
+    this.#metrics?.inc("mailboxes_opened_total", { kind: f.kind });
+    this.#log.debug("mailbox opened", { kind: f.kind });
+    const again = this.#opened.get(mailbox);
+    if (again) {
+      // Opened twice: drain again once the drain in progress is done.
+      again.drained = again.drained.then(() => this.#drain(mailbox, again));
+      return await again.drained;
+    }
+    const box: Opened = { drained: Promise.resolve() };
+    this.#opened.set(mailbox, box);
+    this.#router.listen(mailbox, this);
+    box.drained = this.#drain(mailbox, box);
+    await box.drained;
+  }
+
+  /**
+   * `opened`, every pending envelope oldest first, `synced`; live announcements that arrive
+   * meanwhile are held and sent after it, minus what it sent.
+   */
+  async #drain(mailbox: string, box: Opened): Promise<void> {
+    if (this.#closed) return;
+    const held = box.held = new Map();
+    this.#send({ v: 2, type: "opened", mailbox });
     const sent = new Set<string>();
     let after = 0;
     try {
       for (;;) {
-        const page = await this.#router.pending(mailboxId, after, PAGE);
+        const page = await this.#router.pending(mailbox, after, PAGE);
         for (const e of page) {
-          if (this.#state !== "draining") return;
+          if (this.#closed) return;
           this.#deliver(e.raw);
           sent.add(e.id);
         }
@@ -271,29 +319,36 @@ export class Session implements Recipient {
         if (!(await this.#roomToSend())) return;
       }
     } catch (err) {
-      this.#log.error("drain failed", { err: (err as Error).message });
-      this.#error("unavailable", "cannot read your mailbox right now; reconnect later");
-      this.#close(CLOSE_CODES.tryAgainLater, "mailbox unavailable");
-      return;
+      return this.#unreadable(err, mailbox);
     }
-    if (this.#state !== "draining") return;
-    const held = this.#held!;
-    this.#held = undefined;
+    if (this.#closed) return;
+    box.held = undefined;
     let count = sent.size;
     for (const [id, raw] of held) {
       if (sent.has(id)) continue;
       this.#deliver(raw);
       count++;
     }
-    this.#state = "live";
-    this.#send({ v: 1, type: "synced", count });
+    this.#send({ v: 2, type: "synced", mailbox, count });
+  }
+
+  /** A mailbox could not be opened or read: nothing is lost; the client reconnects later. */
+  #unreadable(err: unknown, mailbox: string): void {
+    // Backend outages are reported by the router, once per outage.
+    if (!(err instanceof BackendUnavailableError)) {
+      this.#log.error("mailbox read failed", { err: errorMessage(err) });
+    }
+    this.#error("unavailable", "cannot read this mailbox right now; reconnect later", {
+      mailbox,
+    });
+    this.#close(CLOSE_CODES.tryAgainLater, "mailbox unavailable");
   }
 
   /** Waits until the socket's send buffer is below half the bound; false if the socket closed. */
   async #roomToSend(): Promise<boolean> {
     const deadline = Date.now() + 30_000;
     while (this.#t.bufferedAmount() > this.#opt.maxBufferedBytes / 2) {
-      if (this.#state === "closed") return false;
+      if (this.#closed) return false;
       if (Date.now() > deadline) {
         this.#close(
           CLOSE_CODES.tryAgainLater,
@@ -301,79 +356,84 @@ export class Session implements Recipient {
         );
         return false;
       }
-      await new Promise((r) => setTimeout(r, 5));
+      await delay(5);
     }
-    return this.#state !== "closed";
+    return !this.#closed;
   }
 
-  async #sendEnvelope(f: SendFrame): Promise<void> {
+  async #sendEnvelope(f: SendFrameV2): Promise<void> {
     const e = f.envelope;
-    if (this.#state === "challenged" || this.#state === "verifying") {
-      this.#error("not_authenticated", "authenticate before sending", e.id);
-      return;
-    }
-    if (e.from !== this.#key) {
-      this.#metrics?.inc("spoof_attempts_total");
+    const inbox = f.key !== undefined;
+    if (inbox && !isInboxOf(e.to, f.key!)) {
       this.#error(
-        "spoofed_sender",
-        "the envelope's 'from' is not the key authenticated on this socket",
-        e.id,
+        "bad_frame",
+        "Cannot parse send frame: field 'to' is not the request inbox of field 'key'",
+        { id: e.id },
       );
       return;
     }
-    const budget = this.#opt.sendBuckets.take(this.#key!);
+    // Request inboxes are open to anyone who knows a key: they are budgeted per address, and
+    // have caps of their own, so flooding one never touches a pair mailbox.
+    const budget = inbox ? this.#opt.inboxSends.take(this.#ip) : this.#opt.mailboxSends.take(e.to);
     if (!budget.ok) {
-      this.#metrics?.inc("rate_limited_total", { scope: "key" });
+      this.#metrics?.inc("rate_limited_total", { scope: inbox ? "inbox" : "mailbox" });
       this.#error(
         "rate_limited",
-        `too many messages from this key; retry after ${budget.retryAfterMs} ms`,
-        e.id,
-        budget.retryAfterMs,
+        `too many messages ${
+          inbox ? "to request inboxes from this address" : "to this mailbox"
+        }; retry after ${budget.retryAfterMs} ms`,
+        { id: e.id, retry_after_ms: budget.retryAfterMs },
       );
       return;
     }
     try {
-      const r = await this.#router.accept(e);
+      const r = await this.#router.accept(e, inbox);
       this.#metrics?.inc("envelopes_accepted_total", { result: r });
-      this.#send({ v: 1, type: "accepted", id: e.id });
+      this.#send({ v: 2, type: "accepted", id: e.id });
     } catch (err) {
-      if (err instanceof MailboxFullError) {
+      if (err instanceof UnknownMailboxError) {
         this.#error(
-          "mailbox_full",
-          `the recipient's mailbox is full (${err.message}); try later`,
-          e.id,
+          "unknown_mailbox",
+          "no mailbox with that id is registered here; send to the recipient's request inbox",
+          { id: e.id },
         );
+      } else if (err instanceof MailboxFullError) {
+        this.#error("mailbox_full", `the mailbox is full (${err.message}); try later`, {
+          id: e.id,
+        });
       } else if (err instanceof BackendUnavailableError) {
-        this.#log.warn("send refused: backend unavailable", { err: err.message });
         this.#error(
           "unavailable",
           "the relay cannot store messages right now; nothing was accepted, retry later",
-          e.id,
+          { id: e.id },
         );
       } else {
-        this.#log.error("send failed", { err: (err as Error).message });
-        this.#error(
-          "internal",
-          "the relay failed to store the message; nothing was accepted",
-          e.id,
-        );
+        this.#log.error("send failed", { err: errorMessage(err) });
+        this.#error("internal", "the relay failed to store the message; nothing was accepted", {
+          id: e.id,
+        });
       }
     }
   }
 
-  async #ack(f: AckFrame): Promise<void> {
-    if (this.#state === "challenged" || this.#state === "verifying") {
-      this.#error("not_authenticated", "authenticate before acknowledging");
+  async #ack(f: AckFrameV2): Promise<void> {
+    if (!this.#opened.has(f.mailbox)) {
+      this.#error("not_open", "ack names a mailbox this socket has not opened", {
+        mailbox: f.mailbox,
+      });
       return;
     }
     try {
-      const n = await this.#router.ack(this.#mailboxId!, f.ids);
+      const n = await this.#router.ack(f.mailbox, f.ids);
       this.#metrics?.inc("envelopes_acked_total", {}, n);
     } catch (err) {
-      this.#log.warn("ack failed", { err: (err as Error).message });
+      if (!(err instanceof BackendUnavailableError)) {
+        this.#log.error("ack failed", { err: errorMessage(err) });
+      }
       this.#error(
         "unavailable",
         "the relay could not record the ack; it will deliver those ids again",
+        { mailbox: f.mailbox },
       );
     }
   }
@@ -386,17 +446,22 @@ export class Session implements Recipient {
     this.#close(CLOSE_CODES.tooBig, "frame too large");
   }
 
-  #error(code: ErrorCode, message: string, id?: string, retryAfterMs?: number): void {
+  #error(
+    code: ErrorCode,
+    message: string,
+    extra: { id?: string; mailbox?: string; retry_after_ms?: number } = {},
+  ): void {
     this.#metrics?.inc("errors_total", { code });
     this.#log.debug("error frame", { code });
-    this.#send(errorFrame(code, message, {
-      ...(id === undefined ? {} : { id }),
-      ...(retryAfterMs === undefined ? {} : { retry_after_ms: retryAfterMs }),
-    }));
+    const f = errorFrameV2(code, message);
+    if (extra.id !== undefined) f.id = extra.id;
+    if (extra.mailbox !== undefined) f.mailbox = extra.mailbox;
+    if (extra.retry_after_ms !== undefined) f.retry_after_ms = extra.retry_after_ms;
+    this.#send(f);
   }
 
-  #send(f: ServerFrame): void {
-    if (this.#state === "closed") return;
+  #send(f: ServerFrameV2): void {
+    if (this.#closed) return;
     this.#metrics?.inc("frames_out_total", { type: f.type });
     try {
       this.#t.send(JSON.stringify(f));
@@ -406,8 +471,8 @@ export class Session implements Recipient {
   }
 
   #close(code: number, reason: string): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
+    if (this.#closed) return;
+    this.#closed = true;
     this.#cleanup();
     try {
       this.#t.close(code, reason);
@@ -415,7 +480,6 @@ export class Session implements Recipient {
   }
 
   #cleanup(): void {
-    clearTimeout(this.#timer);
-    if (this.#mailboxId) this.#router.unregister(this.#mailboxId, this);
+    for (const mailbox of this.#opened.keys()) this.#router.unlisten(mailbox, this);
   }
 }

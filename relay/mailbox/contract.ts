@@ -6,16 +6,22 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Mailbox, MailboxFullError, type MailboxLimits } from "../ports/mailbox.ts";
+import { DAY_MS, HOUR_MS, type Mailbox, type MailboxLimits, roundDown } from "../ports/mailbox.ts";
+import { MailboxFullError, UnknownMailboxError } from "../ports/errors.ts";
 
 /** Makes a fresh, empty mailbox store with these limits. */
 export type MailboxFactory = (limits: MailboxLimits) => Promise<Mailbox>;
 
-const LIMITS: MailboxLimits = { maxCount: 5, maxBytes: 1000, maxAgeMs: 60_000 };
+const LIMITS: MailboxLimits = {
+  maxCount: 5,
+  maxBytes: 1000,
+  maxAgeMs: 60_000,
+  inbox: { maxCount: 3, maxBytes: 500 },
+};
 
 function env(n: number, size = 10): { id: string; raw: string } {
   const id = `id-${String(n).padStart(6, "0")}`;
-  return { id, raw: JSON.stringify({ id, ciphertext: "x".repeat(size) }) };
+  return { id, raw: JSON.stringify({ v: 2, id, to: "m", body: "x".repeat(size) }) };
 }
 
 /** Options for a contract run. */
@@ -30,6 +36,7 @@ export function mailboxContract(
   make: MailboxFactory,
   options: ContractOptions = {},
 ): void {
+  // Every case starts with "alice" and "bob" registered as pair mailboxes.
   const t = (title: string, fn: (m: Mailbox) => Promise<void>, limits = LIMITS) =>
     Deno.test({
       name: `${name} mailbox contract: ${title}`,
@@ -37,6 +44,8 @@ export function mailboxContract(
       fn: async () => {
         const m = await make(limits);
         try {
+          await m.register("alice", "pair");
+          await m.register("bob", "pair");
           await fn(m);
         } finally {
           await m.close();
@@ -61,6 +70,68 @@ export function mailboxContract(
     assert.deepEqual(await m.pending("carol"), []);
   });
 
+  t("seq counts within one mailbox only: no counter is shared across mailboxes", async (m) => {
+    for (let i = 1; i <= 3; i++) {
+      await m.put("alice", env(i));
+      await m.put("bob", env(10 + i));
+    }
+    assert.deepEqual((await m.pending("alice")).map((e) => e.seq), [1, 2, 3]);
+    assert.deepEqual((await m.pending("bob")).map((e) => e.seq), [1, 2, 3]);
+  });
+
+  t("the time stored is the hour, not the moment", async (m) => {
+    const now = Date.UTC(2026, 11, 1, 9, 41, 27, 123);
+    await m.put("alice", env(1), { now });
+    const [e] = await m.pending("alice", { now });
+    assert.equal(e.receivedAt, Date.UTC(2026, 11, 1, 9));
+  });
+
+  t("a put to a mailbox nobody registered is unknown_mailbox and stores nothing", async (m) => {
+    await assert.rejects(m.put("carol", env(1)), UnknownMailboxError);
+    assert.deepEqual(await m.depth("carol"), { count: 0, bytes: 0 });
+    await m.register("carol", "pair");
+    assert.equal(await m.put("carol", env(1)), "stored", "registered by an open");
+    await m.register("carol", "pair");
+    assert.equal(await m.put("carol", env(2)), "stored", "registering again changes nothing");
+    assert.equal((await m.depth("carol")).count, 2);
+  });
+
+  t("a request-inbox send needs no registration and has the inbox caps", async (m) => {
+    for (let i = 1; i <= 3; i++) {
+      assert.equal(await m.put("inbox-dave", env(i), { inbox: true }), "stored");
+    }
+    await assert.rejects(m.put("inbox-dave", env(4), { inbox: true }), MailboxFullError);
+    assert.equal(await m.put("inbox-dave", env(1), { inbox: true }), "duplicate");
+    await assert.rejects(
+      m.put("inbox-dave", env(5)),
+      UnknownMailboxError,
+      "without the inbox flag it must be registered",
+    );
+    await m.register("inbox-dave", "inbox");
+    await assert.rejects(
+      m.put("inbox-dave", env(6)),
+      MailboxFullError,
+      "a registered inbox keeps the inbox caps",
+    );
+    assert.equal((await m.depth("inbox-dave")).count, 3);
+  });
+
+  t("a full request inbox never refuses a pair mailbox", async (m) => {
+    await m.register("inbox-eve", "inbox");
+    let stored = 0;
+    for (let i = 1; i <= 10; i++) {
+      await m.put("inbox-eve", env(i, 100), { inbox: true }).then(() => stored++, () => {});
+    }
+    assert.equal(stored, 3, "the inbox's own count cap");
+    for (let i = 1; i <= 5; i++) assert.equal(await m.put("alice", env(i, 100)), "stored");
+  });
+
+  t("inbox byte cap is its own", async (m) => {
+    assert.equal(await m.put("inbox-fay", env(1, 400), { inbox: true }), "stored");
+    await assert.rejects(m.put("inbox-fay", env(2, 400), { inbox: true }), MailboxFullError);
+    assert.equal(await m.put("alice", env(2, 400)), "stored", "a pair mailbox holds more bytes");
+  });
+
   t("a second put of the same id is a duplicate and stores nothing", async (m) => {
     assert.equal(await m.put("alice", env(1)), "stored");
     assert.equal(await m.put("alice", env(1)), "duplicate");
@@ -82,6 +153,13 @@ export function mailboxContract(
       "id-000003",
       "id-000004",
     ]);
+  });
+
+  t("a register and a put started together: the put sees the registration", async (m) => {
+    const reg = m.register("gus", "pair");
+    const put = m.put("gus", env(1));
+    await reg;
+    assert.equal(await put, "stored");
   });
 
   t("pending pages with afterSeq and limit", async (m) => {
@@ -142,17 +220,43 @@ export function mailboxContract(
   });
 
   t("age limit: expired envelopes are never pending and sweep removes them", async (m) => {
+    // Stored to the hour, an envelope is kept at least the maximum age and at most an hour more.
+    const t0 = roundDown(Date.now(), HOUR_MS) + 30 * 60_000;
+    await m.put("alice", env(1), { now: t0 - 3 * HOUR_MS });
+    await m.put("alice", env(2), { now: t0 - 20 * 60_000 });
+    await m.put("alice", env(3), { now: t0 + 45 * 60_000 });
+    assert.deepEqual((await m.pending("alice", { now: t0 })).map((e) => e.id), [
+      "id-000002",
+      "id-000003",
+    ]);
+    assert.deepEqual(await m.sweep(t0), { envelopes: 1, mailboxes: 0 });
+    assert.equal((await m.depth("alice")).count, 2);
+    assert.deepEqual((await m.pending("alice", { now: t0 + HOUR_MS })).map((e) => e.id), [
+      "id-000003",
+    ]);
+  });
+
+  t("registrations not opened within the maximum age are forgotten by the sweep", async (m) => {
     const t0 = Date.now();
-    await m.put("alice", env(1), t0 - 120_000);
-    await m.put("alice", env(2), t0 - 1_000);
-    assert.deepEqual((await m.pending("alice", { now: t0 })).map((e) => e.id), ["id-000002"]);
-    assert.equal(await m.sweep(t0), 1);
-    assert.equal((await m.depth("alice")).count, 1);
-    assert.deepEqual((await m.pending("alice", { now: t0 })).map((e) => e.id), ["id-000002"]);
+    await m.register("old", "pair", t0 - LIMITS.maxAgeMs - 2 * DAY_MS);
+    await m.register("renewed", "pair", t0 - LIMITS.maxAgeMs - 2 * DAY_MS);
+    await m.register("renewed", "pair", t0);
+    await m.register("recent", "inbox", t0 - 1000);
+    assert.equal(await m.put("old", env(1)), "stored", "registered until a sweep forgets it");
+    const swept = await m.sweep(t0);
+    assert.equal(swept.mailboxes, 1);
+    await assert.rejects(m.put("old", env(2)), UnknownMailboxError);
+    assert.equal(await m.put("renewed", env(3)), "stored", "an open renews the registration");
+    assert.equal(await m.put("recent", env(4)), "stored");
+    assert.deepEqual(
+      (await m.pending("old")).map((e) => e.id),
+      ["id-000001"],
+      "what it holds waits for its own expiry or the next open",
+    );
   });
 
   t("envelopes with large and unicode raw text round-trip exactly", async (m) => {
-    const raw = JSON.stringify({ id: "id-unicode", ciphertext: "é✓😀".repeat(50) });
+    const raw = JSON.stringify({ id: "id-unicode", body: "é✓😀".repeat(50) });
     await m.put("alice", { id: "id-unicode", raw });
     assert.equal((await m.pending("alice"))[0].raw, raw);
   });

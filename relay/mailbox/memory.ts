@@ -5,19 +5,32 @@
  * @module
  */
 import {
-  type BackendStatus,
+  capsFor,
+  DAY_MS,
   DEFAULT_MAILBOX_LIMITS,
+  envelopeCutoff,
+  HOUR_MS,
   type Mailbox,
-  MailboxFullError,
+  type MailboxKind,
   type MailboxLimits,
+  type PutOptions,
+  registrationCutoff,
+  roundDown,
   type StoredEnvelope,
+  type Swept,
 } from "../ports/mailbox.ts";
+import {
+  type BackendStatus,
+  fullMessage,
+  MailboxFullError,
+  UnknownMailboxError,
+} from "../ports/errors.ts";
 
 const utf8 = new TextEncoder();
 
 interface Box {
   items: Map<string, StoredEnvelope & { bytes: number }>;
-  nextSeq: number;
+  lastSeq: number;
   bytes: number;
 }
 
@@ -25,46 +38,47 @@ interface Box {
 export class MemoryMailbox implements Mailbox {
   readonly kind = "memory";
   #boxes = new Map<string, Box>();
+  /** Registered mailboxes: kind and the day (ms) of the last open. */
+  #registry = new Map<string, { kind: MailboxKind; day: number }>();
   #limits: MailboxLimits;
 
   constructor(limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS) {
     this.#limits = limits;
   }
 
-  #box(id: string): Box {
-    let b = this.#boxes.get(id);
-    if (!b) {
-      b = { items: new Map(), nextSeq: 1, bytes: 0 };
-      this.#boxes.set(id, b);
-    }
-    return b;
+  register(mailboxId: string, kind: MailboxKind, now = Date.now()): Promise<void> {
+    const day = roundDown(now, DAY_MS);
+    const r = this.#registry.get(mailboxId);
+    if (r) r.day = Math.max(r.day, day);
+    else this.#registry.set(mailboxId, { kind, day });
+    return Promise.resolve();
   }
 
   put(
     mailboxId: string,
     envelope: { id: string; raw: string },
-    now = Date.now(),
+    options: PutOptions = {},
   ): Promise<"stored" | "duplicate"> {
-    const b = this.#box(mailboxId);
+    const kind = options.inbox ? "inbox" : this.#registry.get(mailboxId)?.kind;
+    if (!kind) return Promise.reject(new UnknownMailboxError("no such mailbox"));
+    const b = this.#boxes.get(mailboxId) ?? { items: new Map(), lastSeq: 0, bytes: 0 };
     if (b.items.has(envelope.id)) return Promise.resolve("duplicate");
+    const caps = capsFor(this.#limits, kind);
     const bytes = utf8.encode(envelope.raw).length;
-    if (b.items.size + 1 > this.#limits.maxCount) {
+    if (b.items.size + 1 > caps.maxCount) {
       return Promise.reject(
-        new MailboxFullError(
-          `mailbox holds ${b.items.size} messages (limit ${this.#limits.maxCount})`,
-        ),
+        new MailboxFullError(fullMessage(b.items.size, caps.maxCount, "messages")),
       );
     }
-    if (b.bytes + bytes > this.#limits.maxBytes) {
-      return Promise.reject(
-        new MailboxFullError(`mailbox holds ${b.bytes} bytes (limit ${this.#limits.maxBytes})`),
-      );
+    if (b.bytes + bytes > caps.maxBytes) {
+      return Promise.reject(new MailboxFullError(fullMessage(b.bytes, caps.maxBytes, "bytes")));
     }
+    this.#boxes.set(mailboxId, b);
     b.items.set(envelope.id, {
       id: envelope.id,
       raw: envelope.raw,
-      seq: b.nextSeq++,
-      receivedAt: now,
+      seq: ++b.lastSeq,
+      receivedAt: roundDown(options.now ?? Date.now(), HOUR_MS),
       bytes,
     });
     b.bytes += bytes;
@@ -79,7 +93,7 @@ export class MemoryMailbox implements Mailbox {
     if (!b) return Promise.resolve([]);
     const after = opts.afterSeq ?? 0;
     const limit = opts.limit ?? 500;
-    const oldest = (opts.now ?? Date.now()) - this.#limits.maxAgeMs;
+    const oldest = envelopeCutoff(opts.now ?? Date.now(), this.#limits.maxAgeMs);
     const out: StoredEnvelope[] = [];
     for (const e of b.items.values()) {
       if (e.seq <= after || e.receivedAt < oldest) continue;
@@ -118,25 +132,27 @@ export class MemoryMailbox implements Mailbox {
     return Promise.resolve({ count, bytes });
   }
 
-  #expire(b: Box, now: number): number {
-    const oldest = now - this.#limits.maxAgeMs;
-    let n = 0;
-    for (const e of b.items.values()) {
-      if (e.receivedAt >= oldest) break; // insertion order = age order
-      b.items.delete(e.id);
-      b.bytes -= e.bytes;
-      n++;
-    }
-    return n;
-  }
-
-  sweep(now = Date.now()): Promise<number> {
-    let n = 0;
+  sweep(now = Date.now()): Promise<Swept> {
+    const oldest = envelopeCutoff(now, this.#limits.maxAgeMs);
+    let envelopes = 0;
     for (const [id, b] of this.#boxes) {
-      n += this.#expire(b, now);
+      for (const e of b.items.values()) {
+        if (e.receivedAt >= oldest) break; // insertion order = age order
+        b.items.delete(e.id);
+        b.bytes -= e.bytes;
+        envelopes++;
+      }
       if (b.items.size === 0) this.#boxes.delete(id);
     }
-    return Promise.resolve(n);
+    const lapsed = registrationCutoff(now, this.#limits.maxAgeMs);
+    let mailboxes = 0;
+    for (const [id, r] of this.#registry) {
+      if (r.day < lapsed) {
+        this.#registry.delete(id);
+        mailboxes++;
+      }
+    }
+    return Promise.resolve({ envelopes, mailboxes });
   }
 
   check(): Promise<BackendStatus> {
@@ -145,6 +161,7 @@ export class MemoryMailbox implements Mailbox {
 
   close(): Promise<void> {
     this.#boxes.clear();
+    this.#registry.clear();
     return Promise.resolve();
   }
 }

@@ -1,38 +1,58 @@
 /**
  * Redis `Mailbox` for scaled mode: every relay behind the load balancer shares the mailboxes.
  *
- * Keys for mailbox `<M>` under prefix `<P>` (default `chat:`), documented in docs/SERVICES.md:
+ * Keys for mailbox `<M>` under prefix `<P>` (default `chat:`), documented in docs/SERVICES.md;
+ * everything of protocol v2 is under `<P>v2:`:
  *
- * - `<P>mb:<M>:env`  HASH  envelope id -> raw envelope JSON (the only user data stored)
- * - `<P>mb:<M>:seq`  ZSET  envelope id scored by seq (delivery order, `afterSeq` paging)
- * - `<P>mb:<M>:age`  ZSET  envelope id scored by receivedAt ms (age limit, sweep)
- * - `<P>mb:<M>:meta` HASH  `seq` (last seq handed out), `bytes` (sum of raw UTF-8 lengths)
- * - `<P>index`       ZSET  mailbox id scored by its oldest receivedAt (sweep finds work quickly)
+ * - `<P>v2:mb:<M>:env`  HASH  envelope id -> raw envelope JSON (the only user data stored)
+ * - `<P>v2:mb:<M>:seq`  ZSET  envelope id scored by seq (delivery order, `afterSeq` paging)
+ * - `<P>v2:mb:<M>:age`  ZSET  envelope id scored by the hour it arrived (age limit, sweep)
+ * - `<P>v2:mb:<M>:meta` HASH  `seq` (last seq handed out in this mailbox), `bytes` (sum of raws)
+ * - `<P>v2:mb:<M>:reg`  STRING the mailbox's kind (`pair` / `inbox`) once it was opened
+ * - `<P>v2:index`       ZSET  mailbox id scored by its oldest envelope's hour (sweep's work list)
+ * - `<P>v2:registry`    ZSET  registered mailbox id scored by the day of its last open
  *
- * Every mutation is one Lua script, so a put is atomic: the duplicate check, both limits and all
- * writes happen together or not at all. Each put refreshes a TTL of `maxAgeMs` on the mailbox's keys (and the index), so an
- * abandoned mailbox vanishes by itself once everything in it would have expired anyway.
+ * Every mutation is one Lua script, so a put is atomic: the registration check, the duplicate
+ * check, both limits and all writes happen together or not at all. Keys expire on their own at
+ * a time rounded to the hour (envelopes: the newest one's expiry) or the day (registrations), so
+ * an abandoned mailbox vanishes by itself and no TTL reveals when to the millisecond.
+ *
+ * Keys a protocol-v1 relay wrote (`<P>mb:<key>:*`, `<P>index`) name identity keys; `connect`
+ * removes them (one log line with the count of envelopes dropped).
  *
  * Connection handling: no offline queue (a command while disconnected fails at once instead of
  * waiting), bounded per-command retries and timeout, reconnection forever with capped backoff.
  * Every Redis failure surfaces as {@linkcode BackendUnavailableError}; the client's `error` events
  * are always handled, so a lost Redis never crashes the process.
  *
- * Deployment: one Redis (optionally with replicas), not Redis Cluster (the index key lives
+ * Deployment: one Redis (optionally with replicas), not Redis Cluster (the index keys live
  * outside the mailbox's slot). Durability follows the server's AOF setting (docs/SERVICES.md).
  *
  * @module
  */
 import { Redis, type RedisOptions } from "ioredis";
 import {
+  DAY_MS,
+  DEFAULT_MAILBOX_LIMITS,
+  envelopeCutoff,
+  HOUR_MS,
+  type Mailbox,
+  type MailboxKind,
+  type MailboxLimits,
+  type PutOptions,
+  registrationCutoff,
+  roundDown,
+  type StoredEnvelope,
+  type Swept,
+} from "../ports/mailbox.ts";
+import {
   type BackendStatus,
   BackendUnavailableError,
-  DEFAULT_MAILBOX_LIMITS,
-  type Mailbox,
+  errorMessage,
+  fullMessage,
   MailboxFullError,
-  type MailboxLimits,
-  type StoredEnvelope,
-} from "../ports/mailbox.ts";
+  UnknownMailboxError,
+} from "../ports/errors.ts";
 import type { AdapterLogger } from "../infra/log.ts";
 
 /** Where the adapter reports trouble. */
@@ -50,24 +70,53 @@ export interface RedisMailboxOptions {
   connectTimeoutMs?: number;
 }
 
-// KEYS: env, seq, age, meta, index. ARGV: id, raw, now, maxCount, maxBytes, ttlMs, mailboxId.
-// Returns {0} duplicate, {1, seq} stored, {-1, count} count limit, {-2, bytes} byte limit.
+// KEYS: env, seq, age, meta, index, reg. ARGV: id, raw, hour, maxCount, maxBytes, inboxMaxCount,
+// inboxMaxBytes, expireAt, mailboxId, inbox ("1" for a request-inbox send).
+// Returns {0} duplicate, {1, seq} stored, {-1, count, limit} count limit, {-2, bytes, limit}
+// byte limit, {-3} not registered.
 const PUT_LUA = `
+local kind = 'inbox'
+if ARGV[10] ~= '1' then kind = redis.call('GET', KEYS[6]) end
+if not kind then return {-3} end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0} end
+local maxCount, maxBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+if kind == 'inbox' then maxCount, maxBytes = tonumber(ARGV[6]), tonumber(ARGV[7]) end
 local count = redis.call('HLEN', KEYS[1])
-if count + 1 > tonumber(ARGV[4]) then return {-1, count} end
+if count + 1 > maxCount then return {-1, count, maxCount} end
 local bytes = tonumber(redis.call('HGET', KEYS[4], 'bytes') or '0')
 local size = string.len(ARGV[2])
-if bytes + size > tonumber(ARGV[5]) then return {-2, bytes} end
+if bytes + size > maxBytes then return {-2, bytes, maxBytes} end
 local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
 redis.call('HINCRBY', KEYS[4], 'bytes', size)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-redis.call('ZADD', KEYS[5], first[2], ARGV[7])
-for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+redis.call('ZADD', KEYS[5], first[2], ARGV[9])
+for i = 1, 5 do redis.call('PEXPIREAT', KEYS[i], ARGV[8]) end
 return {1, seq}
+`;
+
+// KEYS: reg, registry. ARGV: kind, day, expireAt, mailboxId.
+const REGISTER_LUA = `
+if not redis.call('GET', KEYS[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+local day = redis.call('ZSCORE', KEYS[2], ARGV[4])
+if (not day) or tonumber(day) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 0
+`;
+
+// KEYS: registry. ARGV: cutoff (a last-opened day before it is forgotten), key prefix of
+// mailboxes. Forgets up to 100; returns how many.
+const FORGET_LUA = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 100)
+for _, id in ipairs(ids) do
+  redis.call('DEL', ARGV[2] .. id .. ':reg')
+  redis.call('ZREM', KEYS[1], id)
+end
+return #ids
 `;
 
 // Shared tail of ack/expire: fix the byte counter and the index entry of a mailbox.
@@ -145,7 +194,9 @@ return out
 `;
 
 interface ScriptClient {
-  chatPut(...args: (string | number)[]): Promise<[number, number?]>;
+  chatPut(...args: (string | number)[]): Promise<[number, number?, number?]>;
+  chatRegister(...args: (string | number)[]): Promise<number>;
+  chatForget(...args: (string | number)[]): Promise<number>;
   chatAck(...args: (string | number)[]): Promise<number>;
   chatExpire(...args: (string | number)[]): Promise<number>;
   chatPending(...args: (string | number)[]): Promise<string[]>;
@@ -188,6 +239,9 @@ export class RedisMailbox implements Mailbox {
   #log: RedisMailboxLogger;
   #closed = false;
   #down = false;
+  #connecting: Promise<void> | undefined;
+  /** The last put was refused because Redis is at maxmemory (cleared by a put that lands). */
+  #oom = false;
 
   /**
    * @param redis a `redis://` URL (the adapter owns and closes the client) or an ioredis client
@@ -215,7 +269,9 @@ export class RedisMailbox implements Mailbox {
       if (this.#down) this.#log.warn("redis connection restored", { kind: "redis" });
       this.#down = false;
     });
-    this.#client.defineCommand("chatPut", { numberOfKeys: 5, lua: PUT_LUA });
+    this.#client.defineCommand("chatPut", { numberOfKeys: 6, lua: PUT_LUA });
+    this.#client.defineCommand("chatRegister", { numberOfKeys: 2, lua: REGISTER_LUA });
+    this.#client.defineCommand("chatForget", { numberOfKeys: 1, lua: FORGET_LUA });
     this.#client.defineCommand("chatAck", { numberOfKeys: 5, lua: ACK_LUA });
     this.#client.defineCommand("chatExpire", { numberOfKeys: 5, lua: EXPIRE_LUA });
     this.#client.defineCommand("chatPending", { numberOfKeys: 3, lua: PENDING_LUA });
@@ -230,6 +286,7 @@ export class RedisMailbox implements Mailbox {
     const m = new RedisMailbox(url, limits, options);
     try {
       await m.#run(() => m.#client.ping());
+      await m.#dropV1();
     } catch (e) {
       await m.close();
       throw e;
@@ -237,9 +294,49 @@ export class RedisMailbox implements Mailbox {
     return m;
   }
 
+  /** Where protocol v2 keeps everything: `<prefix>v2:`. */
+  get #v2(): string {
+    return `${this.prefix}v2:`;
+  }
+
+  /** env, seq, age, meta, index (the keys of the envelope scripts). */
   #keys(mailboxId: string): [string, string, string, string, string] {
-    const b = `${this.prefix}mb:${mailboxId}:`;
-    return [`${b}env`, `${b}seq`, `${b}age`, `${b}meta`, `${this.prefix}index`];
+    const b = `${this.#v2}mb:${mailboxId}:`;
+    return [`${b}env`, `${b}seq`, `${b}age`, `${b}meta`, `${this.#v2}index`];
+  }
+
+  #regKey(mailboxId: string): string {
+    return `${this.#v2}mb:${mailboxId}:reg`;
+  }
+
+  /**
+   * Removes what a protocol-v1 relay left under this prefix (`<P>mb:<identity key>:*` and
+   * `<P>index`): envelopes no v2 client can read, naming both identities. Reports how many
+   * envelopes went, once, when there were any.
+   */
+  async #dropV1(): Promise<void> {
+    let envelopes = 0, keys = 0;
+    let cursor = "0";
+    do {
+      const [next, found] = await this.#run(() =>
+        this.#client.scan(cursor, "MATCH", `${this.prefix}mb:*`, "COUNT", 1000)
+      );
+      cursor = next;
+      if (found.length === 0) continue;
+      const envKeys = found.filter((k) => k.endsWith(":env"));
+      if (envKeys.length > 0) {
+        const counts = await this.#run(() => Promise.all(envKeys.map((k) => this.#client.hlen(k))));
+        envelopes += counts.reduce((a, b) => a + b, 0);
+      }
+      keys += await this.#run(() => this.#client.unlink(...found));
+    } while (cursor !== "0");
+    keys += await this.#run(() => this.#client.unlink(`${this.prefix}index`));
+    if (keys > 0) {
+      this.#log.warn("protocol v1 envelopes dropped: v2 clients cannot read them", {
+        kind: "redis",
+        count: envelopes,
+      });
+    }
   }
 
   get #scripts(): ScriptClient {
@@ -258,22 +355,34 @@ export class RedisMailbox implements Mailbox {
       if (status() === "ready") return;
     }
     if (status() === "connecting" || status() === "connect") {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          c.off("ready", done);
-          c.off("error", done);
-          c.off("end", done);
-          resolve();
-        };
-        const timer = setTimeout(done, 1000);
-        c.once("ready", done);
-        c.once("error", done);
-        c.once("end", done);
-      });
+      await this.#connectWait();
       if (status() === "ready") return;
     }
     throw new BackendUnavailableError(`Redis unavailable (connection ${status()})`);
+  }
+
+  /**
+   * Resolves when the connection in progress is ready or failed, or after 1 s. One wait shared by
+   * every caller: one listener each per wait, however many commands are waiting (a listener per
+   * command passed Node's limit of 10 and printed a non-JSON MaxListenersExceededWarning).
+   */
+  #connectWait(): Promise<void> {
+    this.#connecting ??= new Promise<void>((resolve) => {
+      const c = this.#client;
+      const done = () => {
+        clearTimeout(timer);
+        c.off("ready", done);
+        c.off("error", done);
+        c.off("end", done);
+        this.#connecting = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, 1000);
+      c.once("ready", done);
+      c.once("error", done);
+      c.once("end", done);
+    });
+    return this.#connecting;
   }
 
   async #run<T>(op: () => Promise<T>): Promise<T> {
@@ -282,39 +391,67 @@ export class RedisMailbox implements Mailbox {
       return await op();
     } catch (e) {
       if (e instanceof MailboxFullError || e instanceof BackendUnavailableError) throw e;
-      const msg = e instanceof Error ? e.message : String(e);
+      const msg = errorMessage(e);
+      if (msg.startsWith("OOM")) {
+        this.#oom = true;
+        throw new BackendUnavailableError(`Redis is out of memory: ${msg}`, { cause: e });
+      }
       throw new BackendUnavailableError(`Redis unavailable: ${msg}`, { cause: e });
     }
+  }
+
+  async register(mailboxId: string, kind: MailboxKind, now: number = Date.now()): Promise<void> {
+    // The key outlives the registration by at most a day (the sweep forgets it on time); its
+    // expiry, like the registry's score, says only the day.
+    const expireAt = roundDown(Date.now(), DAY_MS) + this.#limits.maxAgeMs + 2 * DAY_MS;
+    await this.#run(() =>
+      this.#scripts.chatRegister(
+        this.#regKey(mailboxId),
+        `${this.#v2}registry`,
+        kind,
+        roundDown(now, DAY_MS),
+        expireAt,
+        mailboxId,
+      )
+    );
   }
 
   async put(
     mailboxId: string,
     envelope: { id: string; raw: string },
-    now: number = Date.now(),
+    options: PutOptions = {},
   ): Promise<"stored" | "duplicate"> {
+    const { maxCount, maxBytes, maxAgeMs, inbox } = this.#limits;
+    // When the newest envelope expires (an hour granularity, as the stored times).
+    const expireAt = roundDown(Date.now(), HOUR_MS) + maxAgeMs + 2 * HOUR_MS;
     const r = await this.#run(() =>
       this.#scripts.chatPut(
         ...this.#keys(mailboxId),
+        this.#regKey(mailboxId),
         envelope.id,
         envelope.raw,
-        now,
-        this.#limits.maxCount,
-        this.#limits.maxBytes,
-        Math.max(1, Math.ceil(this.#limits.maxAgeMs)),
+        roundDown(options.now ?? Date.now(), HOUR_MS),
+        maxCount,
+        maxBytes,
+        inbox.maxCount,
+        inbox.maxBytes,
+        expireAt,
         mailboxId,
+        options.inbox ? "1" : "0",
       )
     );
+    this.#oom = false;
     switch (r[0]) {
       case 0:
         return "duplicate";
       case 1:
         return "stored";
       case -1:
-        throw new MailboxFullError(
-          `mailbox holds ${r[1]} messages (limit ${this.#limits.maxCount})`,
-        );
+        throw new MailboxFullError(fullMessage(r[1]!, r[2]!, "messages"));
+      case -2:
+        throw new MailboxFullError(fullMessage(r[1]!, r[2]!, "bytes"));
       default:
-        throw new MailboxFullError(`mailbox holds ${r[1]} bytes (limit ${this.#limits.maxBytes})`);
+        throw new UnknownMailboxError("no such mailbox");
     }
   }
 
@@ -325,7 +462,7 @@ export class RedisMailbox implements Mailbox {
     const limit = Math.floor(opts.limit ?? 500);
     if (limit <= 0) return [];
     const [env, seq, age] = this.#keys(mailboxId);
-    const cutoff = (opts.now ?? Date.now()) - this.#limits.maxAgeMs;
+    const cutoff = envelopeCutoff(opts.now ?? Date.now(), this.#limits.maxAgeMs);
     const flat = await this.#run(() =>
       this.#scripts.chatPending(env, seq, age, opts.afterSeq ?? 0, limit, cutoff)
     );
@@ -364,7 +501,7 @@ export class RedisMailbox implements Mailbox {
    * envelopes) 1,000 at a time with pipelined reads, so Redis is never blocked by one long call.
    */
   async totals(): Promise<{ count: number; bytes: number }> {
-    const index = `${this.prefix}index`;
+    const index = `${this.#v2}index`;
     let count = 0, bytes = 0;
     for (let start = 0;; start += 1000) {
       const ids = await this.#run(() => this.#client.zrange(index, start, start + 999));
@@ -389,34 +526,56 @@ export class RedisMailbox implements Mailbox {
     return { count, bytes };
   }
 
-  async sweep(now: number = Date.now()): Promise<number> {
-    const cutoff = now - this.#limits.maxAgeMs;
-    const index = `${this.prefix}index`;
-    let removed = 0;
+  async sweep(now: number = Date.now()): Promise<Swept> {
+    const cutoff = envelopeCutoff(now, this.#limits.maxAgeMs);
+    const index = `${this.#v2}index`;
+    let envelopes = 0;
     for (;;) {
       // Mailboxes whose oldest envelope is expired; each expire raises or drops its index entry,
       // so the loop ends.
       const batch = await this.#run(() =>
         this.#client.zrangebyscore(index, "-inf", `(${cutoff}`, "LIMIT", 0, 100)
       );
-      if (batch.length === 0) return removed;
+      if (batch.length === 0) break;
       for (const mailboxId of batch) {
-        removed += await this.#run(() =>
+        envelopes += await this.#run(() =>
           this.#scripts.chatExpire(...this.#keys(mailboxId), mailboxId, cutoff)
         );
       }
     }
+    const lapsed = registrationCutoff(now, this.#limits.maxAgeMs);
+    let mailboxes = 0;
+    for (;;) {
+      const n = await this.#run(() =>
+        this.#scripts.chatForget(`${this.#v2}registry`, lapsed, `${this.#v2}mb:`)
+      );
+      mailboxes += n;
+      if (n === 0) return { envelopes, mailboxes };
+    }
   }
 
+  /**
+   * Down when Redis does not answer, and when it would refuse a put: at `maxmemory` (with
+   * `noeviction`, writes fail with OOM), or close to it (95%) right after a put was refused so.
+   * One PING and one `INFO memory`.
+   */
   async check(): Promise<BackendStatus> {
     try {
-      const pong = await this.#run(() => this.#client.ping());
-      return {
-        ok: pong === "PONG",
-        detail: pong === "PONG" ? "connected" : `PING answered ${pong}`,
-      };
+      const [pong, info] = await this.#run(() =>
+        Promise.all([this.#client.ping(), this.#client.info("memory")])
+      );
+      if (pong !== "PONG") return { ok: false, detail: `PING answered ${pong}` };
+      const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, "m").exec(info)?.[1]);
+      const used = field("used_memory"), max = field("maxmemory");
+      if (max > 0 && (used >= max || (this.#oom && used >= 0.95 * max))) {
+        return {
+          ok: false,
+          detail: `Redis is at maxmemory (${used} of ${max} bytes used): new messages are refused`,
+        };
+      }
+      return { ok: true, detail: "connected" };
     } catch (e) {
-      return { ok: false, detail: e instanceof Error ? e.message : String(e) };
+      return { ok: false, detail: errorMessage(e) };
     }
   }
 

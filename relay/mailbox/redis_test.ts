@@ -6,9 +6,20 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { mailboxContract } from "./contract.ts";
-import { BackendUnavailableError, DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
+import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
+import { BackendUnavailableError } from "../ports/errors.ts";
 import { redisClientOptions, RedisMailbox } from "./redis.ts";
-import { generateKeyPair, sealEnvelope, serializeEnvelope, toBase64 } from "@chat-p2p/protocol";
+import {
+  generateKeyPair,
+  newMessageId,
+  newPeerSessions,
+  padPayloadV2,
+  pairEnvelope,
+  pairMailbox,
+  peerEncrypt,
+  serializeEnvelopeV2,
+  toBase64,
+} from "@chat-p2p/protocol";
 import {
   requireManaged,
   runId,
@@ -77,31 +88,40 @@ await servicesTest(
     try {
       const alice = generateKeyPair();
       const bob = generateKeyPair();
-      const to = toBase64(bob.publicKey);
       const secret = "the plaintext must never reach the relay";
-      const e = sealEnvelope(
-        { v: 1, kind: "message", text: secret, sent_at: new Date().toISOString() },
-        alice,
-        to,
-      );
-      const raw = serializeEnvelope(e);
+      const plaintext = padPayloadV2({
+        v: 2,
+        kind: "message",
+        id: newMessageId(),
+        text: secret,
+        sent_at: new Date().toISOString(),
+      });
+      const sent = peerEncrypt(newPeerSessions(alice.publicKey, bob.publicKey), plaintext, alice);
+      const e = pairEnvelope(pairMailbox(alice, bob.publicKey, "send", 0), sent.message);
+      const to = e.to;
+      const raw = serializeEnvelopeV2(e);
+      await m.register(to, "pair");
       assert.equal(await m.put(to, { id: e.id, raw }), "stored");
 
       const keys = (await redisCliRaw(redisUrl, ["--scan", "--pattern", `${prefix}*`])).sort();
-      const b = `${prefix}mb:${to}:`;
+      const v2 = `${prefix}v2:`;
+      const b = `${v2}mb:${to}:`;
       assert.deepEqual(
         keys,
-        [`${b}age`, `${b}env`, `${b}meta`, `${b}seq`, `${prefix}index`].sort(),
+        [`${b}age`, `${b}env`, `${b}meta`, `${b}reg`, `${b}seq`, `${v2}index`, `${v2}registry`]
+          .sort(),
       );
 
-      // Every string Redis holds for this run: the envelope text, its id, the mailbox id, numbers.
+      // Every string Redis holds for this run: the envelope text, its id, the mailbox id, the
+      // mailbox's kind, numbers.
       const strings: string[] = [];
       strings.push(...await redisCliRaw(redisUrl, ["HGETALL", `${b}env`]));
       strings.push(...await redisCliRaw(redisUrl, ["HGETALL", `${b}meta`]));
-      for (const z of [`${b}seq`, `${b}age`, `${prefix}index`]) {
+      strings.push(...await redisCliRaw(redisUrl, ["GET", `${b}reg`]));
+      for (const z of [`${b}seq`, `${b}age`, `${v2}index`, `${v2}registry`]) {
         strings.push(...await redisCliRaw(redisUrl, ["ZRANGE", z, "0", "-1", "WITHSCORES"]));
       }
-      const allowed = new Set([raw, e.id, to, "seq", "bytes"]);
+      const allowed = new Set([raw, e.id, to, "seq", "bytes", "pair"]);
       for (const s of strings) {
         assert.ok(
           allowed.has(s) || /^\d+$/.test(s),
@@ -109,20 +129,73 @@ await servicesTest(
         );
       }
       assert.ok(strings.includes(raw), "the exact envelope JSON is stored");
-      assert.ok(!strings.some((s) => s.includes(secret)), "no plaintext");
-      // The stored text is the canonical envelope and carries only its six fields.
+      const keyTexts = [alice, bob].map((k) => toBase64(k.publicKey));
+      for (const s of strings) {
+        assert.ok(!s.includes(secret), "no plaintext");
+        for (const k of keyTexts) assert.ok(!s.includes(k), "no identity key");
+      }
+      // The stored text is the canonical v2 envelope and carries only its four fields.
       const stored = JSON.parse((await redisCliRaw(redisUrl, ["HGET", `${b}env`, e.id]))[0]);
-      assert.deepEqual(Object.keys(stored), ["v", "id", "from", "to", "nonce", "ciphertext"]);
-      assert.equal(stored.ciphertext, e.ciphertext);
-      // An abandoned mailbox vanishes: every key carries a TTL of at most maxAgeMs.
+      assert.deepEqual(Object.keys(stored), ["v", "id", "to", "body"]);
+      // Times are kept to the hour (arrival) and the day (open), and nothing finer: the scores
+      // and the keys' expiry times.
+      const [, hour] = await redisCliRaw(redisUrl, ["ZRANGE", `${b}age`, "0", "-1", "WITHSCORES"]);
+      assert.equal(Number(hour) % 3_600_000, 0);
+      const [, day] = await redisCliRaw(redisUrl, [
+        "ZRANGE",
+        `${v2}registry`,
+        "0",
+        "0",
+        "WITHSCORES",
+      ]);
+      assert.equal(Number(day) % 86_400_000, 0);
       for (const k of keys) {
-        const ttl = Number(await redisCli(redisUrl, ["PTTL", k]).then((s) => s.replace(/\D/g, "")));
-        assert.ok(ttl > 0 && ttl <= DEFAULT_MAILBOX_LIMITS.maxAgeMs, `${k} TTL ${ttl}`);
+        const at = Number((await redisCliRaw(redisUrl, ["PEXPIRETIME", k]))[0]);
+        if (k.endsWith("registry")) {
+          assert.equal(at, -1, `${k} does not expire`);
+          continue;
+        }
+        assert.ok(at > Date.now(), `${k} expires at ${at}`);
+        assert.ok(at <= Date.now() + DEFAULT_MAILBOX_LIMITS.maxAgeMs + 3 * 86_400_000, `${k}`);
+        assert.equal(at % 3_600_000, 0, `${k} expires at a whole hour`);
       }
       assert.equal(await m.ack(to, [e.id]), 1);
     } finally {
       await m.close();
     }
+  },
+);
+
+await servicesTest(
+  "redis mailbox: what a protocol-v1 relay left under the prefix is removed at connect, with one log line",
+  async ({ redisUrl }) => {
+    const prefix = `chat-test-${RUN}-v1:`;
+    const key = toBase64(generateKeyPair().publicKey);
+    const v1 = `${prefix}mb:${key}:`;
+    for (let i = 0; i < 3; i++) {
+      await redisCli(redisUrl, ["HSET", `${v1}env`, `id-${i}`, `{"v":1,"from":"${key}"}`]);
+      await redisCli(redisUrl, ["ZADD", `${v1}seq`, String(i), `id-${i}`]);
+    }
+    await redisCli(redisUrl, ["HSET", `${v1}meta`, "seq", "3"]);
+    await redisCli(redisUrl, ["ZADD", `${prefix}index`, "1", key]);
+    const logs: Array<[string, Record<string, unknown> | undefined]> = [];
+    const logger = {
+      warn: (msg: string, f?: Record<string, unknown>) => logs.push([msg, f]),
+      error: (msg: string, f?: Record<string, unknown>) => logs.push([msg, f]),
+    };
+    const m = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix, logger });
+    try {
+      assert.deepEqual(logs, [[
+        "protocol v1 envelopes dropped: v2 clients cannot read them",
+        { kind: "redis", count: 3 },
+      ]]);
+      assert.deepEqual(await redisCliRaw(redisUrl, ["--scan", "--pattern", `${prefix}*`]), []);
+    } finally {
+      await m.close();
+    }
+    const again = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix, logger });
+    await again.close();
+    assert.equal(logs.length, 1, "nothing to say when there is nothing left");
   },
 );
 
@@ -136,6 +209,7 @@ await servicesTest(
       logger: quiet,
     });
     try {
+      await m.register("alice", "pair");
       assert.equal(await m.put("alice", { id: "id-before", raw: '{"id":"id-before"}' }), "stored");
       await runServicesScript(["down", "redis"]);
       try {
@@ -178,6 +252,7 @@ await servicesTest(
       logger: quiet,
     });
     try {
+      await m.register("alice", "pair");
       await m.put("alice", { id: "id-warmup", raw: "{}" });
       await redisCli(redisUrl, ["CLIENT", "PAUSE", "1200", "WRITE"]);
       await assert.rejects(m.put("alice", { id: "id-paused", raw: "{}" }), BackendUnavailableError);
@@ -221,6 +296,7 @@ await servicesTest(
     client.on("error", () => {});
     const m = new RedisMailbox(client, DEFAULT_MAILBOX_LIMITS, { prefix: `chat-test-${RUN}-own:` });
     try {
+      await m.register("alice", "pair");
       assert.equal(await m.put("alice", { id: "id-000001", raw: "{}" }), "stored");
       await m.close();
       assert.equal(await client.ping(), "PONG");
@@ -229,4 +305,69 @@ await servicesTest(
       await client.quit();
     }
   },
+);
+
+await servicesTest(
+  "redis mailbox: at maxmemory, check() is down with the reason while puts are refused",
+  async ({ redisUrl }) => {
+    const m = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, {
+      prefix: `chat-test-${RUN}-oom:`,
+      logger: quiet,
+    });
+    const used = Number(/used_memory:(\d+)/.exec(await redisCli(redisUrl, ["INFO", "memory"]))![1]);
+    try {
+      await m.register("alice", "pair");
+      assert.deepEqual(await m.check(), { ok: true, detail: "connected" });
+      await redisCli(redisUrl, ["CONFIG", "SET", "maxmemory", String(used + 256 * 1024)]);
+      const big = "x".repeat(32 * 1024);
+      let refused: unknown;
+      for (let i = 0; i < 100 && !refused; i++) {
+        await m.put("alice", { id: `id-oom-${i}`, raw: big }).catch((e) => refused = e);
+      }
+      assert.ok(refused instanceof BackendUnavailableError, `puts were not refused: ${refused}`);
+      assert.match(refused.message, /out of memory/);
+      const down = await m.check();
+      assert.equal(down.ok, false);
+      assert.match(down.detail, /maxmemory/);
+    } finally {
+      await redisCli(redisUrl, ["CONFIG", "SET", "maxmemory", "0"]);
+    }
+    try {
+      assert.deepEqual(await m.check(), { ok: true, detail: "connected" });
+    } finally {
+      await m.close();
+    }
+  },
+);
+
+await servicesTest(
+  "redis mailbox: commands waiting for a connection share one listener, not one each",
+  async () => {
+    // A server that accepts and never answers: the client stays in its connecting state.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of silent) held.push(c);
+    })();
+    const client = new Redis(`redis://127.0.0.1:${silent.addr.port}`, redisClientOptions());
+    client.on("error", () => {});
+    const m = new RedisMailbox(client, DEFAULT_MAILBOX_LIMITS, { logger: quiet });
+    try {
+      client.connect().catch(() => {});
+      const puts = Array.from(
+        { length: 30 },
+        (_, i) => m.put("alice", { id: `id-wait-${i}`, raw: "{}" }).catch((e) => e),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(client.listenerCount("ready") <= 5, `${client.listenerCount("ready")} listeners`);
+      for (const r of await Promise.all(puts)) assert.ok(r instanceof BackendUnavailableError);
+    } finally {
+      await m.close();
+      client.disconnect();
+      silent.close();
+      for (const c of held) c.close();
+      await accepting.catch(() => {});
+    }
+  },
+  { sanitizeOps: false, sanitizeResources: false },
 );

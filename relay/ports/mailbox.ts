@@ -1,72 +1,132 @@
 /**
- * The `Mailbox` port: where the relay keeps envelopes for a recipient until the recipient acks
- * them. Chat-shaped, not vendor-shaped; implemented by memory, SQLite and Redis adapters, all of
- * which pass `mailbox_contract.ts`.
+ * The `Mailbox` port: where the relay keeps envelopes for a mailbox until its reader acks them,
+ * and which mailboxes exist. Chat-shaped, not vendor-shaped; implemented by memory, SQLite and
+ * Redis adapters, all of which pass `mailbox/contract.ts`.
+ *
+ * Protocol v2: a mailbox id is opaque (a hash the reader's `open` proves it may read). A mailbox
+ * is **registered** by its first `open` and stays registered while it is opened at least once
+ * per maximum age; sends without a `key` go only to registered mailboxes. Request inboxes also
+ * take sends before they are registered (`{inbox: true}`: the session checked that the id is the
+ * inbox of the key given). Stored times are coarse on purpose: an envelope's arrival is kept to
+ * the hour and an open to the day, which is all expiry needs. Positions (`seq`) are per mailbox:
+ * nothing counts across mailboxes.
  *
  * @module
  */
+import type { BackendStatus } from "./errors.ts";
+
+/** The two kinds of mailbox: a per-pair, per-direction mailbox, or a public request inbox. */
+export type MailboxKind = "pair" | "inbox";
 
 /** An envelope held in a mailbox. */
 export interface StoredEnvelope {
   /** Envelope id (unique within a mailbox; a second put of the same id is a duplicate). */
   id: string;
-  /** Canonical envelope JSON text, exactly as it will be delivered (`serializeEnvelope`). */
+  /** Canonical envelope JSON text, exactly as it will be delivered (`serializeEnvelopeV2`). */
   raw: string;
-  /** Position in the mailbox: strictly increasing in insertion order within one mailbox. */
+  /**
+   * Position in the mailbox: strictly increasing in insertion order within one mailbox, from 1
+   * for the first envelope a mailbox holds. Never shared across mailboxes.
+   */
   seq: number;
-  /** When the relay stored it (ms since the epoch); drives the age limit. */
+  /** The hour it was stored (ms since the epoch, rounded down to the hour); drives expiry. */
   receivedAt: number;
 }
 
-/** Per-mailbox limits. Every adapter enforces them identically. */
-export interface MailboxLimits {
-  /** Most envelopes one mailbox holds. */
+/** How much one mailbox holds at most. */
+export interface Caps {
+  /** Most envelopes. */
   maxCount: number;
-  /** Most bytes (sum of `raw` UTF-8 lengths) one mailbox holds. */
+  /** Most bytes (sum of `raw` UTF-8 lengths). */
   maxBytes: number;
-  /** Envelopes older than this are dropped, never delivered. */
-  maxAgeMs: number;
 }
 
-/** Defaults: 10,000 envelopes, 64 MiB, 30 days per mailbox. */
+/** Limits. Every adapter enforces them identically. */
+export interface MailboxLimits extends Caps {
+  /** Envelopes older than this are dropped, never delivered; so are registrations not opened. */
+  maxAgeMs: number;
+  /** Request inboxes: separate, smaller caps, so flooding one never touches a pair mailbox. */
+  inbox: Caps;
+}
+
+/** Defaults: pair mailboxes 10,000 envelopes / 64 MiB, request inboxes 1,000 / 16 MiB; 30 days. */
 export const DEFAULT_MAILBOX_LIMITS: MailboxLimits = {
   maxCount: 10_000,
   maxBytes: 64 * 1024 * 1024,
   maxAgeMs: 30 * 24 * 3600 * 1000,
+  inbox: { maxCount: 1000, maxBytes: 16 * 1024 * 1024 },
 };
 
-/** State of a backend, for /healthz and /readyz. */
-export interface BackendStatus {
-  ok: boolean;
-  /** Short human detail ("connected", the error message, ...). Never secrets. */
-  detail: string;
+/** The caps of a mailbox of `kind`. */
+export function capsFor(limits: MailboxLimits, kind: MailboxKind): Caps {
+  return kind === "inbox" ? limits.inbox : limits;
 }
 
-/** The mailbox is at its count or byte limit; nothing was stored. */
-export class MailboxFullError extends Error {
-  override name = "MailboxFullError";
-  readonly code = "mailbox_full" as const;
+/** One hour and one day in ms: the granularity of stored times. */
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+
+/** `t` rounded down to a multiple of `unit` (ms since the epoch). */
+export function roundDown(t: number, unit: number): number {
+  return Math.floor(t / unit) * unit;
 }
 
-/** The backend could not be reached or failed; nothing was stored. */
-export class BackendUnavailableError extends Error {
-  override name = "BackendUnavailableError";
-  readonly code = "unavailable" as const;
+/**
+ * Envelopes whose stored hour is before this are expired at `now`. Stored hours are rounded
+ * down, so the hour is added: an envelope is kept at least `maxAgeMs` and at most an hour more.
+ */
+export function envelopeCutoff(now: number, maxAgeMs: number): number {
+  return now - maxAgeMs - HOUR_MS;
 }
 
-/** Where envelopes wait for their recipient. */
+/**
+ * Registrations whose last-opened day is before this are forgotten at `now` (kept at least
+ * `maxAgeMs` after the last open, at most a day more).
+ */
+export function registrationCutoff(now: number, maxAgeMs: number): number {
+  return now - maxAgeMs - DAY_MS;
+}
+
+/** Options of a put. */
+export interface PutOptions {
+  /**
+   * A request-inbox send (the frame had `key` and `to` is its inbox): stored whether or not the
+   * inbox is registered, under the inbox caps. Without it the mailbox must be registered
+   * ({@linkcode UnknownMailboxError} otherwise) and the caps of its registered kind apply.
+   */
+  inbox?: boolean;
+  /** The time of the put (default now; tests pass others). */
+  now?: number;
+}
+
+/** What a sweep removed. */
+export interface Swept {
+  /** Envelopes past the age limit. */
+  envelopes: number;
+  /** Registrations not opened within the age limit. */
+  mailboxes: number;
+}
+
+/** Where envelopes wait for their reader. */
 export interface Mailbox {
   /** Adapter name for logs and /healthz: "memory", "sqlite", "redis". */
   readonly kind: string;
   /**
+   * Registers the mailbox (its first open) or notes that it was opened today. Resolves once
+   * later puts see the registration.
+   */
+  register(mailboxId: string, kind: MailboxKind, now?: number): Promise<void>;
+  /**
    * Durably stores an envelope (durable when the promise resolves). Returns "duplicate" without
-   * storing again when the mailbox already holds that id. Throws {@linkcode MailboxFullError} at
-   * a limit and {@linkcode BackendUnavailableError} when the store is unreachable.
+   * storing again when the mailbox already holds that id. Throws
+   * {@linkcode UnknownMailboxError} when the mailbox is not registered (and the put is not a
+   * request-inbox send), {@linkcode MailboxFullError} at a cap and
+   * {@linkcode BackendUnavailableError} when the store is unreachable.
    */
   put(
     mailboxId: string,
     envelope: { id: string; raw: string },
-    now?: number,
+    options?: PutOptions,
   ): Promise<"stored" | "duplicate">;
   /**
    * Envelopes waiting in the mailbox, oldest first, with `seq` greater than `afterSeq` (default:
@@ -82,8 +142,8 @@ export interface Mailbox {
   depth(mailboxId: string): Promise<{ count: number; bytes: number }>;
   /** Envelopes and bytes held over all mailboxes (for metrics); optional for adapters. */
   totals?(): Promise<{ count: number; bytes: number }>;
-  /** Drops expired envelopes everywhere; returns how many. */
-  sweep(now?: number): Promise<number>;
+  /** Drops expired envelopes and forgets registrations not opened within the age limit. */
+  sweep(now?: number): Promise<Swept>;
   /** Whether the backend answers right now. */
   check(): Promise<BackendStatus>;
   /** Releases connections and files. */

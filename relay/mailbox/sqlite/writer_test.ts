@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { SCHEMA_VERSION, SqliteWriter } from "./writer.ts";
+import { openDatabase, SCHEMA_VERSION, SqliteWriter } from "./writer.ts";
 
-const LIMITS = { maxCount: 2, maxBytes: 1000, maxAgeMs: 60_000 };
+const LIMITS = {
+  maxCount: 2,
+  maxBytes: 1000,
+  maxAgeMs: 60_000,
+  inbox: { maxCount: 1, maxBytes: 1000 },
+};
+const HOUR = 3_600_000;
 
 async function tmpDb(): Promise<{ dir: string; path: string }> {
   const dir = await Deno.makeTempDir({ prefix: "chat-writer-" });
@@ -19,33 +25,55 @@ function ids(path: string): unknown[] {
   }
 }
 
-Deno.test("sqlite writer: one batch applies puts, acks and sweeps in order, one result each", async () => {
+Deno.test("sqlite writer: one batch applies registrations, puts, acks and sweeps in order, one result each", async () => {
   const { dir, path } = await tmpDb();
-  const w = new SqliteWriter(path, LIMITS);
+  const w = new SqliteWriter(path, { limits: LIMITS, reserveBytes: 0 });
   try {
-    const now = 1_000_000;
+    const now = 100 * HOUR + 1234;
     const r = w.apply([
       { op: "put", mailbox: "bob", id: "a", raw: "{}", now },
+      { op: "register", mailbox: "bob", kind: "pair", now },
       { op: "put", mailbox: "bob", id: "a", raw: "{}", now },
-      { op: "put", mailbox: "bob", id: "b", raw: "{}", now: now - 120_000 },
+      { op: "put", mailbox: "bob", id: "a", raw: "{}", now },
+      { op: "put", mailbox: "bob", id: "b", raw: "{}", now: now - 3 * HOUR },
       { op: "put", mailbox: "bob", id: "c", raw: "{}", now },
       { op: "put", mailbox: "bob", id: "a", raw: "{}", now },
       { op: "ack", mailbox: "bob", ids: ["a", "zzz"] },
       { op: "put", mailbox: "bob", id: "c", raw: "{}", now },
-      { op: "put", mailbox: "carol", id: "c", raw: "{1}", now },
+      { op: "put", mailbox: "carol", id: "c", raw: "{1}", now, inbox: true },
+      { op: "put", mailbox: "carol", id: "d", raw: "{1}", now, inbox: true },
       { op: "sweep", now },
     ]);
-    assert.equal(r[0], "stored");
-    assert.equal(r[1], "duplicate");
+    assert.deepEqual(r[0], { unknown: true }, "nobody registered bob yet");
+    assert.equal(r[1], 0);
     assert.equal(r[2], "stored");
-    assert.match((r[3] as { full: string }).full, /2 messages \(limit 2\)/);
-    assert.equal(r[4], "duplicate", "a resend to a full mailbox is still a duplicate");
-    assert.equal(r[5], 1);
-    assert.equal(r[6], "stored", "the ack earlier in the batch made room");
-    assert.equal(r[7], "stored", "ids are per mailbox");
-    assert.equal(r[8], 1, "b is older than maxAgeMs");
+    assert.equal(r[3], "duplicate");
+    assert.equal(r[4], "stored");
+    assert.match((r[5] as { full: string }).full, /2 messages \(limit 2\)/);
+    assert.equal(r[6], "duplicate", "a resend to a full mailbox is still a duplicate");
+    assert.equal(r[7], 1);
+    assert.equal(r[8], "stored", "the ack earlier in the batch made room");
+    assert.equal(r[9], "stored", "ids are per mailbox; a request inbox needs no registration");
+    assert.match((r[10] as { full: string }).full, /1 messages \(limit 1\)/, "inbox caps");
+    assert.deepEqual(r[11], { envelopes: 1, mailboxes: 0 }, "b is older than maxAgeMs");
     assert.deepEqual(ids(path), ["c", "c"]);
     assert.deepEqual(w.totals(), { count: 2, bytes: 5 });
+    const db = new DatabaseSync(path);
+    assert.deepEqual(
+      db.prepare("SELECT mailbox, seq, received_at FROM envelopes ORDER BY mailbox").all()
+        .map((x) => ({ ...x })),
+      [
+        { mailbox: "bob", seq: 3, received_at: 100 * HOUR },
+        { mailbox: "carol", seq: 1, received_at: 100 * HOUR },
+      ],
+      "seq per mailbox, the time to the hour",
+    );
+    assert.deepEqual(
+      db.prepare("SELECT id, kind, opened_day FROM mailboxes").all().map((x) => ({ ...x })),
+      [{ id: "bob", kind: "pair", opened_day: 96 * HOUR }],
+      "the registry holds the day of the last open",
+    );
+    db.close();
   } finally {
     w.close();
     await Deno.remove(dir, { recursive: true });
@@ -54,9 +82,12 @@ Deno.test("sqlite writer: one batch applies puts, acks and sweeps in order, one 
 
 Deno.test("sqlite writer: a batch that fails writes nothing of itself and totals follow the file", async () => {
   const { dir, path } = await tmpDb();
-  const w = new SqliteWriter(path, { ...LIMITS, maxCount: 10 });
+  const w = new SqliteWriter(path, { limits: { ...LIMITS, maxCount: 10 }, reserveBytes: 0 });
   try {
-    w.apply([{ op: "put", mailbox: "bob", id: "kept", raw: "{}", now: 1 }]);
+    w.apply([
+      { op: "register", mailbox: "bob", kind: "pair", now: 1 },
+      { op: "put", mailbox: "bob", id: "kept", raw: "{}", now: 1 },
+    ]);
     // A trigger that aborts deletions fails the batch at its ack, after its put already ran
     // inside the transaction.
     const db = new DatabaseSync(path);
@@ -86,7 +117,7 @@ Deno.test("sqlite writer: a batch that fails writes nothing of itself and totals
   }
 });
 
-Deno.test("sqlite writer: a layout-1 file (trigger-kept totals) is migrated with its envelopes", async () => {
+Deno.test("sqlite writer: a layout-1 file (a v1 relay's, trigger-kept totals) loses its envelopes", async () => {
   const { dir, path } = await tmpDb();
   const old = new DatabaseSync(path);
   old.exec(`PRAGMA journal_mode = WAL;
@@ -102,35 +133,24 @@ CREATE TRIGGER envelopes_insert AFTER INSERT ON envelopes BEGIN
 INSERT INTO envelopes (mailbox, id, raw, bytes, received_at) VALUES
   ('bob', 'one', '{1}', 3, 5), ('carol', 'two', '{22}', 4, 6), ('bob', 'three', '{333}', 5, 7);`);
   old.close();
-  const w = new SqliteWriter(path, LIMITS);
+  const dropped: number[] = [];
+  openDatabase(path, (n) => dropped.push(n)).close();
+  assert.deepEqual(dropped, [3]);
+  const w = new SqliteWriter(path, { limits: LIMITS, reserveBytes: 0 });
   try {
-    assert.deepEqual(w.totals(), { count: 3, bytes: 12 });
+    assert.deepEqual(w.totals(), { count: 0, bytes: 0 });
     const r = w.apply([
+      { op: "register", mailbox: "bob", kind: "pair", now: 8 },
       { op: "put", mailbox: "bob", id: "one", raw: "{1}", now: 8 },
-      { op: "put", mailbox: "bob", id: "four", raw: "{4}", now: 8 },
-      { op: "put", mailbox: "carol", id: "four", raw: "{4}", now: 8 },
     ]);
-    assert.equal(r[0], "duplicate");
-    assert.match((r[1] as { full: string }).full, /limit 2/, "counts come from the old rows");
-    assert.equal(r[2], "stored");
+    assert.equal(r[1], "stored", "the old id is gone with its envelope");
     const db = new DatabaseSync(path);
-    assert.deepEqual(
-      db.prepare("SELECT mailbox, seq, id FROM envelopes ORDER BY seq").all().map((x) => ({
-        ...x,
-      })),
-      [
-        { mailbox: "bob", seq: 1, id: "one" },
-        { mailbox: "carol", seq: 2, id: "two" },
-        { mailbox: "bob", seq: 3, id: "three" },
-        { mailbox: "carol", seq: 4, id: "four" },
-      ],
-    );
     assert.equal(
       (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
       SCHEMA_VERSION,
     );
     assert.equal(
-      db.prepare("SELECT 1 FROM sqlite_master WHERE name IN ('mailbox_totals', 'envelopes_v1')")
+      db.prepare("SELECT 1 FROM sqlite_master WHERE name IN ('mailbox_totals', 'envelopes_insert')")
         .get(),
       undefined,
     );
@@ -146,15 +166,21 @@ Deno.test("sqlite writer: a file from a newer relay is refused, not rewritten", 
   const db = new DatabaseSync(path);
   db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
   db.close();
-  assert.throws(() => new SqliteWriter(path, LIMITS), /newer than this relay knows/);
+  assert.throws(
+    () => new SqliteWriter(path, { limits: LIMITS, reserveBytes: 0 }),
+    /newer than this relay knows/,
+  );
   await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("sqlite writer: rows another process wrote under its next seq fail one batch, not every one after", async () => {
   const { dir, path } = await tmpDb();
-  const w = new SqliteWriter(path, { ...LIMITS, maxCount: 10 });
+  const w = new SqliteWriter(path, { limits: { ...LIMITS, maxCount: 10 }, reserveBytes: 0 });
   try {
-    w.apply([{ op: "put", mailbox: "bob", id: "one", raw: "{}", now: 1 }]);
+    w.apply([
+      { op: "register", mailbox: "bob", kind: "pair", now: 1 },
+      { op: "put", mailbox: "bob", id: "one", raw: "{}", now: 1 },
+    ]);
     const db = new DatabaseSync(path);
     db.exec(
       "INSERT INTO envelopes (mailbox, seq, id, raw, bytes, received_at) VALUES ('bob', 2, 'x', '{}', 2, 1)",

@@ -1,0 +1,121 @@
+/** The router without sockets: store then announce, refusals, and who gets each announcement. */
+import assert from "node:assert/strict";
+import { serializeEnvelopeV2 } from "@chat-p2p/protocol";
+import { MemoryBus } from "../bus/memory.ts";
+import { createLogger } from "../infra/log.ts";
+import { MemoryMailbox } from "../mailbox/memory.ts";
+import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
+import { BackendUnavailableError, MailboxFullError, UnknownMailboxError } from "../ports/errors.ts";
+import { idOfRaw, type Recipient, Router } from "./router.ts";
+import { envelope as envelopeTo, pairBox } from "../../tests/raw_client.ts";
+
+const BOB = pairBox().id, ALICE = pairBox().id;
+
+const envelope = () => envelopeTo(BOB);
+
+/** A recipient that records every push. */
+class Inbox implements Recipient {
+  got: Array<[string, string]> = [];
+  push(_mailbox: string, id: string, raw: string) {
+    this.got.push([id, raw]);
+  }
+}
+
+async function router(mailbox = new MemoryMailbox()) {
+  const logs: string[] = [];
+  const r = new Router(mailbox, new MemoryBus(), createLogger("debug", (l) => logs.push(l)));
+  await r.start();
+  await r.open(BOB, "pair");
+  return { r, mailbox, logs };
+}
+
+const announced = () => new Promise((res) => setTimeout(res, 0));
+
+Deno.test("router: accept stores the canonical envelope, then announces it to live recipients", async () => {
+  const { r, mailbox } = await router();
+  const inbox = new Inbox(), other = new Inbox();
+  r.listen(BOB, inbox);
+  r.listen(ALICE, other);
+  const e = envelope();
+  assert.equal(await r.accept(e), "stored");
+  await announced();
+  assert.deepEqual(inbox.got, [[e.id, serializeEnvelopeV2(e)]]);
+  assert.deepEqual(other.got, [], "only the envelope's mailbox is pushed to");
+  const [held] = await mailbox.pending(BOB);
+  assert.equal(held.raw, serializeEnvelopeV2(e));
+});
+
+Deno.test("router: a mailbox nobody opened refuses sends, except a request inbox's", async () => {
+  const { r, mailbox } = await router();
+  const e = envelopeTo(ALICE);
+  await assert.rejects(r.accept(e), UnknownMailboxError);
+  assert.equal(await r.accept(e, true), "stored", "a request-inbox send needs no registration");
+  await r.open(ALICE, "pair");
+  assert.equal(await r.accept(envelopeTo(ALICE)), "stored");
+  assert.equal((await mailbox.depth(ALICE)).count, 2);
+});
+
+Deno.test("router: a duplicate counts as accepted and is announced again", async () => {
+  const { r } = await router();
+  const inbox = new Inbox();
+  r.listen(BOB, inbox);
+  const e = envelope();
+  await r.accept(e);
+  assert.equal(await r.accept(e), "duplicate");
+  await announced();
+  assert.deepEqual(inbox.got.map(([id]) => id), [e.id, e.id]);
+});
+
+Deno.test("router: a full mailbox refuses and announces nothing", async () => {
+  const { r } = await router(new MemoryMailbox({ ...DEFAULT_MAILBOX_LIMITS, maxCount: 1 }));
+  const inbox = new Inbox();
+  r.listen(BOB, inbox);
+  await r.accept(envelope());
+  await assert.rejects(r.accept(envelope()), MailboxFullError);
+  await announced();
+  assert.equal(inbox.got.length, 1);
+});
+
+Deno.test("router: a failed publish is unavailable, and the envelope stays stored for the next connect", async () => {
+  const { r, mailbox } = await router();
+  r.bus.publish = () => Promise.reject(new Error("broker gone"));
+  const e = envelope();
+  await assert.rejects(r.accept(e), (err: unknown) => {
+    assert.ok(err instanceof BackendUnavailableError);
+    assert.match(err.message, /bus publish failed: broker gone/);
+    return true;
+  });
+  assert.deepEqual((await mailbox.pending(BOB)).map((x) => x.id), [e.id]);
+});
+
+Deno.test("router: unlisten stops pushes; liveMailboxes counts mailboxes, not sockets", async () => {
+  const { r } = await router();
+  const a = new Inbox(), b = new Inbox();
+  r.listen(BOB, a);
+  r.listen(BOB, b);
+  assert.equal(r.liveMailboxes, 1);
+  r.unlisten(BOB, a);
+  await r.accept(envelope());
+  await announced();
+  assert.deepEqual([a.got.length, b.got.length], [0, 1]);
+  r.unlisten(BOB, b);
+  r.unlisten(BOB, b); // twice is harmless
+  assert.equal(r.liveMailboxes, 0);
+});
+
+Deno.test("router: an announcement without an id is dropped with a warning, not pushed", async () => {
+  const { r, logs } = await router();
+  const inbox = new Inbox();
+  r.listen(BOB, inbox);
+  await r.bus.publish(BOB, '{"v":2,"body":"x"}');
+  await announced();
+  assert.deepEqual(inbox.got, []);
+  assert.ok(logs.some((l) => l.includes("announcement without an id")));
+});
+
+Deno.test("idOfRaw reads the id of canonical envelope JSON", () => {
+  const e = envelope();
+  assert.equal(idOfRaw(serializeEnvelopeV2(e)), e.id);
+  assert.equal(idOfRaw("{}"), undefined);
+  assert.equal(idOfRaw('{"id":"unterminated'), undefined);
+});
