@@ -21,6 +21,7 @@ import { ProfileStore } from "@chat-p2p/client";
 import {
   type CliOptions,
   type CliResult,
+  filesUnder,
   pairedProfiles,
   runCli,
   runCliOk,
@@ -50,14 +51,16 @@ Deno.test("passphrase: piped send, sync and chat with CHAT_PASSPHRASE against a 
   try {
     const aKey = (await cli(["init", "--passphrase"], alice)).stdout.trim();
     const bKey = (await cli(["init", "--passphrase"], bob)).stdout.trim();
-    await cli(["add-contact", "bob", bKey], bare(alice));
-    await cli(["add-contact", "alice", aKey], bare(bob));
+    // Contacts are encrypted at rest with a passphrase: saving one needs it too.
+    assert.equal((await runCli(["add-contact", "bob", bKey], bare(alice))).code, 1);
+    await cli(["add-contact", "bob", bKey], alice);
+    await cli(["add-contact", "alice", aKey], bob);
 
     // A script sends with the passphrase in the environment and the text on stdin.
     const sent = await cli(["send", relay.url, "bob", "-"], { ...alice, stdin: "piped hello\n" });
     outputs.push(sent);
     const id = sent.stdout.trim();
-    assert.match(id, /^[A-Za-z0-9_-]{8,64}$/);
+    assert.match(id, /^[0-9a-f]{32}$/);
     assert.equal(sent.stdout, id + "\n", "stdout: the id alone");
 
     // Without the variable, or with a wrong one: exit 1, one clear line, no stack trace.
@@ -96,13 +99,24 @@ Deno.test("passphrase: piped send, sync and chat with CHAT_PASSPHRASE against a 
     outputs.push(aSync);
     assert.deepEqual(jsonLines(aSync.stdout).map((m) => m.text), ["chat reply"]);
 
-    // history needs no passphrase, and shows the receipt alice got.
-    const hist = await cli(["history", "bob", "--json"], bare(alice));
+    // history needs the passphrase too (history is encrypted at rest), and shows the receipt.
+    assert.equal((await runCli(["history", "bob"], bare(alice))).code, 1);
+    const hist = await cli(["history", "bob", "--json"], alice);
     outputs.push(hist);
     assert.deepEqual(
       jsonLines(hist.stdout).map((m) => [m.dir, m.text, m.state]),
       [["out", "piped hello", "delivered"], ["in", "chat reply", "received"]],
     );
+
+    // No message text, contact key or session in clear in any profile file.
+    for (const who of ["alice", "bob"]) {
+      for (const [path, text] of filesUnder(join(home, `.chat-${who}`))) {
+        if (path.endsWith("identity.json") || path.endsWith("profile.json")) continue;
+        for (const secret of ["piped hello", "chat reply", aKey, bKey, '"rk"']) {
+          assert.ok(!text.includes(secret), `${secret} in clear in ${path}`);
+        }
+      }
+    }
 
     // No secret key, in any spelling, in any output or in the identity files.
     for (const [who, pass] of [["alice", alicePass], ["bob", bobPass]]) {
