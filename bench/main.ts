@@ -748,7 +748,7 @@ if (scaled) {
   ]);}
 if (drains.embedded) {
   rows.push([
-    `latency offline then drain (${CFG.drain} queued), from auth`,
+    `latency offline then drain (${CFG.drain} queued), from the open`,
     lat(drains.embedded.lat) + " (embedded)",
     drains.redis ? `Redis relay ${lat(drains.redis.lat)}` : "-",
     "",
@@ -759,10 +759,10 @@ if (drains.embedded) {
 if (connections) {
   const c = connections.relay, f = connections.forwarder;
   rows.push([
-    `connections: ${c.connected}/${c.target} authenticated idle sockets`,
+    `connections: ${c.connected}/${c.target} idle sockets, each with one mailbox open`,
     `${c.kbPerSocket} KiB relay RSS/socket after ${c.settleSec ?? 2} s idle (${
       c.kbPerSocketAfterRamp ?? c.kbPerSocket
-    } 2 s after the ramp); handshake+auth p50/p99 ${c.handshake.p50}/${c.handshake.p99} ms; ` +
+    } 2 s after the ramp); handshake+open p50/p99 ${c.handshake.p50}/${c.handshake.p99} ms; ` +
     `${c.cpuMsPerHandshake} CPU-ms/handshake`,
     `bare forwarder ${f.kbPerSocket} KiB/socket (${
       f.kbPerSocketAfterRamp ?? f.kbPerSocket

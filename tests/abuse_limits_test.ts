@@ -60,27 +60,37 @@ Deno.test("limits: sends over a pair mailbox's rate are refused across sockets; 
   assert.equal(relay.metrics.get("rate_limited_total", { scope: "mailbox" }), 1);
 });
 
+/**
+ * `strangers` sockets each send `each` requests to a request inbox while a contact sends `mine`
+ * envelopes to a pair mailbox (opened, so registered), all at once; returns the answers.
+ */
+async function floodBeside(url: string, strangers: number, each: number, mine: number) {
+  const bob = inboxBox(), pair = pairBox();
+  await (await RawClient.reader(url, pair)).close();
+  const key = toBase64(bob.auth.publicKey);
+  await using alice = await RawClient.connect(url);
+  const [contact, ...floods] = await Promise.all([
+    flood(alice, Array.from({ length: mine }, () => envelope(pair))),
+    ...Array.from({ length: strangers }, async () => {
+      await using m = await RawClient.connect(url);
+      return await flood(m, Array.from({ length: each }, () => envelope(bob)), key);
+    }),
+  ]);
+  const total = (code: string) => floods.reduce((n, f) => n + (f[code] ?? 0), 0);
+  return { bob, pair, contact, total };
+}
+
+const FLOODABLE = { RELAY_FRAME_RATE: "0", RELAY_SEND_RATE: "0" };
+
 Deno.test("attack: flooding a request inbox (thousands of sends) never makes a pair mailbox refuse a send; the inbox's rate limit holds", async () => {
   await using relay = await startTestRelay({
-    RELAY_FRAME_RATE: "0",
-    RELAY_SEND_RATE: "0",
+    ...FLOODABLE,
     RELAY_INBOX_SEND_RATE: "60",
     RELAY_INBOX_SEND_BURST: "60",
   });
-  const bob = inboxBox(), pair = pairBox();
-  await using _reader = await RawClient.reader(relay.url, bob, pair);
-  const key = toBase64(bob.auth.publicKey);
-  const floods = await Promise.all([1, 2, 3].map(async () => {
-    await using m = await RawClient.connect(relay.url);
-    return await flood(m, Array.from({ length: 1000 }, () => envelope(bob)), key);
-  }));
-  // Meanwhile, and after, the contact writes to the pair mailbox.
-  await using alice = await RawClient.connect(relay.url);
-  assert.deepEqual(await flood(alice, Array.from({ length: 200 }, () => envelope(pair))), {
-    accepted: 200,
-  });
-  const accepted = floods.reduce((n, f) => n + (f.accepted ?? 0), 0);
-  const limited = floods.reduce((n, f) => n + (f.rate_limited ?? 0), 0);
+  const { bob, pair, contact, total } = await floodBeside(relay.url, 3, 1000, 200);
+  assert.deepEqual(contact, { accepted: 200 });
+  const accepted = total("accepted"), limited = total("rate_limited");
   assert.ok(accepted >= 60 && accepted <= 65, `${accepted} request sends taken from one address`);
   assert.equal(accepted + limited, 3000);
   assert.equal(relay.metrics.get("rate_limited_total", { scope: "inbox" }), limited);
@@ -90,29 +100,14 @@ Deno.test("attack: flooding a request inbox (thousands of sends) never makes a p
 
 Deno.test("attack: flooding a request inbox without a rate limit fills only the inbox, to its own cap", async () => {
   await using relay = await startTestRelay({
-    RELAY_FRAME_RATE: "0",
-    RELAY_SEND_RATE: "0",
+    ...FLOODABLE,
     RELAY_INBOX_SEND_RATE: "0",
     RELAY_INBOX_MAX_COUNT: "1000",
   });
-  const bob = inboxBox(), pair = pairBox();
-  await (await RawClient.reader(relay.url, pair)).close();
-  const key = toBase64(bob.auth.publicKey);
-  await using alice = await RawClient.connect(relay.url);
-  const [f1, f2, mine] = await Promise.all([
-    (async () => {
-      await using m = await RawClient.connect(relay.url);
-      return await flood(m, Array.from({ length: 1500 }, () => envelope(bob)), key);
-    })(),
-    (async () => {
-      await using m = await RawClient.connect(relay.url);
-      return await flood(m, Array.from({ length: 1500 }, () => envelope(bob)), key);
-    })(),
-    flood(alice, Array.from({ length: 1500 }, () => envelope(pair))),
-  ]);
-  assert.equal((f1.accepted ?? 0) + (f2.accepted ?? 0), 1000, "the inbox cap");
-  assert.equal((f1.mailbox_full ?? 0) + (f2.mailbox_full ?? 0), 2000);
-  assert.deepEqual(mine, { accepted: 1500 }, "the pair mailbox holds more than an inbox can");
+  const { bob, pair, contact, total } = await floodBeside(relay.url, 2, 1500, 1500);
+  assert.equal(total("accepted"), 1000, "the inbox cap");
+  assert.equal(total("mailbox_full"), 2000);
+  assert.deepEqual(contact, { accepted: 1500 }, "the pair mailbox holds more than an inbox can");
   assert.equal((await relay.router.mailbox.depth(bob.id)).count, 1000);
   assert.equal((await relay.router.mailbox.depth(pair.id)).count, 1500);
 });

@@ -9,20 +9,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CliOptions, publicKeyForms, runCliOk } from "./cli_helpers.ts";
+import { readTree } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 const cli = runCliOk;
-
-/** Every byte the relay wrote under `dir`, as latin1 text for searching. */
-async function readTree(dir: string): Promise<string> {
-  let all = "";
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) all += await readTree(p);
-    else if (e.isFile) all += new TextDecoder("latin1").decode(await Deno.readFile(p));
-  }
-  return all;
-}
 
 Deno.test("full flow: offline messages survive a relay restart, arrive in order once, chat replies, histories match", async () => {
   const home = await Deno.makeTempDir({ prefix: "chat-home-" });

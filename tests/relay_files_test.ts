@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { generateKeyPair, type KeyPair, pairMailbox, toBase64, toHex } from "@chat-p2p/protocol";
 import { inboxBox, pairBox, RawClient } from "./raw_client.ts";
-import { startTestRelay } from "./relay_harness.ts";
+import { readTree, startTestRelay } from "./relay_harness.ts";
 import { ROOT } from "./relay_process.ts";
 import { runId, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
@@ -29,17 +29,6 @@ function encodings(bytes: Uint8Array): string[] {
     toHex(bytes),
     toHex(bytes).toUpperCase(),
   ];
-}
-
-/** Every byte of every file under `dir`, as latin1 text for searching. */
-async function readTree(dir: string): Promise<string> {
-  let all = "";
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) all += await readTree(p);
-    else if (e.isFile) all += new TextDecoder("latin1").decode(await Deno.readFile(p));
-  }
-  return all;
 }
 
 /** Fails if `text` (from `where`) holds any of the secrets. */

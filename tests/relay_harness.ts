@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { parseConfig } from "../relay/config.ts";
 import { createLogger, type Logger } from "../relay/infra/log.ts";
 import { type Adapters, type RunningRelay, startRelay } from "../relay/server.ts";
@@ -44,4 +45,15 @@ export async function startTestRelay(
       if (ownDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** Every byte of every file under `dir` (what a relay wrote there), as latin1 text to search. */
+export async function readTree(dir: string): Promise<string> {
+  let all = "";
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) all += await readTree(p);
+    else if (e.isFile) all += new TextDecoder("latin1").decode(await Deno.readFile(p));
+  }
+  return all;
 }

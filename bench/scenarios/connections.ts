@@ -1,6 +1,7 @@
 /**
- * Connection ramp: `total` authenticated idle sockets opened by several generator processes
- * (each with `concurrency` handshakes in flight); server RSS per socket and handshake+auth times.
+ * Connection ramp: `total` idle sockets, each with its mailbox open (v1: authenticated), opened
+ * by several generator processes (each with `concurrency` handshakes in flight); server RSS per
+ * socket and handshake+open times.
  *
  * RSS is read 2 s after the ramp and again after `settleMs` of idling: V8's memory reducer only
  * returns the handshakes' garbage and the heap's growth reserve to the OS after some seconds

@@ -21,14 +21,14 @@ export interface DrainOut {
   /** ms to queue `count` (sent pipelined, until every accepted). */
   fillMs: number;
   delivered: number;
-  /** ms from auth to the last deliver. */
+  /** ms from the open (v1: auth) to the last deliver. */
   lastDeliverMs: number;
-  /** ms from auth to the pong after the last ack (the target's "drained and acked"). */
+  /** ms from the open to the pong after the last ack (the target's "drained and acked"). */
   ackedMs: number;
   verifiedEmpty: boolean;
   verifyAttempts: number;
   relayCpuSec: number;
-  /** Per-message delivery time counted from auth (the "offline then drain" latency). */
+  /** Per-message delivery time counted from the open (the "offline then drain" latency). */
   lat: { p50: number; p99: number; p999: number; max: number };
 }
 

@@ -250,7 +250,10 @@ export class Session implements Recipient {
     this.#t.send(deliverFrameText(raw));
   }
 
-  /** The base64 mailbox id `open` names, if its signature holds for one of this relay's URLs. */
+  /**
+   * Whether the `open` signature holds for one of this relay's URLs and this socket's challenge
+   * (the frame does not say which URL it signed); refuses it (`auth_failed`) when not.
+   */
   async #verifyOpen(f: OpenFrame, mailbox: string): Promise<boolean> {
     const key = fromBase64(f.key)!, signature = fromBase64(f.signature)!;
     for (const url of this.#opt.relayUrls) {
