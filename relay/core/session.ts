@@ -261,7 +261,7 @@ export class Session implements Recipient {
       if (await verifyAsync(signed, signature, key)) return true;
     }
     this.#metrics?.inc("auth_failures_total");
-    this.#log.info("open refused", { kind: f.kind });
+    this.#log.debug("open refused", { kind: f.kind }); // counted in auth_failures_total
     this.#error(
       "auth_failed",
       "the signature does not verify for this key and challenge at this relay's URLs (" +
