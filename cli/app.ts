@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { acceptCommand } from "./commands/accept.ts";
 import { addContactCommand } from "./commands/add_contact.ts";
+import { blockCommand } from "./commands/block.ts";
 import { chatCommand } from "./commands/chat.ts";
 import { passphraseCommand } from "./commands/change_passphrase.ts";
 import { contactsCommand } from "./commands/contacts.ts";
@@ -15,6 +17,7 @@ import { historyCommand } from "./commands/history.ts";
 import { idCommand } from "./commands/id.ts";
 import { initCommand } from "./commands/init.ts";
 import type { Io } from "./io.ts";
+import { requestsCommand } from "./commands/requests.ts";
 import { resendCommand } from "./commands/resend.ts";
 import { sendCommand } from "./commands/send.ts";
 import { syncCommand } from "./commands/sync.ts";
@@ -44,6 +47,9 @@ export const COMMANDS: readonly Command[] = [
   chatCommand,
   chatsCommand,
   listenCommand,
+  requestsCommand,
+  acceptCommand,
+  blockCommand,
   resendCommand,
   historyCommand,
   configCommand,

@@ -79,11 +79,13 @@ Deno.test("init, then id: key alone on the first line; secret never printed", as
     const lines = id.stdout.split("\n");
     assert.equal(lines[0], key);
     assert.match(lines[1], /^fingerprint: [0-9a-f]{4}( [0-9a-f]{4}){4}$/);
+    assert.match(lines[2], /^history: NOT encrypted at rest \(no passphrase/);
 
     const json = await runInProcess(["id", "--json"], { home });
     const o = JSON.parse(json.stdout);
-    assert.deepEqual(Object.keys(o).sort(), ["fingerprint", "public_key"]);
+    assert.deepEqual(Object.keys(o).sort(), ["encrypted_at_rest", "fingerprint", "public_key"]);
     assert.equal(o.public_key, key);
+    assert.equal(o.encrypted_at_rest, false);
 
     const qr = await runInProcess(["id", "--qr"], { home });
     assert.equal(qr.code, 0);

@@ -1,75 +1,82 @@
 /**
- * The commands end to end against the real relay (relay/main.ts in a subprocess), run
- * in-process with captured output under temporary HOMEs.
+ * The commands end to end against a protocol-v2 relay (tests/fake_relay.ts in this process: the
+ * real one runs in tests/), run in-process with captured output under temporary HOMEs.
  */
 import assert from "node:assert/strict";
-import { fingerprint, generateKeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
-import { RelayProcess } from "../tests/relay_process.ts";
-import { connectRelay } from "@chat-p2p/client";
+import { generateKeyPair, requestEnvelope, toBase64 } from "@chat-p2p/protocol";
+import { keyFingerprint } from "@chat-p2p/client";
+import { startFakeRelay } from "../tests/fake_relay.ts";
+import { TestPeer } from "../tests/v2_peer.ts";
 import { runInProcess, tempHome } from "./testing.ts";
 
-Deno.test("send while offline, sync, receipts, history, piped chat, forged box", async () => {
-  const relay = await RelayProcess.start();
+Deno.test("first contact: a request, accept, receipts, history, piped chat, a forged request, block", async () => {
+  await using relay = startFakeRelay();
   const home = tempHome();
   const alice = { home, profile: "alice" };
   const bob = { home, profile: "bob" };
+  const run = async (args: string[], who: typeof alice, stdin?: string) => {
+    const r = await runInProcess(args, { ...who, stdin });
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    return r;
+  };
   try {
-    const aKey = (await runInProcess(["init"], alice)).stdout.trim();
-    const bKey = (await runInProcess(["init"], bob)).stdout.trim();
-    assert.equal((await runInProcess(["add-contact", "bob", bKey], alice)).code, 0);
+    const aKey = (await run(["init"], alice)).stdout.trim();
+    const bKey = (await run(["init"], bob)).stdout.trim();
+    await run(["add-contact", "bob", bKey], alice);
 
-    // Alice writes while Bob is offline.
-    const s1 = await runInProcess(["send", relay.url, "bob", "hello", "bob"], alice);
-    assert.equal(s1.code, 0, s1.stderr);
-    const id1 = s1.stdout.trim();
-    assert.match(id1, /^[A-Za-z0-9_-]{8,64}$/);
-    const h1 = JSON.parse((await runInProcess(["history", "bob", "--json"], alice)).stdout);
-    assert.equal(h1.state, "accepted");
-
-    // Bob syncs before adding Alice: kept under her key, shown with her fingerprint.
-    const sync1 = await runInProcess(["sync", relay.url, "--json"], bob);
-    assert.equal(sync1.code, 0, sync1.stderr);
-    const m = JSON.parse(sync1.stdout.trim());
-    assert.deepEqual(
-      { id: m.id, from: m.from, contact: m.contact, text: m.text },
-      { id: id1, from: aKey, contact: null, text: "hello bob" },
-    );
-    assert.equal(m.fingerprint, fingerprint(Uint8Array.from(atob(aKey), (c) => c.charCodeAt(0))));
-    // Acked: a second sync has nothing.
-    assert.equal((await runInProcess(["sync", relay.url, "--json"], bob)).stdout, "");
-    // Adding her later shows the same history under her name.
-    await runInProcess(["add-contact", "alice", aKey], bob);
-    const bh = await runInProcess(["history", "alice"], bob);
-    assert.match(bh.stdout, /alice → you: hello bob/);
-
-    // Alice gets the receipt: delivered.
-    const sync2 = await runInProcess(["sync", relay.url], alice);
-    assert.equal(sync2.code, 0, sync2.stderr);
-    assert.equal(sync2.stdout, "");
-    assert.match(sync2.stderr, /✓✓ delivered to bob: hello bob/);
+    // Alice writes before Bob ever read from this relay: it goes to his request inbox.
+    const id1 = (await run(["send", relay.url, "bob", "hello", "bob"], alice)).stdout.trim();
+    assert.match(id1, /^[0-9a-f]{32}$/);
     assert.equal(
-      JSON.parse((await runInProcess(["history", "bob", "--json"], alice)).stdout).state,
-      "delivered",
+      JSON.parse((await run(["history", "bob", "--json"], alice)).stdout).state,
+      "accepted",
     );
+
+    // Bob does not know Alice: a request, never printed as a message, kept until he decides.
+    const fp = keyFingerprint(aKey);
+    const sync1 = await run(["sync", relay.url, "--json"], bob);
+    assert.equal(sync1.stdout, "");
+    assert.match(sync1.stderr, new RegExp(`request from ${fp}: hello bob`));
+    const req = JSON.parse((await run(["requests", "--json"], bob)).stdout);
+    assert.deepEqual([
+      req.public_key,
+      req.fingerprint,
+      req.messages.map((m: { id: string; text: string }) => [m.id, m.text]),
+    ], [
+      aKey,
+      fp,
+      [[id1, "hello bob"]],
+    ]);
+    assert.equal((await run(["sync", relay.url, "--json"], bob)).stderr.includes("request"), false);
+    assert.equal((await runInProcess(["history", "alice"], bob)).code, 1, "no contact yet");
+    assert.match((await run(["chats"], bob)).stderr, /1 first-contact request waiting/);
+
+    // Accepted: a contact, the message in history, a receipt on its way.
+    const accepted = await run(
+      ["accept", fp.replaceAll(" ", ""), "alice", "--relay", relay.url],
+      bob,
+    );
+    assert.match(accepted.stderr, /accepted alice .*1 message moved/);
+    assert.match((await run(["history", "alice"], bob)).stdout, /alice → you: hello bob/);
+    assert.equal((await run(["requests"], bob)).stdout, "");
+    const sync2 = await run(["sync", relay.url], alice);
+    assert.match(sync2.stderr, /✓✓ delivered to bob: hello bob/);
 
     // Piped chat: each line sent, ends at EOF after all are accepted; /quit stops reading.
-    const chatA = await runInProcess(["chat", relay.url, "bob"], {
-      ...alice,
-      stdin: "line one\n\nline two\n/quit\nnot sent\n",
-    });
-    assert.equal(chatA.code, 0, chatA.stderr);
+    const chatA = await run(
+      ["chat", relay.url, "bob"],
+      alice,
+      "line one\n\nline two\n/quit\nnot sent\n",
+    );
     assert.equal(chatA.stdout, "");
-    const chatB = await runInProcess(["chat", relay.url, "alice"], { ...bob, stdin: "reply\n" });
-    assert.equal(chatB.code, 0, chatB.stderr);
+    const chatB = await run(["chat", relay.url, "alice"], bob, "reply\n");
     const lines = chatB.stdout.trimEnd().split("\n");
-    assert.equal(lines.length, 2);
+    assert.equal(lines.length, 2, chatB.stdout);
     assert.match(lines[0], /^\[[\d:\- ]+\] alice: line one$/);
     assert.match(lines[1], /^\[[\d:\- ]+\] alice: line two$/);
-    const aliceSide = (await runInProcess(["sync", relay.url, "--json"], alice)).stdout.trim();
+    const aliceSide = (await run(["sync", relay.url, "--json"], alice)).stdout.trim();
     assert.equal(JSON.parse(aliceSide).text, "reply");
-    const states = (await runInProcess(["history", "bob", "--json"], alice)).stdout.trim().split(
-      "\n",
-    )
+    const states = (await run(["history", "bob", "--json"], alice)).stdout.trim().split("\n")
       .map((l) => JSON.parse(l)).map((o) => [o.dir, o.text, o.state]);
     assert.deepEqual(states, [
       ["out", "hello bob", "delivered"],
@@ -78,32 +85,32 @@ Deno.test("send while offline, sync, receipts, history, piped chat, forged box",
       ["in", "reply", "received"],
     ]);
 
-    // Mallory sends a box that does not open with her key: reported, acked, never stored.
-    const mallory = generateKeyPair();
-    const session = await connectRelay(relay.url, mallory, { timeoutMs: 5000 });
-    try {
-      const real = sealEnvelope(
-        { v: 1, kind: "message", text: "trust me", sent_at: "t" },
-        generateKeyPair(),
-        bKey,
-      );
-      await session.send({ ...real, from: toBase64(mallory.publicKey) });
-    } finally {
-      await session.close();
-    }
-    const sync3 = await runInProcess(["sync", relay.url, "--json"], bob);
-    assert.equal(sync3.code, 0, sync3.stderr);
+    // Mallory puts Alice's key in a sealed request: it does not open as Alice's, never shown.
+    await using mallory = await TestPeer.create();
+    const m = await mallory.message(bKey, "it is me, alice", { via: "request" });
+    relay.inject(requestEnvelope(
+      Uint8Array.from(atob(bKey), (c) => c.charCodeAt(0)),
+      Uint8Array.from(atob(aKey), (c) => c.charCodeAt(0)),
+      m.wire,
+    ));
+    const sync3 = await run(["sync", relay.url, "--json"], bob);
     assert.equal(sync3.stdout, "");
-    assert.match(
-      sync3.stderr,
-      new RegExp(
-        `rejected message [\\w-]+ claiming to be from ${fingerprint(mallory.publicKey)}: `,
-      ),
-    );
-    const sync4 = await runInProcess(["sync", relay.url, "--json"], bob);
-    assert.doesNotMatch(sync4.stderr, /rejected/, "acked, so it does not come back");
+    assert.match(sync3.stderr, /rejected message [\w-]+: a forged request/);
+    assert.doesNotMatch(sync3.stderr, new RegExp(fp), "the claimed sender is never named");
+    assert.doesNotMatch((await run(["sync", relay.url], bob)).stderr, /rejected/, "acked");
+
+    // Mallory as herself: a request; blocked, and what she sends later is dropped unread.
+    relay.inject((await mallory.message(bKey, "buy my stuff", { via: "request" })).envelope);
+    assert.match((await run(["sync", relay.url], bob)).stderr, /request from .*buy my stuff/);
+    await run(["block", keyFingerprint(mallory.key)], bob);
+    assert.equal((await run(["requests", "--json"], bob)).stdout, "");
+    relay.inject((await mallory.message(bKey, "again", { via: "request" })).envelope);
+    const sync4 = await run(["sync", relay.url, "--json"], bob);
+    assert.equal(sync4.stdout, "");
+    assert.doesNotMatch(sync4.stderr, /again|request/);
+    assert.equal((await run(["requests", "--json"], bob)).stdout, "");
+    assert.deepEqual([...relay.mailboxes.values()].flat(), [], "everything was acked");
   } finally {
-    await relay.stop();
     Deno.removeSync(home, { recursive: true });
   }
 });

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { normalizeRelayUrl } from "@chat-p2p/protocol";
+import { parseRelayUrl } from "@chat-p2p/protocol";
 import { type Context, debug } from "./context.ts";
 import { CliError, UsageError } from "./errors.ts";
 import {
@@ -84,18 +84,18 @@ export function chooseRelay(
   );
 }
 
-/** Normalises a relay URL argument, or throws a usage error. */
+/** The canonical form of a relay URL argument (docs/PROTOCOL.md §9), or a usage error. */
 export function relayUrlArg(url: string, usage: string, from?: string): string {
-  const n = normalizeRelayUrl(url);
-  if (!n) {
+  const r = parseRelayUrl(url);
+  if (!r.ok) {
     throw new UsageError(
-      `${from ? `${from} is ` : ""}not a relay URL: ${
-        JSON.stringify(url)
+      `${from ? `${from} is ` : ""}not a relay URL: ${JSON.stringify(url)}: ${
+        r.message.replace(/^Not a relay URL: /, "")
       } (expected ws://host:port/path, wss://..., or http(s)://...)`,
       usage,
     );
   }
-  return n;
+  return r.value;
 }
 
 /**

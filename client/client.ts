@@ -1,20 +1,24 @@
 /**
  * {@linkcode ChatClient}: the client library in one object, for a bot or a UI. It owns a
- * profile's store, a {@linkcode ReconnectingRelay}, the {@linkcode Outbox} and the
+ * profile's store, a {@linkcode ReconnectingRelay} (a sender socket, and a reader socket that
+ * opens the request inbox and every contact's pair mailbox), the {@linkcode Outbox} and the
  * {@linkcode Inbox}: `send` returns a message id at once and the outbox takes it from there
- * (history first, then the relay, again after every reconnect, until accepted or refused for
- * good); deliveries are stored, then acked (automatically, or by the caller in manual mode),
- * and their senders get receipts. Everything that happens is an event.
+ * (encrypted and in history first, then the relay, again after every reconnect, until accepted
+ * or refused for good); deliveries are decrypted and stored, then acked (automatically, or by
+ * the caller in manual mode), and their senders get receipts, piggybacked on the next message or
+ * sent after a random delay. Messages from keys that are not contacts are kept as requests until
+ * {@linkcode ChatClient.acceptRequest}. Everything that happens is an event.
  *
  * @module
  */
 import {
   decodePublicKey,
-  DEFAULT_MAX_FRAME_BYTES,
   type KeyPair,
+  MAX_FRAME_BYTES_V2,
+  newId,
   toBase64,
 } from "@chat-p2p/protocol";
-import { type BackoffOptions, deadline } from "@chat-p2p/protocol/async";
+import { type BackoffOptions, deadline, delay } from "@chat-p2p/protocol/async";
 import {
   type ConnectOptions,
   DEFAULT_TIMEOUT_MS,
@@ -23,45 +27,77 @@ import {
 } from "./connection.ts";
 import { emit } from "./_emit.ts";
 import { ClientError, type ClientErrorCode, RelayError } from "./errors.ts";
+import {
+  type Delivered,
+  type Delivery,
+  Inbox,
+  type InboxOutcome,
+  type IncomingMessage,
+} from "./inbox.ts";
 import { checkMessage, type MessageRefusal } from "./limits.ts";
-import { Inbox, type InboxOutcome, type IncomingMessage, ReceiptBatch } from "./inbox.ts";
+import type { Mailboxes } from "./mailboxes.ts";
 import { Outbox, type OutboxEvent, type QueuedMessage, type SendOutcome } from "./outbox.ts";
+import { ReceiptQueue } from "./receipts.ts";
 import { type ConnectionEvent, type ConnectionState, ReconnectingRelay } from "./reconnecting.ts";
-import { type Sealer, v1Sealer } from "./sealing.ts";
+import { profileSealer, type Sealer } from "./sealing.ts";
 import { openStore, type ProfileStore } from "./store/profile_store.ts";
+import { addContact } from "./store/contacts.ts";
+import { type RequestMessage, RequestStore } from "./store/requests.ts";
 
 /** Everything a {@linkcode ChatClient} reports. */
 export type ChatEvent =
   /** The relay connection changed state (see {@linkcode ConnectionState}). */
   | ConnectionEvent
-  /** Everything that waited at the relay when this connection came up is received (and stored). */
+  /** Everything that waited at the relay in the mailboxes opened on connecting is received. */
   | { type: "synced"; count: number }
   /**
    * A message, stored in history. `duplicate`: it was already there (delivered again because an
    * ack did not reach the relay). In manual-ack mode, ack its id once it is handled.
    */
   | { type: "message"; message: IncomingMessage; duplicate: boolean }
+  /**
+   * A first-contact message from a key that is not a contact, kept in requests/ (never shown as
+   * a message until {@linkcode ChatClient.acceptRequest}); `duplicate`: kept already.
+   */
+  | {
+    type: "request";
+    from: string;
+    fingerprint: string;
+    message: RequestMessage;
+    duplicate: boolean;
+  }
   /** A receipt: these messages I sent to `from` are now delivered (✓✓). */
   | {
     type: "delivered";
     from: string;
     contact: string | null;
-    messages: Array<{ id: string; text: string }>;
+    messages: Delivered;
   }
-  /** An envelope that did not open with the key it claims, or that this client cannot read. */
-  | { type: "rejected"; id: string; from: string; fingerprint: string; reason: string }
+  /**
+   * An envelope that did not open or could not be read: `from` is the contact whose mailbox it
+   * came through (not proof it was theirs); absent for a forged or unreadable request.
+   */
+  | { type: "rejected"; id: string; from?: string; fingerprint?: string; reason: string }
   /** Outgoing messages: accepted by the relay, refused for now (`retry`), or `failed`. */
   | OutboxEvent
   /** An error frame from the relay that is about no message, or a frame that was not valid. */
   | { type: "relay_error"; code: string; message: string }
   /**
    * Something this client could not do: `store` a delivery (it is not acked and comes again),
-   * `record` an outcome in history, send a `receipt`.
+   * `record` an outcome in history, send a `receipt`, `open` a mailbox.
    */
-  | { type: "error"; during: "store" | "record" | "receipt"; error: ClientError };
+  | { type: "error"; during: "store" | "record" | "receipt" | "open"; error: ClientError };
 
 /** The `type`s of {@linkcode ChatEvent}. */
 export type ChatEventType = ChatEvent["type"];
+
+/** The range of the random delay before queued receipts are sent, in ms. */
+export type DelayRange = readonly [min: number, max: number];
+
+/** Receipt delay of a long-running client (a chat, a bot). */
+export const RECEIPT_DELAY_MS: DelayRange = [2_000, 20_000];
+/** Receipt delay of a one-shot command, and of any client as it closes. */
+export const CLOSING_RECEIPT_DELAY_MS: DelayRange = [500, 2_500];
 
 /** Options for {@linkcode ChatClient}. */
 export interface ChatClientOptions {
@@ -72,11 +108,26 @@ export interface ChatClientOptions {
    */
   ackMode?: "auto" | "manual";
   /**
-   * Handle deliveries (default true). False leaves them at the relay, untouched, for another
-   * client of the same profile (the `send` command).
+   * Handle deliveries (default true). False opens no mailbox at all: only a sender socket (the
+   * `send` command); deliveries stay at the relay for another client of the same profile.
    */
   receive?: boolean;
-  /** Time for connecting and authenticating, and for each send attempt (default 10 s). */
+  /**
+   * Treat first-contact messages from keys that are not contacts as messages (a bot that answers
+   * anyone). Default false: they are kept as requests.
+   */
+  acceptRequests?: boolean;
+  /**
+   * Random delay before queued receipts go out: default {@linkcode RECEIPT_DELAY_MS}; a one-shot
+   * command passes {@linkcode CLOSING_RECEIPT_DELAY_MS}.
+   */
+  receiptDelayMs?: DelayRange;
+  /**
+   * Offer a message the relay accepted again when no receipt came for this long (default 24 h,
+   * see `REDELIVER_AFTER_MS`): what a relay lost after accepting it is sent again.
+   */
+  redeliverAfterMs?: number;
+  /** Time for connecting, opening mailboxes, and each send attempt (default 10 s). */
   timeoutMs?: number;
   /**
    * Give up (state `closed`) once no connection was up for this long; 0 = after the first failed
@@ -85,7 +136,7 @@ export interface ChatClientOptions {
   giveUpAfterMs?: number;
   /** Spacing of reconnect attempts. */
   backoff?: BackoffOptions;
-  /** Largest frame the relay accepts (default 64 KiB). */
+  /** Largest frame the relay accepts (default 128 KiB). */
   maxFrameBytes?: number;
   /** Pacing of outgoing frames (see {@linkcode ConnectOptions}). */
   framesPerSecond?: number;
@@ -95,28 +146,11 @@ export interface ChatClientOptions {
   log?: (line: string) => void;
   /** The clock. */
   now?: () => Date;
-  /** How envelopes are sealed and opened (default: protocol v1 with the identity). */
-  sealer?: Sealer;
+  /** Random numbers in [0, 1) for the receipt delays (tests). */
+  random?: () => number;
   /** How one connection is made (tests). */
-  connect?: (url: string, identity: KeyPair, opts: ConnectOptions) => Promise<RelaySession>;
+  connect?: (url: string, opts: ConnectOptions) => Promise<RelaySession>;
 }
-
-/** Options for {@linkcode ChatClient.open}. */
-export interface OpenOptions extends ChatClientOptions {
-  /** Profile name (default "default"): the files are in `<home>/.chat-<profile>/`. */
-  profile?: string;
-  /** Home directory (default `$HOME`). */
-  home?: string;
-  /** Passphrase of a protected identity. */
-  passphrase?: string;
-  /** Receives the store's warnings (loose permissions, unreadable lines). */
-  warn?: (message: string) => void;
-}
-
-/** A listener for events of type `T` ("*": all of them). */
-export type ChatListener<T extends ChatEventType | "*"> = (
-  event: T extends "*" ? ChatEvent : Extract<ChatEvent, { type: T }>,
-) => void;
 
 const REFUSAL_CODES = {
   empty: "empty_message",
@@ -133,6 +167,15 @@ function asClientError(e: unknown): ClientError {
     : new ClientError("io", e instanceof Error ? e.message : String(e), { cause: e });
 }
 
+/** Receipts of one peer waiting for their random moment. */
+interface ReceiptTimer {
+  /** When they go out. */
+  due: number;
+  /** When the first of them was queued. */
+  since: number;
+  timer: ReturnType<typeof setTimeout>;
+}
+
 /**
  * One profile talking through one relay.
  *
@@ -140,7 +183,7 @@ function asClientError(e: unknown): ClientError {
  * ```ts ignore
  * import { ChatClient } from "@chat-p2p/client";
  *
- * const client = await ChatClient.open({ profile: "bot" });
+ * const client = await ChatClient.open({ profile: "bot", acceptRequests: true });
  * client.on("message", ({ message, duplicate }) => {
  *   if (!duplicate) client.send(message.from, `you said: ${message.text}`);
  * });
@@ -169,13 +212,18 @@ export class ChatClient {
   readonly #opts: ChatClientOptions;
   readonly #timeoutMs: number;
   readonly #now: () => Date;
+  readonly #random: () => number;
   readonly #sealer: Sealer;
+  readonly #mailboxes: Mailboxes;
+  readonly #requests: RequestStore;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox;
-  readonly #receipts: ReceiptBatch;
+  readonly #receipts: ReceiptQueue;
+  readonly #receiptTimers = new Map<string, ReceiptTimer>();
+  readonly #receiptsSending = new Set<Promise<void>>();
   readonly #listeners = new Set<(e: ChatEvent) => void>();
-  /** Delivered messages not acked yet, and their senders (for the receipt). */
-  readonly #unacked = new Map<string, string>();
+  /** Delivered messages not acked yet: their sender and envelope. */
+  readonly #unacked = new Map<string, { from: string; delivery: Delivery }>();
   /**
    * Ids the caller acked (manual mode), newest last, at most {@linkcode REMEMBERED_ACKS}: a copy
    * delivered again is acked without an event.
@@ -183,11 +231,13 @@ export class ChatClient {
   readonly #ackedByCaller = new Set<string>();
   readonly #resumed = new Set<string>();
   #relay: ReconnectingRelay | undefined;
+  /** Settles once the last envelope handed to the relay is on its way (wire order). */
+  #ordered: Promise<unknown> = Promise.resolve();
   /** Settles after the last delivery handed to the inbox is handled. */
   #lastReceive: Promise<void> = Promise.resolve();
-  /** The current connection has received its backlog (receipts may go out). */
-  #synced = false;
-  #receiptsSending: Promise<void> | undefined;
+  /** Mailboxes of the current reader socket whose backlog has not come in yet. */
+  #unsynced = new Set<string>();
+  #syncedCount = 0;
   /** Set by the first `close()`: deliveries from then on are left at the relay. */
   #closing: Promise<void> | undefined;
   #closed = false;
@@ -202,7 +252,10 @@ export class ChatClient {
     return new ChatClient(store, await store.loadIdentity(opts.passphrase), opts);
   }
 
-  /** A client for `store`'s profile, whose key pair is `identity`. Not connected yet. */
+  /**
+   * A client for `store`'s profile, whose key pair is `identity` (loaded with
+   * `store.loadIdentity`, which also unlocks the files). Not connected yet.
+   */
   constructor(store: ProfileStore, identity: KeyPair, opts: ChatClientOptions = {}) {
     this.store = store;
     this.key = toBase64(identity.publicKey);
@@ -210,19 +263,37 @@ export class ChatClient {
     this.#opts = opts;
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#now = opts.now ?? (() => new Date());
-    this.#sealer = opts.sealer ?? v1Sealer(identity);
-    this.#inbox = new Inbox({ store, sealer: this.#sealer, now: this.#now });
-    this.#receipts = new ReceiptBatch(this.#sealer, this.#now);
+    this.#random = opts.random ?? Math.random;
+    this.#sealer = profileSealer(store, identity);
+    this.#mailboxes = this.#sealer.mailboxes;
+    this.#requests = new RequestStore(store);
+    this.#receipts = new ReceiptQueue(store);
+    this.#inbox = new Inbox({
+      store,
+      sealer: this.#sealer,
+      requests: this.#requests,
+      acceptRequests: opts.acceptRequests,
+      now: this.#now,
+    });
     this.#outbox = new Outbox({
       store,
       sealer: this.#sealer,
       now: this.#now,
       transport: {
         isConnected: () => this.state === "connected",
-        send: (envelope) => this.#send(envelope),
+        send: (peer, wire, env) => this.#sendWire(peer, wire, env),
+      },
+      receipts: {
+        take: (peer) => {
+          const ids = this.#receipts.take(peer);
+          if (!this.#receipts.peers().includes(peer)) this.#cancelReceiptTimer(peer);
+          return ids;
+        },
+        untake: (peer, ids) => this.#receipts.untake(peer, ids),
       },
       onEvent: (e) => this.#emit(e),
       onError: (e) => this.#emit({ type: "error", during: "record", error: asClientError(e) }),
+      ...pick(opts, ["redeliverAfterMs"]),
     });
   }
 
@@ -234,7 +305,8 @@ export class ChatClient {
   /**
    * Connects to the relay at `url` and keeps the connection up (reconnecting with backoff).
    * Resolves once connected; rejects with a {@linkcode RelayError} if it gives up first (see
-   * `giveUpAfterMs`; `auth_failed` and `bad_url` at once). Call it once.
+   * `giveUpAfterMs`; `bad_url` and `unsupported_version` at once). Call it once. Mailboxes are
+   * opened after that; the `synced` event says when their backlog is in.
    */
   connect(url: string): Promise<void> {
     if (this.#relay) {
@@ -242,10 +314,11 @@ export class ChatClient {
         new ClientError("protocol", "this client is already connected to a relay"),
       );
     }
-    const relay = new ReconnectingRelay(url, this.#identity, {
+    const relay = new ReconnectingRelay(url, {
       timeoutMs: this.#timeoutMs,
+      reader: this.#opts.receive !== false,
+      maxFrameBytes: this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_V2,
       ...pick(this.#opts, [
-        "maxFrameBytes",
         "framesPerSecond",
         "frameBurst",
         "log",
@@ -262,10 +335,10 @@ export class ChatClient {
 
   /**
    * Sends `text` to `to` (a contact name, a base64 key, or a fingerprint of a known key) and
-   * returns the message id. The message is in history ("sending") when this returns; the outbox
-   * sends it, now or once connected, and reports `accepted`, `retry` or `failed` events. Earlier
-   * messages to the same peer still queued in history go first. Throws `unknown_contact`;
-   * `empty_message`, `message_too_long` or `message_too_large` for a text that
+   * returns the message id. The message is encrypted and in history ("sending") when this
+   * returns; the outbox sends it, now or once connected, and reports `accepted`, `retry` or
+   * `failed` events. Earlier messages to the same peer still queued in history go first. Throws
+   * `unknown_contact`; `empty_message`, `message_too_long` or `message_too_large` for a text that
    * {@linkcode checkMessage} refuses; `frame_too_large` for one too large for this relay's frames
    * (nothing is written then).
    */
@@ -275,8 +348,7 @@ export class ChatClient {
     if (refused) throw new ClientError(REFUSAL_CODES[refused.code], refused.message);
     const peer = this.#peerKey(to);
     this.resume(peer);
-    return this.#outbox.enqueue(peer, text, this.#opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
-      .id;
+    return this.#outbox.enqueue(peer, text, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_V2).id;
   }
 
   /**
@@ -314,21 +386,57 @@ export class ChatClient {
   }
 
   /**
-   * Acks delivered messages (manual mode; in auto mode the client does it). The relay then
-   * forgets them and their senders get receipts. Without a connection the relay keeps them, and
-   * a copy delivered again is acked with no new event.
+   * Acks delivered messages by message id (manual mode; in auto mode the client does it). The
+   * relay then forgets them and their senders get receipts. Without a connection the relay keeps
+   * them, and a copy delivered again is acked with no new event.
    */
   ack(ids: string | string[]): void {
     const list = typeof ids === "string" ? [ids] : ids;
     for (const id of list) {
-      const from = this.#unacked.get(id);
-      if (from === undefined) continue;
+      const u = this.#unacked.get(id);
+      if (u === undefined) continue;
       this.#unacked.delete(id);
-      this.#receipts.add(from, id);
+      this.#relay?.ack(u.delivery.mailbox, [u.delivery.envelope]);
+      this.#queueReceipts(u.from, [id]);
       if (this.#opts.ackMode === "manual") this.#rememberAck(id);
     }
-    this.#relay?.ack(list);
-    this.#flushReceipts();
+  }
+
+  /**
+   * Accepts the request of `key` as contact `name`: saves the contact (as `addContact` does, with
+   * its rules), moves the request's messages into history, sets up the pair mailboxes (opened at
+   * once when connected) and queues a receipt for them (sent after the usual delay, or by the
+   * next run that connects). Returns the messages moved. Throws `contact_exists` (or
+   * `invalid_contact_name`) and changes nothing when the contact cannot be saved.
+   */
+  async acceptRequest(key: string, name: string): Promise<RequestMessage[]> {
+    this.#assertOpen();
+    const req = this.#requests.get(key);
+    await this.#mailboxes.ensure([key]);
+    addContact(this.store, name, key);
+    const moved = req?.messages ?? [];
+    this.store.history(key).appendBatch(moved.map((m) => ({ t: "msg", ...m, dir: "in" })));
+    this.#requests.remove(key);
+    this.#queueReceipts(key, moved.map((m) => m.id));
+    if (this.#relay?.reader) this.#openPair(key);
+    return moved;
+  }
+
+  /**
+   * Blocks `key`: its request and its sessions are deleted, and its later requests are dropped
+   * on arrival. Throws `contact_exists` for a key saved as a contact (remove it first).
+   */
+  block(key: string): void {
+    this.#assertOpen();
+    const contact = this.store.loadContacts().find((c) => c.key === key);
+    if (contact) {
+      throw new ClientError(
+        "contact_exists",
+        `${contact.name} is a contact; only requests from keys that are not contacts are blocked`,
+      );
+    }
+    this.#requests.block(key);
+    this.#sealer.forget(key);
   }
 
   /**
@@ -381,8 +489,10 @@ export class ChatClient {
   }
 
   /**
-   * Stores what is still being received, acks it, sends the receipts that are due (waiting up to
-   * `timeoutMs`, default the client's timeout), then closes the connection. Queued messages stay
+   * Stores what is still being received, acks it, sends the receipts that are due (at most a
+   * random 0.5–2.5 s after the first of them was queued, waiting up to `timeoutMs`, default the
+   * client's timeout), keeps the receipts it could not send for the next run, then closes the
+   * connection. Queued messages stay
    * in history as "sending" for the next run.
    */
   close(opts: { timeoutMs?: number } = {}): Promise<void> {
@@ -390,12 +500,31 @@ export class ChatClient {
   }
 
   async #close(ms: number): Promise<void> {
-    const wait = (p: Promise<unknown>) => deadline(p, ms).catch(() => {});
+    const until = Date.now() + ms;
+    const wait = (p: Promise<unknown>) =>
+      deadline(p, Math.max(0, until - Date.now())).catch(() => {});
     await wait(this.#inbox.idle().then(() => this.#lastReceive));
-    // The flush on its way, then one for the acks that came after it.
-    if (this.#receiptsSending) await wait(this.#receiptsSending);
-    this.#flushReceipts();
-    if (this.#receiptsSending) await wait(this.#receiptsSending);
+    if (this.state === "connected") {
+      // Receipts go out at their moment, but no later than a short random delay (0.5-2.5 s) after
+      // the first of them was queued (receipts loaded from the last run: after now).
+      const [min, max] = CLOSING_RECEIPT_DELAY_MS;
+      const delayMs = min + this.#random() * (max - min);
+      for (const peer of this.#receipts.peers()) {
+        const t = this.#receiptTimers.get(peer);
+        const due = Math.min(t?.due ?? Infinity, (t?.since ?? Date.now()) + delayMs);
+        this.#cancelReceiptTimer(peer);
+        this.#trackReceipts(
+          delay(Math.max(0, due - Date.now())).then(() => this.#flushReceipts(peer)),
+        );
+      }
+    }
+    await wait(Promise.all(this.#receiptsSending));
+    for (const peer of [...this.#receiptTimers.keys()]) this.#cancelReceiptTimer(peer);
+    try {
+      this.#receipts.save();
+    } catch (e) {
+      this.#emit({ type: "error", during: "receipt", error: asClientError(e) });
+    }
     this.#closed = true;
     this.#outbox.close();
     await this.#relay?.close();
@@ -424,37 +553,72 @@ export class ChatClient {
     emit(this.#listeners, e);
   }
 
-  #send(envelope: Parameters<ReconnectingRelay["send"]>[0]): Promise<void> {
+  /**
+   * Wraps a ratchet message for `peer`'s pair mailbox and sends it; when the relay does not know
+   * that mailbox (the peer has not read from this relay yet), sends the same ratchet message to
+   * the peer's request inbox instead. Envelopes go on the wire in the order of the calls.
+   */
+  async #sendWire(peer: string, wire: Uint8Array, env: string): Promise<void> {
     const relay = this.#relay;
-    if (!relay) {
-      return Promise.reject(new RelayError("connection_closed", "not connected to a relay"));
+    if (!relay) throw new RelayError("connection_closed", "not connected to a relay", { id: env });
+    const opts = { timeoutMs: this.#timeoutMs };
+    const pair = await this.#inOrder(async () => {
+      const out = await this.#sealer.pairEnvelope(peer, wire, env);
+      return { answer: relay.send(out.envelope, opts) };
+    });
+    try {
+      await pair.answer;
+    } catch (e) {
+      if (!(e instanceof RelayError) || e.code !== "unknown_mailbox") throw e;
+      const req = await this.#inOrder(async () => {
+        const out = await this.#sealer.requestEnvelope(peer, wire, env);
+        return { answer: relay.send(out.envelope, { ...opts, key: out.key }) };
+      });
+      await req.answer;
     }
-    return relay.send(envelope, { timeoutMs: this.#timeoutMs });
+  }
+
+  /** Runs `step` after the steps started before it (it returns its answer wrapped, unawaited). */
+  #inOrder<T>(step: () => Promise<T>): Promise<T> {
+    const p = this.#ordered.then(step);
+    this.#ordered = p.catch(() => {});
+    return p;
   }
 
   #onRelayEvent(e: ConnectionEvent | RelayEvent): void {
     switch (e.type) {
       case "connection":
-        if (e.state !== "connected") this.#synced = false;
+        if (e.state !== "connected") this.#unsynced = new Set();
         this.#emit(e);
-        if (e.state === "connected") this.#outbox.flush();
+        if (e.state === "connected") {
+          this.#outbox.flush();
+          if (this.#opts.receive !== false) void this.#openMailboxes();
+          for (const peer of this.#receipts.peers()) this.#scheduleReceipts(peer);
+        }
         return;
       case "deliver": {
         if (this.#opts.receive === false || this.#closing) return;
-        this.#lastReceive = this.#inbox.receive(e.envelope).then(
+        const envelope = e.envelope;
+        if (!this.#relay?.reader?.opened.has(envelope.to)) {
+          this.#emit({
+            type: "relay_error",
+            code: "not_open",
+            message: `relay delivered envelope ${envelope.id} for a mailbox not opened here`,
+          });
+          return;
+        }
+        this.#lastReceive = this.#inbox.receive(envelope).then(
           (o) => this.#handle(o),
           (err) => this.#emit({ type: "error", during: "store", error: asClientError(err) }),
         );
         return;
       }
       case "synced": {
-        if (this.#opts.receive === false) return;
-        const session = this.#relay?.session;
+        const session = this.#relay?.reader;
+        this.#syncedCount += e.count;
         this.#lastReceive.then(() => {
-          if (this.#relay?.session !== session) return; // that connection is gone
-          this.#synced = true;
-          this.#emit({ type: "synced", count: e.count });
-          this.#flushReceipts();
+          if (this.#relay?.reader !== session) return; // that connection is gone
+          this.#markSynced(e.mailbox);
         });
         return;
       }
@@ -463,17 +627,90 @@ export class ChatClient {
         return;
       case "invalid":
         this.#emit({ type: "relay_error", code: e.code, message: e.message });
-        if (e.id) this.#relay?.ack([e.id]); // it would come back forever
         return;
     }
   }
 
+  #markSynced(mailbox: string): void {
+    if (!this.#unsynced.delete(mailbox) || this.#unsynced.size > 0) return;
+    const count = this.#syncedCount;
+    this.#syncedCount = 0;
+    this.#emit({ type: "synced", count });
+  }
+
+  /**
+   * Opens my request inbox and the pair mailbox of every contact on the reader socket (pair keys
+   * derived once and cached). `synced` comes once all of them have sent their backlog.
+   */
+  async #openMailboxes(): Promise<void> {
+    const relay = this.#relay!;
+    const reader = relay.reader;
+    try {
+      const peers = this.store.loadContacts().map((c) => c.key);
+      await this.#mailboxes.ensure(peers);
+      const opens = [this.#mailboxes.inbox, ...peers.map((p) => this.#mailboxes.readIdOf(p))];
+      this.#unsynced = new Set(opens);
+      this.#syncedCount = 0;
+      await Promise.all([
+        this.#open(reader, "inbox", this.#identity, this.#mailboxes.inbox),
+        ...peers.map((p) => this.#openPair(p)),
+      ]);
+    } catch (e) {
+      if (relay.reader === reader) {
+        this.#emit({ type: "error", during: "open", error: asClientError(e) });
+      }
+    }
+  }
+
+  async #openPair(peer: string): Promise<void> {
+    const reader = this.#relay?.reader;
+    const mailbox = await this.#mailboxes.readMailbox(peer);
+    await this.#open(reader, "pair", mailbox.authKeyPair, mailbox.idText);
+  }
+
+  async #open(
+    reader: RelaySession | undefined,
+    kind: "inbox" | "pair",
+    authKeyPair: KeyPair,
+    id: string,
+  ): Promise<void> {
+    if (!reader || reader !== this.#relay?.reader) return;
+    try {
+      await reader.open(kind, authKeyPair);
+    } catch (e) {
+      if (reader !== this.#relay?.reader) return;
+      this.#emit({ type: "error", during: "open", error: asClientError(e) });
+      this.#markSynced(id); // its backlog will not come: do not wait for it
+    }
+  }
+
   #handle(o: InboxOutcome): void {
+    const ack = () => this.#relay?.ack(o.delivery.mailbox, [o.delivery.envelope]);
     switch (o.kind) {
-      case "rejected":
-        this.#emit({ type: "rejected", ...withoutKind(o) });
-        this.#relay?.ack([o.id]);
+      case "ignored":
+        this.#emit({
+          type: "relay_error",
+          code: "not_open",
+          message: `envelope ${o.delivery.envelope}: ${o.reason}`,
+        });
         return;
+      case "dropped":
+        this.#opts.log?.(`envelope ${o.delivery.envelope} dropped: ${o.reason}`);
+        return void ack();
+      case "rejected": {
+        const { delivery, kind: _, ...rest } = o;
+        this.#emit({ type: "rejected", id: delivery.envelope, ...rest });
+        return void ack();
+      }
+      case "request":
+        this.#emit({
+          type: "request",
+          from: o.from,
+          fingerprint: o.fingerprint,
+          message: o.message,
+          duplicate: o.duplicate,
+        });
+        return void ack();
       case "receipt":
         if (o.delivered.length > 0) {
           this.#emit({
@@ -483,11 +720,18 @@ export class ChatClient {
             messages: o.delivered,
           });
         }
-        this.#relay?.ack([o.id]);
-        return;
+        return void ack();
       case "message": {
         const { id, from } = o.message;
-        this.#unacked.set(id, from);
+        if (o.delivered.length > 0) {
+          this.#emit({
+            type: "delivered",
+            from,
+            contact: o.message.contact,
+            messages: o.delivered,
+          });
+        }
+        this.#unacked.set(id, { from, delivery: o.delivery });
         if (this.#ackedByCaller.has(id)) return this.ack(id); // handled already
         this.#emit({ type: "message", message: o.message, duplicate: o.duplicate });
         if (this.#opts.ackMode !== "manual") this.ack(id);
@@ -495,23 +739,70 @@ export class ChatClient {
     }
   }
 
-  /** Sends the receipts that are due, one flush at a time, once the backlog is received. */
-  #flushReceipts(): void {
-    if (this.#receiptsSending || this.#receipts.isEmpty || !this.#synced) return;
-    this.#receiptsSending = this.#receipts.flush((env) => this.#send(env)).then((failures) => {
-      for (const f of failures) {
-        this.#emit({ type: "error", during: "receipt", error: asClientError(f.error) });
+  /** Queues receipts for `ids` from `peer`, to go out after a random delay. */
+  #queueReceipts(peer: string, ids: string[]): void {
+    if (ids.length === 0) return;
+    this.#receipts.add(peer, ids);
+    this.#scheduleReceipts(peer);
+  }
+
+  #scheduleReceipts(peer: string): void {
+    if (this.#receiptTimers.has(peer) || this.#closing || this.state !== "connected") return;
+    const [min, max] = this.#opts.receiptDelayMs ?? RECEIPT_DELAY_MS;
+    const ms = min + this.#random() * (max - min);
+    const timer = setTimeout(() => {
+      this.#receiptTimers.delete(peer);
+      this.#trackReceipts(this.#flushReceipts(peer));
+    }, ms);
+    this.#receiptTimers.set(peer, { due: Date.now() + ms, since: Date.now(), timer });
+  }
+
+  /** Keeps `sending` in the set `close` waits for, until it settles. */
+  #trackReceipts(sending: Promise<void>): void {
+    this.#receiptsSending.add(sending);
+    sending.finally(() => this.#receiptsSending.delete(sending));
+  }
+
+  #cancelReceiptTimer(peer: string): void {
+    const t = this.#receiptTimers.get(peer);
+    if (t) clearTimeout(t.timer);
+    this.#receiptTimers.delete(peer);
+  }
+
+  /**
+   * Sends the receipts queued for `peer` (a receipt payload per 1000 ids), each encrypted on the
+   * ratchet like a message but kept in no history. Ids refused for now go back in the queue.
+   */
+  async #flushReceipts(peer: string): Promise<void> {
+    for (let ids = this.#receipts.take(peer); ids.length > 0; ids = this.#receipts.take(peer)) {
+      try {
+        const wire = this.#sealer.encrypt(peer, { v: 2, kind: "receipt", ids });
+        await this.#sendWire(peer, wire, newId());
+      } catch (e) {
+        this.#receipts.untake(peer, ids);
+        this.#emit({ type: "error", during: "receipt", error: asClientError(e) });
+        return;
       }
-    }).finally(() => {
-      this.#receiptsSending = undefined;
-    });
+    }
   }
 }
 
-function withoutKind<T extends { kind: string }>(o: T): Omit<T, "kind"> {
-  const { kind: _, ...rest } = o;
-  return rest;
+/** Options for {@linkcode ChatClient.open}. */
+export interface OpenOptions extends ChatClientOptions {
+  /** Profile name (default "default"): the files are in `<home>/.chat-<profile>/`. */
+  profile?: string;
+  /** Home directory (default `$HOME`). */
+  home?: string;
+  /** Passphrase of a protected identity. */
+  passphrase?: string;
+  /** Receives the store's warnings (loose permissions, unreadable lines). */
+  warn?: (message: string) => void;
 }
+
+/** A listener for events of type `T` ("*": all of them). */
+export type ChatListener<T extends ChatEventType | "*"> = (
+  event: T extends "*" ? ChatEvent : Extract<ChatEvent, { type: T }>,
+) => void;
 
 function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};

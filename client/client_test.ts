@@ -1,30 +1,26 @@
 import assert from "node:assert/strict";
-import { generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { deadline } from "@chat-p2p/protocol/async";
 import { closedPort, startFakeRelay } from "../tests/fake_relay.ts";
-import { startTestRelay } from "../tests/relay_harness.ts";
+import { contactProfiles, type TestProfile } from "../tests/v2_peer.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "./client.ts";
 import { ClientError, RelayError } from "./errors.ts";
-import { ProfileStore } from "./store/profile_store.ts";
 
 const FAST = { minTimeout: 10, maxTimeout: 50, jitter: 0.5 };
+/** Receipts after 10-20 ms, not the 2-20 s of a long-running client. */
+const QUICK_RECEIPTS = [10, 20] as const;
 
 /** Two profiles that know each other, under one temporary HOME. */
 async function people() {
   const home = await Deno.makeTempDir({ prefix: "chat-p2p-client-" });
-  const make = (profile: string) => {
-    const store = new ProfileStore({ home, profile });
-    const kp = generateKeyPair();
-    store.saveIdentity(kp);
-    return { store, kp, key: toBase64(kp.publicKey) };
-  };
-  const alice = make("alice");
-  const bob = make("bob");
-  alice.store.saveContacts([{ name: "bob", key: bob.key }]);
-  bob.store.saveContacts([{ name: "alice", key: alice.key }]);
+  const { alice, bob } = contactProfiles(home);
   const clients: ChatClient[] = [];
-  const client = (who: typeof alice, opts: ChatClientOptions = {}) => {
-    const c = new ChatClient(who.store, who.kp, { backoff: FAST, timeoutMs: 5000, ...opts });
+  const client = (who: TestProfile, opts: ChatClientOptions = {}) => {
+    const c = new ChatClient(who.store, who.kp, {
+      backoff: FAST,
+      timeoutMs: 5000,
+      receiptDelayMs: QUICK_RECEIPTS,
+      ...opts,
+    });
     clients.push(c);
     return c;
   };
@@ -65,7 +61,7 @@ function recorder(c: ChatClient) {
 }
 
 Deno.test("ChatClient: send offline, receive, auto-ack, receipt back: the whole round", async () => {
-  await using relay = await startTestRelay();
+  await using relay = startFakeRelay();
   await using p = await people();
   const alice = p.client(p.alice);
   const a = recorder(alice);
@@ -78,6 +74,10 @@ Deno.test("ChatClient: send offline, receive, auto-ack, receipt back: the whole 
   assert.deepEqual(await deadline(alice.outcome(id), 5000), { state: "accepted" });
   assert.equal((await a.next("accepted")).message.id, id);
   assert.equal(p.alice.store.history(p.bob.key).get(id)?.state, "accepted");
+  // Bob never read from this relay: his pair mailbox is unknown there, so the same ratchet
+  // message went to his request inbox instead, under another envelope id.
+  assert.deepEqual(relay.keys, [undefined, p.bob.key]);
+  assert.notEqual(relay.sends[0].id, relay.sends[1].id);
 
   const bob = p.client(p.bob);
   const b = recorder(bob);
@@ -107,7 +107,7 @@ Deno.test("ChatClient: send offline, receive, auto-ack, receipt back: the whole 
 });
 
 Deno.test("ChatClient manual acks: an unacked message comes again as a duplicate; an acked one never", async () => {
-  await using relay = await startTestRelay();
+  await using relay = startFakeRelay();
   await using p = await people();
   const alice = p.client(p.alice);
   await alice.connect(relay.url);
@@ -159,20 +159,22 @@ Deno.test("ChatClient: a message refused as unavailable stays queued and is sent
   assert.equal(retry.error.code, "unavailable");
   assert.equal(p.alice.store.history(p.bob.key).get(id)?.state, "sending", "never failed");
   assert.deepEqual(await deadline(alice.outcome(id), 5000), { state: "accepted" });
-  assert.deepEqual(fake.sends.map((e) => e.id), [id, id, id]);
+  // Three attempts under one envelope id (the last one, with bob unknown there, to his inbox).
+  const env = p.alice.store.history(p.bob.key).get(id)?.env;
+  assert.deepEqual(fake.sends.slice(0, 3).map((e) => e.id), [env, env, env]);
   assert.equal(a.events.filter((e) => e.type === "failed").length, 0);
 });
 
-Deno.test("ChatClient: spoofed_sender is final: failed in history, and resend queues it again", async () => {
+Deno.test("ChatClient: bad_frame is final: failed in history, and resend queues it again", async () => {
   await using p = await people();
   let refuse = true;
-  await using fake = startFakeRelay(() => refuse ? { code: "spoofed_sender" } : "accepted");
+  await using fake = startFakeRelay(() => refuse ? { code: "bad_frame" } : "accepted");
   const alice = p.client(p.alice);
   const a = recorder(alice);
   await alice.connect(fake.url);
   const id = alice.send("bob", "x");
   const failed = await a.next("failed");
-  assert.deepEqual([failed.message.id, failed.error.code], [id, "spoofed_sender"]);
+  assert.deepEqual([failed.message.id, failed.error.code], [id, "bad_frame"]);
   assert.equal(p.alice.store.history(p.bob.key).get(id)?.state, "failed");
   refuse = false;
   assert.deepEqual(alice.resend("bob").map((m) => m.id), [id]);
@@ -181,7 +183,7 @@ Deno.test("ChatClient: spoofed_sender is final: failed in history, and resend qu
 });
 
 Deno.test("ChatClient: what a closed client left queued is sent by the next one, first", async () => {
-  await using relay = await startTestRelay();
+  await using relay = startFakeRelay();
   await using p = await people();
   const first = p.client(p.alice);
   const left = first.send("bob", "left behind"); // never connected
@@ -211,8 +213,13 @@ Deno.test("ChatClient: errors are ClientErrors with codes from one union", async
     (e: unknown) => e instanceof ClientError && e.code === "message_too_long",
   );
   assert.throws(
-    () => alice.send("bob", "中".repeat(16_384)),
+    () => alice.send("bob", "😀".repeat(16_384)),
     (e: unknown) => e instanceof ClientError && e.code === "message_too_large",
+  );
+  const small = p.client(p.alice, { maxFrameBytes: 16_384 });
+  assert.throws(
+    () => small.send("bob", "x".repeat(16_000)),
+    (e: unknown) => e instanceof ClientError && e.code === "frame_too_large",
   );
   assert.deepEqual(p.alice.store.history(p.bob.key).entries(), [], "nothing written");
   const port = closedPort();
@@ -230,7 +237,7 @@ Deno.test("ChatClient: errors are ClientErrors with codes from one union", async
 });
 
 Deno.test("ChatClient.events(): every event in order, ending when the client closes", async () => {
-  await using relay = await startTestRelay();
+  await using relay = startFakeRelay();
   await using p = await people();
   const alice = p.client(p.alice);
   const seen: string[] = [];

@@ -1,45 +1,51 @@
 /**
- * One connection to a relay: owns the WebSocket. It authenticates (challenge → signed auth →
- * ready), then offers a small async API: {@linkcode RelaySession.send} resolves when the relay
- * answers `accepted` for the envelope (or rejects with a {@linkcode RelayError} carrying the
- * relay's error code, once: retrying is the outbox's business), deliveries arrive through
- * {@linkcode RelaySession.nextEvent} or the async iterator, {@linkcode RelaySession.ack}
- * acknowledges stored ids, and `close()` always releases the socket. Every received frame goes
- * through `parseServerFrame` of @chat-p2p/protocol. Frames are written in order, paced by a
+ * One connection to a relay (protocol v2): owns the WebSocket. It waits for the relay's `hello`
+ * (its challenge), then offers a small async API: {@linkcode RelaySession.open} opens a mailbox
+ * (an `open` frame signed by the mailbox's auth key, bound to the relay URL and the challenge),
+ * {@linkcode RelaySession.send} resolves when the relay answers `accepted` for the envelope (or
+ * rejects with a {@linkcode RelayError} carrying the relay's error code, once: retrying is the
+ * outbox's business), deliveries arrive through {@linkcode RelaySession.nextEvent} or the async
+ * iterator, {@linkcode RelaySession.ack} acknowledges stored ids of a mailbox, and `close()`
+ * always releases the socket. A socket that sends needs no authentication and opens nothing
+ * (sealed sender); the client reads on another one. Every received frame goes through
+ * `parseServerFrameV2` of @chat-p2p/protocol. Frames are written in order, paced by a
  * {@linkcode TokenBucket} so a burst stays under the relay's frame limit; acks waiting for their
- * turn are merged into one frame. {@linkcode ReconnectingRelay} (reconnecting.ts) builds on it.
+ * turn are merged, one frame per mailbox. {@linkcode ReconnectingRelay} (reconnecting.ts) builds
+ * on it.
  *
  * @module
  */
 import {
-  authMessage,
-  type ClientFrame,
+  type ClientFrameV2,
   CLOSE_CODES,
-  DEFAULT_MAX_FRAME_BYTES,
-  type Envelope,
+  type EnvelopeV2,
   type ErrorCode,
   type KeyPair,
+  mailboxIdFor,
+  type MailboxKind,
   MAX_ACK_IDS,
-  normalizeRelayUrl,
-  parseServerFrame,
-  type ServerFrame,
-  signAsync,
+  MAX_FRAME_BYTES_V2,
+  openFrame,
+  parseRelayUrl,
+  parseServerFrameV2,
+  type ServerFrameV2,
   toBase64,
 } from "@chat-p2p/protocol";
 import { deadline, isTimeoutError, TokenBucket } from "@chat-p2p/protocol/async";
+import { crashPoint } from "./_crash.ts";
 import { RelayError } from "./errors.ts";
 
 /** Default time to wait for the relay (connect, authenticate, accept). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
-/** Something the relay pushed to an authenticated session. */
+/** Something the relay pushed to a session. */
 export type RelayEvent =
-  /** An envelope for me (pending or live). Ack its id once stored. */
-  | { type: "deliver"; envelope: Envelope }
-  /** The initial drain of pending envelopes is complete. */
-  | { type: "synced"; count: number }
-  /** A connection-level error frame (no envelope id). */
-  | { type: "error"; code: ErrorCode; message: string }
+  /** An envelope of a mailbox opened here (pending or live); its `to` says which. */
+  | { type: "deliver"; envelope: EnvelopeV2 }
+  /** The initial drain of that mailbox's pending envelopes is complete. */
+  | { type: "synced"; mailbox: string; count: number }
+  /** An error frame about no send and no open of this session (`mailbox`: an ack's). */
+  | { type: "error"; code: ErrorCode; message: string; mailbox?: string }
   /** A frame that failed validation; `id` names the envelope when it could be read. */
   | { type: "invalid"; code: ErrorCode; message: string; id?: string };
 
@@ -55,14 +61,14 @@ export interface CloseInfo {
 
 /** Options for {@linkcode connectRelay}. */
 export interface ConnectOptions {
-  /** Time allowed for connecting and authenticating, and default time for `send`. */
+  /** Time allowed for connecting (and each `open`), and default time for `send`. */
   timeoutMs?: number;
-  /** Largest frame this client will send (the relay's limit). */
+  /** Largest frame this client will send (the relay's limit; default 128 KiB). */
   maxFrameBytes?: number;
   /** Receives one line per frame sent/received and per state change (for --verbose). */
   log?: (line: string) => void;
   /**
-   * Most frames per second this client writes after authenticating (token bucket; 0 =
+   * Most frames per second this client writes (token bucket; 0 =
    * unpaced). Default {@linkcode DEFAULT_FRAMES_PER_SECOND}, under a relay's default limits,
    * so a burst of messages is paced instead of refused.
    */
@@ -159,26 +165,41 @@ interface PendingSend {
   written: boolean;
 }
 
-/** A frame waiting for its turn: text, or the merged acks. */
-type Outgoing = { text: string; sendId?: string } | { acks: true };
+/** A frame waiting for its turn: text, or the merged acks of one mailbox. */
+type Outgoing = { text: string; sendId?: string } | { acks: string };
 
-/** An authenticated connection to a relay. Create it with {@linkcode connectRelay}. */
+/** A connection to a relay that has said hello. Create it with {@linkcode connectRelay}. */
 export class RelaySession {
-  /** The normalised relay URL (what was connected to and signed). */
+  /** The canonical relay URL (what was connected to, and what `open` signs). */
   readonly relayUrl: string;
-  /** The authenticated public key (base64). */
-  readonly key: string;
+  /** The relay's challenge for this socket (base64). */
+  readonly challenge: string;
   /** Resolves once the socket is closed, with how it closed. */
   readonly closed: Promise<CloseInfo>;
 
   readonly #conn: Connection;
 
   /** @internal use {@linkcode connectRelay} */
-  constructor(conn: Connection, key: string) {
+  constructor(conn: Connection, challenge: string) {
     this.#conn = conn;
     this.relayUrl = conn.relayUrl;
-    this.key = key;
+    this.challenge = challenge;
     this.closed = conn.closed;
+  }
+
+  /** Base64 ids of the mailboxes opened on this socket. */
+  get opened(): ReadonlySet<string> {
+    return this.#conn.opened;
+  }
+
+  /**
+   * Opens a mailbox on this socket: `inbox` with the identity, `pair` with the mailbox's auth key
+   * pair. Resolves with its id once the relay answers `opened` (its pending envelopes follow,
+   * then `synced`); rejects with a {@linkcode RelayError} (`auth_failed`, ...).
+   */
+  async open(kind: MailboxKind, authKeyPair: KeyPair): Promise<string> {
+    const frame = await openFrame(this.relayUrl, this.challenge, kind, authKeyPair);
+    return this.#conn.openMailbox(frame, toBase64(mailboxIdFor(kind, authKeyPair.publicKey)));
   }
 
   /** True until the socket starts closing. */
@@ -191,16 +212,17 @@ export class RelaySession {
    * {@linkcode RelayError}: the relay's code (`mailbox_full`, `rate_limited`, ...), `timeout`,
    * `connection_closed` or `frame_too_large`.
    */
-  send(envelope: Envelope, opts: { timeoutMs?: number } = {}): Promise<void> {
-    return this.#conn.sendEnvelope(envelope, opts.timeoutMs);
+  send(envelope: EnvelopeV2, opts: { key?: string; timeoutMs?: number } = {}): Promise<void> {
+    return this.#conn.sendEnvelope(envelope, opts.key, opts.timeoutMs);
   }
 
   /**
-   * Acknowledges stored envelope ids. Acks waiting behind other frames are merged, at most
-   * MAX_ACK_IDS per frame. Throws `connection_closed` once the socket is closed.
+   * Acknowledges stored envelope ids of a mailbox opened here (the relay answers nothing when it
+   * worked). Acks waiting behind other frames are merged per mailbox, at most MAX_ACK_IDS per
+   * frame. Throws `connection_closed` once the socket is closed.
    */
-  ack(ids: string[]): void {
-    this.#conn.ack(ids);
+  ack(mailbox: string, ids: string[]): void {
+    this.#conn.ack(mailbox, ids);
   }
 
   /**
@@ -229,45 +251,52 @@ export class RelaySession {
   }
 }
 
-/** Internal: the socket and its frame dispatch, before and after authentication. */
+/** Internal: the socket and its frame dispatch, before and after `hello`. */
 class Connection {
   readonly relayUrl: string;
   readonly events = new EventQueue();
   readonly closed: Promise<CloseInfo>;
+  readonly opened: Set<string> = new Set();
   readonly #ws: WebSocket;
   readonly #log: (line: string) => void;
   readonly #timeoutMs: number;
   readonly #maxFrameBytes: number;
   readonly #pending = new Map<string, PendingSend>();
+  /** Opens waiting for `opened`, by mailbox id. */
+  readonly #opening = new Map<string, { resolve: () => void; reject: (e: RelayError) => void }>();
   readonly #pace: TokenBucket;
   readonly #stopWriting = new AbortController();
   #queue: Outgoing[] = [];
-  /** Ids acked but not written yet; one `{acks}` item in the queue writes them. */
-  #acks: string[] = [];
+  /** Ids acked but not written yet, per mailbox; one `{acks}` item in the queue writes them. */
+  #acks = new Map<string, string[]>();
   #writing = false;
   #drainWaiters: Array<() => void> = [];
   #opened: Promise<void>;
   #byClient = false;
   #closeInfo: CloseInfo | undefined;
   #connectError = "";
-  /** Frames before authentication completes go to this waiter instead of the event queue. */
-  #preAuth: Array<ServerFrame | RelayError> = [];
-  #preAuthWaiter: ((f: ServerFrame | RelayError) => void) | undefined;
-  #authenticated = false;
+  /** The `hello` (or why there is none) goes to this waiter instead of the event queue. */
+  #hello: Promise<string>;
+  #helloSettle!: { resolve: (c: string) => void; reject: (e: RelayError) => void };
+  #greeted = false;
 
   constructor(relayUrl: string, opts: ConnectOptions) {
     this.relayUrl = relayUrl;
     this.#log = opts.log ?? (() => {});
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.#maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES_V2;
     this.#pace = new TokenBucket({
       ratePerSecond: opts.framesPerSecond ?? DEFAULT_FRAMES_PER_SECOND,
       burst: Math.max(1, opts.frameBurst ?? DEFAULT_FRAME_BURST),
     });
+    const hello = Promise.withResolvers<string>();
+    this.#hello = hello.promise;
+    this.#hello.catch(() => {}); // observed in waitForHello()
+    this.#helloSettle = hello;
     this.#ws = new WebSocket(relayUrl);
     const opened = Promise.withResolvers<void>();
     this.#opened = opened.promise;
-    this.#opened.catch(() => {}); // observed in open()
+    this.#opened.catch(() => {}); // observed in connected()
     const closed = Promise.withResolvers<CloseInfo>();
     this.closed = closed.promise;
     this.#ws.onopen = () => {
@@ -289,11 +318,17 @@ class Connection {
         p.reject(new RelayError("connection_closed", message, { id }));
       }
       this.#pending.clear();
+      for (const o of this.#opening.values()) {
+        o.reject(new RelayError("connection_closed", message));
+      }
+      this.#opening.clear();
       this.#queue = [];
-      this.#acks = [];
+      this.#acks.clear();
       this.#stopWriting.abort();
       for (const w of this.#drainWaiters.splice(0)) w();
-      this.#pushPreAuth(new RelayError("connection_closed", message));
+      hello.reject(
+        new RelayError("connection_closed", `relay closed the connection (${describeClose(info)})`),
+      );
       this.events.end();
       closed.resolve(info);
     };
@@ -304,7 +339,7 @@ class Connection {
   }
 
   /** Waits for the socket to open; on failure, finds out why in words a person understands. */
-  async open(timeoutMs: number): Promise<void> {
+  async connected(timeoutMs: number): Promise<void> {
     try {
       await deadline(this.#opened, timeoutMs);
     } catch (e) {
@@ -319,45 +354,17 @@ class Connection {
     }
   }
 
-  #pushPreAuth(f: ServerFrame | RelayError): void {
-    if (this.#authenticated) return;
-    const w = this.#preAuthWaiter;
-    if (w) {
-      this.#preAuthWaiter = undefined;
-      w(f);
-    } else this.#preAuth.push(f);
-  }
-
-  /** Next frame before authentication completes (or the close error), with a timeout. */
-  async nextPreAuth(timeoutMs: number, waitingFor: string): Promise<ServerFrame> {
-    const queued = this.#preAuth.shift();
-    const { promise, resolve } = Promise.withResolvers<ServerFrame | RelayError>();
-    if (queued) resolve(queued);
-    else if (this.#closeInfo) {
-      resolve(
-        new RelayError(
-          "connection_closed",
-          `relay closed the connection (${describeClose(this.#closeInfo)})`,
-        ),
-      );
-    } else this.#preAuthWaiter = resolve;
-    let f: ServerFrame | RelayError;
+  /** The challenge of the relay's `hello`, or why it did not come. */
+  async waitForHello(timeoutMs: number): Promise<string> {
     try {
-      f = await deadline(promise, timeoutMs);
-    } catch {
-      this.#preAuthWaiter = undefined;
+      return await deadline(this.#hello, timeoutMs);
+    } catch (e) {
+      if (!isTimeoutError(e)) throw e;
       throw new RelayError(
         "timeout",
-        `relay ${this.relayUrl} did not send ${waitingFor} within ${timeoutMs / 1000} s`,
+        `relay ${this.relayUrl} did not say hello within ${timeoutMs / 1000} s`,
       );
     }
-    if (f instanceof RelayError) throw f;
-    return f;
-  }
-
-  markAuthenticated(): void {
-    this.#authenticated = true;
-    this.#preAuth = [];
   }
 
   #onMessage(ev: MessageEvent): void {
@@ -367,7 +374,7 @@ class Connection {
       return;
     }
     this.#log(`< ${summarize(ev.data)}`);
-    const p = parseServerFrame(ev.data);
+    const p = parseServerFrameV2(ev.data);
     if (!p.ok) {
       if (p.code === "unknown_type") {
         // A frame type from a newer relay: ignore it, as the protocol intends.
@@ -384,18 +391,35 @@ class Connection {
     const f = p.value;
     if (f.type === "ping") {
       this.sendFrame(
-        f.nonce === undefined ? { v: 1, type: "pong" } : { v: 1, type: "pong", nonce: f.nonce },
+        f.nonce === undefined ? { v: 2, type: "pong" } : { v: 2, type: "pong", nonce: f.nonce },
       );
       return;
     }
     if (f.type === "pong") return;
-    if (!this.#authenticated) {
-      this.#pushPreAuth(f);
-      // Frames after `ready` belong to the session even before connectRelay() resumes.
-      if (f.type === "ready") this.#authenticated = true;
+    if (!this.#greeted) {
+      this.#greeted = true;
+      if (f.type === "hello") return this.#helloSettle.resolve(f.challenge);
+      this.#helloSettle.reject(
+        f.type === "error"
+          ? new RelayError(f.code, `relay refused the connection: ${f.code}: ${f.message}`)
+          : new RelayError("protocol", `relay sent ${f.type} instead of hello`),
+      );
       return;
     }
+    this.#dispatch(f);
+  }
+
+  #dispatch(f: ServerFrameV2): void {
     switch (f.type) {
+      case "opened": {
+        const o = this.#opening.get(f.mailbox);
+        this.opened.add(f.mailbox);
+        if (o) {
+          this.#opening.delete(f.mailbox);
+          o.resolve();
+        }
+        return;
+      }
       case "accepted": {
         const p = this.#pending.get(f.id);
         if (p) {
@@ -412,6 +436,16 @@ class Connection {
           p.reject(new RelayError(f.code, f.message, { id: f.id, fromRelay: true, ...retry }));
           return;
         }
+        if (f.mailbox !== undefined && this.#opening.has(f.mailbox)) {
+          const o = this.#opening.get(f.mailbox)!;
+          this.#opening.delete(f.mailbox);
+          o.reject(
+            new RelayError(f.code, `relay refused to open a mailbox: ${f.code}: ${f.message}`, {
+              fromRelay: true,
+            }),
+          );
+          return;
+        }
         if (f.code === "rate_limited" && f.id === undefined) {
           // The relay refused a frame before reading it, so it cannot say which: every send on
           // the wire without an answer may be the one. They are refused here, to be sent again
@@ -424,37 +458,32 @@ class Connection {
           }
           return;
         }
-        this.events.push({ type: "error", code: f.code, message: f.message });
+        this.events.push({
+          type: "error",
+          code: f.code,
+          message: f.message,
+          ...(f.mailbox !== undefined ? { mailbox: f.mailbox } : {}),
+        });
         return;
       }
       case "deliver":
         this.events.push({ type: "deliver", envelope: f.envelope });
         return;
       case "synced":
-        this.events.push({ type: "synced", count: f.count });
+        this.events.push({ type: "synced", mailbox: f.mailbox, count: f.count });
         return;
       default:
-        this.#log(`unexpected ${f.type} frame after authentication; ignored`);
+        this.#log(`unexpected ${f.type} frame; ignored`);
     }
   }
 
   #protocolProblem(p: { code: ErrorCode; message: string; id?: string }): void {
-    if (!this.#authenticated) {
-      this.#pushPreAuth(new RelayError("protocol", p.message));
+    if (!this.#greeted) {
+      this.#greeted = true;
+      this.#helloSettle.reject(new RelayError("protocol", p.message));
       return;
     }
     this.events.push({ type: "invalid", ...p });
-  }
-
-  /** Writes a frame now: only for the handshake, which must not wait behind the queue. */
-  sendFrameNow(frame: ClientFrame): void {
-    this.#assertOpen();
-    this.#log(
-      `> ${
-        frame.type === "auth" ? JSON.stringify({ ...frame, signature: "…" }) : JSON.stringify(frame)
-      }`,
-    );
-    this.#ws.send(JSON.stringify(frame));
   }
 
   #assertOpen(id?: string): void {
@@ -468,17 +497,41 @@ class Connection {
   }
 
   /** Queues a frame; frames are written in order, paced by the token bucket. */
-  sendFrame(frame: ClientFrame): void {
+  sendFrame(frame: ClientFrameV2): void {
     this.#assertOpen();
     this.#enqueue({ text: JSON.stringify(frame) });
   }
 
-  /** Queues acks: ids waiting to be written go out together, at most MAX_ACK_IDS a frame. */
-  ack(ids: string[]): void {
+  /** Sends an `open` and resolves once the relay answers `opened` for `mailbox`. */
+  openMailbox(frame: ClientFrameV2, mailbox: string): Promise<string> {
+    const { promise, resolve, reject } = Promise.withResolvers<string>();
+    try {
+      this.#assertOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#opening.set(mailbox, { resolve: () => resolve(mailbox), reject });
+    this.#enqueue({ text: JSON.stringify(frame) });
+    return deadline(promise, this.#timeoutMs).catch((e) => {
+      this.#opening.delete(mailbox);
+      if (!isTimeoutError(e)) throw e;
+      throw new RelayError(
+        "timeout",
+        `relay ${this.relayUrl} did not open a mailbox within ${this.#timeoutMs / 1000} s`,
+      );
+    });
+  }
+
+  /** Queues acks: ids of a mailbox waiting to be written go out together, MAX_ACK_IDS a frame. */
+  ack(mailbox: string, ids: string[]): void {
     this.#assertOpen();
     if (ids.length === 0) return;
-    if (this.#acks.length === 0) this.#enqueue({ acks: true });
-    this.#acks.push(...ids);
+    const waiting = this.#acks.get(mailbox);
+    if (waiting) waiting.push(...ids);
+    else {
+      this.#acks.set(mailbox, [...ids]);
+      this.#enqueue({ acks: mailbox });
+    }
   }
 
   #enqueue(item: Outgoing): void {
@@ -495,8 +548,12 @@ class Connection {
         const item = this.#queue.shift()!;
         let text: string;
         if ("acks" in item) {
-          text = JSON.stringify({ v: 1, type: "ack", ids: this.#acks.splice(0, MAX_ACK_IDS) });
-          if (this.#acks.length > 0) this.#queue.push(item);
+          const ids = this.#acks.get(item.acks) ?? [];
+          const part = ids.splice(0, MAX_ACK_IDS);
+          if (ids.length > 0) this.#queue.push(item);
+          else this.#acks.delete(item.acks);
+          if (part.length === 0) continue;
+          text = JSON.stringify({ v: 2, type: "ack", mailbox: item.acks, ids: part });
         } else {
           text = item.text;
           if (item.sendId !== undefined) {
@@ -507,6 +564,8 @@ class Connection {
         }
         this.#log(`> ${summarize(text)}`);
         this.#ws.send(text);
+        if ("acks" in item) crashPoint("receive:acked");
+        else if (item.sendId !== undefined) crashPoint("send:sent");
       }
     } catch { /* closed while waiting for a token */ }
     this.#writing = false;
@@ -522,8 +581,15 @@ class Connection {
     this.#drainWaiters = this.#drainWaiters.filter((w) => w !== resolve);
   }
 
-  sendEnvelope(envelope: Envelope, timeoutMs: number = this.#timeoutMs): Promise<void> {
-    const text = JSON.stringify({ v: 1, type: "send", envelope } satisfies ClientFrame);
+  sendEnvelope(
+    envelope: EnvelopeV2,
+    key: string | undefined,
+    timeoutMs: number = this.#timeoutMs,
+  ): Promise<void> {
+    const frame: ClientFrameV2 = key === undefined
+      ? { v: 2, type: "send", envelope }
+      : { v: 2, type: "send", envelope, key };
+    const text = JSON.stringify(frame);
     const size = new TextEncoder().encode(text).length;
     if (size > this.#maxFrameBytes) {
       return Promise.reject(
@@ -601,57 +667,27 @@ async function diagnoseConnectFailure(relayUrl: string, wsError: string): Promis
 }
 
 /**
- * Connects to a relay and authenticates as `identity`: waits for the challenge, signs
- * `authMessage(normalizedUrl, challenge, key)`, waits for `ready`. Throws a {@linkcode RelayError}
- * (`bad_url`, `unreachable`, `timeout`, `auth_failed`, `connection_closed`, `protocol`, or the
- * relay's own code). The socket is closed on every failure.
+ * Connects to a relay and waits for its `hello`. Throws a {@linkcode RelayError} (`bad_url`,
+ * `unreachable`, `timeout`, `connection_closed`, `protocol`, or the relay's own code, e.g.
+ * `unsupported_version` from a relay that speaks protocol 1). The socket is closed on every
+ * failure.
  */
-export async function connectRelay(
-  url: string,
-  identity: KeyPair,
-  opts: ConnectOptions = {},
-): Promise<RelaySession> {
-  const relayUrl = normalizeRelayUrl(url);
-  if (!relayUrl) {
+export async function connectRelay(url: string, opts: ConnectOptions = {}): Promise<RelaySession> {
+  const parsed = parseRelayUrl(url);
+  if (!parsed.ok) {
     throw new RelayError(
       "bad_url",
-      `not a relay URL: ${JSON.stringify(url)} (expected ws://host:port/path or wss://...)`,
+      `not a relay URL: ${JSON.stringify(url)} (${
+        parsed.message.replace(/^Not a relay URL: /, "")
+      })`,
     );
   }
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const conn = new Connection(relayUrl, opts);
+  const conn = new Connection(parsed.value, opts);
   try {
-    await conn.open(timeoutMs);
-    const first = await conn.nextPreAuth(timeoutMs, "a challenge");
-    if (first.type === "error") {
-      throw new RelayError(
-        first.code,
-        `relay refused the connection: ${first.code}: ${first.message}`,
-      );
-    }
-    if (first.type !== "challenge") {
-      throw new RelayError("protocol", `relay sent ${first.type} instead of a challenge`);
-    }
-    const key = toBase64(identity.publicKey);
-    const signature = toBase64(
-      await signAsync(authMessage(relayUrl, first.challenge, key), identity.secretKey),
-    );
-    conn.sendFrameNow({ v: 1, type: "auth", key, relay: relayUrl, signature });
-    const answer = await conn.nextPreAuth(timeoutMs, "ready");
-    if (answer.type === "error") {
-      throw new RelayError(
-        answer.code,
-        `relay refused authentication: ${answer.code}: ${answer.message}`,
-      );
-    }
-    if (answer.type !== "ready") {
-      throw new RelayError("protocol", `relay sent ${answer.type} instead of ready`);
-    }
-    if (answer.key !== key) {
-      throw new RelayError("protocol", `relay authenticated a different key (${answer.key})`);
-    }
-    conn.markAuthenticated();
-    return new RelaySession(conn, key);
+    await conn.connected(timeoutMs);
+    const challenge = await conn.waitForHello(timeoutMs);
+    return new RelaySession(conn, challenge);
   } catch (e) {
     await conn.close();
     throw e;

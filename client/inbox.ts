@@ -1,28 +1,32 @@
 /**
- * The inbox: what happens to an envelope the relay delivers. It is opened through the
- * {@linkcode Sealer} (with the key it claims to come from), what it carries is stored in that
- * peer's history (deduplicated by id), and only then may it be acked: **store, then ack**. A
- * message that is acked is never lost, and one that is not is delivered again and stored once.
+ * The inbox: what happens to the envelopes the relay delivers. A batch of them is opened and
+ * decrypted **in memory** (outer layer, then the ratchet, on a copy of the sessions), what they
+ * carry is **appended to history** (one write and one fsync per conversation), first-contact
+ * requests to `requests/`, then the advanced **sessions are written**, and only then may the
+ * envelopes be **acked**. All of it runs without yielding, so no send can use a session in
+ * between.
  *
- * Envelopes arriving together are stored together: {@linkcode Inbox.receive} queues them, and
- * each batch costs one append and one fsync per conversation (a 10,000-message backlog is a few
- * dozen fsyncs, not 10,000), with one batch on the disk while the next one forms.
+ * A crash anywhere before the sessions are written gets the batch delivered again, and the old
+ * sessions still open it (history drops the ids it has). A crash after it gets the batch again
+ * too; the ratchet then calls it a replay, and it is acked without being shown twice. Nothing
+ * acked is ever missing from history.
  *
- * {@linkcode ReceiptBatch} collects the ids of stored messages and tells each sender once per
- * batch that they were delivered.
+ * Envelopes arriving together are stored together: {@linkcode Inbox.receive} queues them, so a
+ * 10,000-message backlog costs a few dozen fsyncs, not 10,000.
  *
  * @module
  */
-import { type Envelope, MAX_ACK_IDS } from "@chat-p2p/protocol";
+import type { EnvelopeV2, MessagePayloadV2 } from "@chat-p2p/protocol";
 import { Batcher } from "@chat-p2p/protocol/async";
-import { isPermanentRefusal } from "./outbox.ts";
-import type { Sealer } from "./sealing.ts";
+import { crashPoint } from "./_crash.ts";
+import type { Sealer, Unwrapped } from "./sealing.ts";
 import type { NewRecord } from "./store/message_log.ts";
 import { keyFingerprint, type ProfileStore } from "./store/profile_store.ts";
+import type { RequestMessage, RequestStore } from "./store/requests.ts";
 
 /** A received chat message. */
 export interface IncomingMessage {
-  /** Envelope id. */
+  /** Message id (the history id). */
   id: string;
   /** Sender's base64 key. */
   from: string;
@@ -32,26 +36,52 @@ export interface IncomingMessage {
   fingerprint: string;
   /** The plaintext. */
   text: string;
-  /** Sender's clock, from inside the box. */
+  /** Sender's clock, from inside the ratchet. */
   sent_at: string;
   /** Local time it was stored. */
   at: string;
 }
 
-/** The outcome of handling one delivered envelope. Every outcome may be acked. */
+/** Which envelope an outcome is about: what to ack. */
+export interface Delivery {
+  /** The mailbox it came from. */
+  mailbox: string;
+  /** Its envelope id. */
+  envelope: string;
+}
+
+/** Messages of mine that a receipt (or a message carrying receipts) marked delivered. */
+export type Delivered = Array<{ id: string; text: string }>;
+
+/** The outcome of handling one delivered envelope. All may be acked but `ignored`. */
 export type InboxOutcome =
-  /** A message, stored now (`duplicate` false) or already in history (`duplicate` true). */
-  | { kind: "message"; message: IncomingMessage; duplicate: boolean }
-  /** A receipt: `delivered` lists my outgoing messages that are now marked delivered. */
-  | {
-    kind: "receipt";
-    id: string;
-    from: string;
-    contact: string | null;
-    delivered: Array<{ id: string; text: string }>;
-  }
-  /** Not opened or not understood: report it, ack it, never show it as from `from`. */
-  | { kind: "rejected"; id: string; from: string; fingerprint: string; reason: string };
+  & { delivery: Delivery }
+  & (
+    /**
+     * A message, stored now (`duplicate` false) or already in history (`duplicate` true);
+     * `delivered`: my messages its piggybacked receipts marked delivered.
+     */
+    | { kind: "message"; message: IncomingMessage; duplicate: boolean; delivered: Delivered }
+    /** A receipt: `delivered` lists my outgoing messages that are now marked delivered. */
+    | { kind: "receipt"; from: string; contact: string | null; delivered: Delivered }
+    /** A first-contact message from a key that is not a contact, kept in requests/. */
+    | {
+      kind: "request";
+      from: string;
+      fingerprint: string;
+      message: RequestMessage;
+      duplicate: boolean;
+    }
+    /**
+     * Not opened or not understood: report it, ack it, never show it. `from` is the contact whose
+     * mailbox it came through; a forged first-contact request names no one (`from` undefined).
+     */
+    | { kind: "rejected"; from?: string; fingerprint?: string; reason: string }
+    /** Nothing to show or report (a replay, a blocked key, a reserved payload): ack it. */
+    | { kind: "dropped"; reason: string }
+    /** Not for a mailbox this client reads: report it, but do not ack (it names nothing of mine). */
+    | { kind: "ignored"; reason: string }
+  );
 
 /** Options for {@linkcode Inbox}. */
 export interface InboxOptions {
@@ -59,33 +89,53 @@ export interface InboxOptions {
   store: ProfileStore;
   /** How envelopes are opened. */
   sealer: Sealer;
+  /** Where first-contact requests and the block list are. */
+  requests: RequestStore;
+  /**
+   * Treat first-contact messages from any key as messages (a bot); default false: messages from
+   * keys that are not contacts are kept in requests/ until accepted.
+   */
+  acceptRequests?: boolean;
   /** The clock (the local time a message is stored). */
   now?: () => Date;
   /** Most envelopes stored by one append (default 1000). */
   maxBatch?: number;
 }
 
+/** Fingerprints already computed (a backlog is thousands of messages from a few keys). */
+const fingerprints = new Map<string, string>();
+
 function safeFingerprint(key: string): string {
-  try {
-    return keyFingerprint(key);
-  } catch {
-    return "(invalid key)";
+  let fp = fingerprints.get(key);
+  if (fp === undefined) {
+    try {
+      fp = keyFingerprint(key);
+    } catch {
+      fp = "(invalid key)";
+    }
+    if (fingerprints.size > 10_000) fingerprints.clear();
+    fingerprints.set(key, fp);
   }
+  return fp;
 }
 
-/** Opens and durably stores delivered envelopes, in batches. */
+/** Decrypts and durably stores delivered envelopes, in batches. */
 export class Inbox {
   readonly #store: ProfileStore;
   readonly #sealer: Sealer;
+  readonly #requests: RequestStore;
+  readonly #acceptAll: boolean;
   readonly #now: () => Date;
-  readonly #batcher: Batcher<Envelope, InboxOutcome>;
+  readonly #batcher: Batcher<EnvelopeV2, InboxOutcome>;
 
   /** Creates an inbox writing to `store`'s histories. */
   constructor(opts: InboxOptions) {
     this.#store = opts.store;
     this.#sealer = opts.sealer;
+    this.#requests = opts.requests;
+    this.#acceptAll = opts.acceptRequests ?? false;
     this.#now = opts.now ?? (() => new Date());
-    this.#batcher = new Batcher((envelopes) => this.#storeBatch(envelopes), {
+    this.#batcher = new Batcher((envelopes) => Promise.resolve(this.#storeBatch(envelopes)), {
       maxItems: opts.maxBatch ?? 1000,
     });
   }
@@ -93,9 +143,10 @@ export class Inbox {
   /**
    * Opens and stores one envelope; resolves with what it was once that is durable (then it may
    * be acked). Outcomes resolve in the order envelopes were given. Rejects with the store's
-   * error (`io`) when the history cannot be written: do not ack, the relay delivers it again.
+   * error (`io`) when history or sessions cannot be written: do not ack, the relay delivers it
+   * again.
    */
-  receive(envelope: Envelope): Promise<InboxOutcome> {
+  receive(envelope: EnvelopeV2): Promise<InboxOutcome> {
     return this.#batcher.add(envelope);
   }
 
@@ -104,153 +155,216 @@ export class Inbox {
     return this.#batcher.idle();
   }
 
-  async #storeBatch(envelopes: Envelope[]): Promise<InboxOutcome[]> {
+  #storeBatch(envelopes: EnvelopeV2[]): InboxOutcome[] {
     const names = new Map(this.#store.loadContacts().map((c) => [c.key, c.name]));
+    const blocked = this.#requests.blocked();
+    const work = this.#sealer.workspace();
     const at = this.#now().toISOString();
     const outcomes: InboxOutcome[] = [];
-    /** Records per sender, and for each outcome the index of its records there. */
+    /** Records per sender; requests per stranger; what to do once they are written. */
     const records = new Map<string, NewRecord[]>();
-    const finish: Array<(written: Map<string, boolean[]>) => void> = [];
+    const requests = new Map<string, RequestMessage[]>();
+    const finish: Array<() => void> = [];
+    const recordsOf = (peer: string) => {
+      const list = records.get(peer) ?? [];
+      records.set(peer, list);
+      return list;
+    };
+    /** Adds receipt records for `ids`; after the write, the messages they marked delivered. */
+    const receiptRecords = (peer: string, ids: string[] | undefined) => {
+      const recs = recordsOf(peer);
+      const first = recs.length;
+      for (const id of ids ?? []) recs.push({ t: "state", id, state: "delivered", at });
+      return (flags: boolean[]): Delivered =>
+        (ids ?? []).filter((_, k) => flags[first + k])
+          .map((id) => ({ id, text: this.#store.history(peer).get(id)?.text ?? "" }));
+    };
+    const written = new Map<string, boolean[]>();
+    const requestWritten = new Map<string, boolean[]>();
+    /** Messages of this batch by envelope id: a copy later in the batch is a duplicate. */
+    const inBatch = new Map<string, IncomingMessage>();
+
     for (const envelope of envelopes) {
+      const delivery: Delivery = { mailbox: envelope.to, envelope: envelope.id };
       const i = outcomes.length;
-      const opened = this.#sealer.open(envelope);
-      if (!opened.ok) {
-        outcomes.push(this.#rejected(envelope, opened.message));
+      const u = this.#sealer.unwrap(envelope);
+      if (!u.ok) {
+        outcomes.push(this.#notOpened(delivery, u));
         continue;
       }
-      const { from, payload } = opened.value;
-      const log = this.#store.history(from);
-      const contact = names.get(from) ?? null;
-      const recs = records.get(from) ?? [];
-      records.set(from, recs);
-      const first = recs.length;
-      if (payload.kind === "message") {
-        const prev = log.get(envelope.id);
-        if (prev && prev.dir !== "in") {
-          // An id I used for one of my own messages: not a redelivery, something is off.
-          outcomes.push(this.#rejected(envelope, "its id is already used by a message I sent"));
-          continue;
-        }
-        recs.push({
-          t: "msg",
-          id: envelope.id,
-          dir: "in",
-          text: payload.text,
-          sent_at: payload.sent_at,
-          at,
-        });
-        const message: IncomingMessage = {
-          id: envelope.id,
-          from,
-          contact,
-          fingerprint: safeFingerprint(from),
-          text: payload.text,
-          sent_at: payload.sent_at,
-          at: prev?.at ?? at,
-        };
-        outcomes.push({ kind: "message", message, duplicate: true });
-        finish.push((written) => {
-          const stored = written.get(from)![first];
-          // Stored by this batch; else an earlier copy (this batch's or before) is the one kept.
-          outcomes[i] = { kind: "message", message, duplicate: !stored };
-        });
-      } else {
-        // Only the peer the message went to can mark it: the receipt goes to its own history.
-        for (const id of payload.ids) recs.push({ t: "state", id, state: "delivered", at });
-        outcomes.push({ kind: "receipt", id: envelope.id, from, contact, delivered: [] });
-        finish.push((written) => {
-          const flags = written.get(from)!;
-          const delivered = payload.ids
-            .filter((_, k) => flags[first + k])
-            .map((id) => ({ id, text: log.get(id)?.text ?? "" }));
-          outcomes[i] = { kind: "receipt", id: envelope.id, from, contact, delivered };
-        });
+      const peer = u.peer;
+      if (u.via === "request" && blocked.has(peer)) {
+        outcomes.push({ delivery, kind: "dropped", reason: "from a blocked key" });
+        continue;
       }
+      const d = work.decrypt(peer, u.message, u.via);
+      if (!d.ok) {
+        const copy = d.reason === "replay" ? inBatch.get(`${peer} ${envelope.id}`) : undefined;
+        outcomes.push(
+          copy
+            ? { delivery, kind: "message", message: copy, duplicate: true, delivered: [] }
+            : this.#failed(delivery, u, d.reason, d.message, names.get(peer) ?? null),
+        );
+        continue;
+      }
+      const p = d.payload;
+      const contact = names.get(peer) ?? null;
+      if (p.kind === "rotate") {
+        outcomes.push({ delivery, kind: "dropped", reason: "rotate is reserved" });
+        continue;
+      }
+      if (p.kind === "receipt") {
+        const delivered = receiptRecords(peer, p.ids);
+        outcomes.push({ delivery, kind: "receipt", from: peer, contact, delivered: [] });
+        finish.push(() => {
+          outcomes[i] = {
+            delivery,
+            kind: "receipt",
+            from: peer,
+            contact,
+            delivered: delivered(written.get(peer)!),
+          };
+        });
+        continue;
+      }
+      const prev = this.#store.history(peer).get(p.id);
+      if (prev && prev.dir !== "in") {
+        // An id I used for one of my own messages: not a redelivery, something is off.
+        outcomes.push({
+          delivery,
+          kind: "rejected",
+          from: peer,
+          fingerprint: safeFingerprint(peer),
+          reason: "its id is already used by a message I sent",
+        });
+        continue;
+      }
+      if (u.via === "request" && contact === null && !this.#acceptAll && !prev) {
+        const list = requests.get(peer) ?? [];
+        requests.set(peer, list);
+        const k = list.length;
+        const message = requestMessage(p, at, envelope.id);
+        list.push(message);
+        const fingerprint = safeFingerprint(peer);
+        outcomes.push({
+          delivery,
+          kind: "request",
+          from: peer,
+          fingerprint,
+          message,
+          duplicate: true,
+        });
+        finish.push(() => {
+          const stored = requestWritten.get(peer)![k];
+          outcomes[i] = {
+            delivery,
+            kind: "request",
+            from: peer,
+            fingerprint,
+            message,
+            duplicate: !stored,
+          };
+        });
+        continue;
+      }
+      const recs = recordsOf(peer);
+      const first = recs.length;
+      recs.push({ t: "msg", ...requestMessage(p, at, envelope.id), dir: "in" });
+      const delivered = receiptRecords(peer, p.receipts);
+      const message: IncomingMessage = {
+        id: p.id,
+        from: peer,
+        contact,
+        fingerprint: safeFingerprint(peer),
+        text: p.text,
+        sent_at: p.sent_at,
+        at: prev?.at ?? at,
+      };
+      inBatch.set(`${peer} ${envelope.id}`, message);
+      outcomes.push({ delivery, kind: "message", message, duplicate: true, delivered: [] });
+      finish.push(() => {
+        const flags = written.get(peer)!;
+        // Stored by this batch; else an earlier copy (this batch's or before) is the one kept.
+        outcomes[i] = {
+          delivery,
+          kind: "message",
+          message,
+          duplicate: !flags[first],
+          delivered: delivered(flags),
+        };
+      });
     }
-    const written = new Map<string, boolean[]>();
-    await Promise.all(
-      [...records].map(async ([from, recs]) => {
-        written.set(from, await this.#store.history(from).appendBatch(recs));
-      }),
-    );
-    for (const f of finish) f(written);
+    // History first, then requests, then the sessions that opened them; the acks come after.
+    crashPoint("receive:decrypted");
+    for (const [peer, recs] of records) {
+      written.set(peer, this.#store.history(peer).appendBatch(recs));
+    }
+    for (const [peer, msgs] of requests) requestWritten.set(peer, this.#requests.add(peer, msgs));
+    crashPoint("receive:history");
+    work.commit();
+    crashPoint("receive:sessions");
+    for (const f of finish) f();
     return outcomes;
   }
 
-  #rejected(envelope: Envelope, reason: string): InboxOutcome {
+  #notOpened(delivery: Delivery, u: Extract<Unwrapped, { ok: false }>): InboxOutcome {
+    if (u.why === "not_mine") return { delivery, kind: "ignored", reason: u.message };
+    if (u.peer === undefined) {
+      return { delivery, kind: "rejected", reason: `a request that does not open: ${u.message}` };
+    }
     return {
+      delivery,
       kind: "rejected",
-      id: envelope.id,
-      from: envelope.from,
-      fingerprint: safeFingerprint(envelope.from),
-      reason,
+      from: u.peer,
+      fingerprint: safeFingerprint(u.peer),
+      reason: u.message,
+    };
+  }
+
+  /** A ratchet message or payload that did not open: a replay, a forgery, or damage. */
+  #failed(
+    delivery: Delivery,
+    u: Extract<Unwrapped, { ok: true }>,
+    reason: string,
+    message: string,
+    contact: string | null,
+  ): InboxOutcome {
+    if (reason === "replay") {
+      // The same envelope again (an ack that did not reach the relay): it is in history.
+      const prev = this.#store.history(u.peer).byEnvelope(delivery.envelope);
+      if (prev) {
+        return {
+          delivery,
+          kind: "message",
+          message: {
+            id: prev.id,
+            from: u.peer,
+            contact,
+            fingerprint: safeFingerprint(u.peer),
+            text: prev.text,
+            sent_at: prev.sent_at,
+            at: prev.at,
+          },
+          duplicate: true,
+          delivered: [],
+        };
+      }
+      return { delivery, kind: "dropped", reason: message };
+    }
+    if (u.via === "request" && reason === "auth_failed") {
+      // Anyone can claim a key in a sealed request: never show the claim.
+      return { delivery, kind: "rejected", reason: `a forged request (${message})` };
+    }
+    return {
+      delivery,
+      kind: "rejected",
+      from: u.peer,
+      fingerprint: safeFingerprint(u.peer),
+      reason: reason === "payload" ? `its content is not understood: ${message}` : message,
     };
   }
 }
 
-/**
- * Collects stored message ids per sender and sends each sender one receipt (per 1000 ids).
- * Receipts the relay refuses for now are kept for the next flush; those it can never accept are
- * dropped (the rule of outbox.ts).
- */
-export class ReceiptBatch {
-  readonly #ids = new Map<string, string[]>();
-  readonly #sealer: Sealer;
-  readonly #now: () => Date;
-
-  /** Creates an empty batch sealing with `sealer`. */
-  constructor(sealer: Sealer, now: () => Date = () => new Date()) {
-    this.#sealer = sealer;
-    this.#now = now;
-  }
-
-  /** Notes that message `id` from `from` is stored. */
-  add(from: string, id: string): void {
-    const list = this.#ids.get(from);
-    if (list) {
-      if (!list.includes(id)) list.push(id);
-    } else this.#ids.set(from, [id]);
-  }
-
-  /** True when nothing is waiting. */
-  get isEmpty(): boolean {
-    return this.#ids.size === 0;
-  }
-
-  /**
-   * Seals and sends the receipts with `send`, waiting for each answer. Failures are returned
-   * (not thrown) so one full mailbox does not stop the others; receipts refused for now go back
-   * in the batch.
-   */
-  async flush(
-    send: (envelope: Envelope) => Promise<void>,
-  ): Promise<Array<{ to: string; error: unknown }>> {
-    const failures: Array<{ to: string; error: unknown }> = [];
-    const jobs: Promise<void>[] = [];
-    const batches = [...this.#ids];
-    this.#ids.clear();
-    for (const [to, ids] of batches) {
-      for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
-        const part = ids.slice(i, i + MAX_ACK_IDS);
-        const envelope = this.#sealer.seal(
-          {
-            v: 1,
-            kind: "receipt",
-            status: "delivered",
-            ids: part,
-            sent_at: this.#now().toISOString(),
-          },
-          to,
-        );
-        jobs.push(
-          send(envelope).catch((error) => {
-            failures.push({ to, error });
-            if (!isPermanentRefusal(error)) { for (const id of part) this.add(to, id); }
-          }),
-        );
-      }
-    }
-    await Promise.all(jobs);
-    return failures;
-  }
+function requestMessage(p: MessagePayloadV2, at: string, env: string): RequestMessage {
+  return { id: p.id, text: p.text, sent_at: p.sent_at, at, env };
 }

@@ -9,39 +9,33 @@
  *   8,193. At most {@linkcode MAX_MESSAGE_CHARACTERS}.
  * - **bytes**: the text's size as the protocol encodes it (UTF-8 inside the message's JSON, where
  *   a newline, a tab, `"` and `\` take two bytes and other control characters six). At most
- *   {@linkcode MAX_MESSAGE_BYTES}, so the sealed message fits in one frame the relay accepts:
- *   16,384 ASCII characters fit, 16,384 CJK characters (49,152 bytes) do not.
- *
- * Protocol v1 adds a third rule its receivers check, {@linkcode MAX_TEXT_CHARS} UTF-16 code
- * units (an emoji takes two), so 8,193 emoji cannot be sent over v1 although they are 8,193
- * characters and 32,772 bytes. The v1 rule goes when the client speaks v2, whose only limit is the
- * padded payload's size: change {@linkcode MAX_MESSAGE_BYTES} and drop the rule here, nowhere else.
+ *   {@linkcode MAX_MESSAGE_BYTES}, so the message's payload fits in the largest padding bucket of
+ *   protocol v2 (65,536 bytes): 16,384 CJK characters (49,152 bytes) fit, 16,384 characters of
+ *   four-byte emoji (65,536 bytes) do not.
  *
  * @example
  * ```ts
  * import { checkMessage } from "@chat-p2p/client";
  *
  * checkMessage("hi bob"); // undefined: it may be sent
- * checkMessage("中".repeat(16_384))?.code; // "too_large"
- * checkMessage("😀".repeat(8_193))?.message;
- * // "the message is 8,193 characters, but protocol v1 counts 16,386 (an emoji counts as 2) and
- * //  carries at most 16,384"
+ * checkMessage("中".repeat(16_384)); // undefined: 49,152 bytes fit
+ * checkMessage("😀".repeat(16_384))?.code; // "too_large"
  * ```
  *
  * @module
  */
-import { MAX_TEXT_CHARS } from "@chat-p2p/protocol";
+import { MAX_PAYLOAD_BYTES } from "@chat-p2p/protocol";
 
 /** The most characters (grapheme clusters) a message may have. */
 export const MAX_MESSAGE_CHARACTERS = 16_384;
 
 /**
- * The most bytes a message's text may take, encoded as the protocol carries it. Protocol v1 seals
- * the text in a JSON payload (71 bytes around it), encrypts it (16 more) and sends it as base64
- * in a frame of 245 more bytes, which must fit the relay's 65,536 (`DEFAULT_MAX_FRAME_BYTES`):
- * 48,879 bytes of text would, and this leaves room for a longer id or date.
+ * The most bytes a message's text may take, encoded as the protocol carries it. Protocol v2 puts
+ * the text in a JSON payload (at most 116 bytes around it, with the longest time format) that
+ * must fit the largest padding bucket, `MAX_PAYLOAD_BYTES` (65,532) bytes: 65,416 bytes of text
+ * would, and this leaves room for receipts riding along.
  */
-export const MAX_MESSAGE_BYTES = 48_000;
+export const MAX_MESSAGE_BYTES: number = MAX_PAYLOAD_BYTES - 532;
 
 /** A message's size, counted both ways. */
 export interface MessageSize {
@@ -86,8 +80,7 @@ export function checkMessage(text: string): MessageRefusal | undefined {
   const bytes = encodedBytes(text);
   // A cluster is at least one UTF-16 unit: a text no longer than the limit needs no counting
   // unless it is refused (a keystroke on a long draft stays cheap).
-  const fits = text.length <= MAX_MESSAGE_CHARACTERS && bytes <= MAX_MESSAGE_BYTES &&
-    text.length <= MAX_TEXT_CHARS;
+  const fits = text.length <= MAX_MESSAGE_CHARACTERS && bytes <= MAX_MESSAGE_BYTES;
   if (fits && text.trim() !== "") return undefined;
   const size = { characters: countCharacters(text), bytes };
   const refuse = (code: MessageRefusal["code"], message: string): MessageRefusal => ({
@@ -110,15 +103,6 @@ export function checkMessage(text: string): MessageRefusal | undefined {
       `the message is ${count(size.characters)} characters but ${
         count(size.bytes)
       } bytes encoded; at most ${count(MAX_MESSAGE_BYTES)} bytes fit in one message`,
-    );
-  }
-  // Protocol v1 only (its receivers count UTF-16 code units); protocol v2 has no such rule.
-  if (text.length > MAX_TEXT_CHARS) {
-    return refuse(
-      "too_large",
-      `the message is ${count(size.characters)} characters, but protocol v1 counts ${
-        count(text.length)
-      } (an emoji counts as 2) and carries at most ${count(MAX_TEXT_CHARS)}`,
     );
   }
   return undefined;

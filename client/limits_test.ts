@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  DEFAULT_MAX_FRAME_BYTES,
-  generateKeyPair,
-  sealEnvelope,
-  toBase64,
-} from "@chat-p2p/protocol";
+import { MAX_FRAME_BYTES_V2, type PayloadV2 } from "@chat-p2p/protocol";
+import { sendFrameBytes } from "./sealing.ts";
 import {
   checkMessage,
   countCharacters,
@@ -21,24 +17,17 @@ Deno.test("limits: characters are grapheme clusters, bytes are the encoded size"
   assert.equal(encodedBytes("\u0001"), 6);
 });
 
-Deno.test("limits: 8,193 emoji are reported as 8,193 characters", () => {
-  const r = checkMessage("😀".repeat(8_193));
+Deno.test("limits: emoji are counted as characters, and refused by their byte size", () => {
+  assert.equal(checkMessage("😀".repeat(8_193)), undefined, "32,772 bytes fit in protocol 2");
+  const r = checkMessage("😀".repeat(16_384));
   assert.equal(r?.code, "too_large");
-  assert.deepEqual(r?.size, { characters: 8_193, bytes: 32_772 });
-  assert.match(r!.message, /^the message is 8,193 characters/);
-  assert.doesNotMatch(r!.message, /16,386 characters/);
-  assert.equal(checkMessage("😀".repeat(8_192)), undefined);
-});
-
-Deno.test("limits: 16,384 CJK characters are refused by their byte size", () => {
-  const r = checkMessage("中".repeat(16_384));
-  assert.equal(r?.code, "too_large");
+  assert.deepEqual(r?.size, { characters: 16_384, bytes: 65_536 });
   assert.equal(
     r?.message,
-    "the message is 16,384 characters but 49,152 bytes encoded; at most 48,000 bytes fit in " +
+    "the message is 16,384 characters but 65,536 bytes encoded; at most 65,000 bytes fit in " +
       "one message",
   );
-  assert.equal(checkMessage("中".repeat(16_000)), undefined);
+  assert.equal(checkMessage("中".repeat(16_384)), undefined, "49,152 bytes fit");
 });
 
 Deno.test("limits: characters past the limit, and empty messages", () => {
@@ -49,30 +38,27 @@ Deno.test("limits: characters past the limit, and empty messages", () => {
   assert.equal(checkMessage(" \n\t")?.code, "empty");
 });
 
-Deno.test("limits: whatever passes the check fits in one frame of the default size", () => {
-  const me = generateKeyPair();
-  const to = toBase64(generateKeyPair().publicKey);
-  const frameBytes = (text: string) => {
-    const payload = {
-      v: 1 as const,
-      kind: "message" as const,
-      text,
-      sent_at: new Date().toISOString(),
-    };
-    const envelope = sealEnvelope(payload, me, to);
-    return new TextEncoder().encode(JSON.stringify({ v: 1, type: "send", envelope })).length;
-  };
-  // The largest texts the check lets through, each the worst of its kind.
+Deno.test("limits: whatever passes the check fits the largest padding bucket and a default frame", () => {
+  const payload = (text: string): PayloadV2 => ({
+    v: 2,
+    kind: "message",
+    id: "0".repeat(32),
+    text,
+    sent_at: "2026-11-30T08:00:00.000+01:00",
+    receipts: Array.from({ length: 10 }, () => "f".repeat(32)),
+  });
+  // The largest texts the check lets through, each the worst of its kind (with receipts along).
   for (
     const text of [
-      "中".repeat(MAX_MESSAGE_BYTES / 3),
+      "😀".repeat(MAX_MESSAGE_BYTES / 4),
       "\u0001".repeat(MAX_MESSAGE_BYTES / 6),
       "a\n".repeat(MAX_MESSAGE_CHARACTERS / 2),
     ]
   ) {
     assert.equal(checkMessage(text), undefined);
-    assert.ok(frameBytes(text) <= DEFAULT_MAX_FRAME_BYTES, `${frameBytes(text)} bytes`);
+    const frame = sendFrameBytes(payload(text));
+    assert.ok(frame !== undefined && frame <= MAX_FRAME_BYTES_V2, `${frame} bytes`);
   }
-  // And the limit is not far below what fits: 879 bytes more would still fit.
-  assert.ok(frameBytes("a".repeat(MAX_MESSAGE_BYTES + 879)) <= DEFAULT_MAX_FRAME_BYTES);
+  // And the limit is not far below what fits.
+  assert.ok(sendFrameBytes(payload("a".repeat(MAX_MESSAGE_BYTES + 50))) !== undefined);
 });

@@ -3,14 +3,18 @@
  * terminal code.
  *
  * - {@linkcode ChatClient} (client.ts): the facade. Open a profile, connect, `send` (returns the
- *   id at once; the outbox takes it from there), receive events (messages, receipts, accepted,
- *   retry, failed, connection state), ack automatically or by hand, close.
- * - {@linkcode ReconnectingRelay} (reconnecting.ts): a relay connection that reconnects with
- *   backoff and jitter; {@linkcode connectRelay} (connection.ts): one authenticated connection.
+ *   id at once; the outbox takes it from there), receive events (messages, requests, receipts,
+ *   accepted, retry, failed, connection state), ack automatically or by hand, accept or block
+ *   first-contact requests, close.
+ * - {@linkcode ReconnectingRelay} (reconnecting.ts): a sender socket and a reader socket that
+ *   reconnect with backoff and jitter; {@linkcode connectRelay} (connection.ts): one socket.
  * - {@linkcode Outbox} (outbox.ts) with the one rule for "failed" vs "still queued"
- *   ({@linkcode isPermanentRefusal}); {@linkcode Inbox} (inbox.ts): store, then ack, in batches.
- * - {@linkcode Sealer} (sealing.ts): the one place envelopes are sealed and opened.
- * - {@linkcode ProfileStore} (store/): identity, contacts and history on the person's own disk;
+ *   ({@linkcode isPermanentRefusal}); {@linkcode Inbox} (inbox.ts): decrypt, store, write the
+ *   sessions, then ack, in batches; {@linkcode ReceiptQueue} (receipts.ts).
+ * - {@linkcode Sealer} (sealing.ts): the one place ratchet messages and envelopes are made and
+ *   opened; {@linkcode Mailboxes} (mailboxes.ts): the request inbox and the pair mailboxes.
+ * - {@linkcode ProfileStore} (store/): identity, contacts, history, sessions and requests on the
+ *   person's own disk, encrypted at rest with a passphrase (store/at_rest.ts);
  *   contacts.ts: names, verification, add/remove/rename ({@linkcode addContact}, ...);
  *   config.ts: per-profile settings ({@linkcode ProfileConfig}); conversations.ts: time order,
  *   unread messages and the list of conversations ({@linkcode ReadMarks},
@@ -54,7 +58,9 @@ export * from "./connection.ts";
 export * from "./reconnecting.ts";
 export * from "./outbox.ts";
 export * from "./inbox.ts";
+export * from "./receipts.ts";
 export * from "./sealing.ts";
+export * from "./mailboxes.ts";
 export * from "./store/profile_store.ts";
 export * from "./store/contacts.ts";
 export * from "./store/config.ts";
@@ -62,3 +68,6 @@ export * from "./store/conversations.ts";
 export * from "./safety_number.ts";
 export * from "./store/message_log.ts";
 export * from "./store/key_protection.ts";
+export * from "./store/at_rest.ts";
+export * from "./store/sessions.ts";
+export * from "./store/requests.ts";

@@ -1,19 +1,24 @@
 /**
  * The outbox: outgoing messages from the moment they are written to history until the relay has
- * them. A message is appended to history as "sending" before it goes on the wire, so a crash, a
- * dropped connection or a relay that is down loses nothing: the outbox (of this run, or of the
- * next one, through {@linkcode Outbox.resume}) seals it again under the same envelope id and
- * sends it. The relay stores an id once per mailbox and the recipient's history keeps an id once,
- * so a message that did get through before is not shown twice.
+ * them. A message is encrypted on the peer's ratchet (the advanced sessions are on disk first),
+ * then appended to history as "sending" **with the ratchet message it became**, before it goes
+ * on the wire. So a crash, a dropped connection or a relay that is down loses nothing: the outbox
+ * (of this run, or of the next one, through {@linkcode Outbox.resume}) wraps the same bytes again
+ * under the same envelope id and sends them, and never encrypts a message twice. The relay stores
+ * an envelope id once per mailbox, the recipient's ratchet opens a message key once and its
+ * history keeps a message id once, so a message that did get through before is not shown twice.
+ *
+ * The wrapping is the transport's business: the pair mailbox, or, when the relay does not know
+ * that mailbox (`unknown_mailbox`: the peer has not read from this relay yet), the peer's request
+ * inbox. `unknown_mailbox` is therefore no refusal at all here.
  *
  * ## When a message fails
  *
  * **A message becomes `failed` only when the relay refused it for a reason that retrying cannot
  * fix: the envelope itself is wrong.** Those codes are {@linkcode PERMANENT_REFUSALS}:
- * `bad_json`, `bad_frame`, `unsupported_version`, `unknown_type`, `binary_frame`,
- * `frame_too_large` (from the relay, or found by the client before sending) and
- * `spoofed_sender`. Everything else leaves it queued ("sending") and it is sent again under the
- * same id:
+ * `bad_json`, `bad_frame`, `unsupported_version`, `unknown_type`, `binary_frame` and
+ * `frame_too_large` (from the relay, or found by the client before sending). Everything else
+ * leaves it queued ("sending") and it is sent again under the same id:
  *
  * - no answer in time (`timeout`), the connection lost (`connection_closed`) or never made
  *   (`unreachable`): sent again as soon as a connection is up;
@@ -26,10 +31,21 @@
  *
  * @module
  */
-import type { Envelope, Payload } from "@chat-p2p/protocol";
+import {
+  fromBase64,
+  isMessageId,
+  type MessagePayloadV2,
+  newId,
+  newMessageId,
+  sha256,
+  toBase64,
+  toHex,
+} from "@chat-p2p/protocol";
 import { backoffDelay, type BackoffOptions } from "@chat-p2p/protocol/async";
 import { RelayError, type RelayErrorCode } from "./errors.ts";
-import type { Sealer } from "./sealing.ts";
+import { crashPoint } from "./_crash.ts";
+import { checkPayload, type Sealer, sendFrameBytes } from "./sealing.ts";
+import type { HistoryEntry } from "./store/message_log.ts";
 import type { ProfileStore } from "./store/profile_store.ts";
 
 /** Refusals that retrying cannot fix: a message refused with one of these is `failed`. */
@@ -40,7 +56,6 @@ export const PERMANENT_REFUSALS: ReadonlySet<RelayErrorCode> = new Set<RelayErro
   "unknown_type",
   "binary_frame",
   "frame_too_large",
-  "spoofed_sender",
 ]);
 
 /**
@@ -52,7 +67,7 @@ export const PERMANENT_REFUSALS: ReadonlySet<RelayErrorCode> = new Set<RelayErro
  * ```ts
  * import { isPermanentRefusal, RelayError } from "@chat-p2p/client";
  *
- * isPermanentRefusal(new RelayError("spoofed_sender", "not your key", { fromRelay: true })); // true
+ * isPermanentRefusal(new RelayError("bad_frame", "not an envelope", { fromRelay: true })); // true
  * isPermanentRefusal(new RelayError("unavailable", "backend down", { fromRelay: true })); // false
  * isPermanentRefusal(new RelayError("timeout", "no answer")); // false
  * ```
@@ -79,15 +94,18 @@ export const RETRY_BACKOFF: BackoffOptions = { minTimeout: 1000, maxTimeout: 30_
 
 /** Where the outbox sends: the relay connection, whatever its state. */
 export interface OutboxTransport {
-  /** True while an authenticated connection is up. */
+  /** True while a connection is up. */
   isConnected(): boolean;
-  /** Sends one envelope; resolves at `accepted`, rejects with a {@linkcode RelayError}. */
-  send(envelope: Envelope): Promise<void>;
+  /**
+   * Wraps the ratchet message `wire` for `peer` under envelope id `env` and sends it; resolves at
+   * `accepted`, rejects with a {@linkcode RelayError}.
+   */
+  send(peer: string, wire: Uint8Array, env: string): Promise<void>;
 }
 
 /** A message in the outbox. */
 export interface QueuedMessage {
-  /** Envelope id (also the history id). */
+  /** Message id (the history id). */
   id: string;
   /** The peer's base64 key. */
   peer: string;
@@ -117,10 +135,15 @@ export type OutboxEvent =
 export interface OutboxOptions {
   /** Where history is (messages are "sending" there while queued). */
   store: ProfileStore;
-  /** How messages are sealed. */
+  /** How messages are encrypted. */
   sealer: Sealer;
   /** Where envelopes go. */
   transport: OutboxTransport;
+  /**
+   * Receipts to piggyback on a message to `peer` (taken when the message is written; given back
+   * with `untake` when it cannot be).
+   */
+  receipts?: { take(peer: string): string[]; untake(peer: string, ids: string[]): void };
   /** Receives every {@linkcode OutboxEvent}. */
   onEvent?: (event: OutboxEvent) => void;
   /** Receives failures to record an outcome in history (the disk), which nothing else sees. */
@@ -129,11 +152,25 @@ export interface OutboxOptions {
   now?: () => Date;
   /** Spacing of retries after transient refusals (default {@linkcode RETRY_BACKOFF}). */
   backoff?: BackoffOptions;
+  /**
+   * A message the relay accepted but whose receipt has not come after this long is offered to
+   * the relay again (same envelope id, same bytes) by {@linkcode Outbox.resume}: a relay that lost
+   * it stores it again, one that still holds it keeps one copy, and a recipient that has it
+   * already drops the copy and sends its receipt again. Default
+   * {@linkcode REDELIVER_AFTER_MS}.
+   */
+  redeliverAfterMs?: number;
 }
+
+/** Default time after which an accepted message without a receipt is offered to the relay again. */
+export const REDELIVER_AFTER_MS = 24 * 60 * 60 * 1000;
 
 interface Item {
   message: QueuedMessage;
-  envelope: Envelope;
+  /** The ratchet message, wrapped anew for every attempt. */
+  wire: Uint8Array;
+  /** Its envelope id, the same for every attempt. */
+  env: string;
   inFlight: boolean;
   attempts: number;
   timer?: ReturnType<typeof setTimeout>;
@@ -147,10 +184,12 @@ export class Outbox {
   readonly #store: ProfileStore;
   readonly #sealer: Sealer;
   readonly #transport: OutboxTransport;
+  readonly #receipts: NonNullable<OutboxOptions["receipts"]> | undefined;
   readonly #onEvent: (event: OutboxEvent) => void;
   readonly #onError: (error: unknown) => void;
   readonly #now: () => Date;
   readonly #backoff: BackoffOptions;
+  readonly #redeliverAfterMs: number;
   readonly #items = new Map<string, Item>();
   #closed = false;
 
@@ -159,6 +198,7 @@ export class Outbox {
     this.#store = opts.store;
     this.#sealer = opts.sealer;
     this.#transport = opts.transport;
+    this.#receipts = opts.receipts;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#onError = opts.onError ?? ((e) =>
       queueMicrotask(() => {
@@ -166,6 +206,7 @@ export class Outbox {
       }));
     this.#now = opts.now ?? (() => new Date());
     this.#backoff = opts.backoff ?? RETRY_BACKOFF;
+    this.#redeliverAfterMs = opts.redeliverAfterMs ?? REDELIVER_AFTER_MS;
   }
 
   /** The queued messages (to `peer`, or to everyone), oldest first. */
@@ -176,41 +217,95 @@ export class Outbox {
   }
 
   /**
-   * Writes a new message to `peer` to history ("sending") and queues it; returns its id. The
-   * envelope is sealed first, so a message too large for the wire throws (`frame_too_large`)
-   * before anything is written.
+   * Encrypts a new message to `peer`, writes it to history ("sending", with its ratchet message)
+   * and queues it; returns it. Throws before anything is written when the message cannot fit in
+   * a frame of `maxFrameBytes` (`frame_too_large`) or in the largest padding bucket
+   * (`message_too_large`).
    */
   enqueue(peer: string, text: string, maxFrameBytes: number): QueuedMessage {
     const sent_at = this.#now().toISOString();
-    const envelope = this.#seal(peer, text, sent_at);
-    const size = new TextEncoder().encode(JSON.stringify({ v: 1, type: "send", envelope }))
-      .length;
-    if (size > maxFrameBytes) {
-      throw new RelayError(
-        "frame_too_large",
-        `message too large: ${size} bytes on the wire, the relay accepts at most ${maxFrameBytes}`,
-      );
+    const message: QueuedMessage = { id: newMessageId(), peer, text, sent_at };
+    const payload: MessagePayloadV2 = { v: 2, kind: "message", id: message.id, text, sent_at };
+    // Receipts for that peer ride along, unless they would make the message too large to send.
+    let receipts = this.#receipts?.take(peer) ?? [];
+    if (receipts.length > 0) {
+      const frame = sendFrameBytes({ ...payload, receipts });
+      if (frame !== undefined && frame <= maxFrameBytes) payload.receipts = receipts;
+      else {
+        this.#receipts?.untake(peer, receipts);
+        receipts = [];
+      }
     }
-    const message: QueuedMessage = { id: envelope.id, peer, text, sent_at };
-    // Durable before it can reach the wire: a message the relay may hold is never missing here.
-    this.#store.history(peer).appendMessage({ ...message, dir: "out", at: sent_at });
-    this.#add(message, envelope);
+    const env = newId();
+    let wire: Uint8Array;
+    try {
+      checkPayload(payload, maxFrameBytes);
+      wire = this.#sealer.encrypt(peer, payload);
+      crashPoint("send:sessions");
+      // Durable before it can reach the wire: a message the relay may hold is never missing here,
+      // and a crash before this line loses only a message nobody was told about (its key, used
+      // up in the sessions file, is never used again).
+      this.#store.history(peer).appendMessage({
+        id: message.id,
+        dir: "out",
+        text,
+        sent_at,
+        at: sent_at,
+        wire: toBase64(wire),
+        env,
+      });
+    } catch (e) {
+      this.#receipts?.untake(peer, receipts);
+      throw e;
+    }
+    crashPoint("send:history");
+    this.#add(message, wire, env);
     return { ...message };
   }
 
   /**
    * Takes over the messages to `peer` that history holds as "sending" (an earlier run stopped
-   * before the relay answered) and queues them under their own ids; returns those it added.
+   * before the relay answered) and queues them under their own ids; returns those it added. A
+   * message queued by chat-p2p 1 has no ratchet message yet: it is encrypted now and its ratchet
+   * message recorded before it is sent. Messages accepted long ago without a receipt are offered
+   * again too (see {@linkcode OutboxOptions.redeliverAfterMs}).
    */
   resume(peer: string): QueuedMessage[] {
     const added: QueuedMessage[] = [];
-    for (const e of this.#store.history(peer).entries()) {
-      if (e.dir !== "out" || e.state !== "sending" || this.#items.has(e.id)) continue;
+    const log = this.#store.history(peer);
+    const before = this.#now().getTime() - this.#redeliverAfterMs;
+    const due = (e: HistoryEntry) =>
+      e.state === "sending" ||
+      (e.state === "accepted" && e.wire !== undefined && Date.parse(e.state_at ?? e.at) <= before);
+    for (const e of log.entries()) {
+      if (e.dir !== "out" || !due(e) || this.#items.has(e.id)) continue;
       const message = { id: e.id, peer, text: e.text, sent_at: e.sent_at };
-      this.#add(message, this.#seal(peer, e.text, e.sent_at, e.id));
+      const { wire, env } = e.wire !== undefined && e.env !== undefined
+        ? { wire: fromBase64(e.wire)!, env: e.env }
+        : this.#upgrade(peer, e);
+      this.#add(message, wire, env);
       added.push({ ...message });
     }
     return added;
+  }
+
+  /** Encrypts a message that chat-p2p 1 left queued and records its ratchet message. */
+  #upgrade(peer: string, e: HistoryEntry): { wire: Uint8Array; env: string } {
+    // v1 ids are 32 lower-case hex digits, as v2 message ids; anything else gets a stable one.
+    const id = isMessageId(e.id)
+      ? e.id
+      : toHex(sha256(new TextEncoder().encode(e.id))).slice(0, 32);
+    const wire = this.#sealer.encrypt(peer, {
+      v: 2,
+      kind: "message",
+      id,
+      text: e.text,
+      sent_at: e.sent_at,
+    });
+    const env = newId();
+    const at = this.#now().toISOString();
+    this.#store.history(peer).appendBatch([{ t: "wire", id: e.id, wire: toBase64(wire), env, at }]);
+    return { wire, env };
   }
 
   /**
@@ -255,15 +350,11 @@ export class Outbox {
     for (const item of this.#items.values()) clearTimeout(item.timer);
   }
 
-  #seal(peer: string, text: string, sent_at: string, id?: string): Envelope {
-    const payload: Payload = { v: 1, kind: "message", text, sent_at };
-    return this.#sealer.seal(payload, peer, id);
-  }
-
-  #add(message: QueuedMessage, envelope: Envelope): void {
+  #add(message: QueuedMessage, wire: Uint8Array, env: string): void {
     const item: Item = {
       message,
-      envelope,
+      wire,
+      env,
       inFlight: false,
       attempts: 0,
       relayAskedWait: false,
@@ -277,7 +368,7 @@ export class Outbox {
     if (this.#closed || item.inFlight || item.timer !== undefined) return;
     if (!this.#transport.isConnected()) return; // flush() sends it once connected
     item.inFlight = true;
-    this.#transport.send(item.envelope).then(
+    this.#transport.send(item.message.peer, item.wire, item.env).then(
       () => this.#settle(item, { state: "accepted" }),
       (e: unknown) => this.#refused(item, e),
     );

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { type Envelope, generateKeyPair, toBase64 } from "@chat-p2p/protocol";
-import { RelayError, type RelayErrorCode } from "./errors.ts";
+import { generateKeyPair, toBase64 } from "@chat-p2p/protocol";
+import { ClientError, RelayError, type RelayErrorCode } from "./errors.ts";
 import {
   isPermanentRefusal,
   Outbox,
@@ -8,20 +8,21 @@ import {
   type OutboxTransport,
   PERMANENT_REFUSALS,
 } from "./outbox.ts";
-import { v1Sealer } from "./sealing.ts";
+import { profileSealer } from "./sealing.ts";
+import { ReceiptQueue } from "./receipts.ts";
 import { ProfileStore } from "./store/profile_store.ts";
 
 /** A transport answering each send from a script (default: accepted). */
 class FakeTransport implements OutboxTransport {
   connected = true;
-  readonly sent: Array<{ envelope: Envelope; at: number }> = [];
-  readonly script: Array<(e: Envelope) => Promise<void>> = [];
+  readonly sent: Array<{ peer: string; wire: string; env: string; at: number }> = [];
+  readonly script: Array<() => Promise<void>> = [];
   isConnected(): boolean {
     return this.connected;
   }
-  send(envelope: Envelope): Promise<void> {
-    this.sent.push({ envelope, at: performance.now() });
-    return (this.script.shift() ?? (() => Promise.resolve()))(envelope);
+  send(peer: string, wire: Uint8Array, env: string): Promise<void> {
+    this.sent.push({ peer, wire: toBase64(wire), env, at: performance.now() });
+    return (this.script.shift() ?? (() => Promise.resolve()))();
   }
 }
 
@@ -33,28 +34,36 @@ function setup() {
   const store = new ProfileStore({ home, profile: "default" });
   const me = generateKeyPair();
   store.saveIdentity(me);
+  const sealer = profileSealer(store, me);
   const peer = toBase64(generateKeyPair().publicKey);
   const transport = new FakeTransport();
   const events: OutboxEvent[] = [];
   const make = () =>
     new Outbox({
       store,
-      sealer: v1Sealer(me),
+      sealer,
       transport,
       onEvent: (e) => events.push(e),
       backoff: { minTimeout: 5, maxTimeout: 20, jitter: 0 },
     });
   const outbox = make();
   const state = (id: string) => store.history(peer).get(id)?.state;
+  /** The envelope id and ratchet message history holds for message `id`. */
+  const wire = (id: string) => {
+    const e = store.history(peer).get(id)!;
+    return { env: e.env!, wire: e.wire! };
+  };
   return {
     home,
     store,
     peer,
+    sealer,
     transport,
     events,
     outbox,
     make,
     state,
+    wire,
     [Symbol.dispose]() {
       outbox.close();
       Deno.removeSync(home, { recursive: true });
@@ -70,7 +79,6 @@ Deno.test("Outbox rule: refusals retrying cannot fix make a message failed, once
     "bad_json",
     "binary_frame",
     "frame_too_large",
-    "spoofed_sender",
     "unknown_type",
     "unsupported_version",
   ]);
@@ -88,7 +96,7 @@ Deno.test("Outbox rule: refusals retrying cannot fix make a message failed, once
   }
 });
 
-Deno.test("Outbox rule: everything else keeps the message queued and sends it again, same id", async () => {
+Deno.test("Outbox rule: everything else keeps the message queued and sends the same bytes again, same id", async () => {
   const transient: RelayErrorCode[] = [
     "timeout",
     "unreachable",
@@ -97,7 +105,8 @@ Deno.test("Outbox rule: everything else keeps the message queued and sends it ag
     "internal",
     "rate_limited",
     "auth_failed",
-    "not_authenticated",
+    "unknown_mailbox",
+    "not_open",
     "protocol",
   ];
   for (const code of [...transient, "a_code_from_a_newer_relay" as RelayErrorCode]) {
@@ -106,7 +115,12 @@ Deno.test("Outbox rule: everything else keeps the message queued and sends it ag
     s.transport.script.push(refuse(code), refuse(code));
     const { id } = s.outbox.enqueue(s.peer, `refused with ${code}`, MAX);
     assert.deepEqual(await s.outbox.outcome(id), { state: "accepted" }, code);
-    assert.deepEqual(s.transport.sent.map((x) => x.envelope.id), [id, id, id], code);
+    const { env, wire } = s.wire(id);
+    assert.deepEqual(s.transport.sent.map((x) => [x.env, x.wire]), [
+      [env, wire],
+      [env, wire],
+      [env, wire],
+    ], `${code}: the ratchet message of history, never encrypted again`);
     assert.equal(s.state(id), "accepted");
     assert.deepEqual(s.events.map((e) => e.type), ["retry", "retry", "accepted"], code);
     const retry = s.events[0];
@@ -144,7 +158,7 @@ Deno.test("Outbox: a lost connection keeps messages queued; flush sends them old
   assert.deepEqual(s.events.map((e) => e.type), ["accepted"], "a dropped connection is no event");
   s.outbox.flush();
   assert.equal((await s.outbox.outcome(a.id)).state, "accepted");
-  assert.deepEqual(s.transport.sent.map((x) => x.envelope.id), [a.id, b.id, a.id]);
+  assert.deepEqual(s.transport.sent.map((x) => x.env), [a, b, a].map((m) => s.wire(m.id).env));
 });
 
 Deno.test("Outbox.resume: what an earlier run left as sending is sent under its own ids, once", async () => {
@@ -160,7 +174,10 @@ Deno.test("Outbox.resume: what an earlier run left as sending is sent under its 
   assert.deepEqual(next.resume(s.peer), [], "already queued");
   await Promise.all(left.map((m) => next.outcome(m.id)));
   assert.deepEqual(left.map((m) => s.state(m.id)), ["accepted", "accepted"]);
-  assert.deepEqual(s.transport.sent.map((x) => x.envelope.id), left.map((m) => m.id));
+  assert.deepEqual(
+    s.transport.sent.map((x) => [x.env, x.wire]),
+    left.map((m) => [s.wire(m.id).env, s.wire(m.id).wire]),
+  );
   assert.deepEqual(next.resume(s.peer), [], "nothing left");
   next.close();
 });
@@ -187,6 +204,56 @@ Deno.test("Outbox.enqueue: a message too large for the wire is refused before hi
     () => s.outbox.enqueue(s.peer, "x".repeat(2000), 1000),
     (e: unknown) => e instanceof RelayError && e.code === "frame_too_large",
   );
+  assert.throws(
+    () => s.outbox.enqueue(s.peer, "x".repeat(70_000), 1 << 20),
+    (e: unknown) => e instanceof ClientError && e.code === "message_too_large",
+  );
   assert.deepEqual(s.store.history(s.peer).entries(), []);
   assert.equal(s.transport.sent.length, 0);
+});
+
+Deno.test("Outbox.resume: a message chat-p2p 1 left queued is encrypted once, then re-sent as is", async () => {
+  using s = setup();
+  // As the v1 store wrote it: no ratchet message, the envelope id as the message id.
+  const v1Id = "0123456789abcdef0123456789abcdef";
+  const at = new Date().toISOString();
+  s.store.history(s.peer).appendMessage({ id: v1Id, dir: "out", text: "from v1", sent_at: at, at });
+  s.transport.connected = false;
+  const first = s.make();
+  assert.deepEqual(first.resume(s.peer).map((m) => [m.id, m.text]), [[v1Id, "from v1"]]);
+  const recorded = s.wire(v1Id);
+  assert.notEqual(recorded.env, v1Id, "a new, random envelope id");
+  first.close();
+
+  s.transport.connected = true;
+  const next = s.make();
+  next.resume(s.peer);
+  assert.deepEqual(await next.outcome(v1Id), { state: "accepted" });
+  assert.deepEqual(s.transport.sent.map((x) => [x.env, x.wire]), [[recorded.env, recorded.wire]]);
+  next.close();
+});
+
+Deno.test("Outbox.enqueue: queued receipts ride on a message, unless they would make it too large", () => {
+  using s = setup();
+  s.transport.connected = false;
+  const queue = new ReceiptQueue();
+  const outbox = new Outbox({
+    store: s.store,
+    sealer: s.sealer,
+    transport: s.transport,
+    receipts: queue,
+  });
+  try {
+    const ids = Array.from({ length: 1000 }, (_, i) => i.toString(16).padStart(32, "0"));
+    queue.add(s.peer, ids);
+    // 64,000 bytes of text and 35,000 of receipt ids do not fit one message: the text goes alone.
+    const big = outbox.enqueue(s.peer, "x".repeat(64_000), 1 << 20);
+    assert.equal(s.state(big.id), "sending");
+    assert.deepEqual(queue.peers(), [s.peer], "the receipts are still queued");
+    const small = outbox.enqueue(s.peer, "hi", 1 << 20);
+    assert.equal(s.state(small.id), "sending");
+    assert.deepEqual(queue.peers(), [], "they went with the short one");
+  } finally {
+    outbox.close();
+  }
 });

@@ -1,15 +1,16 @@
 /**
- * A relay connection that stays up: {@linkcode ReconnectingRelay} connects, passes on what the
- * relay pushes, and when the socket drops connects again after a backoff with jitter
- * (`backoffDelay` of @chat-p2p/protocol/async: 0.5 s doubling up to 30 s, each wait 50–100 % of
- * its step, so the clients of a relay that restarts do not all come back at once). Every change
- * of state is an event. It gives up only when told to ({@linkcode ReconnectOptions.giveUpAfterMs})
- * or when retrying cannot help: the relay refused the identity (`auth_failed`) or the URL is not
- * a relay URL.
+ * A relay connection that stays up: {@linkcode ReconnectingRelay} keeps a **sender** socket
+ * (sends only, opens no mailbox: sealed sender) and, unless told otherwise, a **reader** socket
+ * (opens the mailboxes and receives), passes on what the relay pushes, and when either socket
+ * drops closes both and connects again after a backoff with jitter (`backoffDelay` of
+ * @chat-p2p/protocol/async: 0.5 s doubling up to 30 s, each wait 50–100 % of its step, so the
+ * clients of a relay that restarts do not all come back at once). Every change of state is an
+ * event. It gives up only when told to ({@linkcode ReconnectOptions.giveUpAfterMs}) or when
+ * retrying cannot help: the URL is not a relay URL, or the relay speaks another protocol version.
  *
  * @module
  */
-import type { Envelope, KeyPair } from "@chat-p2p/protocol";
+import type { EnvelopeV2, KeyPair, MailboxKind } from "@chat-p2p/protocol";
 import { backoffDelay, type BackoffOptions, sleep } from "@chat-p2p/protocol/async";
 import {
   type CloseInfo,
@@ -25,7 +26,7 @@ import { ClientError, RelayError } from "./errors.ts";
 export type ConnectionState =
   /** An attempt is under way. */
   | "connecting"
-  /** Authenticated: sends and acks go through. */
+  /** Both sockets are up: sends, opens and acks go through. */
   | "connected"
   /** Down; another attempt follows after `retryInMs`. */
   | "disconnected"
@@ -69,20 +70,28 @@ export interface ReconnectOptions extends ConnectOptions {
    */
   giveUpAfterMs?: number;
   /** How to make one connection (default {@linkcode connectRelay}); tests pass a fake. */
-  connect?: (url: string, identity: KeyPair, opts: ConnectOptions) => Promise<RelaySession>;
+  connect?: (url: string, opts: ConnectOptions) => Promise<RelaySession>;
+  /** Keep a reader socket too (default true); false: only send (the `send` command). */
+  reader?: boolean;
   /** Random source for the jitter (tests). */
   random?: () => number;
 }
 
 /** Failures no later attempt can fix. */
 function isFatal(e: RelayError): boolean {
-  return e.code === "auth_failed" || e.code === "bad_url";
+  return e.code === "bad_url" || e.code === "unsupported_version";
 }
 
 function asRelayError(e: unknown): RelayError {
   if (e instanceof RelayError) return e;
   if (e instanceof ClientError) return new RelayError("protocol", e.message);
   return new RelayError("protocol", e instanceof Error ? e.message : String(e));
+}
+
+/** The sockets of one connection: the sender's, and the reader's unless it only sends. */
+interface Link {
+  sender: RelaySession;
+  reader?: RelaySession;
 }
 
 /**
@@ -93,10 +102,11 @@ function asRelayError(e: unknown): RelayError {
  * import { generateKeyPair } from "@chat-p2p/protocol";
  * import { ReconnectingRelay } from "@chat-p2p/client";
  *
- * const relay = new ReconnectingRelay("ws://127.0.0.1:8080/ws", generateKeyPair());
+ * const me = generateKeyPair();
+ * const relay = new ReconnectingRelay("ws://127.0.0.1:8080/ws");
  * relay.on((e) => {
- *   if (e.type === "connection") console.log(e.state, e.error?.message ?? "");
- *   if (e.type === "deliver") relay.ack([e.envelope.id]); // after storing it
+ *   if (e.type === "connection" && e.state === "connected") relay.open("inbox", me);
+ *   if (e.type === "deliver") relay.ack(e.envelope.to, [e.envelope.id]); // after storing it
  * });
  * relay.start();
  * await relay.connected();
@@ -106,19 +116,17 @@ function asRelayError(e: unknown): RelayError {
 export class ReconnectingRelay {
   /** The URL as given. */
   readonly url: string;
-  readonly #identity: KeyPair;
   readonly #opts: ReconnectOptions;
   readonly #listeners = new Set<(e: ReconnectingEvent) => void>();
   readonly #stop = new AbortController();
   #state: ConnectionState = "disconnected";
-  #session: RelaySession | undefined;
+  #link: Link | undefined;
   #running: Promise<void> | undefined;
   #closedError: RelayError | undefined;
 
   /** Creates the connection; nothing happens until {@linkcode ReconnectingRelay.start}. */
-  constructor(url: string, identity: KeyPair, opts: ReconnectOptions = {}) {
+  constructor(url: string, opts: ReconnectOptions = {}) {
     this.url = url;
-    this.#identity = identity;
     this.#opts = opts;
   }
 
@@ -127,9 +135,14 @@ export class ReconnectingRelay {
     return this.#state;
   }
 
-  /** The authenticated session while `connected`. */
+  /** The sender socket while `connected`. */
   get session(): RelaySession | undefined {
-    return this.#state === "connected" ? this.#session : undefined;
+    return this.#state === "connected" ? this.#link?.sender : undefined;
+  }
+
+  /** The reader socket while `connected` (none when it only sends). */
+  get reader(): RelaySession | undefined {
+    return this.#state === "connected" ? this.#link?.reader : undefined;
   }
 
   /** Calls `listener` with every event; returns a function that stops it. */
@@ -165,10 +178,10 @@ export class ReconnectingRelay {
   }
 
   /**
-   * Sends an envelope on the current connection; rejects with `connection_closed` when there is
-   * none (see {@linkcode RelaySession.send} for the rest).
+   * Sends an envelope on the current sender socket; rejects with `connection_closed` when there
+   * is none (see {@linkcode RelaySession.send} for the rest).
    */
-  send(envelope: Envelope, opts: { timeoutMs?: number } = {}): Promise<void> {
+  send(envelope: EnvelopeV2, opts: { key?: string; timeoutMs?: number } = {}): Promise<void> {
     const s = this.session;
     if (!s) {
       return Promise.reject(
@@ -181,26 +194,73 @@ export class ReconnectingRelay {
   }
 
   /**
-   * Acks ids on the current connection. Returns false when there is none: the relay keeps them
-   * and delivers them again on the next connection.
+   * Opens a mailbox on the current reader socket (see {@linkcode RelaySession.open}); rejects
+   * with `connection_closed` when there is none. Mailboxes are not opened again by themselves
+   * after a reconnect: open them on every `connected` event.
    */
-  ack(ids: string[]): boolean {
-    const s = this.session;
-    if (!s || !s.isOpen) return false;
+  open(kind: MailboxKind, authKeyPair: KeyPair): Promise<string> {
+    const r = this.reader;
+    if (!r) {
+      return Promise.reject(
+        new RelayError("connection_closed", `no reader connection to relay ${this.url}`),
+      );
+    }
+    return r.open(kind, authKeyPair);
+  }
+
+  /**
+   * Acks ids of a mailbox on the current reader socket. Returns false when there is none, or it
+   * is not the socket that opened the mailbox: the relay keeps them and delivers them again.
+   */
+  ack(mailbox: string, ids: string[]): boolean {
+    const s = this.reader;
+    if (!s || !s.isOpen || !s.opened.has(mailbox)) return false;
     try {
-      s.ack(ids);
+      s.ack(mailbox, ids);
       return true;
     } catch {
       return false;
     }
   }
 
-  /** Stops reconnecting and closes the socket (queued frames are written first, briefly). */
+  /** Stops reconnecting and closes the sockets (queued frames are written first, briefly). */
   async close(): Promise<void> {
     if (!this.#stop.signal.aborted) this.#stop.abort();
-    await this.#session?.close();
+    await this.#closeLink(this.#link);
     await this.#running;
     if (this.#state !== "closed") this.#setState({ state: "closed", attempt: 0 });
+  }
+
+  async #closeLink(link: Link | undefined): Promise<void> {
+    await Promise.all([link?.sender.close(), link?.reader?.close()]);
+  }
+
+  /** Both sockets of a new link, or the first failure (the other socket is closed then). */
+  async #connectLink(): Promise<Link> {
+    const connect = this.#opts.connect ?? connectRelay;
+    const wanted = [connect(this.url, this.#opts)];
+    if (this.#opts.reader !== false) wanted.push(connect(this.url, this.#opts));
+    const got = await Promise.allSettled(wanted);
+    const failed = got.find((g) => g.status === "rejected");
+    if (failed) {
+      await Promise.all(got.map((g) => g.status === "fulfilled" ? g.value.close() : undefined));
+      throw failed.reason;
+    }
+    const [sender, reader] = got.map((g) => (g as PromiseFulfilledResult<RelaySession>).value);
+    return { sender, reader };
+  }
+
+  /** Passes on what either socket pushes until one of them closes; then closes the other. */
+  async #pump(link: Link): Promise<CloseInfo> {
+    const sockets = [link.sender, ...(link.reader ? [link.reader] : [])];
+    const first = await Promise.race(
+      sockets.map(async (s) => {
+        for await (const e of s) this.#emit(e);
+        return await s.closed;
+      }),
+    );
+    await this.#closeLink(link);
+    return first;
   }
 
   #closedReason(): RelayError {
@@ -219,7 +279,6 @@ export class ReconnectingRelay {
   }
 
   async #run(): Promise<void> {
-    const connect = this.#opts.connect ?? connectRelay;
     const backoff = this.#opts.backoff ?? RECONNECT_BACKOFF;
     const giveUpAfter = this.#opts.giveUpAfterMs ?? Infinity;
     const signal = this.#stop.signal;
@@ -228,9 +287,9 @@ export class ReconnectingRelay {
     while (!signal.aborted) {
       attempt++;
       this.#setState({ state: "connecting", attempt });
-      let session: RelaySession;
+      let link: Link;
       try {
-        session = await connect(this.url, this.#identity, this.#opts);
+        link = await this.#connectLink();
       } catch (e) {
         const error = asRelayError(e);
         const left = downSince + giveUpAfter - Date.now();
@@ -248,15 +307,14 @@ export class ReconnectingRelay {
         continue;
       }
       if (signal.aborted) {
-        await session.close(); // closed while connecting
+        await this.#closeLink(link); // closed while connecting
         break;
       }
-      this.#session = session;
+      this.#link = link;
       this.#setState({ state: "connected", attempt });
       attempt = 0;
-      for await (const e of session) this.#emit(e);
-      const close = await session.closed;
-      this.#session = undefined;
+      const close = await this.#pump(link);
+      this.#link = undefined;
       if (signal.aborted) break;
       downSince = Date.now();
       const retryInMs = backoffDelay(0, backoff, this.#opts.random);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { generateKeyPair, type KeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
-import { startTestRelay } from "../tests/relay_harness.ts";
+import { generateKeyPair, inboxId, toBase64 } from "@chat-p2p/protocol";
+import { startFakeRelay } from "../tests/fake_relay.ts";
 import { connectRelay, type RelaySession } from "./connection.ts";
 import { RelayError } from "./errors.ts";
 import { type ConnectionEvent, type ReconnectingEvent, ReconnectingRelay } from "./reconnecting.ts";
@@ -16,25 +16,27 @@ function states(events: ReconnectingEvent[]): string[] {
 /** A connect that fails with `codes` in turn, then connects for real. */
 function flaky(codes: RelayError["code"][]) {
   const calls: number[] = [];
-  const connect = (url: string, id: KeyPair, opts: object): Promise<RelaySession> => {
+  const connect = (url: string, opts: object): Promise<RelaySession> => {
     calls.push(performance.now());
     const code = codes.shift();
     return code
       ? Promise.reject(new RelayError(code, `cannot reach relay ${url}: ${code}`))
-      : connectRelay(url, id, opts);
+      : connectRelay(url, opts);
   };
   return { connect, calls };
 }
 
 Deno.test("ReconnectingRelay: failed attempts back off with jitter, then it connects", async () => {
-  await using relay = await startTestRelay();
+  await using relay = startFakeRelay();
   const { connect, calls } = flaky(["unreachable", "timeout", "unreachable"]);
   const events: ReconnectingEvent[] = [];
-  // random 0: every wait is its full step (jitter takes up to half of it off).
-  const r = new ReconnectingRelay(relay.url, generateKeyPair(), {
+  // random 0: every wait is its full step (jitter takes up to half of it off). Sender only: one
+  // connect per attempt.
+  const r = new ReconnectingRelay(relay.url, {
     connect,
     backoff: FAST,
     random: () => 0,
+    reader: false,
   });
   r.on((e) => events.push(e));
   r.start();
@@ -60,14 +62,17 @@ Deno.test("ReconnectingRelay: failed attempts back off with jitter, then it conn
   assert.equal(r.state, "closed");
 });
 
-Deno.test("ReconnectingRelay: auth_failed is final; giveUpAfterMs 0 gives up after one attempt", async () => {
+Deno.test("ReconnectingRelay: unsupported_version is final; giveUpAfterMs 0 gives up after one attempt", async () => {
   const url = "ws://127.0.0.1:9/ws";
   for (
-    const [code, opts] of [["auth_failed", {}], ["unreachable", { giveUpAfterMs: 0 }]] as const
+    const [code, opts] of [
+      ["unsupported_version", {}],
+      ["unreachable", { giveUpAfterMs: 0 }],
+    ] as const
   ) {
     const { connect, calls } = flaky([code, "unreachable"]);
     const events: ReconnectingEvent[] = [];
-    const r = new ReconnectingRelay(url, generateKeyPair(), { connect, backoff: FAST, ...opts });
+    const r = new ReconnectingRelay(url, { connect, backoff: FAST, reader: false, ...opts });
     r.on((e) => events.push(e));
     r.start();
     await assert.rejects(
@@ -84,65 +89,55 @@ Deno.test("ReconnectingRelay: auth_failed is final; giveUpAfterMs 0 gives up aft
   }
 });
 
-Deno.test("ReconnectingRelay: without a connection, send is refused and ack says so", async () => {
-  const r = new ReconnectingRelay("ws://127.0.0.1:9/ws", generateKeyPair());
+Deno.test("ReconnectingRelay: without a connection, send and open are refused and ack says so", async () => {
+  const r = new ReconnectingRelay("ws://127.0.0.1:9/ws");
   const me = generateKeyPair();
-  const env = sealEnvelope(
-    { v: 1, kind: "message", text: "x", sent_at: "t" },
-    me,
-    toBase64(me.publicKey),
-  );
+  const to = toBase64(inboxId(me.publicKey));
+  const env = { v: 2 as const, id: "envelope-1", to, body: "" };
   await assert.rejects(
     () => r.send(env),
     (e: unknown) => e instanceof RelayError && e.code === "connection_closed" && e.id === env.id,
   );
-  assert.equal(r.ack(["whatever1"]), false);
+  await assert.rejects(
+    () => r.open("inbox", me),
+    (e: unknown) => e instanceof RelayError && e.code === "connection_closed",
+  );
+  assert.equal(r.ack(to, ["whatever1"]), false);
   await r.close();
 });
 
-Deno.test("ReconnectingRelay against a real relay that restarts: drop, reconnect, pending delivered", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "chat-reconnect-" });
-  const alice = generateKeyPair();
+Deno.test("ReconnectingRelay: reader and sender; when one socket drops both reconnect, mailboxes open again", async () => {
+  await using relay = startFakeRelay();
   const bob = generateKeyPair();
-  let relay = await startTestRelay({ RELAY_DATA_DIR: dataDir });
-  const port = relay.port;
+  const inbox = toBase64(inboxId(bob.publicKey));
   const events: ReconnectingEvent[] = [];
-  const r = new ReconnectingRelay(relay.url, bob, { backoff: FAST, timeoutMs: 2000 });
+  const r = new ReconnectingRelay(relay.url, { backoff: FAST, timeoutMs: 2000 });
+  r.on((e) => {
+    events.push(e);
+    if (e.type === "connection" && e.state === "connected") r.open("inbox", bob).catch(() => {});
+  });
   try {
-    r.on((e) => events.push(e));
     r.start();
     await r.connected();
-    await relay.shutdown(); // closes every socket with 1001
-    await relay.finished;
-    const dropped = await waitFor(
-      events,
-      (e) => e.type === "connection" && e.state === "disconnected",
-    );
-    assert.ok(dropped.type === "connection" && dropped.close?.code === 1001);
+    await waitFor(events, (e) => e.type === "synced");
+    assert.ok(r.reader && r.session && r.reader !== r.session, "two sockets");
+    assert.deepEqual([...r.reader!.opened], [inbox]);
+    assert.equal(r.session!.opened.size, 0, "the sender opens nothing");
 
-    // While it is down, alice leaves a message at the relay that comes back on the same port.
-    relay = await startTestRelay({ RELAY_DATA_DIR: dataDir, RELAY_PORT: String(port) });
-    const a = await connectRelay(relay.url, alice);
-    const env = sealEnvelope(
-      { v: 1, kind: "message", text: "while you were away", sent_at: "t" },
-      alice,
-      toBase64(bob.publicKey),
-    );
-    await a.send(env);
-    await a.close();
+    // The sender socket drops: the reader is closed too, and both come back.
+    await r.session!.close();
+    await waitFor(events, (e) => e.type === "connection" && e.state === "disconnected");
+    await waitFor(events, () => states(events).filter((s) => s === "connected").length === 2);
 
+    // Mailboxes opened again on the new reader: a message left meanwhile is delivered.
+    const env = { v: 2 as const, id: "while-away", to: inbox, body: btoa("x".repeat(650)) };
+    relay.inject(env);
     const delivered = await waitFor(events, (e) => e.type === "deliver");
     assert.ok(delivered.type === "deliver" && delivered.envelope.id === env.id);
-    assert.equal(r.state, "connected");
-    assert.equal(r.ack([env.id]), true);
-    const kinds = states(events);
-    assert.equal(kinds.filter((s) => s === "connected").length, 2, kinds.join(" "));
-    assert.equal(kinds.at(-1), "connected");
+    assert.equal(r.ack(inbox, [env.id]), true);
+    assert.equal(r.ack("b3RoZXI=", [env.id]), false, "not a mailbox opened on this reader");
   } finally {
     await r.close();
-    await relay.shutdown();
-    await relay.finished;
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 

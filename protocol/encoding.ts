@@ -12,8 +12,16 @@ export const NONCE_BYTES = 24;
 /** Length in bytes of an Ed25519 signature. */
 export const SIGNATURE_BYTES = 64;
 
+/** The runtime's own base64 of byte arrays (ES2026 `Uint8Array.fromBase64`, `toBase64`). */
+interface NativeBase64 {
+  fromBase64(text: string, opts: { lastChunkHandling: "strict" }): Uint8Array;
+}
+const native = Uint8Array as unknown as Partial<NativeBase64>;
+const nativeTo = (Uint8Array.prototype as unknown as { toBase64?: () => string }).toBase64;
+
 /** Standard base64 (RFC 4648 §4, with padding) of bytes. */
 export function toBase64(bytes: Uint8Array): string {
+  if (nativeTo) return nativeTo.call(bytes);
   let s = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
     s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -26,6 +34,7 @@ export function toBase64(bytes: Uint8Array): string {
 // different mailbox ids for the same key.
 const BASE64_RE =
   /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$/;
+const WHITESPACE_RE = /[\t\n\f\r ]/;
 
 /**
  * Decodes strict standard base64 (padding required, no whitespace, canonical: unused trailing bits
@@ -33,7 +42,18 @@ const BASE64_RE =
  * callers turn it into their own error message.
  */
 export function fromBase64(text: string): Uint8Array | undefined {
-  if (typeof text !== "string" || !BASE64_RE.test(text)) return undefined;
+  if (typeof text !== "string") return undefined;
+  if (native.fromBase64) {
+    // Strict: padding required, unused bits zero, the standard alphabet; it skips ASCII white
+    // space, which the format does not allow.
+    if (WHITESPACE_RE.test(text)) return undefined;
+    try {
+      return native.fromBase64(text, { lastChunkHandling: "strict" });
+    } catch {
+      return undefined;
+    }
+  }
+  if (!BASE64_RE.test(text)) return undefined;
   try {
     const bin = atob(text);
     const out = new Uint8Array(bin.length);

@@ -112,6 +112,15 @@ export function sendingSession(ps: PeerSessions): PeerSession | undefined {
     .sort((a, b) => rank(a) - rank(b) || b.seq - a.seq)[0];
 }
 
+/**
+ * A copy of `ps` that the functions here may change: its own lists, the same session objects.
+ * That is enough, because a session is never changed in place, only replaced by the new state
+ * `ratchetEncrypt`/`ratchetDecrypt` return (or a new one added), so `ps` stays as it was.
+ */
+function copyOf(ps: PeerSessions): PeerSessions {
+  return { ...ps, sessions: [...ps.sessions], retired: [...ps.retired] };
+}
+
 function checkMe(ps: PeerSessions, me: KeyPair): void {
   if (ps.me !== toBase64(me.publicKey)) {
     throw new Error("Cannot use these sessions: they belong to another identity");
@@ -158,7 +167,7 @@ export function peerEncrypt(
   rng: Rng = randomBytes,
 ): { state: PeerSessions; message: Uint8Array; session: string; started: boolean } {
   checkMe(ps, me);
-  const next = structuredClone(ps);
+  const next = copyOf(ps);
   let session = sendingSession(next);
   const started = session === undefined;
   if (!session) session = addSession(next, initiateSession(me, fromBase64(ps.peer)!, rng));
@@ -190,7 +199,7 @@ export function peerDecrypt(
   if (!header) {
     return { ok: false, reason: "malformed", message: "Cannot decrypt: not a ratchet message" };
   }
-  const next = structuredClone(ps);
+  const next = copyOf(ps);
   const id = toBase64(header.dh);
   const isInit = header.type === "init";
   if (isInit && !ps.sessions.some((s) => s.id === id)) {

@@ -169,3 +169,23 @@ Deno.test("peer sessions: random schedules (crossing starts, any delivery order,
     sameSession(a, b);
   }
 });
+
+Deno.test("peer sessions: peerEncrypt and peerDecrypt leave the state they are given as it was", () => {
+  const a = party(small, large);
+  const b = party(large, small);
+  // Both start (two sessions each), messages cross, one is lost, one is replayed.
+  const a1 = send(a, "a1");
+  const b1 = send(b, "b1");
+  const lost = send(a, "lost");
+  const a2 = send(a, "a2");
+  for (const [to, m] of [[b, a1], [a, b1], [b, a2], [b, a1]] as const) {
+    const before = structuredClone(to.st);
+    const r = peerDecrypt(to.st, m, to.kp);
+    assert.deepEqual(to.st, before, "peerDecrypt changed its input");
+    if (r.ok) to.st = r.state;
+    const kept = structuredClone(to.st);
+    peerEncrypt(to.st, enc.encode("x"), to.kp);
+    assert.deepEqual(to.st, kept, "peerEncrypt changed its input");
+  }
+  assert.ok(receive(b, lost).ok, "the lost one still opens");
+});

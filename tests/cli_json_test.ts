@@ -12,6 +12,8 @@ import { runInProcess } from "../cli/testing.ts";
 import { startFakeRelay } from "./fake_relay.ts";
 import { spawnCli } from "./cli_helpers.ts";
 import { RelayProcess, ROOT } from "./relay_process.ts";
+import { TestPeer } from "./v2_peer.ts";
+import { connectRelay } from "../client/connection.ts";
 
 const doc = await Deno.readTextFile(join(ROOT, "docs", "CLI.md"));
 
@@ -83,7 +85,7 @@ Deno.test("docs/CLI.md: each documented JSON shape is what the command prints", 
     real.set("config get --json", await ok(["config", "get", "--json"], alice));
 
     // A message refused for good by a relay, then resent through the real one.
-    await using refusing = startFakeRelay(() => ({ code: "spoofed_sender" }));
+    await using refusing = startFakeRelay(() => ({ code: "bad_frame" }));
     assert.equal((await runInProcess(["send", refusing.url, "bob", "again"], alice)).code, 1);
     real.set("resend <contact> --json", await ok(["resend", "bob", "--json"], alice));
 
@@ -100,6 +102,13 @@ Deno.test("docs/CLI.md: each documented JSON shape is what the command prints", 
     await listener.waitForStdout("while you listen");
     await ok(["sync"], alice);
     await listener.waitForStdout('"type":"receipt"');
+    // Someone new writes to bob: a request, kept apart.
+    await using carol = await TestPeer.create();
+    const first = await carol.message(bobKey, "hi, it is carol", { via: "request" });
+    const s = await connectRelay(relay.url);
+    await s.send(first.envelope, { key: bobKey });
+    await s.close();
+    await listener.waitForStdout('"type":"request"');
     const events = lines((await listener.kill("SIGTERM")).stdout);
     events.push(
       eventJson({
@@ -112,6 +121,7 @@ Deno.test("docs/CLI.md: each documented JSON shape is what the command prints", 
     );
     real.set("listen --json", events);
     real.set("chats --json", await ok(["chats", "--json"], alice));
+    real.set("requests --json", await ok(["requests", "--json"], bob));
 
     assert.deepEqual([...real.keys()].sort(), [...shapes.keys()].sort());
     for (const [heading, examples] of shapes) {

@@ -9,8 +9,10 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import {
   type EnvelopeV2,
+  fingerprint,
   fromBase64,
   keyPairFromSeed,
+  newId,
   requestEnvelope,
   toBase64,
   toHex,
@@ -19,12 +21,15 @@ import { ProfileStore } from "@chat-p2p/client";
 import {
   type CliOptions,
   type CliResult,
+  filesUnder,
   pairedProfiles,
   runCli,
   runCliOk,
   spawnCli,
 } from "./cli_helpers.ts";
-import { envelope, RawClient } from "./raw_client.ts";
+import { connectRelay } from "../client/connection.ts";
+import { TestPeer } from "./v2_peer.ts";
+import { envelope } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
 import { pairMessages } from "./v2_messages.ts";
 
@@ -46,14 +51,16 @@ Deno.test("passphrase: piped send, sync and chat with CHAT_PASSPHRASE against a 
   try {
     const aKey = (await cli(["init", "--passphrase"], alice)).stdout.trim();
     const bKey = (await cli(["init", "--passphrase"], bob)).stdout.trim();
-    await cli(["add-contact", "bob", bKey], bare(alice));
-    await cli(["add-contact", "alice", aKey], bare(bob));
+    // Contacts are encrypted at rest with a passphrase: saving one needs it too.
+    assert.equal((await runCli(["add-contact", "bob", bKey], bare(alice))).code, 1);
+    await cli(["add-contact", "bob", bKey], alice);
+    await cli(["add-contact", "alice", aKey], bob);
 
     // A script sends with the passphrase in the environment and the text on stdin.
     const sent = await cli(["send", relay.url, "bob", "-"], { ...alice, stdin: "piped hello\n" });
     outputs.push(sent);
     const id = sent.stdout.trim();
-    assert.match(id, /^[A-Za-z0-9_-]{8,64}$/);
+    assert.match(id, /^[0-9a-f]{32}$/);
     assert.equal(sent.stdout, id + "\n", "stdout: the id alone");
 
     // Without the variable, or with a wrong one: exit 1, one clear line, no stack trace.
@@ -92,13 +99,24 @@ Deno.test("passphrase: piped send, sync and chat with CHAT_PASSPHRASE against a 
     outputs.push(aSync);
     assert.deepEqual(jsonLines(aSync.stdout).map((m) => m.text), ["chat reply"]);
 
-    // history needs no passphrase, and shows the receipt alice got.
-    const hist = await cli(["history", "bob", "--json"], bare(alice));
+    // history needs the passphrase too (history is encrypted at rest), and shows the receipt.
+    assert.equal((await runCli(["history", "bob"], bare(alice))).code, 1);
+    const hist = await cli(["history", "bob", "--json"], alice);
     outputs.push(hist);
     assert.deepEqual(
       jsonLines(hist.stdout).map((m) => [m.dir, m.text, m.state]),
       [["out", "piped hello", "delivered"], ["in", "chat reply", "received"]],
     );
+
+    // No message text, contact key or session in clear in any profile file.
+    for (const who of ["alice", "bob"]) {
+      for (const [path, text] of filesUnder(join(home, `.chat-${who}`))) {
+        if (path.endsWith("identity.json") || path.endsWith("profile.json")) continue;
+        for (const secret of ["piped hello", "chat reply", aKey, bKey, '"rk"']) {
+          assert.ok(!text.includes(secret), `${secret} in clear in ${path}`);
+        }
+      }
+    }
 
     // No secret key, in any spelling, in any output or in the identity files.
     for (const [who, pass] of [["alice", alicePass], ["bob", bobPass]]) {
@@ -181,33 +199,36 @@ async function twoProfiles(home: string) {
   return { alice, bob, aKey, bKey, aliceKp };
 }
 
-Deno.test("forged sender through the relay: a request claiming alice is rejected by the client and never shown", async () => {
+Deno.test("forged sender through the relay: a request claiming alice is rejected, never shown, never named", async () => {
   const home = await Deno.makeTempDir({ prefix: "chat-sec-" });
   await using relay = await RelayProcess.start();
   try {
     const { alice, bob, aKey, bKey } = await twoProfiles(home);
-    await cli(["sync", relay.url], bob); // bob has read: his mailboxes are registered
-    await using m = await RawClient.connect(relay.url);
-
-    // Mallory seals a request to bob that names alice as its sender: mallory cannot derive
-    // alice's session key, so the ratchet message inside is not one alice could have made.
-    const claimAlice = requestEnvelope(
-      fromBase64(bKey)!,
-      fromBase64(aKey)!,
-      crypto.getRandomValues(new Uint8Array(41 + 512 + 16)),
-    );
-    assert.equal((await m.sendAndWait(claimAlice, bKey)).type, "accepted");
-
-    const sync = await cli(["sync", relay.url, "--json"], bob);
-    assert.equal(sync.stdout, "", "nothing shown as a message");
-    assert.match(sync.stderr, new RegExp(`^rejected message ${claimAlice.id}\\b`, "m"));
-    // Stored nowhere: not under alice, not as a request from her.
-    assert.equal((await cli(["history", "alice", "--json"], bob)).stdout, "");
+    await using mallory = await TestPeer.create();
+    const s = await connectRelay(relay.url, { timeoutMs: 5000 });
+    try {
+      // 1. Mallory seals a request to bob naming alice's key: its ratchet message is mallory's.
+      const m = await mallory.message(bKey, "I am alice, really", { via: "request" });
+      const claimAlice = requestEnvelope(fromBase64(bKey)!, fromBase64(aKey)!, m.wire, newId());
+      await s.send(claimAlice, { key: bKey });
+      // 2. Alice really writes to bob.
+      await cli(["send", relay.url, "bob", "alice's words"], alice);
+      const sync1 = await cli(["sync", relay.url, "--json"], bob);
+      assert.deepEqual(jsonLines(sync1.stdout).map((x) => x.text), ["alice's words"]);
+      const rejected = sync1.stderr.match(/^rejected message .*$/gm) ?? [];
+      assert.equal(rejected.length, 1, sync1.stderr);
+      assert.match(rejected[0], new RegExp(`^rejected message ${claimAlice.id}: a forged request`));
+      assert.doesNotMatch(sync1.stderr, /I am alice/);
+      assert.doesNotMatch(sync1.stderr, new RegExp(fingerprint(fromBase64(aKey)!)), "never named");
+    } finally {
+      await s.close();
+    }
+    // Stored nowhere but as the one real message: not under alice, not as a request.
+    const h = jsonLines((await cli(["history", "alice", "--json"], bob)).stdout);
+    assert.deepEqual(h.map((x) => x.text), ["alice's words"]);
+    assert.equal((await cli(["requests", "--json"], bob)).stdout, "");
     // Acked: it does not come back.
-    const again = await cli(["sync", relay.url], bob);
-    assert.doesNotMatch(again.stderr, /rejected/);
-    // And alice gets no receipt for a message she never sent.
-    assert.equal((await cli(["sync", relay.url, "--json"], alice)).stdout, "");
+    assert.doesNotMatch((await cli(["sync", relay.url], bob)).stderr, /rejected/);
   } finally {
     await Deno.remove(home, { recursive: true });
   }

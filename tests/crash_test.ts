@@ -1,7 +1,8 @@
 /**
  * Crash safety: kill -9 of the relay while clients send (every accepted envelope is delivered,
  * once, after restart), kill -9 of the CLI during writes (history and identity still parse and
- * nothing acknowledged is lost), and graceful shutdown on SIGTERM.
+ * nothing acknowledged is lost), and graceful shutdown on SIGTERM. The CLI killed at each step of
+ * sending and receiving is in client_crash_test.ts.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";

@@ -2,11 +2,13 @@
  * The seed's test_full_flow.sh as real subprocesses: a relay on a free port, alice and bob as CLI
  * processes under a temp HOME, messages sent while bob is offline, the relay restarted in the
  * middle, bob syncing everything in order and once, a piped `chat` reply, matching histories, and
- * no plaintext anywhere the relay writes. Set CHAT_P2P_BIN to drive a compiled executable.
+ * no plaintext, and neither party's public key in any encoding, anywhere the relay writes (its
+ * data directory, SQLite WAL included, and its logs). Set CHAT_P2P_BIN to drive a compiled
+ * executable.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliOptions, runCliOk } from "./cli_helpers.ts";
+import { type CliOptions, publicKeyForms, runCliOk } from "./cli_helpers.ts";
 import { readTree } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
 
@@ -38,7 +40,7 @@ Deno.test("full flow: offline messages survive a relay restart, arrive in order 
       const r = await cli(["send", relay.url, "bob", t], alice);
       ids.push(r.stdout.trim());
     }
-    assert.ok(ids.every((id) => /^[A-Za-z0-9_-]{8,64}$/.test(id)), `ids: ${ids}`);
+    assert.ok(ids.every((id) => /^[0-9a-f]{32}$/.test(id)), `ids: ${ids}`);
     assert.equal(new Set(ids).size, ids.length);
     await relay.stop("SIGTERM");
     const logs = relay.logs.join("\n");
@@ -89,10 +91,19 @@ Deno.test("full flow: offline messages survive a relay restart, arrive in order 
     `alice sees bob's receipts: ${JSON.stringify(aliceHistory.map((m) => m.state))}`,
   );
 
-  // nothing the relay ever wrote or logged holds plaintext
+  // nothing the relay ever wrote or logged holds plaintext, a message id, or either public key
   await relay.stop("SIGTERM");
-  assert.ok(!(await readTree(dataDir)).includes(marker));
-  assert.ok(!relay.logs.join("\n").includes(marker));
+  const everything = (await readTree(dataDir)) + relay.logs.join("\n");
+  assert.ok(!everything.includes(marker));
+  for (const id of ids) assert.ok(!everything.includes(id), "message ids travel encrypted only");
+  for (const [who, key] of [["alice", aliceKey], ["bob", bobKey]]) {
+    for (const form of publicKeyForms(key)) {
+      assert.ok(
+        !everything.includes(form),
+        `${who}'s public key (${form.slice(0, 12)}…) at the relay`,
+      );
+    }
+  }
 
   // key material never leaves the profile: not in any output
   const secret = JSON.parse(await Deno.readTextFile(join(home, ".chat-alice", "identity.json")));

@@ -45,7 +45,7 @@ Deno.test("install: the launcher lands in $DENO_INSTALL_ROOT/bin, runs offline, 
     assert.match(await Deno.readTextFile(launcher), /cli\/main\.ts/, "it runs this checkout");
 
     const version = await runOk(launcher, ["--version"], env);
-    assert.match(version.stdout, new RegExp(`^chat-p2p ${cliPackage.version} \\(protocol v1`));
+    assert.match(version.stdout, new RegExp(`^chat-p2p ${cliPackage.version} \\(protocol v2`));
     const key = (await runOk(launcher, ["init"], env)).stdout.trim();
     assert.equal((await runOk(launcher, ["id"], env)).stdout.split("\n")[0], key);
 

@@ -2,10 +2,11 @@
  * Scale-out end to end: three relay subprocesses on one Kafka and one Redis, with the CLI as
  * subprocesses. Live messages cross relays; an offline recipient's messages wait in Redis, survive
  * the loss of the relay they were sent through, and arrive once, in order, through another; Redis
- * and Kafka hold only ciphertext (read back with redis-cli and Kafka's ConsoleConsumer).
+ * and Kafka hold only ciphertext: no text, no message id, no public key in any encoding (read
+ * back with redis-cli and Kafka's ConsoleConsumer).
  */
 import assert from "node:assert/strict";
-import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { type CliOptions, publicKeyForms, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { RelayProcess } from "./relay_process.ts";
 import { runId, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
@@ -82,11 +83,14 @@ await servicesTest(
       const ids = [];
       for (const t of texts) ids.push((await cli(["send", a.url, "bob", t], alice)).stdout.trim());
 
-      // while they wait: Redis holds them (ids and ciphertext), and no plaintext
+      // while they wait: Redis holds their envelopes, and nothing of what is inside them
       const redis = await dumpRedis(svc.redisUrl);
-      for (const id of ids) assert.ok(redis.includes(id), `Redis should hold envelope ${id}`);
+      assert.ok(redis.includes('"v":2,"id":'), "Redis should hold the envelopes");
+      for (const id of ids) assert.ok(!redis.includes(id), `Redis holds message id ${id}`);
       assert.ok(!redis.includes(marker), "Redis holds no plaintext");
       assert.ok(!redis.includes("offline 1"), "not even fragments");
+      const keyForms = Object.values(keys).flatMap(publicKeyForms);
+      for (const form of keyForms) assert.ok(!redis.includes(form), "Redis holds a public key");
 
       await a.stop("SIGTERM");
 
@@ -102,8 +106,10 @@ await servicesTest(
 
       // Kafka's own consumer reads the topic: the envelopes are there, the text is not
       const kafka = await readKafkaTopic(svc.kafkaBrokers, topic, 10_000, 6000);
-      for (const id of ids) assert.ok(kafka.includes(id), `Kafka should carry envelope ${id}`);
+      assert.ok(kafka.includes('"v":2,"id":'), "Kafka should carry the envelopes");
+      for (const id of ids) assert.ok(!kafka.includes(id), `Kafka carries message id ${id}`);
       assert.ok(!kafka.includes(marker), "Kafka holds no plaintext");
+      for (const form of keyForms) assert.ok(!kafka.includes(form), "Kafka holds a public key");
       for (const r of [a, b, c]) {
         assert.ok(!r.logs.join("\n").includes(marker), "no plaintext in logs");
       }

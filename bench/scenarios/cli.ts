@@ -2,13 +2,29 @@
  * CLI row: `chat-p2p id` cold start and `chat-p2p send` round trip (each a fresh `deno run`
  * process under a temp HOME, as a user runs them) against `deno run` of an empty script; history
  * append cost at 0 and 100k messages through client/store/message_log.ts; `chat-p2p sync` of a
- * 10k-message backlog against a bare client draining the same backlog.
+ * 10k-message backlog (protocol v2: a contact's ratchet messages in its pair mailbox) against a
+ * bare client draining the same number of envelopes.
  *
  * @module
  */
 import { join } from "node:path";
-import { type Envelope, newId, sealEnvelope } from "@chat-p2p/protocol";
-import { connectAuth, field, type Identity, sealingIdentity } from "../lib/client.ts";
+import {
+  type EnvelopeV2,
+  generateKeyPair,
+  type KeyPair,
+  newId,
+  newPeerSessions,
+  openFrame,
+  padPayloadV2,
+  pairEnvelope,
+  pairMailbox,
+  pairMailboxId,
+  parseRelayUrl,
+  peerEncrypt,
+  randomBytes,
+  toBase64,
+} from "@chat-p2p/protocol";
+import { ProfileStore } from "@chat-p2p/client";
 import { ROOT, run } from "../lib/proc.ts";
 
 /** CLI figures (ms). */
@@ -68,6 +84,11 @@ export async function cliBench(relayUrl: string, dir: string, runs: number): Pro
   await cli(["init"]);
   const bob = (await cli(["--profile", "bob", "init"])).stdout.trim().split("\n")[0];
   await cli(["add-contact", "bob", bob]);
+  // Bob knows us and has read from this relay once, as between two contacts who talk: sends go
+  // to his pair mailbox (not his request inbox, as a first message to someone who never read).
+  const me = (await cli(["id"])).stdout.split("\n")[0];
+  await cli(["--profile", "bob", "add-contact", "me", me]);
+  await cli(["--profile", "bob", "sync", relayUrl]);
   // one untimed run of each to fill Deno's module cache
   await emptyRun();
   await cli(["id"]);
@@ -86,7 +107,7 @@ export async function cliBench(relayUrl: string, dir: string, runs: number): Pro
   const line = r.stdout.split("\n").find((l) => l.startsWith("{"));
   if (!line) throw new Error(`history_append.ts failed: ${r.stderr.slice(-400)}`);
   const h = JSON.parse(line);
-  const syncBacklog = await syncBacklogBench(relayUrl, cli, 10_000);
+  const syncBacklog = await syncBacklogBench(relayUrl, cli, home, 10_000);
   return {
     emptyScriptMs: r2(median(e)),
     idMs: r2(median(id)),
@@ -101,15 +122,32 @@ export async function cliBench(relayUrl: string, dir: string, runs: number): Pro
   };
 }
 
+/** A protocol-v2 socket after the relay's `hello`; every later frame goes to `onFrame`. */
+async function v2Socket(
+  url: string,
+  onFrame: (text: string, ws: WebSocket) => void,
+): Promise<{ ws: WebSocket; challenge: string }> {
+  const ws = new WebSocket(url);
+  const hello = Promise.withResolvers<string>();
+  ws.onmessage = (e) => {
+    const m = /"challenge":"([^"]+)"/.exec(String(e.data));
+    if (m) hello.resolve(m[1]);
+    else hello.reject(new Error(`expected hello, got ${String(e.data).slice(0, 200)}`));
+    ws.onmessage = (ev) => onFrame(String(ev.data), ws);
+  };
+  ws.onerror = (e) => hello.reject(new Error((e as ErrorEvent).message || "socket error"));
+  return { ws, challenge: await hello.promise };
+}
+
 /** Sends `envelopes` pipelined on one socket; resolves once every one is accepted. */
-async function fill(relayUrl: string, from: Identity, envelopes: Envelope[]): Promise<void> {
+async function fill(relayUrl: string, envelopes: EnvelopeV2[]): Promise<void> {
   let accepted = 0;
   const { promise, resolve, reject } = Promise.withResolvers<void>();
-  const { ws } = await connectAuth(relayUrl, from, (text) => {
+  const { ws } = await v2Socket(relayUrl, (text) => {
     if (text.includes('"type":"accepted"') && ++accepted === envelopes.length) resolve();
     else if (text.includes('"type":"error"')) reject(new Error(`fill refused: ${text}`));
   });
-  for (const envelope of envelopes) ws.send(JSON.stringify({ v: 1, type: "send", envelope }));
+  for (const envelope of envelopes) ws.send(JSON.stringify({ v: 2, type: "send", envelope }));
   try {
     await promise;
   } finally {
@@ -117,23 +155,44 @@ async function fill(relayUrl: string, from: Identity, envelopes: Envelope[]): Pr
   }
 }
 
-/** Drains `to`'s mailbox as a bare client: acks every 1000 ids, ping after the last ack. */
-async function rawDrain(relayUrl: string, to: Identity, count: number): Promise<number> {
+/** Opens a pair mailbox with `auth` (registering it) and resolves at its `synced`. */
+async function register(relayUrl: string, auth: KeyPair): Promise<void> {
+  const synced = Promise.withResolvers<void>();
+  const { ws, challenge } = await v2Socket(relayUrl, (text) => {
+    if (text.includes('"type":"synced"')) synced.resolve();
+  });
+  const canonical = parseRelayUrl(relayUrl);
+  if (!canonical.ok) throw new Error(canonical.message);
+  ws.send(JSON.stringify(await openFrame(canonical.value, challenge, "pair", auth)));
+  await synced.promise;
+  ws.close();
+}
+
+/**
+ * Drains a pair mailbox as a bare client: open, acks every 1000 ids, ping after the last ack;
+ * returns ms from `new WebSocket` to the pong.
+ */
+async function rawDrain(relayUrl: string, auth: KeyPair, count: number): Promise<number> {
   const t0 = performance.now();
   let ids: string[] = [];
   let got = 0;
+  let mailbox = "";
   const { promise, resolve } = Promise.withResolvers<void>();
-  const { ws } = await connectAuth(relayUrl, to, (text, socket) => {
+  const { ws, challenge } = await v2Socket(relayUrl, (text, socket) => {
     if (text.includes('"type":"deliver"')) {
-      ids.push(field(text, "id")!);
+      ids.push(/"id":"([^"]+)"/.exec(text)![1]);
       got++;
       if (ids.length === 1000 || got === count) {
-        socket.send(JSON.stringify({ v: 1, type: "ack", ids }));
+        socket.send(JSON.stringify({ v: 2, type: "ack", mailbox, ids }));
         ids = [];
       }
-      if (got === count) socket.send(JSON.stringify({ v: 1, type: "ping", nonce: "done" }));
-    } else if (text.includes('"type":"pong"')) resolve();
+      if (got === count) socket.send(JSON.stringify({ v: 2, type: "ping", nonce: "done" }));
+    } else if (text.includes('"type":"opened"')) mailbox = /"mailbox":"([^"]+)"/.exec(text)![1];
+    else if (text.includes('"type":"pong"')) resolve();
   });
+  const canonical = parseRelayUrl(relayUrl);
+  if (!canonical.ok) throw new Error(canonical.message);
+  ws.send(JSON.stringify(await openFrame(canonical.value, challenge, "pair", auth)));
   await promise;
   const ms = performance.now() - t0;
   ws.close();
@@ -141,34 +200,53 @@ async function rawDrain(relayUrl: string, to: Identity, count: number): Promise<
 }
 
 /**
- * `count` real messages (sealed by a stranger) wait for a fresh profile; `chat-p2p sync` stores,
- * acks and prints them all. References: the same sync on the then empty mailbox, and a bare client
- * draining `count` envelopes from the same relay.
+ * `count` real messages from a contact wait in a fresh profile's pair mailbox (registered by one
+ * `sync` before); `chat-p2p sync` decrypts, stores, acks and prints them all, and sends their
+ * receipts. References: the same sync on the then empty mailboxes, and a bare client draining
+ * `count` envelopes from the same relay.
  */
 async function syncBacklogBench(
   relayUrl: string,
   cli: (args: string[]) => Promise<{ stdout: string; ms: number }>,
+  home: string,
   count: number,
 ): Promise<SyncBacklogOut> {
   const reader = ["--profile", "backlog"];
   const key = (await cli([...reader, "init"])).stdout.trim().split("\n")[0];
-  const sender = await sealingIdentity();
+  const sender = generateKeyPair();
+  await cli([...reader, "add-contact", "sender", toBase64(sender.publicKey)]);
+  await cli([...reader, "sync", relayUrl]); // its mailboxes exist at the relay now
+  const me = await new ProfileStore({ home, profile: "backlog" }).loadIdentity();
+  // The contact's side, in memory: one ratchet session, `count` messages on it.
+  const box = pairMailbox(sender, me.publicKey, "send", 0);
+  let sessions = newPeerSessions(sender.publicKey, me.publicKey);
   const at = new Date().toISOString();
-  const envelopes = Array.from(
-    { length: count },
-    (_, i) =>
-      sealEnvelope({ v: 1, kind: "message", text: `backlog ${i}`, sent_at: at }, sender.kp!, key),
-  );
-  await fill(relayUrl, sender, envelopes);
+  const envelopes = Array.from({ length: count }, (_, i) => {
+    const padded = padPayloadV2({
+      v: 2,
+      kind: "message",
+      id: newId(),
+      text: `backlog ${i}`,
+      sent_at: at,
+    });
+    const r = peerEncrypt(sessions, padded, sender);
+    sessions = r.state;
+    return pairEnvelope(box, r.message);
+  });
+  if (toBase64(me.publicKey) !== key) throw new Error("the backlog profile has another key");
+  await fill(relayUrl, envelopes);
   const sync = await cli([...reader, "sync", relayUrl, "--json"]);
   const lines = sync.stdout.split("\n").filter((l) => l.startsWith("{")).length;
   if (lines !== count) throw new Error(`sync printed ${lines} of ${count} messages`);
   const empty = await cli([...reader, "sync", relayUrl, "--json"]);
   if (empty.stdout.trim() !== "") throw new Error("the backlog was not acked");
 
-  // The relay's own part: the same number of envelopes (new ids) drained by a bare client.
-  const bare = await sealingIdentity();
-  await fill(relayUrl, sender, envelopes.map((e) => ({ ...e, id: newId(), to: bare.key })));
+  // The relay's own part: the same number of envelopes (same sizes) drained by a bare client.
+  const bare = generateKeyPair();
+  await register(relayUrl, bare);
+  const to = toBase64(pairMailboxId(bare.publicKey));
+  const body = toBase64(randomBytes(atob(envelopes[0].body).length));
+  await fill(relayUrl, envelopes.map(() => ({ v: 2, id: newId(), to, body })));
   const rawDrainMs = await rawDrain(relayUrl, bare, count);
   return { count, syncMs: r2(sync.ms), emptySyncMs: r2(empty.ms), rawDrainMs: r2(rawDrainMs) };
 }

@@ -16,6 +16,7 @@ import {
   openStore,
   verificationState,
 } from "@chat-p2p/client";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p add-contact <name> <public-key> [--force]
 
@@ -38,7 +39,7 @@ export const addContactCommand: Command = {
   name: "add-contact",
   summary: "save a contact's public key under a name",
   usage: USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { values, positionals } = parseCommandArgs(this, args, { force: { type: "boolean" } }, [
       "name",
       "public-key",
@@ -53,6 +54,7 @@ export const addContactCommand: Command = {
     if (badKey) throw new UsageError(`invalid public key for ${name}: ${badKey}`, USAGE);
 
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     const me = toBase64(store.loadPublicKey());
     if (key === me) {
       throw new CliError(
@@ -80,7 +82,7 @@ export const addContactCommand: Command = {
     const fp = keyFingerprint(contact.key);
     if (!replaced) {
       err(ctx, `added ${contact.name} (fingerprint ${fp})`);
-      return Promise.resolve();
+      return;
     }
     if (verificationState(replaced) === "verified") {
       warn(
@@ -93,6 +95,5 @@ export const addContactCommand: Command = {
       );
     }
     err(ctx, `replaced the key of ${contact.name} (fingerprint ${fp})`);
-    return Promise.resolve();
   },
 };

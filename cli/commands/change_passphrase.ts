@@ -18,7 +18,10 @@ import {
 const USAGE = `Usage: chat-p2p passphrase [--remove]
 
 Sets or changes the passphrase that encrypts your secret key in identity.json, or removes it.
-Your key pair, and so your address, stays the same.
+Your key pair, and so your address, stays the same. With a passphrase your history, contacts,
+sessions and requests are encrypted on disk too (with a key derived from your identity, so
+changing the passphrase rewrites nothing); setting or removing it rewrites those files, one at
+a time, atomically.
 
 Asks for the current passphrase (when there is one), then for the new one twice, not shown as
 you type. Without a terminal, the current passphrase comes from ${PASSPHRASE_ENV} and the new
@@ -54,7 +57,7 @@ export const passphraseCommand: Command = {
       err(
         ctx,
         `passphrase removed: the secret key of profile ${store.profile} is stored unencrypted ` +
-          `in ${store.identityPath}`,
+          `in ${store.identityPath}, and so are its history, contacts and sessions`,
       );
       return;
     }
@@ -65,7 +68,8 @@ export const passphraseCommand: Command = {
       `passphrase ${wasProtected ? "changed" : "set"} for profile ${store.profile}: secret key ` +
         `encrypted (scrypt N=2^${
           Math.log2(DEFAULT_SCRYPT.N)
-        }, r=${DEFAULT_SCRYPT.r}, p=${DEFAULT_SCRYPT.p}; XSalsa20-Poly1305)`,
+        }, r=${DEFAULT_SCRYPT.r}, p=${DEFAULT_SCRYPT.p}; XSalsa20-Poly1305); history, contacts ` +
+        "and sessions encrypted at rest (XChaCha20-Poly1305)",
     );
   },
 };

@@ -43,7 +43,7 @@ import {
 import { CliError, EXIT, ExitStatus, UsageError } from "../errors.ts";
 import { readLines } from "../io.ts";
 import { peerLabel } from "../ui/format.ts";
-import { chatLine, chatSpans, rejectedLine, shortText } from "../ui/messages.ts";
+import { chatLine, chatSpans, rejectedLine, requestLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
 import { type ChatScreen, type Mark, openChatScreen } from "../ui/chat_screen.ts";
 import { QUIT_SIGNALS, type QuitSignal } from "../ui/terminal.ts";
@@ -289,6 +289,8 @@ class Chat {
         );
       case "rejected":
         return view.notice(rejectedLine(e), "red");
+      case "request":
+        return e.duplicate ? undefined : view.notice(requestLine(e), "yellow");
       case "relay_error":
         return view.notice(`relay error: ${e.code}: ${e.message}`, "red");
       case "error":
@@ -577,10 +579,10 @@ export const chatCommand: Command = {
     }
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    store.loadPublicKey(); // "no identity" before "unknown contact"
+    // The passphrase first: contacts are encrypted at rest with it.
+    const me = await unlockIdentity(ctx, store);
     const peer = store.resolvePeer(rest[0]);
     const relayUrl = chooseRelay(ctx, store, given, USAGE);
-    const me = await unlockIdentity(ctx, store);
     const interactive = ctx.io.stdin.isTerminal && ctx.io.stdout.isTerminal;
 
     // At a terminal the chat keeps trying for as long as it is open; a script gets the timeout.

@@ -4,19 +4,22 @@
  *
  * @module
  */
-import { conversations, openStore } from "@chat-p2p/client";
+import { conversations, openStore, RequestStore } from "@chat-p2p/client";
 import { type Command, type Context, err, out, paint, parseCommandArgs, warn } from "../context.ts";
 import { formatShortTime, peerLabel, preview, sanitizeForTerminal } from "../ui/format.ts";
 import { textWidth } from "../ui/text_width.ts";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p chats [--json]
        chat-p2p inbox [--json]
 
 Lists your conversations, the one with the latest message first: who (a contact's name, or the
-fingerprint of a stranger whose messages were kept), how many of their messages you have not
+fingerprint of a key that is not one any more), how many of their messages you have not
 read, and the last message. A message counts as read once it was shown to you: by \`chat\`, by
 \`history\`, or in the output of \`sync\` or \`listen\`. Open one with \`chat-p2p chat <name>\`
-or, for a stranger, \`chat-p2p history <fingerprint>\`.
+or, for a former contact, \`chat-p2p history <fingerprint>\`. First messages from keys that are
+not contacts are not conversations yet: the number of those requests is said on stderr (see
+\`chat-p2p requests\`).
 
 Options:
   --json       one JSON object per line: {"peer","contact","fingerprint","unread","total",
@@ -29,9 +32,10 @@ export const chatsCommand: Command = {
   aliases: ["inbox"],
   summary: "list conversations with unread counts and the last message",
   usage: USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { values } = parseCommandArgs(this, args, { json: { type: "boolean" } }, []);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     store.loadPublicKey(); // "no identity" rather than an empty list
     const list = conversations(store);
     if (values.json === true) {
@@ -49,11 +53,18 @@ export const chatsCommand: Command = {
           }),
         );
       }
-      return Promise.resolve();
+      return;
+    }
+    const waiting = new RequestStore(store).list().length;
+    if (waiting > 0) {
+      err(
+        ctx,
+        `${waiting} first-contact request${waiting === 1 ? "" : "s"} waiting: chat-p2p requests`,
+      );
     }
     if (list.length === 0) {
       err(ctx, "no conversations yet");
-      return Promise.resolve();
+      return;
     }
     const labels = list.map((c) => peerLabel(c.contact, c.fingerprint));
     const width = Math.max(...labels.map(textWidth));
@@ -71,6 +82,5 @@ export const chatsCommand: Command = {
         } ${who}${sanitizeForTerminal(preview(c.last.text, 60))}`,
       );
     });
-    return Promise.resolve();
   },
 };

@@ -57,15 +57,16 @@ Deno.test("the relay: an argument, else CHAT_RELAY, else config; none says how t
       const r = await runInProcess(argv, { home, stdin: "via config\n" });
       assert.equal(r.code, 0, `${argv}: ${r.stderr}`);
     }
-    assert.equal(viaConfig.sends.length, 2, "send and chat went to the configured relay");
+    // Each message: to bob's pair mailbox (unknown there: he never read), then his inbox.
+    assert.equal(viaConfig.sends.length, 4, "send and chat went to the configured relay");
     assert.equal((await runInProcess(["send", "bob", "two"], { home, env })).code, 0);
-    assert.equal(viaEnv.sends.length, 1, "CHAT_RELAY wins over config");
+    assert.equal(viaEnv.sends.length, 2, "CHAT_RELAY wins over config");
     assert.equal((await runInProcess(["send", viaArg.url, "bob", "three"], { home, env })).code, 0);
     assert.equal(
       (await runInProcess(["send", "--relay", viaArg.url, "bob", "four"], { home, env })).code,
       0,
     );
-    assert.equal(viaArg.sends.length, 2, "an argument wins over both");
+    assert.equal(viaArg.sends.length, 4, "an argument wins over both");
     const badEnv = await runInProcess(["sync"], { home, env: { CHAT_RELAY: "nope" } });
     assert.equal(badEnv.code, 2);
     assert.match(badEnv.stderr, /CHAT_RELAY is not a relay URL: "nope"/);

@@ -7,6 +7,7 @@ import { type Command, type Context, err, out, paint, parseCommandArgs, warn } f
 import { keyFingerprint, openStore, verificationState } from "@chat-p2p/client";
 import { formatDateTime } from "../ui/format.ts";
 import { textWidth } from "../ui/text_width.ts";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p contacts [--json]
 
@@ -25,9 +26,10 @@ export const contactsCommand: Command = {
   name: "contacts",
   summary: "list saved contacts",
   usage: USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { values } = parseCommandArgs(this, args, { json: { type: "boolean" } }, []);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     const contacts = store.loadContacts();
     for (const c of contacts) {
       if (verificationState(c) !== "changed") continue;
@@ -52,11 +54,11 @@ export const contactsCommand: Command = {
           }),
         );
       }
-      return Promise.resolve();
+      return;
     }
     if (contacts.length === 0) {
       err(ctx, "no contacts yet: add one with `chat-p2p add-contact <name> <public-key>`");
-      return Promise.resolve();
+      return;
     }
     const width = Math.max(...contacts.map((c) => textWidth(c.name)));
     const styles = { verified: "green", unverified: "dim", changed: "red" } as const;
@@ -70,6 +72,5 @@ export const contactsCommand: Command = {
         }  ${c.key}`,
       );
     }
-    return Promise.resolve();
   },
 };

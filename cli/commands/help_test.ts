@@ -32,7 +32,7 @@ Deno.test("help: an unknown command is a usage error", async () => {
 Deno.test("version: --version anywhere, and the version command, print cli/deno.json's version", async () => {
   await withHome(async (home) => {
     const line = new RegExp(
-      `^chat-p2p ${cliPackage.version.replaceAll(".", "\\.")} \\(protocol v1, deno ${
+      `^chat-p2p ${cliPackage.version.replaceAll(".", "\\.")} \\(protocol v2, deno ${
         Deno.version.deno.replaceAll(".", "\\.")
       }\\)\n$`,
     );
@@ -45,7 +45,7 @@ Deno.test("version: --version anywhere, and the version command, print cli/deno.
     const json = await runInProcess(["version", "--json"], { home });
     assert.deepEqual(JSON.parse(json.stdout), {
       version: cliPackage.version,
-      protocol: 1,
+      protocol: 2,
       deno: Deno.version.deno,
     });
   });

@@ -14,12 +14,14 @@ import {
   type Peer,
   ReadMarks,
 } from "@chat-p2p/client";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p history <contact> [--json]
 
 Prints the conversation with <contact>, oldest first, with time, direction and delivery state.
 <contact> is a contact name, or the base64 key or fingerprint of someone not saved as a contact
-(messages from strangers are kept under their key). Messages are in the order they were written
+(a contact you removed: history is kept under the key; first messages from strangers are
+requests, see \`chat-p2p requests\`). Messages are in the order they were written
 (the sender's clock); those written at the same time stay in the order they arrived. Their
 messages count as read once printed (see \`chat-p2p chats\`).
 
@@ -61,11 +63,12 @@ export const historyCommand: Command = {
   name: "history",
   summary: "show the conversation with a contact (or a stranger's key)",
   usage: USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { values, positionals } = parseCommandArgs(this, args, { json: { type: "boolean" } }, [
       "contact",
     ]);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     const myKey = toBase64(store.loadPublicKey());
     const peer = store.resolvePeer(positionals[0], { allowUnknownKey: true });
     const entries = chronological(store.history(peer.key).entries());
@@ -83,6 +86,5 @@ export const historyCommand: Command = {
     const marks = new ReadMarks(store);
     marks.markRead(peer.key, undefined, ctx.io.now());
     marks.save();
-    return Promise.resolve();
   },
 };

@@ -46,7 +46,7 @@ for (const terminal of [false, true]) {
       const key = init.stdout.trim();
       const r = await runInProcess(["id", "--qr"], { home, stdoutTty: terminal });
       assert.equal(r.code, 0, r.stderr);
-      const [first, , ...drawing] = r.stdout.split("\n");
+      const [first, , , ...drawing] = r.stdout.split("\n");
       assert.equal(first, key);
       assert.equal(r.stdout.includes("\x1b["), terminal, "escape codes only on a terminal");
       assert.equal(decodeQR(drawingToImage(drawing.join("\n"))), key);

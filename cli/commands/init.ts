@@ -17,8 +17,9 @@ The public key is your address: give it to your contacts.
 
 Options:
   --force       replace an existing identity (the old one is lost for good)
-  --passphrase  encrypt the secret key with a passphrase (asked twice, not shown as you type).
-                send, sync and chat then ask for it; id, contacts and history do not need it.
+  --passphrase  encrypt the secret key with a passphrase (asked twice, not shown as you type),
+                and your history, contacts and sessions on disk with it. Every command but
+                id then asks for it. Without one, those files are NOT encrypted at rest.
                 Without a terminal, the passphrase is read from ${PASSPHRASE_ENV}.
   -h, --help    show this help
 
@@ -66,7 +67,8 @@ export const initCommand: Command = {
       ? ""
       : `\nsecret key encrypted with your passphrase (scrypt N=2^${
         Math.log2(DEFAULT_SCRYPT.N)
-      }, r=${DEFAULT_SCRYPT.r}, p=${DEFAULT_SCRYPT.p}; XSalsa20-Poly1305)`;
+      }, r=${DEFAULT_SCRYPT.r}, p=${DEFAULT_SCRYPT.p}; XSalsa20-Poly1305); history, contacts ` +
+        "and sessions will be encrypted at rest";
     err(
       ctx,
       `${values.force === true ? "replaced" : "created"} identity for profile ${store.profile} ` +

@@ -24,7 +24,7 @@ import {
   warn,
 } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
-import { messageJson, messageLine, rejectedLine, shortText } from "../ui/messages.ts";
+import { messageJson, messageLine, rejectedLine, requestLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
 import {
   chooseRelay,
@@ -58,7 +58,8 @@ ${RELAY_HELP}
   connection  {"type","state","attempt","error"}: connecting, connected, disconnected, closed
   synced      {"type","count"}: everything waiting at the relay has come
   rejected    {"type","id","from","fingerprint","reason"}: an envelope that did not open
-  request     (protocol v2) a first message from someone new, to accept or block
+  request     {"type","from","fingerprint","id","text","sent_at","duplicate"}: a first message
+              from a key that is not a contact, kept apart until you accept or block it
 (docs/CLI.md has each shape.) Connection changes and receipts go to stderr without --json.
 
 --exec sets, besides the JSON on stdin: CHAT_MESSAGE_ID, CHAT_FROM (the sender's key),
@@ -113,9 +114,19 @@ export function eventJson(e: ChatEvent): Record<string, unknown> | undefined {
       return {
         type: "rejected",
         id: e.id,
+        from: e.from ?? null,
+        fingerprint: e.fingerprint ?? null,
+        reason: e.reason,
+      };
+    case "request":
+      return {
+        type: "request",
         from: e.from,
         fingerprint: e.fingerprint,
-        reason: e.reason,
+        id: e.message.id,
+        text: e.message.text,
+        sent_at: e.message.sent_at,
+        duplicate: e.duplicate,
       };
     default:
       return undefined;
@@ -260,6 +271,9 @@ export const listenCommand: Command = {
           return;
         case "rejected":
           if (!json) err(ctx, rejectedLine(e));
+          return;
+        case "request":
+          if (!json && !e.duplicate) err(ctx, requestLine(e));
           return;
         case "connection":
           if (!json && (e.state === "connected" || e.error)) {

@@ -5,6 +5,7 @@
  */
 import { type Command, type Context, err, parseCommandArgs, warn } from "../context.ts";
 import { keyFingerprint, openStore, removeContact, renameContact } from "@chat-p2p/client";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const REMOVE_USAGE = `Usage: chat-p2p remove-contact <name>
 
@@ -27,13 +28,13 @@ export const removeContactCommand: Command = {
   name: "remove-contact",
   summary: "forget a contact (the history stays)",
   usage: REMOVE_USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { positionals } = parseCommandArgs(this, args, {}, ["name"]);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     const c = removeContact(store, positionals[0]);
     const fp = keyFingerprint(c.key);
     err(ctx, `removed ${c.name} (fingerprint ${fp}); the history stays: chat-p2p history "${fp}"`);
-    return Promise.resolve();
   },
 };
 
@@ -42,12 +43,12 @@ export const renameContactCommand: Command = {
   name: "rename-contact",
   summary: "give a contact another name",
   usage: RENAME_USAGE,
-  run(args: string[], ctx: Context): Promise<void> {
+  async run(args: string[], ctx: Context): Promise<void> {
     const { positionals } = parseCommandArgs(this, args, {}, ["old", "new"]);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     const before = store.resolvePeer(positionals[0]).name;
     const c = renameContact(store, positionals[0], positionals[1]);
     err(ctx, `renamed ${before} to ${c.name}`);
-    return Promise.resolve();
   },
 };

@@ -23,7 +23,7 @@ import {
 import { CliError, EXIT } from "../errors.ts";
 import { peerLabel } from "../ui/format.ts";
 import { shortText } from "../ui/messages.ts";
-import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
+import { PASSPHRASE_ENV, unlockFiles, unlockIdentity } from "../ui/passphrase.ts";
 import {
   clientOptions,
   knownRelay,
@@ -94,7 +94,7 @@ export const resendCommand: Command = {
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
     const id = positionals[1] as string | undefined;
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    store.loadPublicKey(); // "no identity" before "unknown contact"
+    await unlockFiles(ctx, store);
     const peer = store.resolvePeer(positionals[0], { allowUnknownKey: true });
     const who = peerLabel(peer.name, peer.fingerprint);
     const print = (id: string, state: string) =>
@@ -103,7 +103,7 @@ export const resendCommand: Command = {
       ? undefined
       : knownRelay(ctx, store, given, USAGE);
     if (!relayUrl) {
-      // Only history changes: no key needed, so no passphrase asked.
+      // Only history changes: nothing is sent.
       const ids = requeueFailed(store, peer.key, ctx.io.now(), id);
       if (ids.length === 0) return nothingFailed(ctx, store, peer.key, who, id);
       for (const i of ids) print(i, "sending");

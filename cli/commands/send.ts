@@ -126,10 +126,10 @@ export const sendCommand: Command = {
     );
 
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
-    store.loadPublicKey(); // "no identity" before "unknown contact"
+    // The passphrase first: contacts are encrypted at rest with it.
+    const me = await unlockIdentity(ctx, store);
     const peer = store.resolvePeer(rest[0]);
     const relayUrl = chooseRelay(ctx, store, given, USAGE);
-    const me = await unlockIdentity(ctx, store);
     const ends = Date.now() + timeoutMs;
     // Deliveries stay at the relay for `sync` or `chat`, unless a receipt is awaited; one failed
     // attempt to connect is final.

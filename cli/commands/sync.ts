@@ -17,7 +17,7 @@ import {
   warn,
 } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
-import { messageJson, messageLine, rejectedLine, shortText } from "../ui/messages.ts";
+import { messageJson, messageLine, rejectedLine, requestLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
 import {
   chooseRelay,
@@ -35,7 +35,10 @@ Fetches the messages waiting for you at the relay, stores them in your history, 
 they are safe (ack) and sends each sender a delivery receipt. Prints the new messages, which
 then count as read: "[time] name: text", or with --json one JSON object per line:
 {"id","from","contact","fingerprint","text","sent_at"} (contact is null for strangers).
-Messages whose box does not open with the sender's claimed key are reported on stderr and dropped.
+Messages from keys that are not contacts are first-contact requests: they are kept apart (see
+\`chat-p2p requests\`), said on stderr, and never printed as messages. Messages that do not
+open (forged, turned around, damaged) are reported on stderr and dropped; a message delivered
+again is never printed twice.
 ${RELAY_HELP}
 
 Options:
@@ -104,6 +107,9 @@ export const syncCommand: Command = {
       printed.set(message.from, ids);
     });
     client.on("rejected", (r) => err(ctx, rejectedLine(r)));
+    client.on("request", (r) => {
+      if (!r.duplicate) err(ctx, requestLine(r));
+    });
     client.on("delivered", (d) => {
       for (const m of d.messages) {
         err(ctx, `  ✓✓ delivered to ${d.contact ?? d.from}: ${shortText(m.text)}`);

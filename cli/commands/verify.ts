@@ -17,6 +17,7 @@ import { type Command, type Context, err, out, paint, parseCommandArgs, warn } f
 import { CliError } from "../errors.ts";
 import { askYesNo, canAsk } from "../ui/prompt.ts";
 import { drawQr } from "../ui/qr.ts";
+import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p verify <name> [--yes] [--qr] [--json]
 
@@ -47,6 +48,7 @@ export const verifyCommand: Command = {
       json: { type: "boolean" },
     }, ["name"]);
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    await unlockFiles(ctx, store);
     const me = toBase64(store.loadPublicKey());
     const peer = store.resolvePeer(positionals[0]);
     const contact = store.loadContacts().find((c) => c.name === peer.name)!;

@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { PROTOCOL_VERSION } from "@chat-p2p/protocol";
+import { PROTOCOL_VERSION_V2 as PROTOCOL_VERSION } from "@chat-p2p/protocol";
 import { type Command, type Context, out, parseCommandArgs } from "../context.ts";
 import cliPackage from "../deno.json" with { type: "json" };
 
 /** The CLI's version (cli/deno.json). */
 export const VERSION: string = cliPackage.version;
 
-/** `chat-p2p 1.0.0 (protocol v1, deno 2.9.6)`: what `--version` prints. */
+/** `chat-p2p 1.0.0 (protocol v2, deno 2.9.6)`: what `--version` prints. */
 export function versionLine(): string {
   return `chat-p2p ${VERSION} (protocol v${PROTOCOL_VERSION}, deno ${Deno.version.deno})`;
 }

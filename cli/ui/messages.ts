@@ -92,9 +92,19 @@ export function chatLine(
     (mark ? `  ${paint(ctx, "dim", mark)}` : "");
 }
 
-/** The warning for an envelope whose box did not open with the key it claims. */
-export function rejectedLine(r: { id: string; fingerprint: string; reason: string }): string {
-  return `rejected message ${r.id} claiming to be from ${r.fingerprint}: ${r.reason}`;
+/**
+ * The warning for an envelope that did not open (`fingerprint`: the contact whose mailbox it came
+ * through; none for a request that names no one it can be shown as).
+ */
+export function rejectedLine(r: { id: string; fingerprint?: string; reason: string }): string {
+  const from = r.fingerprint === undefined ? "" : ` claiming to be from ${r.fingerprint}`;
+  return `rejected message ${r.id}${from}: ${r.reason}`;
+}
+
+/** The notice for a first-contact message from a key that is not a contact. */
+export function requestLine(r: { fingerprint: string; message: { text: string } }): string {
+  return `request from ${r.fingerprint}: ${shortText(r.message.text)} ` +
+    `(see \`chat-p2p requests\`; accept or block it)`;
 }
 
 /** A short one-line form of a message's text for status lines. */

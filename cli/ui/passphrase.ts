@@ -146,6 +146,19 @@ export async function askNewPassphrase(
  * CliError "wrong passphrase for profile X".
  */
 export async function unlockIdentity(ctx: Context, store: ProfileStore): Promise<KeyPair> {
+  const mine = unlocked.get(ctx) ?? new WeakMap<ProfileStore, KeyPair>();
+  unlocked.set(ctx, mine);
+  const done = mine.get(store);
+  if (done) return done;
+  const kp = await askAndLoad(ctx, store);
+  mine.set(store, kp);
+  return kp;
+}
+
+/** Identities already unlocked, per command run and store: a command asks once. */
+const unlocked = new WeakMap<Context, WeakMap<ProfileStore, KeyPair>>();
+
+async function askAndLoad(ctx: Context, store: ProfileStore): Promise<KeyPair> {
   const info = store.readIdentity();
   if (!info.encrypted) return await store.loadIdentity();
   const fromEnv = passphraseFromEnv(ctx);
@@ -165,4 +178,14 @@ export async function unlockIdentity(ctx: Context, store: ProfileStore): Promise
       err(ctx, "wrong passphrase, try again");
     }
   }
+}
+
+/**
+ * Makes the profile's files readable for a command that only reads or writes them (history,
+ * contacts, requests): with a passphrase they are encrypted at rest, so it is asked for (or
+ * taken from `CHAT_PASSPHRASE`) as {@linkcode unlockIdentity} does; without one, nothing is
+ * asked.
+ */
+export async function unlockFiles(ctx: Context, store: ProfileStore): Promise<void> {
+  if (store.isProtected()) await unlockIdentity(ctx, store);
 }

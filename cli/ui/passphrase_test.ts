@@ -73,7 +73,7 @@ Deno.test("ProfileStore: a protected identity holds no plaintext key and opens o
   });
 });
 
-Deno.test("init --passphrase with CHAT_PASSPHRASE: KDF parameters stored; id, contacts, history need no passphrase", async () => {
+Deno.test("init --passphrase with CHAT_PASSPHRASE: KDF parameters stored; only id needs no passphrase", async () => {
   await withHome(async (home) => {
     const alice: RunOptions = { home, profile: "alice" };
     const env = { CHAT_PASSPHRASE: "a long enough passphrase" };
@@ -101,27 +101,41 @@ Deno.test("init --passphrase with CHAT_PASSPHRASE: KDF parameters stored; id, co
     const text = Deno.readTextFileSync(path);
     for (const form of secretForms(kp.secretKey)) assert.ok(!text.includes(form));
 
-    // Without the variable, on a pipe: the commands that only need the public key work, and
-    // their --json output has the same shape as for an unprotected identity.
+    // id needs only the public key, and says the files are encrypted at rest. Contacts and
+    // history are encrypted with a key derived from the identity: they need the passphrase.
     const bob = toBase64(generateKeyPair().publicKey);
     const outputs = [init];
-    const add = await runInProcess(["add-contact", "bob", bob], alice);
-    assert.equal(add.code, 0, add.stderr);
     const id = await runInProcess(["id", "--json"], alice);
     assert.equal(id.code, 0, id.stderr);
-    assert.deepEqual(Object.keys(JSON.parse(id.stdout)).sort(), ["fingerprint", "public_key"]);
-    assert.equal(JSON.parse(id.stdout).public_key, key);
-    const contacts = await runInProcess(["contacts", "--json"], alice);
+    assert.deepEqual(JSON.parse(id.stdout), {
+      public_key: key,
+      fingerprint: JSON.parse(id.stdout).fingerprint,
+      encrypted_at_rest: true,
+    });
+    const add = await runInProcess(["add-contact", "bob", bob], { ...alice, env });
+    assert.equal(add.code, 0, add.stderr);
+    const contacts = await runInProcess(["contacts", "--json"], { ...alice, env });
     assert.equal(contacts.code, 0, contacts.stderr);
     assert.equal(JSON.parse(contacts.stdout.split("\n")[0]).public_key, bob);
-    const history = await runInProcess(["history", "bob", "--json"], alice);
+    assert.ok(!Deno.readTextFileSync(join(home, ".chat-alice", "contacts.json")).includes(bob));
+    const history = await runInProcess(["history", "bob", "--json"], { ...alice, env });
     assert.equal(history.code, 0, history.stderr);
     assert.equal(history.stdout, "");
     outputs.push(add, id, contacts, history);
 
     // Commands that need the secret key say what is missing, and never crash.
     const url = "ws://127.0.0.1:9/ws";
-    for (const args of [["send", url, "bob", "hi"], ["sync", url], ["chat", url, "bob"]]) {
+    for (
+      const args of [
+        ["send", url, "bob", "hi"],
+        ["sync", url],
+        ["chat", url, "bob"],
+        ["contacts"],
+        ["history", "bob"],
+        ["add-contact", "carol", toBase64(generateKeyPair().publicKey)],
+        ["requests"],
+      ]
+    ) {
       const r = await runInProcess(args, alice);
       assert.equal(r.code, 1, args.join(" "));
       assert.equal(

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { normalizeRelayUrl } from "@chat-p2p/protocol";
+import { parseRelayUrl } from "@chat-p2p/protocol";
 import { ClientError } from "../errors.ts";
 import type { ProfileStore } from "./profile_store.ts";
 
@@ -40,14 +40,16 @@ export function isConfigKey(key: string): key is ConfigKey {
 function normalize(key: ConfigKey, value: string): string {
   switch (key) {
     case "relay": {
-      const url = normalizeRelayUrl(value);
-      if (!url) {
+      const url = parseRelayUrl(value);
+      if (!url.ok) {
         throw new ClientError(
           "bad_config",
-          `not a relay URL: ${JSON.stringify(value)} (expected ws://host:port/path or wss://...)`,
+          `not a relay URL: ${JSON.stringify(value)}: ${
+            url.message.replace(/^Not a relay URL: /, "")
+          } (expected ws://host:port/path or wss://...)`,
         );
       }
-      return url;
+      return url.value;
     }
   }
 }

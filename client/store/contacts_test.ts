@@ -124,6 +124,7 @@ Deno.test("contacts.json: the old format reads, verified entries are objects, od
         "Zoe\u0308": b, // written by hand in NFD: read as NFC
         eve: { key: a, verified: "yes" },
       }),
+      { mode: 0o600 },
     );
     assert.deepEqual(store.loadContacts(), [{ name: "amy", key: a }, { name: "Zoë", key: b }]);
     assert.equal(warnings.length, 1);

@@ -13,10 +13,16 @@
  * - Reading folds `state` records into the messages they are about. States only move forward
  *   (sending → failed → accepted → delivered), with one exception: a `sending` state record puts
  *   a failed message back in the queue (`chat-p2p resend`).
+ * - An outgoing message carries the ratchet message it was encrypted to (`wire`, base64) and its
+ *   envelope id (`env`): a retry re-wraps those bytes and never encrypts again. A `wire` record
+ *   attaches them to a message written without them (queued by chat-p2p 1, sent through v2).
+ * - Every line passes through a {@linkcode TextCodec} (store/at_rest.ts): with a passphrase the
+ *   file holds one encrypted line per record.
  *
  * @module
  */
 import { ClientError } from "../errors.ts";
+import type { TextCodec } from "./at_rest.ts";
 
 /** Direction of a message relative to the profile owner. */
 export type Direction = "in" | "out";
@@ -27,7 +33,7 @@ export type DeliveryState = "accepted" | "delivered" | "failed";
 /** A message record. */
 export interface MessageRecord {
   t: "msg";
-  /** Envelope id, unique per message. */
+  /** Message id, unique per message (protocol 1: the envelope id). */
   id: string;
   /** "out" for messages I sent, "in" for messages I received. */
   dir: Direction;
@@ -36,6 +42,19 @@ export interface MessageRecord {
   /** ISO time the sender composed the message (sender's clock). */
   sent_at: string;
   /** ISO time this record was written (local clock). */
+  at: string;
+  /** Outgoing: the ratchet message (base64) a retry re-wraps. */
+  wire?: string;
+  /** The envelope id it travels (or travelled) under. */
+  env?: string;
+}
+
+/** Attaches the ratchet message and envelope id to an outgoing message written without them. */
+export interface WireRecord {
+  t: "wire";
+  id: string;
+  wire: string;
+  env: string;
   at: string;
 }
 
@@ -53,7 +72,7 @@ export interface StateRecord {
 }
 
 /** Any line of a history file. */
-export type LogRecord = MessageRecord | StateRecord;
+export type LogRecord = MessageRecord | StateRecord | WireRecord;
 
 /**
  * State of a message after folding: incoming messages are "received"; outgoing ones start as
@@ -69,6 +88,12 @@ export interface HistoryEntry {
   sent_at: string;
   at: string;
   state: FoldedState;
+  /** When the current state was recorded (for an outgoing message; `at` until a state record). */
+  state_at?: string;
+  /** Outgoing: the ratchet message to re-wrap (absent for messages of chat-p2p 1 not yet sent). */
+  wire?: string;
+  /** The envelope id. */
+  env?: string;
 }
 
 const RANK: Record<FoldedState, number> = {
@@ -98,7 +123,18 @@ export function parseRecord(line: string): LogRecord | undefined {
     if ((r.dir !== "in" && r.dir !== "out") || !isString(r.text) || !isString(r.sent_at)) {
       return undefined;
     }
-    return { t: "msg", id: r.id, dir: r.dir, text: r.text, sent_at: r.sent_at, at: r.at };
+    return messageRecord({
+      ...r,
+      id: r.id,
+      dir: r.dir,
+      text: r.text,
+      sent_at: r.sent_at,
+      at: r.at,
+    });
+  }
+  if (r.t === "wire") {
+    if (!isString(r.wire) || !isString(r.env)) return undefined;
+    return { t: "wire", id: r.id, wire: r.wire, env: r.env, at: r.at };
   }
   if (r.t === "state") {
     if (
@@ -112,12 +148,51 @@ export function parseRecord(line: string): LogRecord | undefined {
   return undefined;
 }
 
+function setState(e: HistoryEntry, state: RecordedState, at: string): void {
+  e.state = state;
+  e.state_at = at;
+}
+
+/** A message record with exactly its fields (`wire` and `env` only when they are strings). */
+function messageRecord(
+  r: Omit<MessageRecord, "t" | "wire" | "env"> & { wire?: unknown; env?: unknown },
+): MessageRecord {
+  const rec: MessageRecord = {
+    t: "msg",
+    id: r.id,
+    dir: r.dir,
+    text: r.text,
+    sent_at: r.sent_at,
+    at: r.at,
+  };
+  return withWire(rec, r);
+}
+
+/** `target` with the `wire` and `env` of `from`, when they are strings. */
+function withWire<T extends object>(target: T, from: { wire?: unknown; env?: unknown }): T {
+  const out: T & { wire?: string; env?: string } = target;
+  if (isString(from.wire)) out.wire = from.wire;
+  if (isString(from.env)) out.env = from.env;
+  return out;
+}
+
 /**
  * True when recording `state` changes a message in state `current`: forward only (delivered >
  * accepted > failed > sending), except that `sending` re-queues a failed message.
  */
 function moves(current: FoldedState, state: RecordedState): boolean {
   return state === "sending" ? current === "failed" : RANK[state] > RANK[current];
+}
+
+function entryOf(r: MessageRecord): HistoryEntry {
+  return withWire({
+    id: r.id,
+    dir: r.dir,
+    text: r.text,
+    sent_at: r.sent_at,
+    at: r.at,
+    state: r.dir === "in" ? "received" : "sending",
+  }, r);
 }
 
 /**
@@ -132,20 +207,15 @@ export function foldRecords(records: Iterable<LogRecord>): HistoryEntry[] {
   for (const r of records) {
     if (r.t === "msg") {
       if (byId.has(r.id)) continue;
-      const e: HistoryEntry = {
-        id: r.id,
-        dir: r.dir,
-        text: r.text,
-        sent_at: r.sent_at,
-        at: r.at,
-        state: r.dir === "in" ? "received" : "sending",
-      };
+      const e = entryOf(r);
       byId.set(r.id, e);
       order.push(e);
     } else {
       const e = byId.get(r.id);
       if (!e || e.dir !== "out") continue;
-      if (moves(e.state, r.state)) e.state = r.state;
+      if (r.t === "wire") {
+        if (e.wire === undefined) withWire(e, r);
+      } else if (moves(e.state, r.state)) setState(e, r.state, r.at);
     }
   }
   return order;
@@ -161,8 +231,14 @@ export interface LogContents {
   tornTail: boolean;
 }
 
-/** Reads and validates every line of a history file; a missing file is an empty log. */
-export function readLog(path: string): LogContents {
+/** The codec of a history file in clear. */
+export const PLAIN: TextCodec = { encode: (t) => t, decode: (t) => t };
+
+/**
+ * Reads and validates every line of a history file (each decoded by `codec`: a line that does
+ * not decode is skipped like any unreadable line); a missing file is an empty log.
+ */
+export function readLog(path: string, codec: TextCodec = PLAIN): LogContents {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -174,16 +250,20 @@ export function readLog(path: string): LogContents {
   const last = lines.pop() ?? ""; // "" when the file ends with "\n"
   const records: LogRecord[] = [];
   let skipped = 0;
+  const parse = (line: string) => {
+    const plain = codec.decode(line);
+    return plain === undefined ? undefined : parseRecord(plain);
+  };
   for (const line of lines) {
     if (line.trim() === "") continue;
-    const r = parseRecord(line);
+    const r = parse(line);
     if (r) records.push(r);
     else skipped++;
   }
   let tornTail = false;
   if (last.trim() !== "") {
     // No newline after it: either a torn write, or a complete record whose "\n" never made it.
-    const r = parseRecord(last);
+    const r = parse(last);
     if (r) records.push(r);
     else {
       skipped++;
@@ -232,34 +312,11 @@ function appendLines(path: string, text: string): void {
   }
 }
 
-/** {@linkcode appendLines} without blocking the event loop while the disk works. */
-async function appendLinesAsync(path: string, text: string): Promise<void> {
-  try {
-    const file = await Deno.open(path, APPEND_MODE);
-    try {
-      const size = (await file.stat()).size;
-      let last: Uint8Array | undefined;
-      if (size > 0) {
-        last = new Uint8Array(1);
-        await file.seek(size - 1, Deno.SeekMode.Start);
-        await file.read(last);
-      }
-      const bytes = new TextEncoder().encode(separator(last) + text);
-      let off = 0;
-      while (off < bytes.length) off += await file.write(bytes.subarray(off));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-  } catch (e) {
-    throw ioError("write", path, e);
-  }
-}
-
-/** A record to append: a message (without `t`) or a state change. */
+/** A record to append: a message (without `t`), a state change, or a late `wire`. */
 export type NewRecord =
   | ({ t: "msg" } & Omit<MessageRecord, "t">)
-  | StateRecord;
+  | StateRecord
+  | WireRecord;
 
 /**
  * One conversation's history file, opened once: it knows which ids it holds and their current
@@ -268,23 +325,39 @@ export type NewRecord =
 export class MessageLog {
   /** Path of the JSONL file. */
   readonly path: string;
+  readonly #codec: TextCodec;
   readonly #entries = new Map<string, HistoryEntry>();
   readonly #order: HistoryEntry[] = [];
+  /** Envelope id → message id, for incoming messages (a copy delivered again). */
+  readonly #byEnvelope = new Map<string, string>();
   /** Invalid lines found when the log was opened. */
   readonly skipped: number;
 
-  private constructor(path: string, contents: LogContents) {
+  private constructor(path: string, contents: LogContents, codec: TextCodec) {
     this.path = path;
+    this.#codec = codec;
     this.skipped = contents.skipped;
-    for (const e of foldRecords(contents.records)) {
-      this.#entries.set(e.id, e);
-      this.#order.push(e);
-    }
+    for (const e of foldRecords(contents.records)) this.#add(e);
   }
 
-  /** Opens (reads) the log at `path`; the file is created on the first append. */
-  static open(path: string): MessageLog {
-    return new MessageLog(path, readLog(path));
+  /**
+   * Opens (reads) the log at `path`, each line through `codec` (default: clear text); the file is
+   * created on the first append.
+   */
+  static open(path: string, codec: TextCodec = PLAIN): MessageLog {
+    return new MessageLog(path, readLog(path, codec), codec);
+  }
+
+  #add(e: HistoryEntry): void {
+    this.#entries.set(e.id, e);
+    this.#order.push(e);
+    if (e.dir === "in" && e.env !== undefined) this.#byEnvelope.set(e.env, e.id);
+  }
+
+  #remove(e: HistoryEntry): void {
+    this.#entries.delete(e.id);
+    this.#order.splice(this.#order.lastIndexOf(e), 1);
+    if (e.env !== undefined && this.#byEnvelope.get(e.env) === e.id) this.#byEnvelope.delete(e.env);
   }
 
   /** True when a message with this id is already stored. */
@@ -298,6 +371,12 @@ export class MessageLog {
     return e ? { ...e } : undefined;
   }
 
+  /** The incoming message that arrived in envelope `env`, if any. */
+  byEnvelope(env: string): HistoryEntry | undefined {
+    const id = this.#byEnvelope.get(env);
+    return id === undefined ? undefined : this.get(id);
+  }
+
   /** Every message, oldest first, with states folded in. */
   entries(): HistoryEntry[] {
     return this.#order.map((e) => ({ ...e }));
@@ -308,8 +387,7 @@ export class MessageLog {
    * false for a duplicate.
    */
   appendMessage(msg: Omit<MessageRecord, "t">): boolean {
-    const [written] = this.#write([{ t: "msg", ...msg }], (text) => appendLines(this.path, text));
-    return written;
+    return this.appendBatch([{ t: "msg", ...msg }])[0];
   }
 
   /**
@@ -319,89 +397,55 @@ export class MessageLog {
    * nothing).
    */
   appendState(id: string, state: RecordedState, at: string): boolean {
-    const [written] = this.#write(
-      [{ t: "state", id, state, at }],
-      (text) => appendLines(this.path, text),
-    );
-    return written;
+    return this.appendBatch([{ t: "state", id, state, at }])[0];
   }
 
   /**
-   * Appends many records with one write and one fsync; resolves once they are durable, with one
-   * flag per record: true when it was written, false when it changed nothing (a duplicate
-   * message, a state that does not move its message). The log shows the records at once; if the
-   * write fails they are taken back out, and the promise rejects.
+   * Appends many records with one write and one fsync, and returns once they are durable, with
+   * one flag per record: true when it was written, false when it changed nothing (a duplicate
+   * message, a state that does not move its message, a `wire` for a message that has one). If
+   * the write fails the records are taken back out of the view, and it throws.
+   *
+   * It is synchronous on purpose: the client appends received messages and then writes the
+   * ratchet sessions that opened them, and nothing (a send on the same session) may run between.
    */
-  async appendBatch(records: NewRecord[]): Promise<boolean[]> {
-    let undo: () => void = () => {};
-    let pending: Promise<void> = Promise.resolve();
-    const written = this.#write(records, (text, rollback) => {
-      undo = rollback;
-      pending = appendLinesAsync(this.path, text);
-    });
-    try {
-      await pending;
-    } catch (e) {
-      undo();
-      throw e;
-    }
-    return written;
-  }
-
-  /**
-   * Applies `records` to the in-memory view, hands the lines of those that change something to
-   * `write` (with a function that reverts the view), and says which ones did.
-   */
-  #write(
-    records: NewRecord[],
-    write: (text: string, rollback: () => void) => void,
-  ): boolean[] {
+  appendBatch(records: NewRecord[]): boolean[] {
     const lines: string[] = [];
     const undo: Array<() => void> = [];
     const flags = records.map((r) => {
       if (r.t === "msg") {
         if (this.#entries.has(r.id)) return false;
-        const rec: MessageRecord = {
-          t: "msg",
-          id: r.id,
-          dir: r.dir,
-          text: r.text,
-          sent_at: r.sent_at,
-          at: r.at,
-        };
-        const e: HistoryEntry = {
-          id: rec.id,
-          dir: rec.dir,
-          text: rec.text,
-          sent_at: rec.sent_at,
-          at: rec.at,
-          state: rec.dir === "in" ? "received" : "sending",
-        };
-        this.#entries.set(e.id, e);
-        this.#order.push(e);
-        undo.push(() => {
-          this.#entries.delete(e.id);
-          this.#order.splice(this.#order.lastIndexOf(e), 1);
-        });
+        const rec = messageRecord(r);
+        const e = entryOf(rec);
+        this.#add(e);
+        undo.push(() => this.#remove(e));
         lines.push(JSON.stringify(rec));
         return true;
       }
       const e = this.#entries.get(r.id);
-      if (!e || e.dir !== "out" || !moves(e.state, r.state)) return false;
-      const before = e.state;
-      e.state = r.state;
-      undo.push(() => void (e.state = before));
+      if (!e || e.dir !== "out") return false;
+      if (r.t === "wire") {
+        if (e.wire !== undefined) return false;
+        withWire(e, r);
+        undo.push(() => {
+          delete e.wire;
+          delete e.env;
+        });
+        lines.push(JSON.stringify({ t: "wire", id: r.id, wire: r.wire, env: r.env, at: r.at }));
+        return true;
+      }
+      if (!moves(e.state, r.state)) return false;
+      const [before, beforeAt] = [e.state, e.state_at];
+      setState(e, r.state, r.at);
+      undo.push(() => void (e.state = before, e.state_at = beforeAt));
       lines.push(JSON.stringify({ t: "state", id: r.id, state: r.state, at: r.at }));
       return true;
     });
     if (lines.length === 0) return flags;
-    const rollback = () => {
-      for (const u of undo.reverse()) u();
-    };
     try {
-      write(lines.join("\n") + "\n", rollback);
+      appendLines(this.path, lines.map((l) => this.#codec.encode(l)).join("\n") + "\n");
     } catch (e) {
-      rollback();
+      for (const u of undo.reverse()) u();
       throw e;
     }
     return flags;

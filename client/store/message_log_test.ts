@@ -159,12 +159,12 @@ Deno.test("foldRecords: first copy of an id wins, best state wins, strays ignore
   );
 });
 
-Deno.test("MessageLog.appendBatch: one append for many records, duplicates and stale states skipped", async () => {
+Deno.test("MessageLog.appendBatch: one append for many records, duplicates and stale states skipped", () => {
   const { dir, path } = tmpFile();
   try {
     const log = MessageLog.open(path);
     log.appendMessage(msg("outgoing1"));
-    const flags = await log.appendBatch([
+    const flags = log.appendBatch([
       { t: "msg", ...msg("incoming1", "in") },
       { t: "msg", ...msg("incoming1", "in", "again") }, // same id twice in one batch
       { t: "msg", ...msg("outgoing1") }, // already stored
@@ -184,18 +184,18 @@ Deno.test("MessageLog.appendBatch: one append for many records, duplicates and s
       MessageLog.open(path).entries().map((e) => [e.id, e.state]),
       log.entries().map((e) => [e.id, e.state]),
     );
-    assert.deepEqual(await log.appendBatch([{ t: "msg", ...msg("incoming2", "in") }]), [false]);
+    assert.deepEqual(log.appendBatch([{ t: "msg", ...msg("incoming2", "in") }]), [false]);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 });
 
-Deno.test("MessageLog.appendBatch: a failed write takes the records back out and rejects", async () => {
+Deno.test("MessageLog.appendBatch: a failed write takes the records back out and throws", () => {
   const { dir, path } = tmpFile();
   try {
     const bad = MessageLog.open(path);
     Deno.mkdirSync(path); // a directory where the file should be: the open for append fails
-    await assert.rejects(
+    assert.throws(
       () => bad.appendBatch([{ t: "msg", ...msg("lostlost1", "in") }]),
       (e: unknown) => e instanceof ClientError && e.code === "io" && /cannot write/.test(e.message),
     );
@@ -221,6 +221,54 @@ Deno.test("MessageLog: a sending record puts a failed message back in the queue,
     assert.equal(MessageLog.open(path).get("failedone")?.state, "sending");
     assert.equal(log.appendState("failedone", "accepted", "t3"), true);
     assert.equal(MessageLog.open(path).get("failedone")?.state, "accepted");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("MessageLog: outgoing messages keep their ratchet message and envelope id; a wire record adds them once", () => {
+  const { dir, path } = tmpFile();
+  try {
+    const log = MessageLog.open(path);
+    log.appendMessage({ ...msg("withwire", "out"), wire: "AAEC", env: "envelope-1" });
+    log.appendMessage({ ...msg("fromv1aa", "out") });
+    log.appendMessage({ ...msg("incoming", "in"), env: "envelope-2" });
+    const wire = { t: "wire" as const, wire: "AwQF", env: "envelope-3", at: "t" };
+    assert.deepEqual(log.appendBatch([{ ...wire, id: "fromv1aa" }, { ...wire, id: "withwire" }]), [
+      true,
+      false,
+    ]);
+    for (const l of [log, MessageLog.open(path)]) {
+      assert.deepEqual(
+        l.entries().map((e) => [e.id, e.wire, e.env]),
+        [
+          ["withwire", "AAEC", "envelope-1"],
+          ["fromv1aa", "AwQF", "envelope-3"],
+          ["incoming", undefined, "envelope-2"],
+        ],
+      );
+      assert.equal(l.byEnvelope("envelope-2")?.id, "incoming");
+      assert.equal(l.byEnvelope("envelope-1"), undefined, "only incoming messages");
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("MessageLog: through a codec each line is stored as the codec says, and read back", () => {
+  const { dir, path } = tmpFile();
+  try {
+    const rot = (t: string) => [...t].reverse().join("");
+    const codec = { encode: rot, decode: (t: string) => t.startsWith("}") ? rot(t) : undefined };
+    const log = MessageLog.open(path, codec);
+    log.appendMessage(msg("secret01", "in", "the text"));
+    const raw = Deno.readTextFileSync(path);
+    assert.ok(!raw.includes("the text") && raw.includes("txet eht"));
+    Deno.writeTextFileSync(path, "garbage line\n", { append: true });
+    const again = MessageLog.open(path, codec);
+    assert.deepEqual(again.entries().map((e) => e.text), ["the text"]);
+    assert.equal(again.skipped, 1, "a line that does not decode is skipped, and kept");
+    assert.ok(Deno.readTextFileSync(path).includes("garbage line"));
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -6,28 +6,40 @@
  *   identity.json               0600  {"v":1,"public_key":b64,"secret_key":b64}, or with a
  *                                     passphrase {"v":2,"public_key":b64,
  *                                     "encrypted_secret_key":{...}} (see key_protection.ts)
+ *   profile.json                0600  {"v":2,"at_rest":"plain"|"encrypted"}: the layout and how the
+ *                                     files below were last written (absent: chat-p2p 1)
  *   contacts.json               0600  {"<name>": "<base64 key>" or {"key", "verified"}, ...}
  *                                     (see contacts.ts)
- *   config.json                 0600  per-profile settings (see config.ts)
+ *   config.json                 0600  per-profile settings (see config.ts), always in clear
  *   read.json                   0600  how far each conversation is read (see conversations.ts)
+ *   pairs.json                  0600  derived pair mailboxes per contact (see client/mailboxes.ts)
+ *   blocked.json                0600  keys whose requests are dropped
+ *   receipts.json               0600  receipts not sent yet, per peer
  *   messages/                   0700
  *     <peer key, base64url>.jsonl     append-only history per peer key (see message_log.ts)
+ *   sessions/                   0700
+ *     <peer key, base64url>.json      the Double Ratchet sessions with that peer
+ *   requests/                   0700
+ *     <peer key, base64url>.json      first-contact messages from a key that is not a contact
  * ```
  *
- * identity.json and contacts.json are replaced atomically: write a temporary file in the same
+ * Every file but identity.json and profile.json goes through one layer, store/at_rest.ts: with a
+ * passphrase they are encrypted with the local-storage key (history line by line), without one
+ * they are clear text. Whole files are replaced atomically: write a temporary file in the same
  * directory, fsync it, rename it over the old one, fsync the directory. History is keyed by the
  * peer's key, not by contact name, so messages from strangers are kept and show up under the
  * contact's name once the key is added.
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   decodePublicKey,
   fingerprint,
   fromBase64,
   type KeyPair,
   keyPairFromSeedAsync,
+  localStorageKey,
   PUBLIC_KEY_BYTES,
   SECRET_KEY_BYTES,
   toBase64,
@@ -41,6 +53,7 @@ import {
   parseEncryptedSecretKey,
   type ScryptParams,
 } from "./key_protection.ts";
+import { type AtRestMode, codecFor, lockedError, type TextCodec } from "./at_rest.ts";
 import { ioError, MessageLog } from "./message_log.ts";
 import {
   type Contact,
@@ -56,6 +69,9 @@ export function explainProfileName(name: string): string | undefined {
   return PROFILE_RE.test(name) ? undefined : `invalid profile name ${JSON.stringify(name)}: use ` +
     "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit";
 }
+
+/** The layout version written to profile.json (chat-p2p 1 had no such file). */
+export const PROFILE_LAYOUT = 2;
 
 /** File-name form of a base64 key: base64url without padding (no '/' or '+'). */
 export function keyToFileName(key: string): string {
@@ -133,8 +149,16 @@ export class ProfileStore {
   readonly contactsPath: string;
   /** Directory of per-peer history files. */
   readonly messagesDir: string;
+  /** Directory of per-peer ratchet session files. */
+  readonly sessionsDir: string;
+  /** Directory of first-contact requests. */
+  readonly requestsDir: string;
+  /** Path of profile.json (layout version, how the files are written). */
+  readonly profilePath: string;
   readonly #warn: (message: string) => void;
   readonly #logs = new Map<string, MessageLog>();
+  /** Set once the identity is read; see {@linkcode ProfileStore.atRest}. */
+  #mode: AtRestMode | undefined;
   #checkedDir = false;
   readonly #checkedFiles = new Set<string>();
   readonly #warnedContacts = new Set<string>();
@@ -148,14 +172,17 @@ export class ProfileStore {
     this.identityPath = join(this.dir, "identity.json");
     this.contactsPath = join(this.dir, "contacts.json");
     this.messagesDir = join(this.dir, "messages");
+    this.sessionsDir = join(this.dir, "sessions");
+    this.requestsDir = join(this.dir, "requests");
+    this.profilePath = join(this.dir, "profile.json");
     this.#warn = opts.warn ?? (() => {});
   }
 
   // -- directories and permissions ------------------------------------------------------------
 
-  /** Creates the profile directory (0700) and messages/ if missing. */
+  /** Creates the profile directory (0700) and its subdirectories if missing. */
   ensureDirs(): void {
-    for (const d of [this.dir, this.messagesDir]) {
+    for (const d of [this.dir, this.messagesDir, this.sessionsDir, this.requestsDir]) {
       try {
         Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
       } catch (e) {
@@ -201,12 +228,13 @@ export class ProfileStore {
   }
 
   /**
-   * Atomically replaces `path` with `text`: temp file in the same directory (0600), fsync,
-   * rename, fsync of the directory.
+   * Atomically replaces `path` (in the profile directory or one of its subdirectories) with
+   * `text`: temp file in the same directory (0600), fsync, rename, fsync of the directory.
    */
   #writeAtomic(path: string, text: string): void {
     this.ensureDirs();
-    const tmp = join(this.dir, `.${crypto.randomUUID()}.tmp`);
+    const dir = dirname(path);
+    const tmp = join(dir, `.${crypto.randomUUID()}.tmp`);
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
@@ -231,44 +259,172 @@ export class ProfileStore {
       throw ioError("write", path, e);
     }
     try {
-      const dir = Deno.openSync(this.dir, { read: true });
+      const d = Deno.openSync(dir, { read: true });
       try {
-        dir.syncSync();
+        d.syncSync();
       } finally {
-        dir.close();
+        d.close();
       }
     } catch {
       // Directory fsync is not available everywhere (Windows); the rename itself is atomic.
     }
   }
 
-  // -- other files of the profile ---------------------------------------------------------------
+  // -- the other files, and encryption at rest -----------------------------------------------
+
+  /** Files that stay in clear whatever the mode: settings, which hold nothing of anyone's. */
+  static readonly CLEAR_FILES: ReadonlySet<string> = new Set(["config.json"]);
 
   /**
-   * The text of the profile's file `name` (a plain file name such as `config.json`), or
-   * undefined when it does not exist. For the modules that own such a file (config.ts,
-   * conversations.ts).
+   * How files are written now: `plain` (no passphrase), `encrypted` (a passphrase, unlocked by
+   * {@linkcode ProfileStore.loadIdentity}) or `locked` (a passphrase, not unlocked yet: files in
+   * clear still read, encrypted ones and every write need the passphrase).
    */
-  readFile(name: string): string | undefined {
+  atRest(): AtRestMode {
+    if (this.#mode) return this.#mode;
+    if (!this.hasIdentity()) return { kind: "plain" }; // nothing to protect files with yet
+    const info = this.readIdentity();
+    this.#mode = info.encrypted
+      ? { kind: "locked" }
+      : { kind: "plain", key: localStorageKey(info.secretKey!.subarray(0, 32)) };
+    return this.#mode;
+  }
+
+  /**
+   * The codec of the profile file `name` (its path in the profile directory, which is also the
+   * associated data that binds its encryption to that place): see store/at_rest.ts. `what` names
+   * the contents in the error asking for the passphrase.
+   */
+  codec(name: string, what = "files"): TextCodec {
+    if (ProfileStore.CLEAR_FILES.has(name)) return { encode: (t) => t, decode: (t) => t };
+    return codecFor(() => this.atRest(), name, () => lockedError(this.profile, what));
+  }
+
+  /**
+   * The text of the profile's file `name` (`config.json`, `sessions/<key>.json`, ...), through
+   * the at-rest layer, or undefined when it does not exist. Throws `passphrase_required` for an
+   * encrypted file before the identity is unlocked, and `io` for one that does not decrypt (it
+   * is left as it is). For the modules that own such a file.
+   */
+  readFile(name: string, what?: string): string | undefined {
     const path = this.#fileOf(name);
+    let stored: string;
     try {
-      const text = Deno.readTextFileSync(path);
-      this.#checkFileMode(path);
-      return text;
+      stored = Deno.readTextFileSync(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return undefined;
       throw ioError("read", path, e);
     }
+    this.#checkFileMode(path);
+    const plain = this.codec(name, what).decode(stored);
+    if (plain === undefined) {
+      throw new ClientError(
+        "io",
+        `cannot read ${path}: it does not decrypt with this identity's key (damaged, or moved ` +
+          "from elsewhere); it is left as it is",
+      );
+    }
+    return plain;
   }
 
-  /** Atomically replaces the profile's file `name` with `text` (0600; see the module doc). */
-  writeFile(name: string, text: string): void {
-    this.#writeAtomic(this.#fileOf(name), text);
+  /** Atomically replaces the profile's file `name` (0600; through the at-rest layer). */
+  writeFile(name: string, text: string, what?: string): void {
+    const stored = this.codec(name, what).encode(text);
+    this.#writeAtomic(this.#fileOf(name), stored.endsWith("\n") ? stored : stored + "\n");
   }
 
+  /** Removes the profile's file `name`; nothing happens when it is not there. */
+  removeFile(name: string): void {
+    const path = this.#fileOf(name);
+    try {
+      Deno.removeSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw ioError("write", path, e);
+    }
+  }
+
+  /** Path of the profile file `name`: a `.json` file in the profile, sessions/ or requests/. */
   #fileOf(name: string): string {
-    if (!/^[a-z][a-z0-9_]*\.json$/.test(name)) throw new TypeError(`not a profile file: ${name}`);
+    if (!/^(?:(?:sessions|requests)\/[A-Za-z0-9_-]+|[a-z][a-z0-9_]*)\.json$/.test(name)) {
+      throw new TypeError(`not a profile file: ${name}`);
+    }
     return join(this.dir, name);
+  }
+
+  /**
+   * Rewrites every file the at-rest layer covers in the current mode (after the passphrase was set
+   * or removed, and when a profile of chat-p2p 1 is first unlocked), one file at a time,
+   * atomically: a crash leaves each file in its old form or its new one, both readable. Lines
+   * that do not decrypt are kept exactly as they are. Then records the mode in profile.json.
+   */
+  rewriteAtRest(): void {
+    const mode = this.atRest();
+    if (mode.kind === "locked") throw lockedError(this.profile, "files");
+    for (const name of this.#atRestFiles()) {
+      const text = this.readFile(name);
+      if (text !== undefined) this.writeFile(name, text);
+    }
+    for (const key of this.peersWithHistory()) {
+      const path = this.historyPath(key);
+      const codec = this.codec(historyName(key), "history");
+      let raw: string;
+      try {
+        raw = Deno.readTextFileSync(path);
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) continue;
+        throw ioError("read", path, e);
+      }
+      const lines = raw.split("\n").filter((l) => l.trim() !== "").map((l) => {
+        const plain = codec.decode(l);
+        return plain === undefined ? l : codec.encode(plain);
+      });
+      this.#writeAtomic(path, lines.map((l) => l + "\n").join(""));
+      this.#logs.delete(key);
+    }
+    this.#writeProfileMarker();
+  }
+
+  /** The whole files the at-rest layer covers (those that exist, or may). */
+  *#atRestFiles(): Generator<string> {
+    for (const e of readDirOrNothing(this.dir)) {
+      if (e.isFile && e.name.endsWith(".json") && !UNLAYERED.has(e.name)) yield e.name;
+    }
+    for (const sub of ["sessions", "requests"]) {
+      for (const key of keysInDir(join(this.dir, sub), ".json")) {
+        yield `${sub}/${keyToFileName(key)}.json`;
+      }
+    }
+  }
+
+  #writeProfileMarker(): void {
+    const mode = this.atRest();
+    const atRest = mode.kind === "plain" ? "plain" : "encrypted";
+    this.#writeAtomic(
+      this.profilePath,
+      JSON.stringify({ v: PROFILE_LAYOUT, at_rest: atRest }) + "\n",
+    );
+  }
+
+  /** What profile.json says, or undefined (a profile of chat-p2p 1, or none yet). */
+  #readProfileMarker(): { v: number; at_rest: string } | undefined {
+    try {
+      const o = JSON.parse(Deno.readTextFileSync(this.profilePath));
+      return typeof o?.v === "number" && typeof o.at_rest === "string" ? o : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Brings the files up to date once the identity is unlocked: a profile of chat-p2p 1, or one
+   * whose files were written in another mode (a crash during `passphrase`), is rewritten.
+   */
+  #upgrade(): void {
+    const want = this.atRest().kind === "plain" ? "plain" : "encrypted";
+    const marker = this.#readProfileMarker();
+    if (marker && marker.v === PROFILE_LAYOUT && marker.at_rest === want) return;
+    if (want === "encrypted" || marker) this.rewriteAtRest();
+    else this.#writeProfileMarker(); // clear files stay clear
   }
 
   // -- identity -------------------------------------------------------------------------------
@@ -370,16 +526,36 @@ export class ProfileStore {
     if (info.secretKey && toBase64(kp.secretKey) !== toBase64(info.secretKey)) {
       throw corrupt("public_key does not match secret_key");
     }
+    this.#unlock(seed, info.encrypted !== undefined);
+    this.#upgrade();
     return kp;
+  }
+
+  /** The at-rest mode once the seed is known (`protected`: the identity has a passphrase). */
+  #unlock(seed: Uint8Array, isProtected: boolean): void {
+    const key = localStorageKey(seed);
+    this.#mode = isProtected ? { kind: "encrypted", key } : { kind: "plain", key };
   }
 
   /**
    * Atomically writes the identity (0600). With `passphrase`, the secret key is stored only
    * encrypted (scrypt with `kdf`, default {@linkcode DEFAULT_SCRYPT}, then secretbox). The caller
    * decides whether replacing is allowed.
+   *
+   * The same key pair with a passphrase set or removed: every file is rewritten encrypted, or in
+   * clear ({@linkcode ProfileStore.rewriteAtRest}). Another key pair: what belonged to the old
+   * identity (sessions, pair mailboxes, requests, receipts) is removed; history and contacts stay
+   * (in files encrypted with the old identity's key they can no longer be read).
    */
   saveIdentity(kp: KeyPair, opts: { passphrase?: string; kdf?: ScryptParams } = {}): void {
     const publicKey = toBase64(kp.publicKey);
+    let before: IdentityInfo | undefined;
+    try {
+      before = this.hasIdentity() ? this.readIdentity() : undefined;
+    } catch {
+      before = undefined; // a corrupt identity being replaced (init --force)
+    }
+    const sameKey = before !== undefined && toBase64(before.publicKey) === publicKey;
     const text = opts.passphrase === undefined
       ? JSON.stringify({ v: 1, public_key: publicKey, secret_key: toBase64(kp.secretKey) })
       : JSON.stringify(
@@ -396,6 +572,25 @@ export class ProfileStore {
         2,
       );
     this.#writeAtomic(this.identityPath, text + "\n");
+    if (before && !sameKey) this.#forgetIdentityState();
+    this.#unlock(kp.secretKey.subarray(0, 32), opts.passphrase !== undefined);
+    if (!before || !sameKey) this.#writeProfileMarker();
+    else if ((before.encrypted !== undefined) !== (opts.passphrase !== undefined)) {
+      this.rewriteAtRest();
+    }
+  }
+
+  /** Removes the files derived from an identity that was just replaced. */
+  #forgetIdentityState(): void {
+    for (const dir of [this.sessionsDir, this.requestsDir]) {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw ioError("write", dir, e);
+      }
+    }
+    for (const name of ["pairs.json", "receipts.json"]) this.removeFile(name);
+    this.#logs.clear();
   }
 
   // -- contacts -------------------------------------------------------------------------------
@@ -406,13 +601,8 @@ export class ProfileStore {
    * keep them. Each of those is warned about once per store.
    */
   #readContacts(): { contacts: Contact[]; unreadable: Array<[string, unknown]> } {
-    let text: string;
-    try {
-      text = Deno.readTextFileSync(this.contactsPath);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return { contacts: [], unreadable: [] };
-      throw ioError("read", this.contactsPath, e);
-    }
+    const text = this.readFile("contacts.json", "contacts");
+    if (text === undefined) return { contacts: [], unreadable: [] };
     let o: unknown;
     try {
       o = JSON.parse(text);
@@ -462,7 +652,7 @@ export class ProfileStore {
         } that cannot be read; fix or remove it by hand first`,
       );
     }
-    this.#writeAtomic(this.contactsPath, serializeContacts(contacts, unreadable));
+    this.writeFile("contacts.json", serializeContacts(contacts, unreadable), "contacts");
   }
 
   // -- history --------------------------------------------------------------------------------
@@ -477,7 +667,10 @@ export class ProfileStore {
     let log = this.#logs.get(peerKey);
     if (!log) {
       this.ensureDirs();
-      log = MessageLog.open(this.historyPath(peerKey));
+      log = MessageLog.open(
+        this.historyPath(peerKey),
+        this.codec(historyName(peerKey), "messages"),
+      );
       if (log.skipped > 0) {
         this.#warn(`${log.path}: skipped ${log.skipped} unreadable line(s)`);
       }
@@ -488,17 +681,7 @@ export class ProfileStore {
 
   /** Keys of every peer with a history file. */
   peersWithHistory(): string[] {
-    const keys: string[] = [];
-    try {
-      for (const entry of Deno.readDirSync(this.messagesDir)) {
-        if (!entry.isFile || !entry.name.endsWith(".jsonl")) continue;
-        const key = fileNameToKey(entry.name.slice(0, -".jsonl".length));
-        if (key) keys.push(key);
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw ioError("read", this.messagesDir, e);
-    }
-    return keys.sort();
+    return keysInDir(this.messagesDir, ".jsonl");
   }
 
   // -- resolving what the user typed ------------------------------------------------------------
@@ -535,6 +718,34 @@ export class ProfileStore {
       : `known contacts: ${contacts.map((c) => c.name).join(", ")}`;
     throw new ClientError("unknown_contact", `unknown contact ${JSON.stringify(text)}; ${known}`);
   }
+}
+
+/** The name (path in the profile) of the history with `peerKey`: its at-rest label. */
+export function historyName(peerKey: string): string {
+  return `messages/${keyToFileName(peerKey)}.jsonl`;
+}
+
+/** identity.json and profile.json are not written through the at-rest layer. */
+const UNLAYERED = new Set(["identity.json", "profile.json", ...ProfileStore.CLEAR_FILES]);
+
+function readDirOrNothing(dir: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(dir)];
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw ioError("read", dir, e);
+  }
+}
+
+/** The peer keys of the files named `<key, base64url><ext>` in `dir`, sorted. */
+export function keysInDir(dir: string, ext: string): string[] {
+  const keys: string[] = [];
+  for (const entry of readDirOrNothing(dir)) {
+    if (!entry.isFile || !entry.name.endsWith(ext)) continue;
+    const key = fileNameToKey(entry.name.slice(0, -ext.length));
+    if (key) keys.push(key);
+  }
+  return keys.sort();
 }
 
 /** Fingerprint of a base64 key (assumed valid). */

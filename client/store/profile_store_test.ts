@@ -53,7 +53,14 @@ Deno.test("ProfileStore: atomic replace leaves no temp files and a new inode", a
     assert.deepEqual((await s.loadIdentity()).publicKey, kp2.publicKey);
     s.saveContacts([{ name: "bob", key: toBase64(generateKeyPair().publicKey) }]);
     const names = [...Deno.readDirSync(s.dir)].map((e) => e.name).sort();
-    assert.deepEqual(names, ["contacts.json", "identity.json", "messages"]);
+    assert.deepEqual(names, [
+      "contacts.json",
+      "identity.json",
+      "messages",
+      "profile.json",
+      "requests",
+      "sessions",
+    ]);
     assert.equal(mode(s.contactsPath), 0o600);
   } finally {
     Deno.removeSync(home, { recursive: true });
@@ -128,7 +135,7 @@ Deno.test("ProfileStore: contacts it cannot read are warned about and written ba
     const amy = toBase64(generateKeyPair().publicKey);
     const odd = `{"amy":"${amy}","bad name!":"${amy}","carol":"not a key",` +
       `"dave":{"key":"${amy}","verified":true},"__proto__":42}`;
-    Deno.writeTextFileSync(s.contactsPath, odd);
+    Deno.writeTextFileSync(s.contactsPath, odd, { mode: 0o600 });
     assert.deepEqual(s.loadContacts(), [{ name: "amy", key: amy }]);
     assert.equal(warnings.length, 4);
     assert.match(warnings[1], /ignoring contact "carol" in .*contacts\.json: .*kept in the file/);

@@ -3,9 +3,11 @@
  *
  *   CHAT_PROFILE=bot deno run -A docs/examples/echo_bot.ts ws://127.0.0.1:8080/ws
  *
- * The profile needs an identity first (`CHAT_PROFILE=bot deno task cli init`). A message is
- * acked only once the answer is in the bot's history, from where the outbox sends it (again after
- * a restart if need be); until then the relay keeps the message.
+ * The profile needs an identity first (`CHAT_PROFILE=bot deno task cli init`). It answers anyone:
+ * a first message from a key that is not one of its contacts is a message to it
+ * (`acceptRequests`), not a request left for a person to accept. A message is acked only once the
+ * answer is in the bot's history, from where the outbox sends it (again after a restart if need
+ * be); until then the relay keeps the message.
  */
 import { ChatClient } from "@chat-p2p/client";
 
@@ -14,6 +16,7 @@ const bot = await ChatClient.open({
   profile: Deno.env.get("CHAT_PROFILE") ?? "bot",
   passphrase: Deno.env.get("CHAT_PASSPHRASE"),
   ackMode: "manual",
+  acceptRequests: true,
 });
 bot.on("message", ({ message, duplicate }) => {
   // A duplicate was delivered before (an ack was lost): it has its answer already.
