@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   unknown_mailbox:
     "v2: no mailbox with that id is registered (send to the recipient's request inbox instead)",
   not_open: "v2: the frame names a mailbox this socket has not opened",
+  too_many_mailboxes: "v2: this socket has as many mailboxes open as the relay allows one socket",
   rate_limited: "too many frames; retry after `retry_after_ms`",
   unavailable: "the relay cannot store messages right now (backend down); nothing was stored",
   internal: "the relay failed unexpectedly; nothing was stored",

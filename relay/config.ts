@@ -171,6 +171,13 @@ export const SETTINGS = {
     meaning: "ping idle sockets; close without pong",
     parse: whole(0),
   }),
+  maxMailboxesPerSocket: row({
+    flag: "--max-mailboxes-per-socket",
+    env: "RELAY_MAX_MAILBOXES_PER_SOCKET",
+    default: "4096",
+    meaning: "mailboxes one connection may open",
+    parse: whole(1),
+  }),
   frameRate: row({
     flag: "--frame-rate",
     env: "RELAY_FRAME_RATE",
@@ -323,6 +330,8 @@ export interface RelayConfig {
     maxBufferedBytes: number;
     /** Canonical public URLs clients sign in `open`; empty = only this relay's own loopback URLs. */
     publicUrls: string[];
+    /** Mailboxes one socket may hold open; each costs the relay a subscription and memory. */
+    maxMailboxes: number;
     /** Per-connection budget for every frame (token bucket). Rate 0 = unlimited. */
     frameRate: RateSpec;
     /** Per-pair-mailbox budget for sends, over this relay's sockets. Rate 0 = unlimited. */
@@ -425,6 +434,7 @@ export function parseConfig(
       maxFrameBytes: v.maxFrameBytes,
       maxBufferedBytes: v.maxBufferedBytes,
       publicUrls: v.publicUrls ?? [],
+      maxMailboxes: v.maxMailboxesPerSocket,
       frameRate: { ratePerSecond: v.frameRate, burst: v.frameBurst },
       sendRate: { ratePerSecond: v.sendRate, burst: v.sendBurst },
       inboxSendRate: { ratePerSecond: v.inboxSendRate / 60, burst: v.inboxSendBurst },

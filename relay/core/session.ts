@@ -54,6 +54,8 @@ export interface SessionOptions {
   maxBufferedBytes: number;
   /** The canonical relay URLs an `open` may sign ({@linkcode relayUrlsFor}); nothing else. */
   relayUrls: ReadonlySet<string>;
+  /** Mailboxes this socket may hold open; an `open` past it is refused (`too_many_mailboxes`). */
+  maxMailboxes: number;
   /** Budget for every frame on this socket. */
   frameRate: RateSpec;
   /** Budgets for sends to each pair mailbox, shared by every session of this relay. */
@@ -277,6 +279,16 @@ export class Session implements Recipient {
     // Self-certifying: the id is the hash of the key that signed, so nobody can open (or
     // register) an id without the key it names.
     const mailbox = toBase64(mailboxIdFor(f.kind, fromBase64(f.key)!));
+    if (!this.#opened.has(mailbox) && this.#opened.size >= this.#opt.maxMailboxes) {
+      // Checked before the signature: a socket cannot make the relay hold (or verify) without end.
+      // Counted in errors_total{code="too_many_mailboxes"}.
+      return this.#error(
+        "too_many_mailboxes",
+        `this connection already has ${this.#opt.maxMailboxes} mailboxes open ` +
+          "(RELAY_MAX_MAILBOXES_PER_SOCKET); open the rest on another connection",
+        { mailbox },
+      );
+    }
     if (!(await this.#verifyOpen(f, mailbox)) || this.#closed) return;
     try {
       await this.#router.open(mailbox, f.kind);

@@ -53,6 +53,7 @@ function options(over: Partial<SessionOptions> = {}): SessionOptions {
     maxFrameBytes: 131072,
     maxBufferedBytes: 1 << 20,
     relayUrls: new Set([RELAY]),
+    maxMailboxes: 4096,
     frameRate: unlimited,
     mailboxSends: new KeyedBuckets(unlimited),
     inboxSends: new KeyedBuckets(unlimited),
@@ -486,4 +487,17 @@ Deno.test("relayUrlsFor: the operator's URLs, else only the names this relay kno
     relayUrlsFor({ publicUrls: [], hostname: "fd00::7", port: 9 }).has("ws://[fd00::7]:9/ws"),
   );
   assert.equal(relayUrlsFor({ publicUrls: [], hostname: "127.0.0.1", port: 9 }).size, 3);
+});
+
+Deno.test("session: a socket opens at most maxMailboxes; one more is refused, reopening is not", async () => {
+  using r = await relay(new MemoryMailbox(), { maxMailboxes: 2 });
+  const c = r.connect();
+  const [a, b, third] = [pairBox(), pairBox(), pairBox()];
+  await open(c, a);
+  await open(c, b);
+  await c.s.onMessage(await openText(c, third));
+  assert.deepEqual(c.t.take().map((f) => [f.code, f.mailbox]), [["too_many_mailboxes", third.id]]);
+  await open(c, a); // an open mailbox may be opened again (to drain again)
+  assert.equal(c.t.closedWith, undefined, "the socket stays open");
+  await open(r.connect(), third); // the cap is per socket
 });
