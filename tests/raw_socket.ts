@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { concat } from "@chat-p2p/protocol/kdf";
 import { type Frame } from "./raw_client.ts";
 
 const enc = new TextEncoder(), dec = new TextDecoder();
@@ -126,14 +127,4 @@ export class RawWebSocket implements AsyncDisposable {
     } catch { /* closed already */ }
     await Promise.resolve();
   }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
