@@ -36,3 +36,58 @@ Deno.test("docs: every error code and close code is in PROTOCOL.md", () => {
     assert.ok(protocol.includes(String(n)), `PROTOCOL.md does not document close code ${n}`);
   }
 });
+
+/** The files git tracks, relative to the root (the repository as a clean clone has it). */
+async function trackedFiles(): Promise<string[]> {
+  const out = await new Deno.Command("git", { args: ["ls-files", "-z"], cwd: ROOT }).output();
+  assert.equal(out.code, 0, "git ls-files failed");
+  return new TextDecoder().decode(out.stdout).split("\0").filter((f) => f !== "");
+}
+
+/**
+ * Paths a document names: `code` spans that look like repository paths, and link targets. A name
+ * with a slash must end a tracked path (sections name files relative to their folder, such as
+ * `core/session.ts` under relay/); a bare `*.ts` name must be a tracked file's name.
+ */
+function pathsIn(text: string): string[] {
+  const names = new Set<string>();
+  for (const m of text.matchAll(/`([^`\s]+)`/g)) names.add(m[1]);
+  for (const m of text.matchAll(/\]\(([^)\s#]+)/g)) names.add(m[1]);
+  return [...names].filter((t) =>
+    !t.includes("://") && !t.startsWith("~") && !t.includes("<") && !t.includes("*") &&
+    (/^(\.{1,2}\/)*[\w.-]+(\/[\w.-]*)+$/.test(t) || /^[\w-]+\.ts$/.test(t))
+  );
+}
+
+Deno.test("docs: every path docs/ARCHITECTURE.md names is in the repository", async () => {
+  const files = await trackedFiles();
+  const dirs = new Set(
+    files.flatMap((f) =>
+      f.split("/").slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join("/") + "/")
+    ),
+  );
+  const known = [...files, ...dirs].map((p) => "/" + p);
+  const text = await Deno.readTextFile(join(ROOT, "docs/ARCHITECTURE.md"));
+  const names = pathsIn(text);
+  assert.ok(names.length > 50, `found only ${names.length} paths: the extraction broke`);
+  const missing = names.filter((t) => {
+    const bare = t.replace(/^(\.\.?\/)+/, "");
+    return !known.some((p) => p.endsWith("/" + bare) || p.endsWith("/" + bare + "/"));
+  });
+  assert.deepEqual(missing, [], "docs/ARCHITECTURE.md names paths that do not exist");
+});
+
+Deno.test("docs: nothing in the repository points at files outside it", async () => {
+  const outside: string[] = [];
+  for (const f of await trackedFiles()) {
+    // Tests may hold hostile paths as data (path traversal attempts); they are not references.
+    if (!/\.(ts|md|json|sh|ya?ml|py|toml)$/.test(f) || /(_test\.ts|fixtures\/)/.test(f)) continue;
+    const dir = f.split("/").slice(0, -1);
+    const text = await Deno.readTextFile(join(ROOT, f));
+    for (const m of text.matchAll(/(?<![\w./-])((?:\.\.\/)+)([\w.-]+)/g)) {
+      const ups = m[1].length / 3;
+      if (ups > dir.length) outside.push(`${f}: ${m[0]}`);
+    }
+  }
+  assert.deepEqual(outside, [], "these references leave the repository");
+});
