@@ -13,7 +13,7 @@ import { KeyedBuckets } from "../core/rate_limit.ts";
 import type { RelayConfig } from "../config.ts";
 import { type BackendStatus, errorMessage } from "../ports/errors.ts";
 import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
-import type { ConnectionGuard } from "./guard.ts";
+import { addressKey, type ConnectionGuard } from "./guard.ts";
 
 /** What the app needs. */
 export interface AppDeps {
@@ -78,7 +78,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
   // connections from the same address (the guard's count) take places too.
   app.get("/ws", async (c, next) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return await next();
-    const ip = c.env?.remoteAddr?.hostname ?? "unknown";
+    const ip = addressKey(c.env?.remoteAddr?.hostname ?? "unknown");
     const full = guard?.full();
     if (full) {
       metrics.inc("connections_shed_total", { reason: "capacity" });
@@ -116,7 +116,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
       );
     }
     const addr = c.env?.remoteAddr;
-    const ip = addr?.hostname ?? "unknown";
+    const ip = addressKey(addr?.hostname ?? "unknown");
     const protocol = c.req.header("sec-websocket-protocol")?.split(",")[0]?.trim();
     const { socket, response } = Deno.upgradeWebSocket(
       c.req.raw,
@@ -132,11 +132,11 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
       if (!released) {
         released = true;
         release(ip);
-        if (addr) guard?.closed(ip, addr.port);
+        if (addr) guard?.closed(addr.hostname, addr.port);
       }
     };
     socket.onopen = () => {
-      if (addr) guard?.upgraded(ip, addr.port);
+      if (addr) guard?.upgraded(addr.hostname, addr.port);
       session = new Session(
         new SocketTransport(socket),
         router,

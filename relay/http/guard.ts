@@ -182,7 +182,7 @@ export class ConnectionGuard {
 
   /** Idle connections from `ip` at the last look (they count toward its limit). */
   idleFrom(ip: string): number {
-    return this.#idleByIp.get(plainIp(ip)) ?? 0;
+    return this.#idleByIp.get(addressKey(ip)) ?? 0;
   }
 
   /** Why a new WebSocket is refused right now (the relay is near its descriptor limit), if so. */
@@ -227,7 +227,7 @@ export class ConnectionGuard {
     for (const peer of peers) {
       const key = `${peer.ip}:${peer.port}`;
       present.add(key);
-      perIp.set(peer.ip, (perIp.get(peer.ip) ?? 0) + 1);
+      perIp.set(addressKey(peer.ip), (perIp.get(addressKey(peer.ip)) ?? 0) + 1);
       const spoke = this.#spoke.get(key);
       if (spoke === Infinity) continue;
       let since = spoke ?? this.#firstSeen.get(peer.inode);
@@ -254,7 +254,7 @@ export class ConnectionGuard {
         let over = n - max;
         for (const { peer } of newestFirst) {
           if (over <= 0) break;
-          if (peer.ip !== ip || shed.has(peer.inode)) continue;
+          if (addressKey(peer.ip) !== ip || shed.has(peer.inode)) continue;
           shed.set(peer.inode, "per_ip");
           over--;
         }
@@ -263,7 +263,8 @@ export class ConnectionGuard {
     this.#idleByIp.clear();
     for (const { peer } of idle) {
       if (!shed.has(peer.inode)) {
-        this.#idleByIp.set(peer.ip, (this.#idleByIp.get(peer.ip) ?? 0) + 1);
+        const key = addressKey(peer.ip);
+        this.#idleByIp.set(key, (this.#idleByIp.get(key) ?? 0) + 1);
       }
     }
     if (shed.size === 0) return;
@@ -355,6 +356,33 @@ export class LinuxSystem implements GuardSystem {
     }
     return n;
   }
+}
+
+/**
+ * What per-address limits count by: an IPv4 address itself (also when a dual-stack listener
+ * reports it as `::ffff:a.b.c.d`), and for IPv6 its /64 (`2001:db8:0:1::/64`), since one host or
+ * home usually holds a whole /64 and could otherwise take a fresh address for every connection.
+ *
+ * @example
+ * ```ts
+ * addressKey("::ffff:192.0.2.7"); // "192.0.2.7"
+ * addressKey("2001:db8::1:2:3:4"); // "2001:db8:0:0::/64"
+ * ```
+ */
+export function addressKey(address: string): string {
+  const ip = plainIp(address).replace(/%.*$/, "");
+  if (!ip.includes(":")) return ip;
+  const [head, tail] = ip.includes("::") ? ip.split("::", 2) : [ip, undefined];
+  const groups = (t: string) =>
+    t === "" ? [] : t.split(":").flatMap((g) => g.includes(".") ? ["0", "0"] : [g]);
+  const left = groups(head);
+  const all = tail === undefined ? left : [
+    ...left,
+    ...Array(Math.max(0, 8 - left.length - groups(tail).length)).fill("0"),
+    ...groups(tail),
+  ];
+  const prefix = all.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16));
+  return `${prefix.join(":")}::/64`;
 }
 
 /** An IPv4 address as itself, also when a dual-stack listener reports it as `::ffff:a.b.c.d`. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createLogger } from "../infra/log.ts";
 import { Metrics } from "../infra/metrics.ts";
 import {
+  addressKey,
   ConnectionGuard,
   DESCRIPTOR_RESERVE,
   type GuardSystem,
@@ -143,4 +144,29 @@ Deno.test("ipFromProc reads /proc/net/tcp{,6} addresses as Deno.serve writes the
   assert.equal(ipFromProc("0000000000000000FFFF00000100007F"), "127.0.0.1");
   assert.equal(ipFromProc("00000000000000000000000001000000"), "::1");
   assert.equal(ipFromProc("B80D0120000000000000000001000000"), "2001:db8::1");
+});
+
+Deno.test("addressKey: IPv4 as itself, IPv6 by its /64, so one host cannot take an address per connection", () => {
+  assert.equal(addressKey("192.0.2.7"), "192.0.2.7");
+  assert.equal(addressKey("::ffff:192.0.2.7"), "192.0.2.7");
+  assert.equal(addressKey("2001:db8:0:1::1"), "2001:db8:0:1::/64");
+  assert.equal(addressKey("2001:db8:0:1:ffff:1:2:3"), "2001:db8:0:1::/64");
+  assert.equal(addressKey("2001:0db8:0000:0001:0:0:0:9"), "2001:db8:0:1::/64");
+  assert.equal(addressKey("2001:db8::1:2:3:4"), "2001:db8:0:0::/64");
+  assert.equal(addressKey("2001:db8:0:2::1"), "2001:db8:0:2::/64", "another /64");
+  assert.equal(addressKey("::1"), "0:0:0:0::/64");
+  assert.equal(addressKey("fe80::1%eth0"), "fe80:0:0:0::/64");
+  assert.equal(addressKey("64:ff9b::192.0.2.1"), "64:ff9b:0:0::/64");
+});
+
+Deno.test("guard: idle connections from one IPv6 /64 count together toward the per-IP limit", () => {
+  const sys = new FakeSystem();
+  using t = guard(sys, { maxConnectionsPerIp: 2 });
+  connect(sys, "2001:db8:0:1::a", 2);
+  t.g.scan(0);
+  connect(sys, "2001:db8:0:1::b", 2);
+  t.g.scan(10);
+  assert.equal(sys.closed.length, 2, "the /64 holds 4 idle connections against a limit of 2");
+  assert.equal(t.g.idleFrom("2001:db8:0:1::c"), 2);
+  assert.equal(t.g.idleFrom("2001:db8:0:2::a"), 0);
 });
