@@ -25,6 +25,7 @@ import {
   toBase64,
 } from "@chat-p2p/protocol";
 import { ProfileStore } from "@chat-p2p/client";
+import { openChat } from "../../tests/chat_session.ts";
 import { ROOT, run } from "../lib/proc.ts";
 
 /** CLI figures (ms). */
@@ -43,6 +44,18 @@ export interface CliOut {
   runs: number;
   /** `sync` of a backlog (absent in results from before this row existed). */
   syncBacklog?: SyncBacklogOut;
+  /** A maximum paste into `chat` in a real terminal; absent without tmux. */
+  paste?: PasteOut;
+}
+
+/** A 16,384-character paste into `chat-p2p chat` in tmux (medians over `runs`). */
+export interface PasteOut {
+  chars: number;
+  /** From the paste to the draft's counter showing every character. */
+  shownMs: number;
+  /** From the paste to the message's ✓ (Enter pressed once shown; the relay accepted it). */
+  sentMs: number;
+  runs: number;
 }
 
 /** `chat-p2p sync` of a backlog of real sealed messages. */
@@ -108,6 +121,7 @@ export async function cliBench(relayUrl: string, dir: string, runs: number): Pro
   if (!line) throw new Error(`history_append.ts failed: ${r.stderr.slice(-400)}`);
   const h = JSON.parse(line);
   const syncBacklog = await syncBacklogBench(relayUrl, cli, home, 10_000);
+  const paste = await pasteBench(relayUrl, 3);
   return {
     emptyScriptMs: r2(median(e)),
     idMs: r2(median(id)),
@@ -119,7 +133,33 @@ export async function cliBench(relayUrl: string, dir: string, runs: number): Pro
     openAt100kMs: h.openAt100kMs,
     runs,
     syncBacklog,
+    ...(paste ? { paste } : {}),
   };
+}
+
+/**
+ * The issue-11 paste: 16,384 characters pasted into bob's chat in tmux (tests/chat_session.ts,
+ * the same harness as the pty tests), timed to the screen and to the relay's acceptance.
+ * Undefined when tmux is missing.
+ */
+export async function pasteBench(relayUrl: string, runs: number): Promise<PasteOut | undefined> {
+  const tmux = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
+    .output().then((o) => o.success, () => false);
+  if (!tmux) return undefined;
+  const text = "0123456789abcdef".repeat(1_024);
+  const shown: number[] = [], sent: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    await using s = await openChat(relayUrl);
+    const started = performance.now();
+    await s.pty.paste(text);
+    await s.waitForRow(/16,384\/16,384$/);
+    shown.push(performance.now() - started);
+    await s.pty.press("Enter");
+    await s.waitForRow(/\] you: 0123456789abcdef.*… {2}✓$/);
+    sent.push(performance.now() - started);
+    await s.pty.press("C-d");
+  }
+  return { chars: text.length, shownMs: r2(median(shown)), sentMs: r2(median(sent)), runs };
 }
 
 /** A protocol-v2 socket after the relay's `hello`; every later frame goes to `onFrame`. */
