@@ -1,10 +1,11 @@
 /**
- * The Kafka bus alone (relay/bus/kafka/bus.ts, no relay, no sockets): publishes `count` envelopes of
+ * The Kafka bus alone (no relay, no sockets; `--client platformatic` for
+ * relay/bus/kafka/platformatic.ts, `kafkajs` for relay/bus/kafka/bus.ts): publishes `count` envelopes of
  * `size` bytes keyed by 64 recipients, with at most `window` publishes in flight, and counts them
  * back through its own subscription. Prints one JSON line with the rates and its CPU.
  *
  * Usage: deno run -A bench/kafka_bus.ts --brokers 127.0.0.1:9192 --topic T [--count 50000]
- *        [--size 300] [--window 5000]
+ *        [--size 300] [--window 5000] [--client platformatic|kafkajs]
  *        deno run -A bench/kafka_bus.ts --brokers B --delete-topics T1,T2
  *        deno run -A bench/kafka_bus.ts --brokers B --create-topic T   (12 partitions)
  *
@@ -14,6 +15,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { Kafka, logLevel } from "kafkajs";
 import { KafkaBus } from "../relay/bus/kafka/bus.ts";
+import { PlatformaticKafkaBus } from "../relay/bus/kafka/platformatic.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     count: { type: "string", default: "50000" },
     size: { type: "string", default: "300" },
     window: { type: "string", default: "5000" },
+    client: { type: "string", default: "platformatic" },
     "delete-topics": { type: "string" },
     "create-topic": { type: "string" },
   },
@@ -55,13 +58,16 @@ const count = Number(values.count);
 const size = Number(values.size);
 const windowSize = Number(values.window);
 const quiet = { warn: () => {}, error: (m: string) => console.error(m) };
-const bus = await KafkaBus.connect({
+const busOptions = {
   brokers,
   topic: values.topic!,
   partitions: 12,
   instanceId: `bench-${crypto.randomUUID()}`,
   logger: quiet,
-});
+};
+const bus = values.client === "kafkajs"
+  ? await KafkaBus.connect(busOptions)
+  : await PlatformaticKafkaBus.connect(busOptions);
 let received = 0;
 let tLastRecv = 0;
 await bus.subscribe((_mailbox, raw) => {
@@ -107,6 +113,7 @@ console.log(JSON.stringify({
   cpuSec: (cpu.user + cpu.system) / 1e6,
   wallSec: (performance.now() - t0) / 1000,
   batches: bus.stats.batches,
+  client: values.client,
 }));
 await bus.close();
 Deno.exit(0);

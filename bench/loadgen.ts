@@ -3,12 +3,19 @@
  * with one JSON command per line on stdin; each answers one JSON line on stdout.
  *
  * Commands:
- * - `pairs {senderUrl, receiverUrl, pairs, gen}`: authenticated sender/receiver sockets, one real
- *   sealed ~300-byte envelope per pair (the template every frame of a step is cut from).
+ * - `pairs {protocol, senderUrl, receiverUrl, pairs, gen, transport, secret?}`: sender/receiver
+ *   sockets, one real sealed ~300-byte envelope per pair (the template every frame of a step is
+ *   cut from). `protocol` "chat": authenticated chat-p2p sockets; "centrifugo": Centrifugo
+ *   connections (JWT signed with `secret`), each receiver subscribed to its own channel, each
+ *   sender publishing the same envelope JSON into its receiver's channel. `transport` "nodelay"
+ *   (bench/lib/ws.ts, the default) or "native" (Deno's WebSocket, Nagle on).
  * - `prepare {rate, durationMs, step}`: pre-serialises every send frame of the next step.
- * - `run {graceMs}`: open-loop constant rate; latency = deliver received - frame sent (same
- *   process, same clock); reports loss, errors, its own CPU and how far it lagged its schedule.
- * - `idle {url, count, concurrency}`: opens authenticated idle sockets; handshake+auth times.
+ * - `run {graceMs}`: open-loop constant rate; latency = deliver received - the frame's intended
+ *   send time (start + k / rate: a generator that falls behind its schedule counts against the
+ *   target, as a real sender's wait would); reports loss, errors, its own CPU, how far it lagged
+ *   its schedule, and when in the step the slowest 1% were sent.
+ * - `idle {url, count, concurrency, protocol?, secret?, gen?}`: opens authenticated idle sockets
+ *   (Centrifugo: connected and subscribed); handshake+auth times.
  * - `drain {url, count}`: queues `count` envelopes for an offline recipient, then times one sync.
  * - `close`: closes every socket. `exit`: exits.
  *
@@ -17,14 +24,18 @@
 import process from "node:process";
 import { sealEnvelope, serializeEnvelope } from "@chat-p2p/protocol";
 import {
-  type Authed,
   connectAuth,
   field,
   type Identity,
+  opener,
+  openNative,
   sealingIdentity,
   signingIdentity,
+  type Transport,
 } from "./lib/client.ts";
+import { centrifugoSession, connectionToken } from "./lib/centrifugo_client.ts";
 import { Hist } from "./lib/hist.ts";
+import type { BenchSocket } from "./lib/ws.ts";
 
 const ENVELOPE_TARGET_BYTES = 300;
 const PLACEHOLDER = "IDPLACEHOLDERX"; // same length as the ids used (g1s12k00001234)
@@ -32,39 +43,51 @@ const PLACEHOLDER = "IDPLACEHOLDERX"; // same length as the ids used (g1s12k0000
 // deno-lint-ignore no-explicit-any
 type Cmd = Record<string, any>;
 
+/** Envelope JSON around its id: `pre + id + post`. */
+interface Template {
+  pre: string;
+  post: string;
+}
+
 /** Finds the text length that makes the envelope about 300 bytes; returns the template. */
-function template(sender: Identity, to: string, textLen: number): { pre: string; post: string } {
+function template(sender: Identity, to: string, textLen: number): Template {
   const env = sealEnvelope(
     { v: 1, kind: "message", text: "x".repeat(textLen), sent_at: new Date().toISOString() },
     sender.kp!,
     to,
     PLACEHOLDER,
   );
-  const raw = serializeEnvelope(env);
-  const [a, b] = raw.split(PLACEHOLDER);
-  return { pre: `{"v":1,"type":"send","envelope":${a}`, post: `${b}}` };
+  const [pre, post] = serializeEnvelope(env).split(PLACEHOLDER);
+  return { pre, post };
 }
 
 let textLen = -1;
-async function sizedTemplate(to: string): Promise<{ sender: Identity; pre: string; post: string }> {
+async function sizedTemplate(to: string): Promise<{ sender: Identity } & Template> {
   const sender = await sealingIdentity();
   if (textLen < 0) {
     textLen = 0;
     for (let n = 0; n < 400; n++) {
       const t = template(sender, to, n);
-      const envLen = t.pre.length + PLACEHOLDER.length + t.post.length - 33; // minus frame wrapper
       textLen = n;
-      if (envLen >= ENVELOPE_TARGET_BYTES) break;
+      if (t.pre.length + PLACEHOLDER.length + t.post.length >= ENVELOPE_TARGET_BYTES) break;
     }
   }
   return { sender, ...template(sender, to, textLen) };
 }
 
+/** A chat-p2p send frame around an envelope template. */
+function sendFrame(t: Template): Template {
+  return { pre: `{"v":1,"type":"send","envelope":${t.pre}`, post: `${t.post}}` };
+}
+
 class Receiver {
-  ws!: WebSocket;
+  ws!: BenchSocket;
   #acks: string[] = [];
   #timer?: ReturnType<typeof setTimeout>;
+  /** chat-p2p receivers ack like a client; Centrifugo has nothing to ack. */
+  constructor(readonly acks: boolean) {}
   ack(id: string): void {
+    if (!this.acks) return;
     this.#acks.push(id);
     if (this.#acks.length >= 200) this.flush();
     else if (this.#timer === undefined) this.#timer = setTimeout(() => this.flush(), 10);
@@ -86,40 +109,52 @@ interface Step {
   rate: number;
   n: number;
   frames: string[];
-  sentAt: Float64Array;
-  seen: Uint8Array;
+  /** Intended send time of frame k (ms, performance.now clock). */
+  due: Float64Array;
+  /** Latency of frame k in ms (0 = not delivered). */
+  lat: Float32Array;
   delivered: number;
   dup: number;
   hist: Hist;
+  lag: Hist;
 }
 
+type Protocol = "chat" | "centrifugo";
+let protocol: Protocol = "chat";
 let gen = 0;
-let senders: WebSocket[] = [];
+let senders: BenchSocket[] = [];
 let receivers: Receiver[] = [];
-let templates: Array<{ pre: string; post: string }> = [];
+/** Per pair: the frame around the id (chat: a send frame; Centrifugo: the envelope only). */
+let templates: Template[] = [];
+/** Centrifugo: the receiver's channel of each pair. */
+let channels: string[] = [];
 let cur: Step | undefined;
 let accepted = 0;
 let errors = 0;
 let stale = 0;
 const errorCodes: Record<string, number> = {};
-const idleSockets: WebSocket[] = [];
+const idleSockets: BenchSocket[] = [];
+
+function countError(s: string): void {
+  errors++;
+  const code = field(s, "code") ?? /"code":(\d+)/.exec(s)?.[1] ?? "?";
+  errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+}
 
 function onSenderFrame(s: string): void {
-  if (s.includes('"type":"accepted"')) accepted++;
-  else if (s.includes('"type":"error"')) {
-    errors++;
-    const code = field(s, "code") ?? "?";
-    errorCodes[code] = (errorCodes[code] ?? 0) + 1;
-  }
+  if (protocol === "centrifugo") {
+    if (s.includes('"publish":{')) accepted++;
+    else if (s.includes('"error":{')) countError(s);
+  } else if (s.includes('"type":"accepted"')) accepted++;
+  else if (s.includes('"type":"error"')) countError(s);
 }
 
 function onReceiverFrame(r: Receiver, s: string): void {
-  if (!(s.startsWith('{"v":1,"type":"deliver"') || s.startsWith('{"v":1,"type":"send"'))) {
-    if (s.includes('"type":"error"')) {
-      errors++;
-      const code = field(s, "code") ?? "?";
-      errorCodes[code] = (errorCodes[code] ?? 0) + 1;
-    }
+  const deliver = protocol === "centrifugo"
+    ? s.startsWith('{"push":{')
+    : s.startsWith('{"v":1,"type":"deliver"') || s.startsWith('{"v":1,"type":"send"');
+  if (!deliver) {
+    if (s.includes('"type":"error"') || s.includes('"error":{')) countError(s);
     return;
   }
   const now = performance.now();
@@ -132,52 +167,68 @@ function onReceiverFrame(r: Receiver, s: string): void {
     return;
   }
   const k = parseInt(id.slice(st.tag.length), 10);
-  if (st.seen[k]) {
+  if (st.lat[k] > 0) {
     st.dup++;
     return;
   }
-  st.seen[k] = 1;
+  const ms = Math.max(0.001, now - st.due[k]);
+  st.lat[k] = ms;
   st.delivered++;
-  st.hist.add((now - st.sentAt[k]) * 1000);
+  st.hist.add(ms * 1000);
 }
 
 async function pairs(c: Cmd) {
   const t0 = performance.now();
   gen = c.gen;
+  protocol = c.protocol ?? "chat";
+  const open = opener((c.transport ?? "nodelay") as Transport);
   const n: number = c.pairs;
   const recvIds = await Promise.all(Array.from({ length: n }, () => signingIdentity()));
-  const made = [];
+  const made: Array<{ sender: Identity } & Template> = [];
   for (let i = 0; i < n; i++) made.push(await sizedTemplate(recvIds[i].key));
-  templates = made.map(({ pre, post }) => ({ pre, post }));
-  receivers = [];
-  const recvAuth: Authed[] = [];
-  for (let i = 0; i < n; i += 16) {
-    const batch = await Promise.all(
-      recvIds.slice(i, i + 16).map((id) => {
-        const r = new Receiver();
-        receivers.push(r);
-        return connectAuth(c.receiverUrl, id, (s) => onReceiverFrame(r, s)).then((a) => {
-          r.ws = a.ws;
-          return a;
-        });
-      }),
-    );
-    recvAuth.push(...batch);
+  templates = made.map((m) => protocol === "chat" ? sendFrame(m) : { pre: m.pre, post: m.post });
+  channels = recvIds.map((_, i) => `r${gen}_${i}`);
+  receivers = made.map(() => new Receiver(protocol === "chat"));
+  senders = new Array(n);
+  const connect = async (i: number, side: "r" | "s") => {
+    const url = side === "r" ? c.receiverUrl : c.senderUrl;
+    const r = receivers[i];
+    const onFrame = side === "r" ? (s: string) => onReceiverFrame(r, s) : onSenderFrame;
+    let ws: BenchSocket;
+    if (protocol === "chat") {
+      ws = (await connectAuth(url, side === "r" ? recvIds[i] : made[i].sender, onFrame, open)).ws;
+    } else {
+      ws = await open(url);
+      const token = await connectionToken(c.secret, `${side}${gen}_${i}`);
+      await centrifugoSession(ws, token, side === "r" ? channels[i] : undefined, onFrame);
+    }
+    if (side === "r") r.ws = ws;
+    else senders[i] = ws;
+  };
+  // Receivers first: nothing is sent before every receiver is listening.
+  for (const side of ["r", "s"] as const) {
+    for (let i = 0; i < n; i += 16) {
+      await Promise.all(
+        Array.from({ length: Math.min(16, n - i) }, (_, j) => connect(i + j, side)),
+      );
+    }
   }
-  senders = [];
-  for (let i = 0; i < n; i += 16) {
-    const batch = await Promise.all(
-      made.slice(i, i + 16).map((m) => connectAuth(c.senderUrl, m.sender, onSenderFrame)),
-    );
-    senders.push(...batch.map((a) => a.ws));
-  }
-  const sample = templates[0].pre + "g1s12k00001234" + templates[0].post;
+  const sample = frameOf(0, "g1s12k00001234");
   return {
     setupMs: Math.round(performance.now() - t0),
     frameBytes: sample.length,
-    envelopeBytes: sample.length - 33,
+    envelopeBytes: made[0].pre.length + 14 + made[0].post.length,
     textLen,
   };
+}
+
+/** Frame number `k` of a step (pair k % pairs), carrying envelope id `id`. */
+function frameOf(k: number, id: string): string {
+  const p = k % templates.length;
+  const t = templates[p];
+  return protocol === "chat"
+    ? t.pre + id + t.post
+    : `{"id":${k + 3},"publish":{"channel":"${channels[p]}","data":${t.pre}${id}${t.post}}}`;
 }
 
 function prepare(c: Cmd) {
@@ -185,10 +236,8 @@ function prepare(c: Cmd) {
   const n = Math.max(1, Math.round(rate * c.durationMs / 1000));
   const tag = `g${gen}s${c.step}k`;
   const frames = new Array<string>(n);
-  const P = senders.length;
   for (let k = 0; k < n; k++) {
-    const t = templates[k % P];
-    const f = t.pre + tag + String(k).padStart(14 - tag.length, "0") + t.post;
+    const f = frameOf(k, tag + String(k).padStart(14 - tag.length, "0"));
     f.charCodeAt(f.length - 1); // flatten the rope now, not inside the measured window
     frames[k] = f;
   }
@@ -197,11 +246,12 @@ function prepare(c: Cmd) {
     rate,
     n,
     frames,
-    sentAt: new Float64Array(n),
-    seen: new Uint8Array(n),
+    due: new Float64Array(n),
+    lat: new Float32Array(n),
     delivered: 0,
     dup: 0,
     hist: new Hist(),
+    lag: new Hist(),
   };
   return { n };
 }
@@ -215,25 +265,45 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
+/**
+ * When in the step the slowest 1% of messages were due: counts per 500 ms slot, the busiest
+ * slots first (periodic stalls, such as a timer in the server, show up as regular slots).
+ */
+function slowSlots(st: Step, t0: number): Array<[atMs: number, count: number]> {
+  const done: number[] = [];
+  for (let k = 0; k < st.n; k++) if (st.lat[k] > 0) done.push(st.lat[k]);
+  if (done.length < 100) return [];
+  done.sort((a, b) => a - b);
+  const cut = done[Math.floor(done.length * 0.99)];
+  const slots = new Map<number, number>();
+  for (let k = 0; k < st.n; k++) {
+    if (st.lat[k] >= cut) {
+      const slot = Math.floor((st.due[k] - t0) / 500) * 500;
+      slots.set(slot, (slots.get(slot) ?? 0) + 1);
+    }
+  }
+  return [...slots].sort((a, b) => b[1] - a[1]).slice(0, 6);
+}
+
 async function runStep(c: Cmd) {
   const st = cur!;
-  const P = senders.length;
   const acc0 = accepted;
   const err0 = errors;
   for (const k of Object.keys(errorCodes)) delete errorCodes[k];
   const cpu0 = process.cpuUsage();
   const interval = 1000 / st.rate;
   const t0 = performance.now() + 1;
+  for (let k = 0; k < st.n; k++) st.due[k] = t0 + k * interval;
   let k = 0;
   let maxLag = 0;
   await new Promise<void>((resolve) => {
     const tick = () => {
       const now = performance.now();
       const due = Math.min(st.n, Math.floor((now - t0) / interval) + 1);
-      if (due > k) maxLag = Math.max(maxLag, now - (t0 + k * interval));
+      if (due > k) maxLag = Math.max(maxLag, now - st.due[k]);
       while (k < due) {
-        st.sentAt[k] = performance.now();
-        senders[k % P].send(st.frames[k]);
+        st.lag.add(Math.max(1, (performance.now() - st.due[k]) * 1000));
+        senders[k % senders.length].send(st.frames[k]);
         k++;
       }
       if (k >= st.n) resolve();
@@ -249,6 +319,7 @@ async function runStep(c: Cmd) {
   for (const r of receivers) r.flush();
   st.frames = [];
   const sendMs = Math.max(1, tLast - t0);
+  const lag = st.lag.summaryMs();
   return {
     offered: st.rate,
     sent: st.n,
@@ -262,6 +333,9 @@ async function runStep(c: Cmd) {
     achieved: st.n / (sendMs / 1000),
     lastDeliverMs: tEnd - t0,
     maxLagMs: maxLag,
+    lagP50Ms: lag.p50,
+    lagP99Ms: lag.p99,
+    slowSlots: slowSlots(st, t0),
     cpuSendFrac: (cpuSend.user + cpuSend.system) / 1000 / sendMs,
     cpuSec: (cpuAll.user + cpuAll.system) / 1e6,
     wallMs: tEnd - t0,
@@ -277,12 +351,25 @@ async function idle(c: Cmd) {
   let failed = 0;
   let firstError: string | undefined;
   const t0 = performance.now();
-  const ids = await Promise.all(Array.from({ length: count }, () => signingIdentity()));
+  const centrifugo = c.protocol === "centrifugo";
+  const ids = centrifugo
+    ? []
+    : await Promise.all(Array.from({ length: count }, () => signingIdentity()));
+  /** Centrifugo: connect with a token and subscribe to a channel of its own (like our auth). */
+  const centrifugoIdle = async (k: number) => {
+    const t = performance.now();
+    const ws = await openNative(c.url);
+    const token = await connectionToken(c.secret, `idle${c.gen}_${k}`);
+    const tAuth = performance.now();
+    await centrifugoSession(ws, token, `idle${c.gen}_${k}`, () => {});
+    const now = performance.now();
+    return { ws, handshakeMs: now - t, authMs: now - tAuth };
+  };
   const worker = async () => {
     while (next < count) {
-      const id = ids[next++];
+      const k = next++;
       try {
-        const a = await connectAuth(c.url, id, () => {});
+        const a = centrifugo ? await centrifugoIdle(k) : await connectAuth(c.url, ids[k], () => {});
         idleSockets.push(a.ws);
         hs.add(a.handshakeMs * 1000);
         auth.add(a.authMs * 1000);
@@ -338,7 +425,7 @@ async function drain(c: Cmd) {
   let acks: string[] = [];
   let tSynced = 0;
   let tPong = 0;
-  const flush = (ws: WebSocket) => {
+  const flush = (ws: BenchSocket) => {
     if (acks.length) ws.send(JSON.stringify({ v: 1, type: "ack", ids: acks }));
     acks = [];
   };

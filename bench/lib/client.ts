@@ -12,6 +12,7 @@ import {
   signingKeyFromSeed,
   toBase64,
 } from "@chat-p2p/protocol";
+import { type BenchSocket, connectWs } from "./ws.ts";
 
 /** A key the generator can authenticate (and, when `kp` is set, seal) with. */
 export interface Identity {
@@ -49,10 +50,40 @@ export function field(text: string, name: string): string | undefined {
   return j < 0 ? undefined : text.slice(i + tag.length, j);
 }
 
+/** Deno's built-in WebSocket behind the generators' socket interface (Nagle on; see ws.ts). */
+export function openNative(url: string): Promise<BenchSocket> {
+  const ws = new WebSocket(url);
+  return new Promise((resolve, reject) => {
+    const s: BenchSocket = {
+      send: (t) => ws.send(t),
+      close: () => ws.close(),
+      onmessage: null,
+      onclose: null,
+    };
+    ws.onopen = () => {
+      ws.onerror = null;
+      resolve(s);
+    };
+    ws.onerror = (e) => reject(new Error((e as ErrorEvent).message || "socket error"));
+    ws.onmessage = (e) => {
+      if (typeof e.data === "string") s.onmessage?.(e.data);
+    };
+    ws.onclose = (e) => s.onclose?.(`closed ${e.code} ${e.reason}`);
+  });
+}
+
+/** How a generator opens sockets: Deno's WebSocket, or bench/lib/ws.ts (TCP_NODELAY). */
+export type Transport = "native" | "nodelay";
+
+/** The socket opener for a transport. */
+export function opener(t: Transport): (url: string) => Promise<BenchSocket> {
+  return t === "native" ? openNative : (url) => connectWs(url);
+}
+
 /** An authenticated socket. */
 export interface Authed {
-  ws: WebSocket;
-  /** ms from `new WebSocket` to the `ready` frame. */
+  ws: BenchSocket;
+  /** ms from opening the socket to the `ready` frame. */
   handshakeMs: number;
   /** ms from sending auth to `ready`. */
   authMs: number;
@@ -62,17 +93,18 @@ export interface Authed {
  * Opens a socket, answers the challenge, resolves at `ready`. From then on every text frame goes
  * to `onFrame` (set before any later frame can arrive).
  */
-export function connectAuth(
+export async function connectAuth(
   url: string,
   id: Identity,
-  onFrame: (text: string, ws: WebSocket) => void,
+  onFrame: (text: string, ws: BenchSocket) => void,
+  open: (url: string) => Promise<BenchSocket> = openNative,
   timeoutMs = 30_000,
 ): Promise<Authed> {
   const relay = normalizeRelayUrl(url)!;
   const t0 = performance.now();
   let tAuth = 0;
-  const ws = new WebSocket(url);
-  return new Promise<Authed>((resolve, reject) => {
+  const ws = await open(url);
+  return await new Promise<Authed>((resolve, reject) => {
     let state = 0;
     const timer = setTimeout(() => {
       fail(new Error(`no ready within ${timeoutMs} ms`));
@@ -86,11 +118,8 @@ export function connectAuth(
       } catch { /* closed */ }
       reject(e);
     };
-    ws.onerror = (e) => fail(new Error((e as ErrorEvent).message || "socket error"));
-    ws.onclose = (e) => fail(new Error(`closed ${e.code} ${e.reason}`));
-    ws.onmessage = (e) => {
-      const s = e.data as string;
-      if (typeof s !== "string") return;
+    ws.onclose = (why) => fail(new Error(why));
+    ws.onmessage = (s) => {
       if (state === 0) {
         const challenge = field(s, "challenge");
         if (!challenge) return fail(new Error(`expected a challenge, got ${s.slice(0, 200)}`));
@@ -115,11 +144,8 @@ export function connectAuth(
         if (s.includes('"type":"ready"')) {
           state = 2;
           clearTimeout(timer);
-          ws.onmessage = (ev) => {
-            if (typeof ev.data === "string") onFrame(ev.data, ws);
-          };
+          ws.onmessage = (text) => onFrame(text, ws);
           ws.onclose = null;
-          ws.onerror = null;
           const now = performance.now();
           resolve({ ws, handshakeMs: now - t0, authMs: now - tAuth });
         } else if (s.includes('"type":"error"')) {

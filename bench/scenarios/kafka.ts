@@ -172,6 +172,7 @@ export interface BusOut {
   cpuSec: number;
   wallSec: number;
   batches: number;
+  client: string;
 }
 
 /** Runs bench/kafka_bus.ts in its own process. */
@@ -180,6 +181,7 @@ export async function busAlone(
   topic: string,
   count: number,
   size: number,
+  client: "kafkajs" | "platformatic",
 ): Promise<BusOut> {
   const r = await run(Deno.execPath(), [
     "run",
@@ -193,6 +195,8 @@ export async function busAlone(
     String(count),
     "--size",
     String(size),
+    "--client",
+    client,
   ], { timeoutMs: 180_000 });
   const line = r.stdout.split("\n").find((l) => l.startsWith("{"));
   if (!line) throw new Error(`kafka_bus.ts failed (exit ${r.code}): ${r.stderr.slice(-400)}`);
@@ -225,4 +229,43 @@ export async function deleteTopics(brokers: string, topics: string[]): Promise<v
     "--delete-topics",
     topics.join(","),
   ], { timeoutMs: 60_000 });
+}
+
+/** The latency floor printed by bench/kafka_floor.ts. */
+export interface FloorOut {
+  client: string;
+  rate: number;
+  delivered: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  cpuPerM: number;
+}
+
+/** Runs bench/kafka_floor.ts (two buses of one client, one process) at `rate` for `seconds`. */
+export async function kafkaFloor(
+  brokers: string,
+  topic: string,
+  client: "kafkajs" | "platformatic",
+  rate: number,
+  seconds: number,
+): Promise<FloorOut> {
+  const r = await run(Deno.execPath(), [
+    "run",
+    "-A",
+    "bench/kafka_floor.ts",
+    "--brokers",
+    brokers,
+    "--topic",
+    topic,
+    "--client",
+    client,
+    "--rate",
+    String(rate),
+    "--seconds",
+    String(seconds),
+  ], { timeoutMs: 120_000 + seconds * 1000 });
+  const line = r.stdout.split("\n").find((l) => l.startsWith("{"));
+  if (!line) throw new Error(`kafka_floor.ts failed (exit ${r.code}): ${r.stderr.slice(-400)}`);
+  return JSON.parse(line) as FloorOut;
 }

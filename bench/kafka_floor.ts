@@ -1,0 +1,107 @@
+/**
+ * The latency floor of the Kafka bus alone: one bus publishes (like the sender's relay), another
+ * in the same process subscribes (like the recipient's relay); announcements of ~300 bytes for
+ * 100 mailboxes at a constant open-loop rate; latency = delivered − intended publish time. Prints
+ * one JSON line: p50/p99/p99.9 (ms) and this process's CPU-seconds per million announcements.
+ *
+ * Usage: deno run -A bench/kafka_floor.ts --brokers B --topic T --client kafkajs|platformatic
+ *        [--rate 1000] [--seconds 10] [--max-wait 500] [--min-bytes 1] [--linger 0]
+ *
+ * `--max-wait`, `--min-bytes` and `--linger` apply to the platformatic adapter (its tuning); the
+ * kafkajs adapter runs as the relay configures it.
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import type { Bus } from "../relay/ports/bus.ts";
+import { KafkaBus } from "../relay/bus/kafka/bus.ts";
+import { PlatformaticKafkaBus, type PlatformaticTuning } from "../relay/bus/kafka/platformatic.ts";
+import { Hist } from "./lib/hist.ts";
+
+const { values: o } = parseArgs({
+  args: Deno.args,
+  options: {
+    brokers: { type: "string", default: "127.0.0.1:9192" },
+    topic: { type: "string" },
+    client: { type: "string", default: "platformatic" },
+    rate: { type: "string", default: "1000" },
+    seconds: { type: "string", default: "10" },
+    "max-wait": { type: "string" },
+    "min-bytes": { type: "string" },
+    linger: { type: "string" },
+  },
+});
+const brokers = o.brokers.split(",");
+const topic = o.topic ?? `bench-floor-${Date.now().toString(36)}`;
+const quiet = { warn: () => {}, error: (m: string) => console.error(m) };
+const tuning: PlatformaticTuning = {
+  ...(o["max-wait"] ? { maxWaitTimeMs: Number(o["max-wait"]) } : {}),
+  ...(o["min-bytes"] ? { minBytes: Number(o["min-bytes"]) } : {}),
+  ...(o.linger ? { lingerMs: Number(o.linger) } : {}),
+};
+const connect = (i: number): Promise<Bus> => {
+  const opts = { brokers, topic, partitions: 12, instanceId: `floor-${i}-${topic}`, logger: quiet };
+  return o.client === "kafkajs"
+    ? KafkaBus.connect(opts)
+    : PlatformaticKafkaBus.connect(opts, tuning);
+};
+const pub = await connect(0);
+const sub = await connect(1);
+
+const rate = Number(o.rate), n = Math.round(rate * Number(o.seconds));
+const mailboxes = Array.from({ length: 100 }, (_, i) => btoa(String(i).padStart(32, "m")));
+const raw = (k: number) =>
+  `{"v":1,"id":"fl${String(k).padStart(10, "0")}","to":"${mailboxes[k % 100]}","nonce":"n",` +
+  `"ciphertext":"${"A".repeat(170)}"}`;
+const due = new Float64Array(n);
+const hist = new Hist();
+let got = 0, warm = 0;
+await sub.subscribe((_mb, r) => {
+  const now = performance.now();
+  if (r.startsWith('{"v":1,"id":"wu')) return void warm++;
+  const k = Number(r.slice(15, 25));
+  hist.add(Math.max(1, (now - due[k]) * 1000));
+  got++;
+});
+// Warm-up: connections, fetch sessions, JIT.
+for (let i = 0; i < 200; i++) await pub.publish(mailboxes[i % 100], `{"v":1,"id":"wu${i}"}`);
+while (warm < 200) await new Promise((r) => setTimeout(r, 5));
+
+const cpu0 = process.cpuUsage();
+const t0 = performance.now() + 1;
+const interval = 1000 / rate;
+let failed = 0;
+await new Promise<void>((resolve) => {
+  let k = 0;
+  const tick = () => {
+    const upTo = Math.min(n, Math.floor((performance.now() - t0) / interval) + 1);
+    for (; k < upTo; k++) {
+      due[k] = t0 + k * interval;
+      pub.publish(mailboxes[k % 100], raw(k)).catch(() => failed++);
+    }
+    if (k >= n) resolve();
+    else setTimeout(tick, 1);
+  };
+  setTimeout(tick, 0);
+});
+const end = performance.now() + 10_000;
+while (got + failed < n && performance.now() < end) await new Promise((r) => setTimeout(r, 5));
+const cpu = process.cpuUsage(cpu0);
+const s = hist.summaryMs();
+console.log(JSON.stringify({
+  client: o.client,
+  rate,
+  tuning,
+  sent: n,
+  delivered: got,
+  failed,
+  p50: s.p50,
+  p99: s.p99,
+  p999: s.p999,
+  max: s.max,
+  cpuPerM: Math.round((cpu.user + cpu.system) / 1e6 / Math.max(1, got) * 1e6),
+}));
+await pub.close();
+await sub.close();
+Deno.exit(0);
