@@ -6,6 +6,7 @@
  *
  * Usage: deno run -A bench/kafka_floor.ts --brokers B --topic T --client kafkajs|platformatic
  *        [--rate 1000] [--seconds 10] [--max-wait 500] [--min-bytes 1] [--linger 0]
+ *        [--backend-pids PID,PID]   (their CPU over the window is reported too: the Kafka JVM)
  *
  * `--max-wait`, `--min-bytes` and `--linger` apply to the platformatic adapter (its tuning); the
  * kafkajs adapter runs as the relay configures it.
@@ -18,6 +19,7 @@ import type { Bus } from "../relay/ports/bus.ts";
 import { KafkaBus } from "../relay/bus/kafka/bus.ts";
 import { PlatformaticKafkaBus, type PlatformaticTuning } from "../relay/bus/kafka/platformatic.ts";
 import { Hist } from "./lib/hist.ts";
+import { cpuSeconds } from "./lib/proc.ts";
 
 const { values: o } = parseArgs({
   args: Deno.args,
@@ -30,6 +32,7 @@ const { values: o } = parseArgs({
     "max-wait": { type: "string" },
     "min-bytes": { type: "string" },
     linger: { type: "string" },
+    "backend-pids": { type: "string", default: "" },
   },
 });
 const brokers = o.brokers.split(",");
@@ -68,6 +71,9 @@ await sub.subscribe((_mb, r) => {
 for (let i = 0; i < 200; i++) await pub.publish(mailboxes[i % 100], `{"v":1,"id":"wu${i}"}`);
 while (warm < 200) await new Promise((r) => setTimeout(r, 5));
 
+const backends = o["backend-pids"].split(",").filter(Boolean).map(Number);
+const backendCpu = () => backends.reduce((a, p) => a + cpuSeconds(p), 0);
+const b0 = backendCpu();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now() + 1;
 const interval = 1000 / rate;
@@ -88,6 +94,7 @@ await new Promise<void>((resolve) => {
 const end = performance.now() + 10_000;
 while (got + failed < n && performance.now() < end) await new Promise((r) => setTimeout(r, 5));
 const cpu = process.cpuUsage(cpu0);
+const bcpu = backendCpu() - b0;
 const s = hist.summaryMs();
 console.log(JSON.stringify({
   client: o.client,
@@ -101,6 +108,7 @@ console.log(JSON.stringify({
   p999: s.p999,
   max: s.max,
   cpuPerM: Math.round((cpu.user + cpu.system) / 1e6 / Math.max(1, got) * 1e6),
+  ...(backends.length ? { backendCpuPerM: Math.round(bcpu / Math.max(1, got) * 1e6) } : {}),
 }));
 await pub.close();
 await sub.close();
