@@ -9,7 +9,10 @@ import { SqliteWriter, type WriteOp } from "../relay/mailbox/sqlite/writer.ts";
 
 self.onmessage = (e: MessageEvent<{ path: string; batches: number; batch: number }>) => {
   const { path, batches, batch } = e.data;
-  const w = new SqliteWriter(path, { maxCount: 1e9, maxBytes: 1e15, maxAgeMs: 1e15 });
+  const w = new SqliteWriter(path, {
+    limits: { maxCount: 1e9, maxBytes: 1e15, maxAgeMs: 1e15 },
+    reserveBytes: 0,
+  });
   const raw = "x".repeat(400);
   const ms: number[] = [];
   for (let i = 0; i < batches; i++) {

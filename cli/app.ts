@@ -9,18 +9,23 @@ import { chatCommand } from "./commands/chat.ts";
 import { passphraseCommand } from "./commands/change_passphrase.ts";
 import { contactsCommand } from "./commands/contacts.ts";
 import { colorAllowed, type Command, type Context } from "./context.ts";
-import { ClientError } from "@chat-p2p/client";
-import { CliError, errorMessage, UsageError } from "./errors.ts";
+import { ClientError, type ClientErrorCode, explainProfileName } from "@chat-p2p/client";
+import { CliError, errorMessage, EXIT, ExitStatus, UsageError } from "./errors.ts";
 import { historyCommand } from "./commands/history.ts";
 import { idCommand } from "./commands/id.ts";
 import { initCommand } from "./commands/init.ts";
 import type { Io } from "./io.ts";
-import { explainProfileName } from "@chat-p2p/client";
+import { resendCommand } from "./commands/resend.ts";
 import { sendCommand } from "./commands/send.ts";
 import { syncCommand } from "./commands/sync.ts";
 import { type CommandTable, helpCommand } from "./commands/help.ts";
 import { versionCommand, versionLine } from "./commands/version.ts";
 import { completionsCommand } from "./commands/completions.ts";
+import { configCommand } from "./commands/config.ts";
+import { chatsCommand } from "./commands/chats.ts";
+import { removeContactCommand, renameContactCommand } from "./commands/remove_contact.ts";
+import { verifyCommand } from "./commands/verify.ts";
+import { listenCommand } from "./commands/listen.ts";
 
 /** The table as the commands that describe the others see it (filled in below). */
 const TABLE: CommandTable = { commands: () => COMMANDS, usage: mainUsage };
@@ -31,18 +36,43 @@ export const COMMANDS: readonly Command[] = [
   idCommand,
   addContactCommand,
   contactsCommand,
+  removeContactCommand,
+  renameContactCommand,
+  verifyCommand,
   sendCommand,
   syncCommand,
   chatCommand,
+  chatsCommand,
+  listenCommand,
+  resendCommand,
   historyCommand,
+  configCommand,
   passphraseCommand,
   helpCommand(TABLE),
   versionCommand,
   completionsCommand(TABLE),
 ];
 
-/** Exit codes. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+export { EXIT } from "./errors.ts";
+
+/**
+ * What the CLI adds to the client library's errors, which never name a CLI command: the command
+ * that helps, by code. Every {@linkcode ClientError} exits 1 with `error: <message><hint>`.
+ */
+const CLIENT_ERROR_HINTS: Partial<Record<ClientErrorCode, string>> = {
+  no_identity: ": run `chat-p2p init`",
+  unknown_contact: " (add one with `chat-p2p add-contact <name> <public-key>`)",
+};
+
+/** The `error: ...` text for a failure of the client library. */
+export function clientErrorMessage(e: ClientError): string {
+  return e.message + (CLIENT_ERROR_HINTS[e.code] ?? "");
+}
+
+/** The command called `name` (or with that alias). */
+export function findCommand(name: string): Command | undefined {
+  return COMMANDS.find((c) => c.name === name || c.aliases?.includes(name));
+}
 
 /** Top-level help. */
 export function mainUsage(): string {
@@ -52,7 +82,13 @@ export function mainUsage(): string {
 Usage: chat-p2p [--profile <name>] [--verbose] <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+${
+    COMMANDS.map((c) =>
+      `  ${c.name.padEnd(width)}  ${c.summary}${
+        c.aliases?.length ? ` (also: ${c.aliases.join(", ")})` : ""
+      }`
+    ).join("\n")
+  }
 
 Global options (before or after the command):
   --profile <name>  profile to use (default: $CHAT_PROFILE, else "default"); its files live in
@@ -62,7 +98,9 @@ Global options (before or after the command):
   --version         print the version and exit
 
 Start with \`chat-p2p init\`, share the key \`chat-p2p id\` prints, then
-\`chat-p2p add-contact <name> <key>\` and \`chat-p2p chat ws://relay:8080/ws <name>\`.`;
+\`chat-p2p add-contact <name> <key>\`, \`chat-p2p config set relay ws://relay:8080/ws\` and
+\`chat-p2p chat <name>\`. Exit codes: docs/CLI.md (0 ok, 1 failure, 2 usage, 3 queued, 4 not
+delivered in time).`;
 }
 
 interface Globals {
@@ -135,7 +173,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       }
       throw new UsageError("missing command");
     }
-    cmd = COMMANDS.find((c) => c.name === g.command);
+    cmd = findCommand(g.command);
     if (!cmd) {
       throw new UsageError(`unknown command ${JSON.stringify(g.command)}`);
     }
@@ -155,19 +193,20 @@ export async function run(argv: string[], io: Io): Promise<number> {
     await cmd.run(g.rest, ctx);
     return EXIT.ok;
   } catch (e) {
+    if (e instanceof ExitStatus) return e.code;
     if (e instanceof UsageError) {
       stderr(`error: ${e.message}`);
       stderr("");
       stderr(e.usage ?? cmd?.usage ?? mainUsage());
       return EXIT.usage;
     }
-    stderr(`error: ${errorMessage(e)}`);
+    stderr(`error: ${e instanceof ClientError ? clientErrorMessage(e) : errorMessage(e)}`);
     if (verbose && e instanceof Error && e.stack) {
       stderr(e.stack);
       if (e.cause instanceof Error && e.cause.stack) stderr(`caused by: ${e.cause.stack}`);
     } else if (!(e instanceof CliError || e instanceof ClientError)) {
       stderr("(run with --verbose for details)");
     }
-    return EXIT.failure;
+    return e instanceof CliError ? e.exitCode : EXIT.failure;
   }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { splitGlobals } from "./app.ts";
+import { COMMANDS, splitGlobals } from "./app.ts";
 import { runInProcess, withHome } from "./testing.ts";
 
 const ESC = "\x1b[";
@@ -15,7 +15,13 @@ Deno.test("usage errors exit 2 with the problem and the usage on stderr", async 
       [["send", "ws://localhost:1/ws", "bob"], /missing <text>/],
       [["send", "ftp://relay", "bob", "hi"], /not a relay URL/],
       [["send", "ws://localhost:1/ws", "bob", "   "], /message text is empty/],
-      [["sync"], /missing <relay-url>/],
+      [["sync"], /no relay given: name one .*set CHAT_RELAY.*chat-p2p config set relay <url>/],
+      [["sync", "bob"], /unexpected argument "bob"/],
+      [["send", "ws://localhost:1/ws", "bob", "hi", "--relay", "ws://x/ws"], /give the relay once/],
+      [["send", "bob", "hi", "--wait", "forever"], /--wait must be accepted or delivered/],
+      [["config", "set", "colour", "x"], /unknown setting "colour"/],
+      [["config", "frob"], /unknown action "frob"/],
+      [["verify"], /missing <name>/],
       [["sync", "ws://localhost:1", "--timeout", "0"], /--timeout must be a positive number/],
       [["chat", "ws://localhost:1"], /missing <contact>/],
       [["history"], /missing <contact>/],
@@ -38,10 +44,10 @@ Deno.test("--help prints usage on stdout and exits 0, for every command", async 
     const top = await runInProcess(["--help"], { home });
     assert.equal(top.code, 0);
     assert.match(top.stdout, /Commands:/);
-    for (const c of ["init", "id", "add-contact", "contacts", "send", "sync", "chat", "history"]) {
+    for (const c of COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])])) {
       const r = await runInProcess([c, "--help"], { home });
       assert.equal(r.code, 0, c);
-      assert.match(r.stdout, new RegExp(`^Usage: chat-p2p ${c}`), c);
+      assert.match(r.stdout, new RegExp(`^Usage: chat-p2p ${c}|\n {7}chat-p2p ${c}`), c);
       assert.equal(r.stderr, "");
     }
   });

@@ -25,6 +25,8 @@ export interface Context {
 export interface Command {
   /** Name typed on the command line. */
   readonly name: string;
+  /** Other names that run it (`inbox` for `chats`). */
+  readonly aliases?: readonly string[];
   /** One line for the top-level help. */
   readonly summary: string;
   /** Full help, printed by `--help` and after usage errors. */

@@ -1,10 +1,28 @@
 /**
- * The two kinds of failure a command reports. `main.ts` maps them to exit codes in one place:
- * {@linkcode UsageError} exits 2 with the command's usage, {@linkcode CliError} (and anything else)
- * exits 1 with `error: ...`.
+ * The two kinds of failure a command reports, and the exit codes. `app.ts` maps them to exit
+ * codes in one place: {@linkcode UsageError} exits 2 with the command's usage,
+ * {@linkcode CliError} exits with its `exitCode` (1 unless it says otherwise) and anything else
+ * exits 1, each with `error: ...`.
  *
  * @module
  */
+
+/** Exit codes; the README's table lists them. */
+export const EXIT = {
+  /** Done. */
+  ok: 0,
+  /** A runtime failure: `error: ...` says what. */
+  failure: 1,
+  /** The command line is wrong: the usage follows the error. */
+  usage: 2,
+  /** A message is safe in history but the relay did not accept it in time: it stays queued. */
+  queued: 3,
+  /** `send --wait delivered`: the relay has the message, no receipt came in time. */
+  notDelivered: 4,
+} as const;
+
+/** One of {@linkcode EXIT}'s codes. */
+export type ExitCode = typeof EXIT[keyof typeof EXIT];
 
 /** The command line itself is wrong (unknown option, missing argument, malformed value). */
 export class UsageError extends Error {
@@ -21,10 +39,30 @@ export class UsageError extends Error {
 
 /** A runtime failure with a message meant for the user (no stack trace unless --verbose). */
 export class CliError extends Error {
+  /** The process's exit code (default {@linkcode EXIT}.failure). */
+  readonly exitCode: ExitCode;
+
   /** Creates a runtime error with a user-facing message. */
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: ErrorOptions & { exitCode?: ExitCode }) {
     super(message, options);
     this.name = "CliError";
+    this.exitCode = options?.exitCode ?? EXIT.failure;
+  }
+}
+
+/**
+ * Ends the command with `code` and nothing more to say (it was said already): a chat left on a
+ * signal exits 128 + its number.
+ */
+export class ExitStatus extends Error {
+  /** The process's exit code. */
+  readonly code: number;
+
+  /** Creates the exit with `code`. */
+  constructor(code: number) {
+    super(`exit ${code}`);
+    this.name = "ExitStatus";
+    this.code = code;
   }
 }
 

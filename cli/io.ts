@@ -7,8 +7,13 @@
 
 /** A text sink such as stdout or stderr. */
 export interface Output {
-  /** Writes `text` as is (no newline added). */
+  /**
+   * Writes `text` as is (no newline added), all of it, before returning (nothing is buffered in
+   * the process). A closed pipe is not an error: `closed` says so from then on.
+   */
   write(text: string): void;
+  /** True once a write found the reader gone (a closed pipe). */
+  readonly closed?: boolean;
   /** True when the sink is an interactive terminal. */
   readonly isTerminal: boolean;
 }
@@ -45,33 +50,35 @@ export interface Io {
   now(): Date;
 }
 
-function writeAllSync(w: { writeSync(p: Uint8Array): number }, text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let off = 0;
-  try {
-    while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
-  } catch (e) {
-    // A closed pipe (`chat-p2p id | head -1`) is not an error worth a stack trace.
-    if (e instanceof Deno.errors.BrokenPipe) return;
-    throw e;
-  }
+/** An {@linkcode Output} over a file (stdout, stderr) with blocking writes. */
+function fileOutput(file: typeof Deno.stdout): Output {
+  let closed = false;
+  return {
+    write(text) {
+      const bytes = new TextEncoder().encode(text);
+      let off = 0;
+      try {
+        while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+      } catch (e) {
+        // A closed pipe (`chat-p2p id | head -1`) is not an error worth a stack trace.
+        if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+        closed = true;
+      }
+    },
+    get closed() {
+      return closed;
+    },
+    get isTerminal() {
+      return file.isTerminal();
+    },
+  };
 }
 
 /** The real process: Deno's stdio and environment. */
 export function denoIo(): Io {
   return {
-    stdout: {
-      write: (text) => writeAllSync(Deno.stdout, text),
-      get isTerminal() {
-        return Deno.stdout.isTerminal();
-      },
-    },
-    stderr: {
-      write: (text) => writeAllSync(Deno.stderr, text),
-      get isTerminal() {
-        return Deno.stderr.isTerminal();
-      },
-    },
+    stdout: fileOutput(Deno.stdout),
+    stderr: fileOutput(Deno.stderr),
     stdin: {
       get isTerminal() {
         return Deno.stdin.isTerminal();

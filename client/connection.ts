@@ -1,10 +1,13 @@
 /**
- * The relay client: owns the WebSocket to a relay. It authenticates (challenge → signed auth →
+ * One connection to a relay: owns the WebSocket. It authenticates (challenge → signed auth →
  * ready), then offers a small async API: {@linkcode RelaySession.send} resolves when the relay
  * answers `accepted` for the envelope (or rejects with a {@linkcode RelayError} carrying the
- * relay's error code), deliveries arrive through {@linkcode RelaySession.nextEvent} or the async
- * iterator, {@linkcode RelaySession.ack} acknowledges stored ids, and `close()` always releases
- * the socket. Every received frame goes through `parseServerFrame` of @chat-p2p/protocol.
+ * relay's error code, once: retrying is the outbox's business), deliveries arrive through
+ * {@linkcode RelaySession.nextEvent} or the async iterator, {@linkcode RelaySession.ack}
+ * acknowledges stored ids, and `close()` always releases the socket. Every received frame goes
+ * through `parseServerFrame` of @chat-p2p/protocol. Frames are written in order, paced by a
+ * {@linkcode TokenBucket} so a burst stays under the relay's frame limit; acks waiting for their
+ * turn are merged into one frame. {@linkcode ReconnectingRelay} (reconnecting.ts) builds on it.
  *
  * @module
  */
@@ -14,6 +17,7 @@ import {
   CLOSE_CODES,
   DEFAULT_MAX_FRAME_BYTES,
   type Envelope,
+  type ErrorCode,
   type KeyPair,
   MAX_ACK_IDS,
   normalizeRelayUrl,
@@ -22,40 +26,11 @@ import {
   signAsync,
   toBase64,
 } from "@chat-p2p/protocol";
+import { deadline, isTimeoutError, TokenBucket } from "@chat-p2p/protocol/async";
+import { RelayError } from "./errors.ts";
 
 /** Default time to wait for the relay (connect, authenticate, accept). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
-
-/**
- * A failure talking to the relay. `code` is the relay's error code when the relay sent one
- * (`mailbox_full`, `auth_failed`, ...), or one of the client-side codes: `unreachable`,
- * `timeout`, `connection_closed`, `bad_url`, `protocol` (the relay sent something invalid),
- * `frame_too_large` (refused locally before sending).
- */
-export class RelayError extends Error {
-  /** Relay error code or client-side code. */
-  readonly code: string;
-  /** Envelope id the error is about, if any. */
-  readonly id: string | undefined;
-  /** Milliseconds the relay asked to wait before retrying (`rate_limited`). */
-  readonly retryAfterMs: number | undefined;
-  /** True when `code` and `message` come from an error frame the relay sent about an envelope. */
-  readonly fromRelay: boolean;
-
-  /** Creates a relay error. */
-  constructor(
-    code: string,
-    message: string,
-    opts: { id?: string; retryAfterMs?: number; fromRelay?: boolean } = {},
-  ) {
-    super(message);
-    this.name = "RelayError";
-    this.code = code;
-    this.id = opts.id;
-    this.retryAfterMs = opts.retryAfterMs;
-    this.fromRelay = opts.fromRelay ?? false;
-  }
-}
 
 /** Something the relay pushed to an authenticated session. */
 export type RelayEvent =
@@ -64,9 +39,9 @@ export type RelayEvent =
   /** The initial drain of pending envelopes is complete. */
   | { type: "synced"; count: number }
   /** A connection-level error frame (no envelope id). */
-  | { type: "error"; code: string; message: string }
+  | { type: "error"; code: ErrorCode; message: string }
   /** A frame that failed validation; `id` names the envelope when it could be read. */
-  | { type: "invalid"; code: string; message: string; id?: string };
+  | { type: "invalid"; code: ErrorCode; message: string; id?: string };
 
 /** How the socket ended. */
 export interface CloseInfo {
@@ -138,6 +113,7 @@ function summarize(text: string): string {
   return text.length > 300 ? text.slice(0, 300) + `… (${text.length} chars)` : text;
 }
 
+/** Events in arrival order, handed to one reader at a time. */
 class EventQueue {
   #items: RelayEvent[] = [];
   #waiters: Array<(e: RelayEvent | undefined) => void> = [];
@@ -155,47 +131,36 @@ class EventQueue {
     for (const w of this.#waiters.splice(0)) w(undefined);
   }
 
-  next(timeoutMs?: number): Promise<RelayEvent | undefined | "timeout"> {
+  async next(timeoutMs?: number): Promise<RelayEvent | undefined | "timeout"> {
     const item = this.#items.shift();
-    if (item) return Promise.resolve(item);
-    if (this.#ended) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const waiter = (e: RelayEvent | undefined) => {
-        if (timer !== undefined) clearTimeout(timer);
-        resolve(e);
-      };
-      this.#waiters.push(waiter);
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          const i = this.#waiters.indexOf(waiter);
-          if (i >= 0) this.#waiters.splice(i, 1);
-          resolve("timeout");
-        }, timeoutMs);
-      }
-    });
+    if (item) return item;
+    if (this.#ended) return undefined;
+    const { promise, resolve } = Promise.withResolvers<RelayEvent | undefined>();
+    this.#waiters.push(resolve);
+    if (timeoutMs === undefined) return await promise;
+    try {
+      return await deadline(promise, timeoutMs);
+    } catch (e) {
+      // Take the waiter back, or the next event would go to a reader that stopped waiting.
+      this.#waiters = this.#waiters.filter((w) => w !== resolve);
+      if (isTimeoutError(e)) return "timeout";
+      throw e;
+    }
   }
 }
 
 interface PendingSend {
-  /** JSON text of the send frame (re-sent as is after `rate_limited`). */
-  text: string;
+  /** Settles with the relay's answer (or the close). */
   resolve: () => void;
   reject: (e: RelayError) => void;
-  /** Rejects with `timeout` at the deadline. */
-  timer: ReturnType<typeof setTimeout>;
-  deadline: number;
-  /** Waiting to be re-sent after `rate_limited`. */
-  retryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** In the outgoing queue, not yet written to the socket. */
-  queued: boolean;
+  /** What callers of `send` get: the answer, or `timeout` at their deadline. */
+  answer: Promise<void>;
+  /** Written to the socket (not only queued), so the relay may answer it. */
+  written: boolean;
 }
 
-interface Outgoing {
-  text: string;
-  /** The pending send this frame belongs to, if any. */
-  sendId?: string;
-}
+/** A frame waiting for its turn: text, or the merged acks. */
+type Outgoing = { text: string; sendId?: string } | { acks: true };
 
 /** An authenticated connection to a relay. Create it with {@linkcode connectRelay}. */
 export class RelaySession {
@@ -230,11 +195,12 @@ export class RelaySession {
     return this.#conn.sendEnvelope(envelope, opts.timeoutMs);
   }
 
-  /** Acknowledges stored envelope ids (split into frames of at most MAX_ACK_IDS). */
+  /**
+   * Acknowledges stored envelope ids. Acks waiting behind other frames are merged, at most
+   * MAX_ACK_IDS per frame. Throws `connection_closed` once the socket is closed.
+   */
   ack(ids: string[]): void {
-    for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
-      this.#conn.sendFrame({ v: 1, type: "ack", ids: ids.slice(i, i + MAX_ACK_IDS) });
-    }
+    this.#conn.ack(ids);
   }
 
   /**
@@ -259,7 +225,7 @@ export class RelaySession {
    * and waits until it is closed. Safe to call twice.
    */
   close(): Promise<CloseInfo> {
-    return this.#conn.close(1000, 5000);
+    return this.#conn.close(5000);
   }
 }
 
@@ -273,12 +239,12 @@ class Connection {
   readonly #timeoutMs: number;
   readonly #maxFrameBytes: number;
   readonly #pending = new Map<string, PendingSend>();
-  readonly #rate: number;
-  readonly #burst: number;
-  #tokens: number;
-  #refilledAt = Date.now();
+  readonly #pace: TokenBucket;
+  readonly #stopWriting = new AbortController();
   #queue: Outgoing[] = [];
-  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Ids acked but not written yet; one `{acks}` item in the queue writes them. */
+  #acks: string[] = [];
+  #writing = false;
   #drainWaiters: Array<() => void> = [];
   #opened: Promise<void>;
   #byClient = false;
@@ -286,7 +252,7 @@ class Connection {
   #connectError = "";
   /** Frames before authentication completes go to this waiter instead of the event queue. */
   #preAuth: Array<ServerFrame | RelayError> = [];
-  #preAuthWaiter: ((f: ServerFrame | RelayError | undefined) => void) | undefined;
+  #preAuthWaiter: ((f: ServerFrame | RelayError) => void) | undefined;
   #authenticated = false;
 
   constructor(relayUrl: string, opts: ConnectOptions) {
@@ -294,22 +260,19 @@ class Connection {
     this.#log = opts.log ?? (() => {});
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.#rate = opts.framesPerSecond ?? DEFAULT_FRAMES_PER_SECOND;
-    this.#burst = Math.max(1, opts.frameBurst ?? DEFAULT_FRAME_BURST);
-    this.#tokens = this.#burst;
-    this.#ws = new WebSocket(relayUrl);
-    let resolveOpen!: () => void;
-    let rejectOpen!: (e: unknown) => void;
-    this.#opened = new Promise<void>((res, rej) => {
-      resolveOpen = res;
-      rejectOpen = rej;
+    this.#pace = new TokenBucket({
+      ratePerSecond: opts.framesPerSecond ?? DEFAULT_FRAMES_PER_SECOND,
+      burst: Math.max(1, opts.frameBurst ?? DEFAULT_FRAME_BURST),
     });
+    this.#ws = new WebSocket(relayUrl);
+    const opened = Promise.withResolvers<void>();
+    this.#opened = opened.promise;
     this.#opened.catch(() => {}); // observed in open()
-    let resolveClosed!: (c: CloseInfo) => void;
-    this.closed = new Promise((res) => (resolveClosed = res));
+    const closed = Promise.withResolvers<CloseInfo>();
+    this.closed = closed.promise;
     this.#ws.onopen = () => {
       this.#log(`connected to ${relayUrl}`);
-      resolveOpen();
+      opened.resolve();
     };
     this.#ws.onerror = (ev) => {
       const msg = ev instanceof ErrorEvent ? ev.message : "";
@@ -320,24 +283,19 @@ class Connection {
       const info: CloseInfo = { code: ev.code, reason: ev.reason, byClient: this.#byClient };
       this.#closeInfo = info;
       this.#log(`socket closed (${describeClose(info)})`);
-      rejectOpen(new Error(this.#connectError || "connection failed"));
-      const err = new RelayError(
-        "connection_closed",
-        `connection to relay ${relayUrl} closed (${describeClose(info)})`,
-      );
+      opened.reject(new Error(this.#connectError || "connection failed"));
+      const message = `connection to relay ${relayUrl} closed (${describeClose(info)})`;
       for (const [id, p] of this.#pending) {
-        clearTimeout(p.timer);
-        clearTimeout(p.retryTimer);
-        p.reject(new RelayError(err.code, err.message, { id }));
+        p.reject(new RelayError("connection_closed", message, { id }));
       }
       this.#pending.clear();
       this.#queue = [];
-      clearTimeout(this.#drainTimer);
-      this.#drainTimer = undefined;
+      this.#acks = [];
+      this.#stopWriting.abort();
       for (const w of this.#drainWaiters.splice(0)) w();
-      this.#pushPreAuth(err);
+      this.#pushPreAuth(new RelayError("connection_closed", message));
       this.events.end();
-      resolveClosed(info);
+      closed.resolve(info);
     };
   }
 
@@ -347,24 +305,17 @@ class Connection {
 
   /** Waits for the socket to open; on failure, finds out why in words a person understands. */
   async open(timeoutMs: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((
-      res,
-    ) => (timer = setTimeout(() => res("timeout"), timeoutMs)));
     try {
-      const r = await Promise.race([this.#opened.then(() => "open" as const), timeout]);
-      if (r === "timeout") {
+      await deadline(this.#opened, timeoutMs);
+    } catch (e) {
+      if (isTimeoutError(e)) {
         throw new RelayError(
           "timeout",
           `cannot reach relay ${this.relayUrl}: no answer within ${timeoutMs / 1000} s`,
         );
       }
-    } catch (e) {
-      if (e instanceof RelayError) throw e;
       const why = await diagnoseConnectFailure(this.relayUrl, this.#connectError);
       throw new RelayError("unreachable", `cannot reach relay ${this.relayUrl}: ${why}`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -378,34 +329,30 @@ class Connection {
   }
 
   /** Next frame before authentication completes (or the close error), with a timeout. */
-  nextPreAuth(timeoutMs: number, waitingFor: string): Promise<ServerFrame> {
-    const f = this.#preAuth.shift();
-    if (f) return f instanceof RelayError ? Promise.reject(f) : Promise.resolve(f);
-    if (this.#closeInfo) {
-      return Promise.reject(
+  async nextPreAuth(timeoutMs: number, waitingFor: string): Promise<ServerFrame> {
+    const queued = this.#preAuth.shift();
+    const { promise, resolve } = Promise.withResolvers<ServerFrame | RelayError>();
+    if (queued) resolve(queued);
+    else if (this.#closeInfo) {
+      resolve(
         new RelayError(
           "connection_closed",
           `relay closed the connection (${describeClose(this.#closeInfo)})`,
         ),
       );
+    } else this.#preAuthWaiter = resolve;
+    let f: ServerFrame | RelayError;
+    try {
+      f = await deadline(promise, timeoutMs);
+    } catch {
+      this.#preAuthWaiter = undefined;
+      throw new RelayError(
+        "timeout",
+        `relay ${this.relayUrl} did not send ${waitingFor} within ${timeoutMs / 1000} s`,
+      );
     }
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#preAuthWaiter = undefined;
-        reject(
-          new RelayError(
-            "timeout",
-            `relay ${this.relayUrl} did not send ${waitingFor} within ${timeoutMs / 1000} s`,
-          ),
-        );
-      }, timeoutMs);
-      this.#preAuthWaiter = (x) => {
-        clearTimeout(timer);
-        if (x === undefined || x instanceof RelayError) {
-          reject(x ?? new RelayError("connection_closed", "relay closed the connection"));
-        } else resolve(x);
-      };
-    });
+    if (f instanceof RelayError) throw f;
+    return f;
   }
 
   markAuthenticated(): void {
@@ -453,42 +400,31 @@ class Connection {
         const p = this.#pending.get(f.id);
         if (p) {
           this.#pending.delete(f.id);
-          clearTimeout(p.timer);
-          clearTimeout(p.retryTimer);
           p.resolve();
         } else this.#log(`accepted for unknown id ${f.id}`);
         return;
       }
       case "error": {
-        const p = f.id !== undefined ? this.#pending.get(f.id) : undefined;
-        if (f.code === "rate_limited") {
-          const wait = Math.max(50, f.retry_after_ms ?? 1000);
-          if (p && f.id !== undefined) {
-            this.#retryLater(f.id, wait, f.message);
-            return;
-          }
-          if (f.id === undefined) {
-            // The relay refused a frame before reading it, so it cannot say which. Every send
-            // on the wire without an answer is sent again (the relay stores an id once).
-            this.#log(`rate limited (${f.message}); re-sending unanswered messages`);
-            for (const [id, q] of this.#pending) {
-              if (!q.queued) this.#retryLater(id, wait, f.message);
-            }
-            return;
-          }
-        }
-        if (p && f.id !== undefined) {
+        const retry = f.retry_after_ms !== undefined ? { retryAfterMs: f.retry_after_ms } : {};
+        if (f.id !== undefined && this.#pending.has(f.id)) {
+          const p = this.#pending.get(f.id)!;
           this.#pending.delete(f.id);
-          clearTimeout(p.timer);
-          clearTimeout(p.retryTimer);
-          p.reject(
-            new RelayError(f.code, f.message, {
-              id: f.id,
-              fromRelay: true,
-              ...(f.retry_after_ms !== undefined ? { retryAfterMs: f.retry_after_ms } : {}),
-            }),
-          );
-        } else this.events.push({ type: "error", code: f.code, message: f.message });
+          p.reject(new RelayError(f.code, f.message, { id: f.id, fromRelay: true, ...retry }));
+          return;
+        }
+        if (f.code === "rate_limited" && f.id === undefined) {
+          // The relay refused a frame before reading it, so it cannot say which: every send on
+          // the wire without an answer may be the one. They are refused here, to be sent again
+          // under the same id (the relay stores an id once).
+          this.#log(`rate limited (${f.message}); unanswered sends are refused to be sent again`);
+          for (const [id, p] of this.#pending) {
+            if (!p.written) continue;
+            this.#pending.delete(id);
+            p.reject(new RelayError(f.code, f.message, { id, fromRelay: true, ...retry }));
+          }
+          return;
+        }
+        this.events.push({ type: "error", code: f.code, message: f.message });
         return;
       }
       case "deliver":
@@ -502,7 +438,7 @@ class Connection {
     }
   }
 
-  #protocolProblem(p: { code: string; message: string; id?: string }): void {
+  #protocolProblem(p: { code: ErrorCode; message: string; id?: string }): void {
     if (!this.#authenticated) {
       this.#pushPreAuth(new RelayError("protocol", p.message));
       return;
@@ -510,29 +446,9 @@ class Connection {
     this.events.push({ type: "invalid", ...p });
   }
 
-  /** Re-sends a pending envelope after `wait` ms, unless its deadline comes first. */
-  #retryLater(id: string, wait: number, why: string): void {
-    const p = this.#pending.get(id);
-    if (!p || p.queued || p.retryTimer !== undefined) return;
-    if (Date.now() + wait >= p.deadline) {
-      this.#pending.delete(id);
-      clearTimeout(p.timer);
-      p.reject(new RelayError("rate_limited", why, { id, fromRelay: true, retryAfterMs: wait }));
-      return;
-    }
-    p.retryTimer = setTimeout(() => {
-      p.retryTimer = undefined;
-      if (this.#pending.get(id) !== p) return;
-      p.queued = true;
-      this.#enqueue({ text: p.text, sendId: id });
-    }, wait);
-  }
-
   /** Writes a frame now: only for the handshake, which must not wait behind the queue. */
   sendFrameNow(frame: ClientFrame): void {
-    if (this.#ws.readyState !== WebSocket.OPEN) {
-      throw new RelayError("connection_closed", `connection to relay ${this.relayUrl} is closed`);
-    }
+    this.#assertOpen();
     this.#log(
       `> ${
         frame.type === "auth" ? JSON.stringify({ ...frame, signature: "…" }) : JSON.stringify(frame)
@@ -541,67 +457,69 @@ class Connection {
     this.#ws.send(JSON.stringify(frame));
   }
 
+  #assertOpen(id?: string): void {
+    if (this.#ws.readyState !== WebSocket.OPEN) {
+      throw new RelayError(
+        "connection_closed",
+        `connection to relay ${this.relayUrl} is closed`,
+        id === undefined ? {} : { id },
+      );
+    }
+  }
+
   /** Queues a frame; frames are written in order, paced by the token bucket. */
   sendFrame(frame: ClientFrame): void {
-    if (this.#ws.readyState !== WebSocket.OPEN) {
-      throw new RelayError("connection_closed", `connection to relay ${this.relayUrl} is closed`);
-    }
+    this.#assertOpen();
     this.#enqueue({ text: JSON.stringify(frame) });
+  }
+
+  /** Queues acks: ids waiting to be written go out together, at most MAX_ACK_IDS a frame. */
+  ack(ids: string[]): void {
+    this.#assertOpen();
+    if (ids.length === 0) return;
+    if (this.#acks.length === 0) this.#enqueue({ acks: true });
+    this.#acks.push(...ids);
   }
 
   #enqueue(item: Outgoing): void {
     this.#queue.push(item);
-    this.#drain();
+    if (!this.#writing) void this.#write();
   }
 
-  #drain(): void {
-    if (this.#drainTimer !== undefined) return;
-    const now = Date.now();
-    if (this.#rate > 0) {
-      this.#tokens = Math.min(
-        this.#burst,
-        this.#tokens + ((now - this.#refilledAt) / 1000) * this.#rate,
-      );
-    }
-    this.#refilledAt = now;
-    while (this.#queue.length > 0 && (this.#rate <= 0 || this.#tokens >= 1)) {
-      if (this.#ws.readyState !== WebSocket.OPEN) {
-        this.#queue = [];
-        break;
+  /** Writes queued frames in order, one token each; ends when the queue is empty or closed. */
+  async #write(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length > 0 && this.#ws.readyState === WebSocket.OPEN) {
+        await this.#pace.wait(this.#stopWriting.signal);
+        const item = this.#queue.shift()!;
+        let text: string;
+        if ("acks" in item) {
+          text = JSON.stringify({ v: 1, type: "ack", ids: this.#acks.splice(0, MAX_ACK_IDS) });
+          if (this.#acks.length > 0) this.#queue.push(item);
+        } else {
+          text = item.text;
+          if (item.sendId !== undefined) {
+            const p = this.#pending.get(item.sendId);
+            if (!p) continue; // answered or given up meanwhile
+            p.written = true;
+          }
+        }
+        this.#log(`> ${summarize(text)}`);
+        this.#ws.send(text);
       }
-      const item = this.#queue.shift()!;
-      if (item.sendId !== undefined) {
-        const p = this.#pending.get(item.sendId);
-        if (!p) continue; // answered or given up meanwhile
-        p.queued = false;
-      }
-      this.#log(`> ${summarize(item.text)}`);
-      this.#ws.send(item.text);
-      if (this.#rate > 0) this.#tokens -= 1;
-    }
-    if (this.#queue.length > 0) {
-      const waitMs = Math.max(1, Math.ceil(((1 - this.#tokens) / this.#rate) * 1000));
-      this.#drainTimer = setTimeout(() => {
-        this.#drainTimer = undefined;
-        this.#drain();
-      }, waitMs);
-    } else {
-      for (const w of this.#drainWaiters.splice(0)) w();
-    }
+    } catch { /* closed while waiting for a token */ }
+    this.#writing = false;
+    for (const w of this.#drainWaiters.splice(0)) w();
   }
 
   /** Resolves once every queued frame is written (or the socket closed), at most `ms` later. */
-  flushed(ms: number): Promise<void> {
-    if (this.#queue.length === 0 || this.#closeInfo) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#drainWaiters = this.#drainWaiters.filter((w) => w !== done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#drainWaiters.push(done);
-    });
+  async flushed(ms: number): Promise<void> {
+    if (!this.#writing || this.#closeInfo) return;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#drainWaiters.push(resolve);
+    await deadline(promise, ms).catch(() => {});
+    this.#drainWaiters = this.#drainWaiters.filter((w) => w !== resolve);
   }
 
   sendEnvelope(envelope: Envelope, timeoutMs: number = this.#timeoutMs): Promise<void> {
@@ -616,55 +534,41 @@ class Connection {
         ),
       );
     }
-    if (this.#pending.has(envelope.id)) {
-      return Promise.reject(
-        new RelayError("duplicate", `envelope ${envelope.id} is already in flight`),
-      );
+    const inFlight = this.#pending.get(envelope.id);
+    if (inFlight) return inFlight.answer; // the same id is already on its way: one answer
+    try {
+      this.#assertOpen(envelope.id);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    if (this.#ws.readyState !== WebSocket.OPEN) {
-      return Promise.reject(
-        new RelayError("connection_closed", `connection to relay ${this.relayUrl} is closed`, {
-          id: envelope.id,
-        }),
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const answer = deadline(promise, timeoutMs).catch((e) => {
+      if (!isTimeoutError(e)) throw e;
+      if (this.#pending.get(envelope.id)?.answer === answer) this.#pending.delete(envelope.id);
+      throw new RelayError(
+        "timeout",
+        `relay ${this.relayUrl} did not accept message ${envelope.id} within ${timeoutMs / 1000} s`,
+        { id: envelope.id },
       );
-    }
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const p = this.#pending.get(envelope.id);
-        this.#pending.delete(envelope.id);
-        clearTimeout(p?.retryTimer);
-        reject(
-          new RelayError(
-            "timeout",
-            `relay ${this.relayUrl} did not accept message ${envelope.id} within ${
-              timeoutMs / 1000
-            } s`,
-            { id: envelope.id },
-          ),
-        );
-      }, timeoutMs);
-      this.#pending.set(envelope.id, {
-        text,
-        resolve,
-        reject,
-        timer,
-        deadline: Date.now() + timeoutMs,
-        retryTimer: undefined,
-        queued: true,
-      });
-      this.#enqueue({ text, sendId: envelope.id });
     });
+    this.#pending.set(envelope.id, { resolve, reject, answer, written: false });
+    this.#enqueue({ text, sendId: envelope.id });
+    return answer;
   }
 
-  /** Writes what is queued (acks!) for up to `flushMs`, then closes the socket. */
-  async close(code = 1000, flushMs = 0): Promise<CloseInfo> {
+  /**
+   * Writes what is queued (acks!) for up to `flushMs`, then closes the socket with 1000 (also
+   * after a protocol error: the WebSocket API throws on 1002 from a client, and the socket would
+   * stay open).
+   */
+  async close(flushMs = 0): Promise<CloseInfo> {
     if (flushMs > 0 && !this.#byClient) await this.flushed(flushMs);
     if (!this.#closeInfo) {
       this.#byClient = true;
       const s = this.#ws.readyState;
       if (s === WebSocket.OPEN || s === WebSocket.CONNECTING) {
         try {
-          this.#ws.close(code);
+          this.#ws.close(1000);
         } catch { /* closing already */ }
       }
     }
@@ -677,27 +581,16 @@ async function diagnoseConnectFailure(relayUrl: string, wsError: string): Promis
   const u = new URL(relayUrl);
   const port = u.port ? Number(u.port) : u.protocol === "wss:" ? 443 : 80;
   const hostname = u.hostname.replace(/^\[|\]$/g, "");
-  let conn: Deno.Conn | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const connecting = Deno.connect({ hostname, port });
   try {
-    conn = await Promise.race([
-      Deno.connect({ hostname, port }),
-      new Promise<never>((
-        _,
-        rej,
-      ) => (timer = setTimeout(() => rej(new Deno.errors.TimedOut("timed out")), 5000))),
-    ]);
+    (await deadline(connecting, 5000)).close();
   } catch (e) {
+    connecting.then((c) => c.close(), () => {}); // answered after the deadline
+    if (isTimeoutError(e)) return "connection timed out";
     if (e instanceof Deno.errors.ConnectionRefused) return "connection refused";
-    if (e instanceof Deno.errors.TimedOut) return "connection timed out";
     const m = e instanceof Error ? e.message : String(e);
     if (/lookup|resolve|dns|name or service/i.test(m)) return `cannot resolve host ${hostname}`;
     return m;
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn?.close();
-    } catch { /* closed */ }
   }
   const detail = wsError.replace(/^NetworkError:\s*/, "").replace(
     /^failed to connect to WebSocket:\s*/i,
@@ -760,7 +653,7 @@ export async function connectRelay(
     conn.markAuthenticated();
     return new RelaySession(conn, key);
   } catch (e) {
-    await conn.close(e instanceof RelayError && e.code === "protocol" ? 1002 : 1000);
+    await conn.close();
     throw e;
   }
 }

@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
 import { generateKeyPair, sealEnvelope, toBase64 } from "@chat-p2p/protocol";
+import { closedPort } from "../tests/fake_relay.ts";
 import { RelayProcess } from "../tests/relay_process.ts";
-import { connectRelay, RelayError, type RelayEvent, type RelaySession } from "./connection.ts";
-
-function closedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { connectRelay, type RelayEvent, type RelaySession } from "./connection.ts";
+import { RelayError } from "./errors.ts";
 
 async function nextOfType(s: RelaySession, type: RelayEvent["type"]): Promise<RelayEvent> {
   while (true) {
@@ -109,7 +104,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "RelaySession: sends refused as rate_limited are re-sent until accepted",
+  name: "RelaySession: a send refused as rate_limited rejects once, with retry_after_ms",
   async fn() {
     // A relay with a tiny frame budget, and a client that does not pace itself.
     const relay = await RelayProcess.start({ args: ["--frame-rate", "20", "--frame-burst", "5"] });
@@ -123,9 +118,67 @@ Deno.test({
         (_, i) =>
           sealEnvelope({ v: 1, kind: "message", text: `m${i}`, sent_at: "t" }, alice, bobKey),
       );
-      await Promise.all(envs.map((e) => a!.send(e)));
+      const results = await Promise.allSettled(envs.map((e) => a!.send(e)));
+      const refused = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+      assert.ok(refused.length > 0, "some sends are over the budget");
+      for (const e of refused) {
+        assert.ok(e instanceof RelayError);
+        assert.equal(e.code, "rate_limited");
+        assert.equal(e.fromRelay, true);
+        assert.ok((e.retryAfterMs ?? 0) > 0, "the relay says when to retry");
+      }
+      assert.ok(results.some((r) => r.status === "fulfilled"), "the burst got through");
     } finally {
       await a?.close();
+      await relay.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "RelaySession: acks waiting for their turn go out merged; a repeated send gets one answer",
+  async fn() {
+    const relay = await RelayProcess.start();
+    const alice = generateKeyPair();
+    const bob = generateKeyPair();
+    const bobKey = toBase64(bob.publicKey);
+    const lines: string[] = [];
+    let a: RelaySession | undefined;
+    let b: RelaySession | undefined;
+    try {
+      a = await connectRelay(relay.url, alice, { timeoutMs: 5000 });
+      const envs = Array.from(
+        { length: 30 },
+        (_, i) =>
+          sealEnvelope({ v: 1, kind: "message", text: `m${i}`, sent_at: "t" }, alice, bobKey),
+      );
+      // The same envelope twice: one frame on the wire, both callers get the answer.
+      await Promise.all([
+        a.send(envs[0]),
+        a.send(envs[0]),
+        ...envs.slice(1).map((e) => a!.send(e)),
+      ]);
+
+      // One frame a second: the first ack is written at once, the other 29 wait and merge.
+      b = await connectRelay(relay.url, bob, {
+        timeoutMs: 5000,
+        framesPerSecond: 1,
+        frameBurst: 1,
+        log: (l) => lines.push(l),
+      });
+      for (let i = 0; i < envs.length; i++) {
+        const e = await nextOfType(b, "deliver");
+        assert.ok(e.type === "deliver");
+        b.ack([e.envelope.id]);
+      }
+      await b.close();
+      const acks = lines.filter((l) => l.startsWith('> {"v":1,"type":"ack"'));
+      assert.ok(acks.length <= 3, acks.join("\n"));
+      b = await connectRelay(relay.url, bob, { timeoutMs: 5000 });
+      assert.deepEqual(await nextOfType(b, "synced"), { type: "synced", count: 0 }, "all acked");
+    } finally {
+      await a?.close();
+      await b?.close();
       await relay.stop();
     }
   },

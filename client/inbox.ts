@@ -1,23 +1,28 @@
 /**
- * What happens to an envelope the relay delivers, shared by `sync` and `chat`: open it with the
- * key it claims to come from, store what it carries in that peer's history (dedup by id), and
- * say what happened so the caller can ack it and print it. Also the receipts sent back to
- * senders once their messages are stored.
+ * The inbox: what happens to an envelope the relay delivers. It is opened through the
+ * {@linkcode Sealer} (with the key it claims to come from), what it carries is stored in that
+ * peer's history (deduplicated by id), and only then may it be acked: **store, then ack**. A
+ * message that is acked is never lost, and one that is not is delivered again and stored once.
+ *
+ * Envelopes arriving together are stored together: {@linkcode Inbox.receive} queues them, and
+ * each batch costs one append and one fsync per conversation (a 10,000-message backlog is a few
+ * dozen fsyncs, not 10,000), with one batch on the disk while the next one forms.
+ *
+ * {@linkcode ReceiptBatch} collects the ids of stored messages and tells each sender once per
+ * batch that they were delivered.
  *
  * @module
  */
-import {
-  type Envelope,
-  type KeyPair,
-  MAX_ACK_IDS,
-  openEnvelope,
-  sealEnvelope,
-} from "@chat-p2p/protocol";
-import { type Contact, keyFingerprint, type ProfileStore } from "./store/profile_store.ts";
-import type { RelaySession } from "./connection.ts";
+import { type Envelope, MAX_ACK_IDS } from "@chat-p2p/protocol";
+import { Batcher } from "@chat-p2p/protocol/async";
+import { isPermanentRefusal } from "./outbox.ts";
+import type { Sealer } from "./sealing.ts";
+import type { NewRecord } from "./store/message_log.ts";
+import { keyFingerprint, type ProfileStore } from "./store/profile_store.ts";
 
-/** A received chat message, as printed by `sync` and `chat`. */
+/** A received chat message. */
 export interface IncomingMessage {
+  /** Envelope id. */
   id: string;
   /** Sender's base64 key. */
   from: string;
@@ -25,6 +30,7 @@ export interface IncomingMessage {
   contact: string | null;
   /** Sender's fingerprint. */
   fingerprint: string;
+  /** The plaintext. */
   text: string;
   /** Sender's clock, from inside the box. */
   sent_at: string;
@@ -47,78 +53,16 @@ export type InboxOutcome =
   /** Not opened or not understood: report it, ack it, never show it as from `from`. */
   | { kind: "rejected"; id: string; from: string; fingerprint: string; reason: string };
 
-/** Looks up contact names by key. */
-export function contactNames(contacts: Contact[]): Map<string, string> {
-  return new Map(contacts.map((c) => [c.key, c.name]));
-}
-
-/**
- * Opens and durably stores one delivered envelope. The caller acks `envelope.id` afterwards,
- * whatever the outcome (a rejected box would otherwise come back forever).
- */
-export function handleEnvelope(
-  store: ProfileStore,
-  me: KeyPair,
-  names: Map<string, string>,
-  envelope: Envelope,
-  now: Date,
-): InboxOutcome {
-  const fp = safeFingerprint(envelope.from);
-  const opened = openEnvelope(envelope, me);
-  if (!opened.ok) {
-    return {
-      kind: "rejected",
-      id: envelope.id,
-      from: envelope.from,
-      fingerprint: fp,
-      reason: opened.message,
-    };
-  }
-  const payload = opened.value;
-  const at = now.toISOString();
-  const log = store.history(envelope.from);
-  const contact = names.get(envelope.from) ?? null;
-  if (payload.kind === "message") {
-    const stored = log.appendMessage({
-      id: envelope.id,
-      dir: "in",
-      text: payload.text,
-      sent_at: payload.sent_at,
-      at,
-    });
-    const prev = stored ? undefined : log.get(envelope.id);
-    if (prev && prev.dir !== "in") {
-      // An id I used for one of my own messages: not a redelivery, something is off.
-      return {
-        kind: "rejected",
-        id: envelope.id,
-        from: envelope.from,
-        fingerprint: fp,
-        reason: "its id is already used by a message I sent",
-      };
-    }
-    return {
-      kind: "message",
-      duplicate: !stored,
-      message: {
-        id: envelope.id,
-        from: envelope.from,
-        contact,
-        fingerprint: fp,
-        text: payload.text,
-        sent_at: payload.sent_at,
-        at: prev?.at ?? at,
-      },
-    };
-  }
-  const delivered: Array<{ id: string; text: string }> = [];
-  for (const id of payload.ids) {
-    // Only the peer the message went to can mark it: the receipt is applied to its own history.
-    if (log.appendState(id, "delivered", at)) {
-      delivered.push({ id, text: log.get(id)?.text ?? "" });
-    }
-  }
-  return { kind: "receipt", id: envelope.id, from: envelope.from, contact, delivered };
+/** Options for {@linkcode Inbox}. */
+export interface InboxOptions {
+  /** Where messages are stored (each sender's history). */
+  store: ProfileStore;
+  /** How envelopes are opened. */
+  sealer: Sealer;
+  /** The clock (the local time a message is stored). */
+  now?: () => Date;
+  /** Most envelopes stored by one append (default 1000). */
+  maxBatch?: number;
 }
 
 function safeFingerprint(key: string): string {
@@ -129,9 +73,136 @@ function safeFingerprint(key: string): string {
   }
 }
 
-/** Collects stored message ids per sender and sends each sender one receipt (per 1000 ids). */
+/** Opens and durably stores delivered envelopes, in batches. */
+export class Inbox {
+  readonly #store: ProfileStore;
+  readonly #sealer: Sealer;
+  readonly #now: () => Date;
+  readonly #batcher: Batcher<Envelope, InboxOutcome>;
+
+  /** Creates an inbox writing to `store`'s histories. */
+  constructor(opts: InboxOptions) {
+    this.#store = opts.store;
+    this.#sealer = opts.sealer;
+    this.#now = opts.now ?? (() => new Date());
+    this.#batcher = new Batcher((envelopes) => this.#storeBatch(envelopes), {
+      maxItems: opts.maxBatch ?? 1000,
+    });
+  }
+
+  /**
+   * Opens and stores one envelope; resolves with what it was once that is durable (then it may
+   * be acked). Outcomes resolve in the order envelopes were given. Rejects with the store's
+   * error (`io`) when the history cannot be written: do not ack, the relay delivers it again.
+   */
+  receive(envelope: Envelope): Promise<InboxOutcome> {
+    return this.#batcher.add(envelope);
+  }
+
+  /** Resolves once every envelope given so far is stored (or failed). */
+  idle(): Promise<void> {
+    return this.#batcher.idle();
+  }
+
+  async #storeBatch(envelopes: Envelope[]): Promise<InboxOutcome[]> {
+    const names = new Map(this.#store.loadContacts().map((c) => [c.key, c.name]));
+    const at = this.#now().toISOString();
+    const outcomes: InboxOutcome[] = [];
+    /** Records per sender, and for each outcome the index of its records there. */
+    const records = new Map<string, NewRecord[]>();
+    const finish: Array<(written: Map<string, boolean[]>) => void> = [];
+    for (const envelope of envelopes) {
+      const i = outcomes.length;
+      const opened = this.#sealer.open(envelope);
+      if (!opened.ok) {
+        outcomes.push(this.#rejected(envelope, opened.message));
+        continue;
+      }
+      const { from, payload } = opened.value;
+      const log = this.#store.history(from);
+      const contact = names.get(from) ?? null;
+      const recs = records.get(from) ?? [];
+      records.set(from, recs);
+      const first = recs.length;
+      if (payload.kind === "message") {
+        const prev = log.get(envelope.id);
+        if (prev && prev.dir !== "in") {
+          // An id I used for one of my own messages: not a redelivery, something is off.
+          outcomes.push(this.#rejected(envelope, "its id is already used by a message I sent"));
+          continue;
+        }
+        recs.push({
+          t: "msg",
+          id: envelope.id,
+          dir: "in",
+          text: payload.text,
+          sent_at: payload.sent_at,
+          at,
+        });
+        const message: IncomingMessage = {
+          id: envelope.id,
+          from,
+          contact,
+          fingerprint: safeFingerprint(from),
+          text: payload.text,
+          sent_at: payload.sent_at,
+          at: prev?.at ?? at,
+        };
+        outcomes.push({ kind: "message", message, duplicate: true });
+        finish.push((written) => {
+          const stored = written.get(from)![first];
+          // Stored by this batch; else an earlier copy (this batch's or before) is the one kept.
+          outcomes[i] = { kind: "message", message, duplicate: !stored };
+        });
+      } else {
+        // Only the peer the message went to can mark it: the receipt goes to its own history.
+        for (const id of payload.ids) recs.push({ t: "state", id, state: "delivered", at });
+        outcomes.push({ kind: "receipt", id: envelope.id, from, contact, delivered: [] });
+        finish.push((written) => {
+          const flags = written.get(from)!;
+          const delivered = payload.ids
+            .filter((_, k) => flags[first + k])
+            .map((id) => ({ id, text: log.get(id)?.text ?? "" }));
+          outcomes[i] = { kind: "receipt", id: envelope.id, from, contact, delivered };
+        });
+      }
+    }
+    const written = new Map<string, boolean[]>();
+    await Promise.all(
+      [...records].map(async ([from, recs]) => {
+        written.set(from, await this.#store.history(from).appendBatch(recs));
+      }),
+    );
+    for (const f of finish) f(written);
+    return outcomes;
+  }
+
+  #rejected(envelope: Envelope, reason: string): InboxOutcome {
+    return {
+      kind: "rejected",
+      id: envelope.id,
+      from: envelope.from,
+      fingerprint: safeFingerprint(envelope.from),
+      reason,
+    };
+  }
+}
+
+/**
+ * Collects stored message ids per sender and sends each sender one receipt (per 1000 ids).
+ * Receipts the relay refuses for now are kept for the next flush; those it can never accept are
+ * dropped (the rule of outbox.ts).
+ */
 export class ReceiptBatch {
   readonly #ids = new Map<string, string[]>();
+  readonly #sealer: Sealer;
+  readonly #now: () => Date;
+
+  /** Creates an empty batch sealing with `sealer`. */
+  constructor(sealer: Sealer, now: () => Date = () => new Date()) {
+    this.#sealer = sealer;
+    this.#now = now;
+  }
 
   /** Notes that message `id` from `from` is stored. */
   add(from: string, id: string): void {
@@ -147,38 +218,38 @@ export class ReceiptBatch {
   }
 
   /**
-   * Seals and sends the receipts, waiting for each `accepted`. Failures are returned (not
-   * thrown) so one full mailbox does not stop the others; the batch is emptied either way.
+   * Seals and sends the receipts with `send`, waiting for each answer. Failures are returned
+   * (not thrown) so one full mailbox does not stop the others; receipts refused for now go back
+   * in the batch.
    */
   async flush(
-    session: RelaySession,
-    me: KeyPair,
-    now: () => Date,
-    timeoutMs?: number,
+    send: (envelope: Envelope) => Promise<void>,
   ): Promise<Array<{ to: string; error: unknown }>> {
     const failures: Array<{ to: string; error: unknown }> = [];
     const jobs: Promise<void>[] = [];
-    for (const [to, ids] of this.#ids) {
+    const batches = [...this.#ids];
+    this.#ids.clear();
+    for (const [to, ids] of batches) {
       for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
-        const envelope = sealEnvelope(
+        const part = ids.slice(i, i + MAX_ACK_IDS);
+        const envelope = this.#sealer.seal(
           {
             v: 1,
             kind: "receipt",
             status: "delivered",
-            ids: ids.slice(i, i + MAX_ACK_IDS),
-            sent_at: now().toISOString(),
+            ids: part,
+            sent_at: this.#now().toISOString(),
           },
-          me,
           to,
         );
         jobs.push(
-          session.send(envelope, timeoutMs === undefined ? {} : { timeoutMs }).catch((error) => {
+          send(envelope).catch((error) => {
             failures.push({ to, error });
+            if (!isPermanentRefusal(error)) { for (const id of part) this.add(to, id); }
           }),
         );
       }
     }
-    this.#ids.clear();
     await Promise.all(jobs);
     return failures;
   }

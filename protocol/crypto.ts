@@ -211,6 +211,27 @@ export function sharedKey(mySecretKey: Uint8Array, theirPublicKey: Uint8Array): 
   return nacl.box.before(curvePublic(theirPublicKey), curveSecret(mySecretKey));
 }
 
+/** Shared keys per secret key (dropped with it), by the peer's key in hex; at most this many. */
+const SHARED_KEY_CACHE = 1024;
+const sharedKeys = new WeakMap<Uint8Array, Map<string, Uint8Array>>();
+
+/**
+ * {@linkcode sharedKey}, remembered per secret key: the two key conversions and the X25519
+ * multiplication cost about 2 ms, which every seal and open paid again for the same peer.
+ */
+function cachedSharedKey(mySecretKey: Uint8Array, theirPublicKey: Uint8Array): Uint8Array {
+  let byPeer = sharedKeys.get(mySecretKey);
+  if (!byPeer) sharedKeys.set(mySecretKey, byPeer = new Map());
+  const peer = toHex(theirPublicKey);
+  let key = byPeer.get(peer);
+  if (!key) {
+    key = sharedKey(mySecretKey, theirPublicKey);
+    if (byPeer.size >= SHARED_KEY_CACHE) byPeer.delete(byPeer.keys().next().value!);
+    byPeer.set(peer, key);
+  }
+  return key;
+}
+
 /** A sealed box: the random nonce and the ciphertext (16-byte Poly1305 tag + encrypted bytes). */
 export interface Sealed {
   nonce: Uint8Array;
@@ -239,7 +260,7 @@ export function sealWithNonce(
   if (nonce.length !== NONCE_BYTES) {
     throw new RangeError(`Cannot seal: the nonce must be ${NONCE_BYTES} bytes`);
   }
-  const ciphertext = nacl.box.after(plaintext, nonce, sharedKey(mySecretKey, theirPublicKey));
+  const ciphertext = nacl.box.after(plaintext, nonce, cachedSharedKey(mySecretKey, theirPublicKey));
   return { nonce, ciphertext };
 }
 
@@ -255,7 +276,7 @@ export function open(
   if (sealed.nonce.length !== NONCE_BYTES) return undefined;
   let key: Uint8Array;
   try {
-    key = sharedKey(mySecretKey, theirPublicKey);
+    key = cachedSharedKey(mySecretKey, theirPublicKey);
   } catch {
     return undefined;
   }

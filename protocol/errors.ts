@@ -1,5 +1,5 @@
 /**
- * Error codes a relay sends, WebSocket close codes, and the result type every parser returns:
+ * Error codes a relay sends (v1 and v2; docs/PROTOCOL.md says which version uses which), WebSocket close codes, and the result type every parser returns:
  * errors are data (`{ok: false, code, message}`), which the relay sends back as an error frame.
  *
  * @module
@@ -19,6 +19,9 @@ export const ERROR_CODES = {
   auth_timeout: "the socket did not authenticate in time (the socket is then closed, 1008)",
   spoofed_sender: "the envelope's `from` is not the key authenticated on this socket",
   mailbox_full: "the recipient's mailbox is at its message or byte limit; try later",
+  unknown_mailbox:
+    "v2: no mailbox with that id is registered (send to the recipient's request inbox instead)",
+  not_open: "v2: the frame names a mailbox this socket has not opened",
   rate_limited: "too many frames; retry after `retry_after_ms`",
   unavailable: "the relay cannot store messages right now (backend down); nothing was stored",
   internal: "the relay failed unexpectedly; nothing was stored",

@@ -5,7 +5,18 @@
  *
  * @module
  */
-import { checkVersion, fail, isObj, type Obj, parseJsonObject, str } from "./_parse.ts";
+import {
+  ackIds,
+  checkVersion,
+  errorFrameExtras,
+  fail,
+  isEnvelopeId,
+  isObj,
+  type Obj,
+  parseJsonObject,
+  parsePingFrame,
+  str,
+} from "./_parse.ts";
 import {
   base64ByteLength,
   decodePublicKey,
@@ -29,8 +40,6 @@ export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
 export const MAX_ACK_IDS = 1000;
 /** Largest ciphertext, in bytes, an envelope may carry (the frame limit binds first by default). */
 export const MAX_CIPHERTEXT_BYTES = 1024 * 1024;
-
-const ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** A sealed message as the relay sees it: routing data plus opaque ciphertext. */
 export interface Envelope {
@@ -152,7 +161,7 @@ export type ServerFrame =
 
 /** True when `id` is a well-formed envelope id. */
 export function isValidId(id: unknown): id is string {
-  return typeof id === "string" && ID_RE.test(id);
+  return isEnvelopeId(id);
 }
 
 /** Validates an envelope object (already JSON-parsed). */
@@ -235,13 +244,7 @@ function parseFrameHead(text: string): Parsed<{ o: Obj; type: string }> {
 }
 
 function parsePing(o: Obj, type: "ping" | "pong"): Parsed<PingFrame | PongFrame> {
-  if (o.nonce !== undefined && (typeof o.nonce !== "string" || o.nonce.length > 64)) {
-    return fail("bad_frame", `Cannot parse ${type} frame: field 'nonce' must be a short string`);
-  }
-  return {
-    ok: true,
-    value: o.nonce === undefined ? { v: 1, type } : { v: 1, type, nonce: o.nonce },
-  };
+  return parsePingFrame(o, type, 1);
 }
 
 /** Parses and validates a frame a client sent (used by the relay). */
@@ -281,23 +284,9 @@ export function parseClientFrame(text: string): Parsed<ClientFrame> {
       return { ok: true, value: { v: 1, type, envelope: e.value } };
     }
     case "ack": {
-      const ids = o.ids;
-      if (ids === undefined) {
-        return fail("bad_frame", "Cannot parse ack frame: missing field 'ids'");
-      }
-      if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_ACK_IDS) {
-        return fail(
-          "bad_frame",
-          `Cannot parse ack frame: field 'ids' must be an array of 1 to ${MAX_ACK_IDS} ids`,
-        );
-      }
-      if (!ids.every(isValidId)) {
-        return fail(
-          "bad_frame",
-          "Cannot parse ack frame: every id must be 8-64 of A-Z a-z 0-9 _ -",
-        );
-      }
-      return { ok: true, value: { v: 1, type, ids: ids as string[] } };
+      const ids = ackIds(o, MAX_ACK_IDS);
+      if (!Array.isArray(ids)) return ids;
+      return { ok: true, value: { v: 1, type, ids } };
     }
     case "ping":
     case "pong":
@@ -373,22 +362,8 @@ export function parseServerFrame(text: string): Parsed<ServerFrame> {
       // Unknown codes are passed through (a newer relay may add some); clients treat them as
       // generic failures and show the message.
       const f: ErrorFrame = { v: 1, type, code: code as ErrorCode, message };
-      if (o.id !== undefined) {
-        if (!isValidId(o.id)) {
-          return fail("bad_frame", "Cannot parse error frame: field 'id' is not a valid id");
-        }
-        f.id = o.id;
-      }
-      if (o.retry_after_ms !== undefined) {
-        const r = o.retry_after_ms;
-        if (typeof r !== "number" || !Number.isFinite(r) || r < 0) {
-          return fail(
-            "bad_frame",
-            "Cannot parse error frame: field 'retry_after_ms' must be a number >= 0",
-          );
-        }
-        f.retry_after_ms = r;
-      }
+      const bad = errorFrameExtras(o, f);
+      if (bad) return bad;
       return { ok: true, value: f };
     }
     case "ping":

@@ -127,9 +127,11 @@ Deno.test("ERROR_CODES and CLOSE_CODES are the documented sets", () => {
     "internal",
     "mailbox_full",
     "not_authenticated",
+    "not_open",
     "rate_limited",
     "spoofed_sender",
     "unavailable",
+    "unknown_mailbox",
     "unknown_type",
     "unsupported_version",
   ]);

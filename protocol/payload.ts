@@ -4,7 +4,7 @@
  * @module
  */
 import type { Parsed } from "./errors.ts";
-import { checkVersion, fail, parseJsonObject, str } from "./_parse.ts";
+import { fail, parsePayloadObject, str } from "./_parse.ts";
 import { isValidId, MAX_ACK_IDS, PROTOCOL_VERSION } from "./frames.ts";
 
 /** A chat message, inside the box. */
@@ -34,17 +34,9 @@ export const MAX_TEXT_CHARS = 16 * 1024;
 
 /** Parses a decrypted payload. */
 export function parsePayload(bytes: Uint8Array): Parsed<Payload> {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return fail("bad_frame", "Cannot parse payload: not UTF-8");
-  }
-  const p = parseJsonObject(text, "payload");
+  const p = parsePayloadObject(bytes, PROTOCOL_VERSION);
   if (!p.ok) return p;
   const o = p.value;
-  const bad = checkVersion(o, "payload", PROTOCOL_VERSION);
-  if (bad) return bad;
   if (o.kind !== "message" && o.kind !== "receipt") {
     return fail("unknown_type", `Cannot parse payload: unknown kind ${JSON.stringify(o.kind)}`);
   }

@@ -12,6 +12,7 @@ import { normalizeRelayUrl } from "@chat-p2p/protocol";
 import type { MailboxLimits } from "./ports/mailbox.ts";
 import { isLevel, type Level } from "./infra/log.ts";
 import type { RateSpec } from "./core/rate_limit.ts";
+import { errorMessage } from "./ports/errors.ts";
 
 /** A configuration problem: the relay prints it with the usage and exits 2. */
 export class ConfigError extends Error {
@@ -97,6 +98,13 @@ export const SETTINGS = {
     default: "./relay-data",
     meaning: "embedded store directory (SQLite, WAL)",
     parse: text,
+  }),
+  diskReserveBytes: row({
+    flag: "--disk-reserve-bytes",
+    env: "RELAY_DISK_RESERVE_BYTES",
+    default: "8388608",
+    meaning: "kept free so acks drain a full disk (0 = none)",
+    parse: whole(0),
   }),
   publicUrls: row({
     flag: "--public-url",
@@ -272,7 +280,13 @@ export interface RelayConfig {
     sendRate: RateSpec;
   };
   /** Where envelopes wait: SQLite in `dataDir`, or Redis when `redisUrl` is set. */
-  storage: { dataDir: string; redisUrl: string | undefined; limits: MailboxLimits };
+  storage: {
+    dataDir: string;
+    redisUrl: string | undefined;
+    limits: MailboxLimits;
+    /** Embedded store: bytes held in a reserve file, given back when the disk fills up. */
+    diskReserveBytes: number;
+  };
   /** The bus between relays: Kafka when `brokers` is not empty, else in-process. */
   kafka: { brokers: string[]; topic: string; partitions: number; instanceId: string };
   logLevel: Level;
@@ -310,7 +324,7 @@ export function readSettings(
   try {
     flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    throw new ConfigError((err as Error).message);
+    throw new ConfigError(errorMessage(err));
   }
   const out: Record<string, unknown> = { help: flags.help === true };
   for (const [name, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
@@ -333,7 +347,7 @@ export function readSettings(
         : source === s.env
         ? `${s.env}=${value}`
         : `the default of ${s.flag} (${value})`;
-      throw new ConfigError(`${what}: ${(err as Error).message}`);
+      throw new ConfigError(`${what}: ${errorMessage(err)}`);
     }
   }
   return out as SettingValues & { help: boolean };
@@ -364,6 +378,7 @@ export function parseConfig(
     storage: {
       dataDir: v.dataDir,
       redisUrl: v.redisUrl,
+      diskReserveBytes: v.diskReserveBytes,
       limits: {
         maxCount: v.mailboxMaxCount,
         maxBytes: v.mailboxMaxBytes,

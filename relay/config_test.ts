@@ -18,6 +18,7 @@ Deno.test("config: defaults make a working embedded relay", () => {
     dataDir: "./relay-data",
     redisUrl: undefined,
     limits: { maxCount: 10_000, maxBytes: 64 * 1024 * 1024, maxAgeMs: 30 * 24 * 3600 * 1000 },
+    diskReserveBytes: 8 * 1024 * 1024,
   });
   assert.deepEqual(c.kafka.brokers, []);
   assert.match(c.kafka.instanceId, /^[0-9a-f-]{36}$/, "a random instance id");

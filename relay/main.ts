@@ -7,6 +7,7 @@
 import { ConfigError, parseConfig, usage } from "./config.ts";
 import { createLogger } from "./infra/log.ts";
 import { startRelay } from "./server.ts";
+import { errorMessage } from "./ports/errors.ts";
 
 async function main(): Promise<number> {
   let config;
@@ -28,7 +29,7 @@ async function main(): Promise<number> {
   try {
     relay = await startRelay(config, log);
   } catch (err) {
-    log.error("cannot start relay", { err: (err as Error).message });
+    log.error("cannot start relay", { err: errorMessage(err) });
     return 1;
   }
   const stop = () => {

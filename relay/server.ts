@@ -10,14 +10,16 @@ import type { RelayConfig } from "./config.ts";
 import type { Bus } from "./ports/bus.ts";
 import { MemoryBus } from "./bus/memory.ts";
 import { createApp } from "./http/app.ts";
-import type { Logger } from "./infra/log.ts";
+import { type Logger, routeRuntimeWarnings } from "./infra/log.ts";
 import type { Mailbox } from "./ports/mailbox.ts";
 import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
 import { Metrics } from "./infra/metrics.ts";
 import { DataDirLock } from "./infra/data_dir_lock.ts";
 import { serveOrExplain } from "./infra/listen.ts";
 import { Router } from "./core/router.ts";
-import type { Session } from "./core/session.ts";
+import { relayUrlsFor, type Session } from "./core/session.ts";
+import { errorMessage } from "./ports/errors.ts";
+import { retry } from "@chat-p2p/protocol/async";
 
 /** A running relay. */
 export interface RunningRelay {
@@ -36,12 +38,15 @@ export interface RunningRelay {
 
 /** Builds the mailbox the configuration asks for. */
 export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mailbox> {
-  const { redisUrl, dataDir, limits } = config.storage;
+  const { redisUrl, dataDir, limits, diskReserveBytes } = config.storage;
   if (redisUrl) {
     const { RedisMailbox } = await import("./mailbox/redis.ts");
     return await RedisMailbox.connect(redisUrl, limits, { logger: log });
   }
-  return new SqliteMailbox(join(dataDir, "mailbox.db"), limits);
+  return new SqliteMailbox(join(dataDir, "mailbox.db"), limits, {
+    reserveBytes: diskReserveBytes,
+    logger: log,
+  });
 }
 
 /** Builds the bus the configuration asks for. */
@@ -56,7 +61,7 @@ export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
 /**
  * Runs `make` until it succeeds or `ms` have passed, with capped backoff: a relay started beside
  * Kafka or Redis (compose, a topic just created, a broker still electing leaders) waits for them
- * instead of exiting.
+ * instead of exiting. Throws the last attempt's error.
  */
 async function withStartupRetry<T>(
   what: string,
@@ -64,32 +69,59 @@ async function withStartupRetry<T>(
   make: () => Promise<T>,
   ms = 60_000,
 ): Promise<T> {
-  const end = Date.now() + ms;
-  for (let delay = 250;; delay = Math.min(delay * 2, 5000)) {
-    try {
-      return await make();
-    } catch (err) {
-      if (Date.now() + delay > end) throw err;
-      log.warn(`waiting for ${what}`, { err: (err as Error).message, retry_in_ms: delay });
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  let last: unknown;
+  const giveUp = new AbortController();
+  const timer = setTimeout(() => giveUp.abort(), ms);
+  try {
+    return await retry(async () => {
+      try {
+        return await make();
+      } catch (err) {
+        last = err;
+        log.warn(`waiting for ${what}`, { err: errorMessage(err) });
+        throw err;
+      }
+    }, {
+      maxAttempts: Infinity,
+      minTimeout: 250,
+      maxTimeout: 5000,
+      jitter: 0,
+      signal: giveUp.signal,
+    });
+  } catch (err) {
+    throw last ?? err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
+/** Adapters to use instead of the ones the configuration asks for (tests). */
+export interface Adapters {
+  mailbox?: Mailbox;
+  bus?: Bus;
+}
+
 /** Starts a relay. */
-export async function startRelay(config: RelayConfig, log: Logger): Promise<RunningRelay> {
+export async function startRelay(
+  config: RelayConfig,
+  log: Logger,
+  adapters: Adapters = {},
+): Promise<RunningRelay> {
   const metrics = new Metrics();
+  routeRuntimeWarnings(log); // every log line is JSON, the runtime's warnings too
   const dataDirLock = config.storage.redisUrl
     ? null
     : await DataDirLock.acquire(config.storage.dataDir);
   // Only the network backends are waited for: a SQLite file that cannot be opened (a wrong
   // --data-dir, no permission) will not fix itself, so it fails at once.
-  const mailbox = config.storage.redisUrl
-    ? await withStartupRetry("Redis", log, () => makeMailbox(config, log))
-    : await makeMailbox(config, log);
-  const bus = config.kafka.brokers.length > 0
-    ? await withStartupRetry("Kafka", log, () => makeBus(config, log))
-    : await makeBus(config, log);
+  const mailbox = adapters.mailbox ??
+    (config.storage.redisUrl
+      ? await withStartupRetry("Redis", log, () => makeMailbox(config, log))
+      : await makeMailbox(config, log));
+  const bus = adapters.bus ??
+    (config.kafka.brokers.length > 0
+      ? await withStartupRetry("Kafka", log, () => makeBus(config, log))
+      : await makeBus(config, log));
   log.info("backends", {
     mailbox: mailbox.kind,
     bus: bus.kind,
@@ -100,6 +132,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
     ? withStartupRetry("the Kafka subscription", log, () => router.start())
     : router.start());
   const sessions = new Set<Session>();
+  const relayUrls = new Set<string>();
   const app = createApp({
     router,
     log,
@@ -107,6 +140,7 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
     sessions,
     http: config.http,
     session: config.session,
+    relayUrls,
   });
   const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
   const server = serveOrExplain({
@@ -116,12 +150,21 @@ export async function startRelay(config: RelayConfig, log: Logger): Promise<Runn
   }, app.fetch);
   const port = await listening;
   const url = `ws://127.0.0.1:${port}/ws`;
-  log.info("listening", { port, url, host: config.http.hostname });
+  const { publicUrls } = config.session;
+  for (const u of relayUrlsFor({ publicUrls, hostname: config.http.hostname, port })) {
+    relayUrls.add(u);
+  }
+  log.info("listening", { port, url, host: config.http.hostname, relay_urls: [...relayUrls] });
+  if (publicUrls.length === 0) {
+    log.info("logins are accepted only for the relay_urls above", {
+      hint: "set RELAY_PUBLIC_URL to the URL clients on other machines or behind a proxy use",
+    });
+  }
 
   const sweeper = setInterval(() => {
     mailbox.sweep().then((n) => {
       if (n > 0) log.info("expired envelopes dropped", { count: n });
-    }).catch((err) => log.warn("sweep failed", { err: (err as Error).message }));
+    }).catch((err) => log.warn("sweep failed", { err: errorMessage(err) }));
   }, 60_000);
 
   let stopping: Promise<void> | undefined;

@@ -12,7 +12,13 @@ import { fileURLToPath } from "node:url";
 export const PROJECT_ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /** Permissions the CLI runs with, as in the `cli` task. */
-const CLI_PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
+const CLI_PERMS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run=/bin/sh", // listen --exec
+];
 
 /** Result of a finished CLI run. */
 export interface CliResult {

@@ -62,9 +62,10 @@ Deno.test("crash: kill -9 of the CLI during sync, over and over, loses and dupli
   await runCli(["add-contact", "alice", toBase64(alice.publicKey)], bob);
   await using relay = await RelayProcess.start({ dataDir, env: NO_LIMITS });
 
-  // 300 messages wait for bob
+  // 3000 messages wait for bob: sync stores them in batches (one append and one fsync per batch,
+  // acks after it), so kills land before, inside and between batches.
   const sent = Array.from(
-    { length: 300 },
+    { length: 3000 },
     (_, i) =>
       sealEnvelope(
         { v: 1, kind: "message", text: `crash ${i}`, sent_at: new Date().toISOString() },
@@ -93,7 +94,7 @@ Deno.test("crash: kill -9 of the CLI during sync, over and over, loses and dupli
   };
   for (let round = 0; round < 60; round++) {
     const p = spawnCli(["sync", relay.url, "--json"], bob);
-    const delay = 300 + ((round * 97) % 1200);
+    const delay = 150 + ((round * 97) % 1000);
     const timer = setTimeout(() => {
       try {
         p.child.kill("SIGKILL");

@@ -92,6 +92,21 @@ async function syncedHistory(url: string, bob: CliOptions): Promise<string[]> {
   return h.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l).id);
 }
 
+/**
+ * Log hygiene through an outage: every line the relay wrote (stdout and stderr, its libraries'
+ * included) is one JSON object, and the refused sends are reported as one outage with their count,
+ * not one line each.
+ */
+function assertOutageLogged(logs: string[], refused: number) {
+  for (const line of logs) {
+    assert.doesNotThrow(() => JSON.parse(line), `not a JSON line: ${line}`);
+  }
+  const lines = logs.map((l) => JSON.parse(l)).filter((l) => l.msg.startsWith("sends refused"));
+  assert.ok(lines.length <= 3, `${lines.length} lines for ${refused} refused sends`);
+  const over = lines.find((l) => l.msg === "sends refused: backend unavailable: over");
+  assert.equal(over?.count, refused, JSON.stringify(lines));
+}
+
 function assertExactlyOnce(history: string[], accepted: string[]) {
   assert.equal(new Set(history).size, history.length, "no message twice in history");
   const have = new Set(history);
@@ -111,18 +126,24 @@ await servicesTest(
     const { accepted, errors } = await sendThrough(a, alice, bobKey, async () => {
       await runServicesScript(["down", "redis"]);
       await new Promise((r) => setTimeout(r, 1500)); // sends keep coming while it is down
+      const r = await fetch(`http://127.0.0.1:${relay.port}/readyz`);
+      assert.equal(r.status, 503, "readyz reports the outage");
+      const body = await r.json();
+      assert.equal(body.mailbox.ok, false);
+      assert.match(body.reason, /^mailbox \(redis\): /);
       const h = await fetch(`http://127.0.0.1:${relay.port}/healthz`);
-      assert.equal(h.status, 503, "healthz reports the outage");
-      assert.equal((await h.json()).mailbox.ok, false);
+      assert.equal(h.status, 200, "the relay itself is alive: no restart would help");
+      await h.body?.cancel();
       await runServicesScript(["up", "redis"]);
     });
     assert.ok(errors.length > 0, "sends during the outage were refused");
     assert.ok(errors.every((e) => e.code === "unavailable"), JSON.stringify(errors));
     assert.equal(a.closeCode, undefined, "the sender's socket stayed open");
+    assertOutageLogged(relay.logs, errors.length);
     assertExactlyOnce(await syncedHistory(relay.url, bob), accepted);
-    const h = await fetch(`http://127.0.0.1:${relay.port}/healthz`);
-    assert.equal(h.status, 200);
-    await h.body?.cancel();
+    const r = await fetch(`http://127.0.0.1:${relay.port}/readyz`);
+    assert.equal(r.status, 200);
+    await r.body?.cancel();
   },
   { sanitizeOps: false, sanitizeResources: false },
 );
@@ -144,6 +165,7 @@ await servicesTest(
     assert.ok(errors.length > 0, "sends during the outage were refused");
     assert.ok(errors.every((e) => e.code === "unavailable"), JSON.stringify(errors));
     assert.equal(a.closeCode, undefined, "the sender's socket stayed open");
+    assertOutageLogged(relay.logs, errors.length);
 
     // live delivery works again: a listener for a fresh key gets a new message pushed
     const carol = generateKeyPair();

@@ -57,7 +57,8 @@ await servicesTest(
     await using c = await RelayProcess.start({ env });
     try {
       for (const r of [a, b, c]) {
-        const h = await (await fetch(`http://127.0.0.1:${r.port}/healthz`)).json();
+        const h = await (await fetch(`http://127.0.0.1:${r.port}/readyz`)).json();
+        assert.equal(h.ready, true, JSON.stringify(h));
         assert.equal(h.mailbox.kind, "redis");
         assert.equal(h.bus.kind, "kafka");
       }

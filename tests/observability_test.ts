@@ -65,7 +65,7 @@ Deno.test("observability: metrics families, JSON logs without keys or ciphertext
   assert.equal(h.status, 200);
   await h.body?.cancel();
   const r = await fetch(`http://127.0.0.1:${relay.port}/readyz`);
-  assert.deepEqual(await r.json(), { ready: true });
+  assert.equal((await r.json()).ready, true);
 
   await relay.stop("SIGTERM");
   assert.ok(relay.logs.length > 5);

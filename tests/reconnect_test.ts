@@ -4,10 +4,12 @@
  * "sending" and shows it as queued, reconnects with backoff by itself once the relay is back on
  * the same port, and sends the queued lines under their ids. The recipient gets each exactly
  * once, in order. A chat killed while the relay is down loses nothing: the next `send` or `chat`
- * sends what it left behind.
+ * sends what it left behind. A chat started while the relay is down opens anyway and sends what
+ * was typed once the relay is up.
  */
 import assert from "node:assert/strict";
 import { type CliOptions, pairedProfiles, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { closedPort } from "./fake_relay.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 const cli = runCliOk;
@@ -199,5 +201,36 @@ Deno.test("reconnect: the next chat sends what a killed chat left queued, before
   } finally {
     await relay1.stop("SIGKILL");
     await relay2?.stop("SIGKILL");
+  }
+});
+
+Deno.test("reconnect: a chat started while the relay is down opens, queues, and sends once it is up", async () => {
+  await using env = await setup();
+  const { alice, bob, dataDir } = env;
+  const port = closedPort();
+  let relay: RelayProcess | undefined;
+  try {
+    await using chat = spawnCli(
+      ["chat", `ws://127.0.0.1:${port}/ws`, "alice", "--timeout", "60"],
+      bob,
+    );
+    await chat.waitForStderr(/cannot reach relay .*connection refused; what you type is queued/);
+    await chat.writeLine("typed while the relay was down");
+    await chat.waitForStderr(/… queued \(not connected\): typed while the relay was down/);
+    const queued = await bobHistory(bob);
+    assert.deepEqual(queued.map((m) => m.state), ["sending"]);
+
+    relay = await RelayProcess.start({ dataDir, port });
+    await chat.waitForStderr(
+      /connected to relay ws:\/\/127\.0\.0\.1:\d+\/ws; sending 1 queued message/,
+    );
+    await chat.waitForStderr(/✓ accepted: typed while the relay was down/);
+    const result = await chat.end();
+    assert.equal(result.code, 0, result.stderr);
+
+    const got = jsonLines((await cli(["sync", relay.url, "--json"], alice)).stdout);
+    assert.deepEqual(got.map((m) => [m.id, m.text]), [[queued[0].id, queued[0].text]]);
+  } finally {
+    await relay?.stop("SIGKILL");
   }
 });

@@ -123,12 +123,18 @@ Deno.test("delivery: /healthz, /readyz and /metrics answer; unknown paths get JS
   const base = `http://127.0.0.1:${relay.port}`;
   const h = await fetch(`${base}/healthz`);
   assert.equal(h.status, 200);
-  const body = await h.json();
-  assert.equal(body.status, "ok");
-  assert.equal(body.mailbox.kind, "sqlite");
-  assert.equal(body.bus.kind, "memory");
+  assert.deepEqual(await h.json(), {
+    status: "ok",
+    mailbox: "sqlite",
+    bus: "memory",
+    connections: 0,
+  });
   const r = await fetch(`${base}/readyz`);
-  assert.deepEqual(await r.json(), { ready: true });
+  assert.equal(r.status, 200);
+  const ready = await r.json();
+  assert.equal(ready.ready, true);
+  assert.deepEqual([ready.mailbox.kind, ready.mailbox.ok], ["sqlite", true]);
+  assert.deepEqual([ready.bus.kind, ready.bus.ok], ["memory", true]);
   const m = await fetch(`${base}/metrics`);
   const text = await m.text();
   assert.match(text, /chat_relay_connections\{state="authenticated"\} 0/);

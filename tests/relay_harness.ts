@@ -6,7 +6,7 @@
  */
 import { parseConfig } from "../relay/config.ts";
 import { createLogger, type Logger } from "../relay/infra/log.ts";
-import { type RunningRelay, startRelay } from "../relay/server.ts";
+import { type Adapters, type RunningRelay, startRelay } from "../relay/server.ts";
 
 /** A relay plus its temp data dir; `await using` stops it and removes the dir. */
 export interface TestRelay extends RunningRelay, AsyncDisposable {
@@ -17,9 +17,12 @@ export interface TestRelay extends RunningRelay, AsyncDisposable {
 /**
  * Starts a relay on 127.0.0.1 with a free port, configured as `env` says (the relay's own
  * environment variables, e.g. `{ RELAY_AUTH_TIMEOUT_MS: "200" }`); a temporary data directory
- * unless `RELAY_DATA_DIR` is given.
+ * unless `RELAY_DATA_DIR` is given. `adapters` replace the backends the configuration names.
  */
-export async function startTestRelay(env: Record<string, string> = {}): Promise<TestRelay> {
+export async function startTestRelay(
+  env: Record<string, string> = {},
+  adapters: Adapters = {},
+): Promise<TestRelay> {
   const ownDir = env.RELAY_DATA_DIR === undefined;
   const dataDir = env.RELAY_DATA_DIR ?? await Deno.makeTempDir({ prefix: "chat-relay-" });
   const config = parseConfig([], {
@@ -30,7 +33,7 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
   });
   const logs: string[] = [];
   const log: Logger = createLogger("debug", (line) => logs.push(line));
-  const relay = await startRelay(config, log);
+  const relay = await startRelay(config, log, adapters);
   return {
     ...relay,
     dataDir,

@@ -1,20 +1,36 @@
 /**
- * `chat-p2p add-contact <name> <public-key>`: saves a contact.
+ * `chat-p2p add-contact <name> <public-key> [--force]`: saves a contact, or with --force gives
+ * an existing one a new key (loudly when the old key was verified).
  *
  * @module
  */
 import { explainPublicKey, toBase64 } from "@chat-p2p/protocol";
 import { type Command, type Context, err, parseCommandArgs, warn } from "../context.ts";
 import { CliError, UsageError } from "../errors.ts";
-import { explainContactName, keyFingerprint, openStore } from "@chat-p2p/client";
+import {
+  addContact,
+  ClientError,
+  explainContactName,
+  keyFingerprint,
+  normalizeContactName,
+  openStore,
+  verificationState,
+} from "@chat-p2p/client";
 
-const USAGE = `Usage: chat-p2p add-contact <name> <public-key>
+const USAGE = `Usage: chat-p2p add-contact <name> <public-key> [--force]
 
-Saves a contact. <name> is 1-32 letters, digits, '_', '-' or '.', starting with a letter or
-digit. <public-key> is the base64 key your contact's \`chat-p2p id\` prints; compare the
-fingerprint shown here with theirs.
+Saves a contact. <name> is what you call them, in any script (Zoë, 李雷, "Ana María"): 1-32
+letters, digits, single spaces, '_', '-', '.' or ''', starting with a letter or digit. It is
+only a label, never a file name. <public-key> is the base64 key your contact's \`chat-p2p id\`
+prints; compare the fingerprint shown here with theirs, or better, the safety number
+(\`chat-p2p verify <name>\`).
+
+A name already saved with another key is refused. --force gives that contact the new key; when
+the old key was verified, think twice: a new key means a new install, or someone between you.
+The contact then shows as "key changed" until you verify the new key.
 
 Options:
+  --force      replace the key of the contact with this name
   -h, --help   show this help`;
 
 /** The `add-contact` command. */
@@ -23,7 +39,10 @@ export const addContactCommand: Command = {
   summary: "save a contact's public key under a name",
   usage: USAGE,
   run(args: string[], ctx: Context): Promise<void> {
-    const { positionals } = parseCommandArgs(this, args, {}, ["name", "public-key"]);
+    const { values, positionals } = parseCommandArgs(this, args, { force: { type: "boolean" } }, [
+      "name",
+      "public-key",
+    ]);
     const name = positionals[0];
     const key = positionals[1].trim();
     const badName = explainContactName(name);
@@ -40,20 +59,40 @@ export const addContactCommand: Command = {
         "that is your own public key (see `chat-p2p id`); add your contact's key instead",
       );
     }
-    const contacts = store.loadContacts();
-    const sameName = contacts.find((c) => c.name === name);
-    if (sameName) {
-      throw new CliError(
-        sameName.key === key
-          ? `${name} is already saved with this key`
-          : `a contact named ${name} already exists with another key (${sameName.key}); ` +
-            "choose another name",
+    let result;
+    try {
+      result = addContact(store, name, key, { force: values.force === true });
+    } catch (e) {
+      if (e instanceof ClientError && e.code === "key_changed") {
+        throw new CliError(
+          `${e.message}. Do not trust it until you have compared safety numbers with them ` +
+            "(in person or on a call); --force saves it, unverified",
+        );
+      }
+      const n = normalizeContactName(name);
+      const sameName = store.loadContacts().some((c) => c.name === n && c.key !== key);
+      if (e instanceof ClientError && e.code === "contact_exists" && sameName) {
+        throw new CliError(`${e.message}; --force replaces it, or choose another name`);
+      }
+      throw e;
+    }
+    const { contact, replaced } = result;
+    const fp = keyFingerprint(contact.key);
+    if (!replaced) {
+      err(ctx, `added ${contact.name} (fingerprint ${fp})`);
+      return Promise.resolve();
+    }
+    if (verificationState(replaced) === "verified") {
+      warn(
+        ctx,
+        `${contact.name}'s verified key (fingerprint ${
+          keyFingerprint(replaced.key)
+        }) is replaced ` +
+          `by an unverified one (fingerprint ${fp}); compare safety numbers: chat-p2p verify ` +
+          JSON.stringify(contact.name),
       );
     }
-    const sameKey = contacts.find((c) => c.key === key);
-    if (sameKey) throw new CliError(`this key is already saved as ${sameKey.name}`);
-    store.saveContacts([...contacts, { name, key }]);
-    err(ctx, `added ${name} (fingerprint ${keyFingerprint(key)})`);
+    err(ctx, `replaced the key of ${contact.name} (fingerprint ${fp})`);
     return Promise.resolve();
   },
 };

@@ -29,7 +29,7 @@ Deno.test("add-contact saves a contact; contacts lists it", async () => {
     const human = await runInProcess(["contacts"], { home });
     assert.match(
       human.stdout,
-      new RegExp(`^bob  [0-9a-f ]{24}  ${key.replace(/[+/]/g, "\\$&")}\n$`),
+      new RegExp(`^bob  [0-9a-f ]{24}  unverified {5}${key.replace(/[+/]/g, "\\$&")}\n$`),
     );
   });
 });
@@ -38,7 +38,8 @@ Deno.test("add-contact rejects invalid names and keys with exit 2 and the reason
   await withProfile(async (home) => {
     const key = newKey();
     const bad: Array<[string, string, RegExp]> = [
-      ["bob smith", key, /invalid contact name "bob smith"/],
+      ["bob/smith", key, /invalid contact name "bob\/smith"/],
+      ["bob\u202e", key, /U\+202E, an invisible, control or direction-changing character/],
       ["_bob", key, /invalid contact name "_bob": .*starting with a letter or digit/],
       ["-bob", key, /Unknown option/],
       ["x".repeat(33), key, /at most 32/],
@@ -87,4 +88,29 @@ Deno.test("add-contact without an identity says to run init", async () => {
   } finally {
     Deno.removeSync(home, { recursive: true });
   }
+});
+
+Deno.test("add-contact keeps contacts.json entries it cannot read, exactly as they were", async () => {
+  await withProfile(async (home) => {
+    const file = `${home}/.chat-default/contacts.json`;
+    const amy = newKey();
+    const before = {
+      amy,
+      "bad\u202ename": amy, // a name no version accepts
+      carol: "not a key",
+      dave: { key: amy, verified: true }, // a shape from a newer version
+    };
+    Deno.writeTextFileSync(file, JSON.stringify(before));
+    const bob = newKey();
+    const r = await runInProcess(["add-contact", "bob", bob], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: ignoring contact "carol" in .*kept in the file/);
+    assert.deepEqual(JSON.parse(Deno.readTextFileSync(file)), { ...before, bob });
+
+    // A name taken by an entry it cannot read is refused rather than overwritten.
+    const clash = await runInProcess(["add-contact", "carol", newKey()], { home });
+    assert.equal(clash.code, 1);
+    assert.match(clash.stderr, /error: contacts file .* has an entry "carol" that cannot be read/);
+    assert.deepEqual(JSON.parse(Deno.readTextFileSync(file)), { ...before, bob });
+  });
 });

@@ -60,12 +60,14 @@ interface Spec {
 
 function specOf(table: CommandTable): Spec {
   const globals = documentedOptions(table.usage(), /^Global options/);
-  const commands = table.commands().map((c) => ({
-    name: c.name,
-    summary: c.summary,
-    options: documentedOptions(c.usage),
-    args: [...((c as Command & ArgumentWords).argumentWords?.() ?? [])],
-  }));
+  const commands = table.commands().flatMap((c) =>
+    [c.name, ...(c.aliases ?? [])].map((name) => ({
+      name,
+      summary: name === c.name ? c.summary : `same as ${c.name}`,
+      options: documentedOptions(c.usage),
+      args: [...((c as Command & ArgumentWords).argumentWords?.() ?? [])],
+    }))
+  );
   const all = [...globals, ...commands.flatMap((c) => c.options)];
   for (const word of [...commands.flatMap((c) => [c.name, ...c.args]), ...all.map((o) => o.long)]) {
     // Everything below is pasted into shell code unquoted.

@@ -5,7 +5,7 @@ import { runInProcess, withHome } from "../testing.ts";
 import { documentedOptions, type Shell, SHELLS } from "./completions.ts";
 
 /** Command names, from the table the completions are generated from. */
-const NAMES = COMMANDS.map((c) => c.name).sort();
+const NAMES = COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])]).sort();
 
 /** What a shell offers after `chat-p2p <words...>` (the last word is the one being typed). */
 type Offer = (script: string, words: string[]) => Promise<string[]>;
@@ -51,14 +51,14 @@ const OFFERS: Record<Shell, Offer> = {
 /** Command lines and what each shell must offer for the last word. */
 const CASES: Array<[string[], string[]]> = [
   [[""], NAMES],
-  [["i"], ["id", "init"]],
+  [["i"], ["id", "inbox", "init"]],
   [["--profile", "alice", "h"], ["help", "history"]],
   [["--verbose", "--"], ["--help", "--profile", "--verbose", "--version"]],
   [["id", "--"], ["--help", "--json", "--profile", "--qr", "--verbose"]],
   [["--profile", "bob", "init", "--f"], ["--force"]],
   [["sync", "--timeout", "5", "--j"], ["--json"]],
   [["help", ""], NAMES],
-  [["help", "co"], ["completions", "contacts"]],
+  [["help", "co"], ["completions", "config", "contacts"]],
   [["completions", ""], ["bash", "fish", "zsh"]],
 ];
 

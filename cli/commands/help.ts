@@ -30,7 +30,7 @@ export function helpCommand(table: CommandTable): Command & ArgumentWords {
     name: "help",
     summary: "show the help of chat-p2p or of one command",
     usage: USAGE,
-    argumentWords: () => table.commands().map((c) => c.name),
+    argumentWords: () => table.commands().flatMap((c) => [c.name, ...(c.aliases ?? [])]),
     run(args: string[], ctx: Context): Promise<void> {
       const { positionals } = parseCommandArgs(this, args, {}, [], 1);
       const [name] = positionals;
@@ -38,7 +38,7 @@ export function helpCommand(table: CommandTable): Command & ArgumentWords {
         out(ctx, table.usage());
         return Promise.resolve();
       }
-      const cmd = table.commands().find((c) => c.name === name);
+      const cmd = table.commands().find((c) => c.name === name || c.aliases?.includes(name));
       if (!cmd) {
         throw new UsageError(`help: unknown command ${JSON.stringify(name)}`, table.usage());
       }

@@ -4,23 +4,24 @@
  * @module
  */
 import { toBase64 } from "@chat-p2p/protocol";
-import {
-  type Command,
-  type Context,
-  out,
-  paint,
-  parseCommandArgs,
-  type Style,
-  warn,
-} from "../context.ts";
+import { type Command, type Context, out, paint, parseCommandArgs, warn } from "../context.ts";
 import { formatDateTime, peerLabel, sanitizeForTerminal } from "../ui/format.ts";
-import { type FoldedState, type HistoryEntry, openStore, type Peer } from "@chat-p2p/client";
+import { MARK_STYLE, STATE_MARKS } from "../ui/messages.ts";
+import {
+  chronological,
+  type HistoryEntry,
+  openStore,
+  type Peer,
+  ReadMarks,
+} from "@chat-p2p/client";
 
 const USAGE = `Usage: chat-p2p history <contact> [--json]
 
 Prints the conversation with <contact>, oldest first, with time, direction and delivery state.
 <contact> is a contact name, or the base64 key or fingerprint of someone not saved as a contact
-(messages from strangers are kept under their key).
+(messages from strangers are kept under their key). Messages are in the order they were written
+(the sender's clock); those written at the same time stay in the order they arrived. Their
+messages count as read once printed (see \`chat-p2p chats\`).
 
 States of messages you sent: sending (no answer from the relay), ✓ accepted (the relay stored
 it), ✓✓ delivered (your contact's client stored it), failed.
@@ -28,23 +29,6 @@ it), ✓✓ delivered (your contact's client stored it), failed.
 Options:
   --json       one JSON object per line: {"id","dir","from","to","text","sent_at","at","state"}
   -h, --help   show this help`;
-
-/** Marks shown after a message for each state. */
-export const STATE_MARKS: Record<FoldedState, string> = {
-  received: "",
-  sending: "…",
-  accepted: "✓",
-  delivered: "✓✓",
-  failed: "✗ failed",
-};
-
-const MARK_STYLE: Record<FoldedState, Style> = {
-  received: "dim",
-  sending: "dim",
-  accepted: "dim",
-  delivered: "green",
-  failed: "red",
-};
 
 /** One line of human-readable history. */
 export function formatHistoryLine(ctx: Context, e: HistoryEntry, peer: Peer): string {
@@ -84,7 +68,7 @@ export const historyCommand: Command = {
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
     const myKey = toBase64(store.loadPublicKey());
     const peer = store.resolvePeer(positionals[0], { allowUnknownKey: true });
-    const entries = store.history(peer.key).entries();
+    const entries = chronological(store.history(peer.key).entries());
     for (const e of entries) {
       out(
         ctx,
@@ -96,6 +80,9 @@ export const historyCommand: Command = {
     if (entries.length === 0 && values.json !== true) {
       ctx.io.stderr.write(`no messages with ${peerLabel(peer.name, peer.fingerprint)} yet\n`);
     }
+    const marks = new ReadMarks(store);
+    marks.markRead(peer.key, undefined, ctx.io.now());
+    marks.save();
     return Promise.resolve();
   },
 };

@@ -6,6 +6,7 @@
 import { toBase64 } from "@chat-p2p/protocol";
 import { type Command, type Context, out, paint, parseCommandArgs, warn } from "../context.ts";
 import { keyFingerprint, openStore } from "@chat-p2p/client";
+import { drawQr } from "../ui/qr.ts";
 
 const USAGE = `Usage: chat-p2p id [--json] [--qr]
 
@@ -16,18 +17,6 @@ Options:
   --json       print {"public_key": ..., "fingerprint": ...}
   --qr         also draw the public key as a QR code
   -h, --help   show this help`;
-
-/**
- * `text` as a QR code in half-block characters, two modules a character row, light modules drawn
- * as blocks with a four-module quiet zone. Plain, it suits the usual dark terminal background;
- * with `color`, every row is painted white on black, so it scans on light themes too.
- */
-async function drawQr(text: string, color: boolean): Promise<string> {
-  // Loaded only here, so the other commands' cold start does not pay for it.
-  const { encodeQR } = await import("@paulmillr/qr");
-  const rows = encodeQR(text, "ascii", { border: 4 }).split("\n").filter((r) => r !== "");
-  return rows.map((r) => (color ? `\x1b[97;40m${r}\x1b[0m` : r) + "\n").join("");
-}
 
 /** The `id` command. */
 export const idCommand: Command = {

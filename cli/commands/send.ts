@@ -1,10 +1,20 @@
 /**
- * `chat-p2p send <relay-url> <contact> <text...>`: seals one message, hands it to the relay,
- * waits until the relay has stored it, and prints its id.
+ * `chat-p2p send [<relay-url>] <contact> <text...>`: seals one message, hands it to the relay,
+ * waits until the relay has stored it (or, with `--wait delivered`, until the peer's receipt
+ * comes), and prints its id. The client library does the work; this file parses the arguments
+ * and prints.
  *
  * @module
  */
-import { MAX_TEXT_CHARS, sealEnvelope } from "@chat-p2p/protocol";
+import {
+  ChatClient,
+  DEFAULT_TIMEOUT_MS,
+  MAX_MESSAGE_BYTES,
+  MAX_MESSAGE_CHARACTERS,
+  openStore,
+  RelayError,
+} from "@chat-p2p/client";
+import { deadline } from "@chat-p2p/protocol/async";
 import {
   type Command,
   type Context,
@@ -14,56 +24,69 @@ import {
   parseTimeout,
   warn,
 } from "../context.ts";
-import { UsageError } from "../errors.ts";
-import { peerLabel, preview, sanitizeForTerminal } from "../ui/format.ts";
-import { readLines } from "../io.ts";
-import {
-  connectRelay,
-  DEFAULT_TIMEOUT_MS,
-  openStore,
-  queuedOutgoing,
-  RelayError,
-} from "@chat-p2p/client";
+import { CliError, EXIT, UsageError } from "../errors.ts";
+import { peerLabel } from "../ui/format.ts";
+import { checkText, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
-import { connectOptions, relayFailure, relayUrlArg } from "../relay_errors.ts";
+import {
+  chooseRelay,
+  clientOptions,
+  connectOrFail,
+  notAccepted,
+  outcomeWithin,
+  RELAY_ENV,
+  RELAY_HELP,
+  relayFailure,
+  relayPositional,
+} from "../relay_errors.ts";
 
-const USAGE = `Usage: chat-p2p send <relay-url> <contact> <text...> [--timeout <seconds>]
+const USAGE = `Usage: chat-p2p send [<relay-url>] <contact> <text...> [--wait accepted|delivered]
+                     [--timeout <seconds>] [--json]
 
 Encrypts <text> for <contact>, sends it through the relay and waits until the relay has stored
-it (accepted). Prints the message id on stdout. The words of <text> are joined with spaces;
-use "-" to read the text from stdin, and "--" before text that starts with "-".
+it (accepted), or with --wait delivered until your contact's client has (its receipt). Prints the
+message id on stdout. The words of <text> are joined with spaces; "-" reads the whole of stdin
+as one message (newlines kept), and "--" goes before text that starts with "-".
+${RELAY_HELP}
 
 Arguments:
   <relay-url>  ws://host:port/ws or wss://... (http:// and https:// are mapped to ws/wss)
   <contact>    a contact name (see \`chat-p2p contacts\`)
 
+A message has at most ${MAX_MESSAGE_CHARACTERS.toLocaleString("en-US")} characters and ${
+  MAX_MESSAGE_BYTES.toLocaleString("en-US")
+} bytes (see the README's limits).
+
 Messages to <contact> that an earlier send or chat wrote to history but never got to the relay
 (the program was stopped, or the connection was lost) are sent first, under the same ids.
 
+A message the relay cannot take right now (no answer, "unavailable", a full mailbox) is sent
+again until the timeout; if it is still not accepted, send exits 3 and the message stays
+queued for the next send or chat. Only a message the relay can never accept is marked failed
+(exit 1; \`chat-p2p resend\` queues it again).
+
+With --wait delivered, send also receives what waits for you at the relay (the receipt comes
+that way): those messages are stored in your history and counted unread by \`chat-p2p chats\`.
+
+Exit codes: 0 done; 1 failed; 2 usage; 3 not accepted in time (queued, id printed);
+4 with --wait delivered: accepted, but no receipt in time (id printed).
+
 Options:
-  --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --relay <url>        the relay (instead of <relay-url>)
+  --wait <what>        accepted (default) or delivered
+  --timeout <seconds>  how long to wait in all (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --json               print {"id","to","contact","state"} instead of the id
   -h, --help           show this help
 
 Environment:
+  ${RELAY_ENV}           the relay, when none is given
   ${PASSPHRASE_ENV}      the passphrase of an identity made with \`init --passphrase\`
                        (else it is asked on the terminal)`;
 
-/** Validates message text, throwing a usage error when empty or too long. */
-export function checkText(text: string, usage: string): string {
-  if (text.trim() === "") throw new UsageError("the message text is empty", usage);
-  if (text.length > MAX_TEXT_CHARS) {
-    throw new UsageError(
-      `the message is ${text.length} characters long; at most ${MAX_TEXT_CHARS} are allowed`,
-      usage,
-    );
-  }
-  return text;
-}
-
+/** All of stdin as text, less one final line break (what `echo` and editors add). */
 async function readAll(ctx: Context): Promise<string> {
-  const lines: string[] = [];
-  for await (const line of readLines(ctx.io.stdin.readable())) lines.push(line);
-  return lines.join("\n");
+  const text = await new Response(ctx.io.stdin.readable()).text();
+  return text.replace(/\r?\n$/, "");
 }
 
 /** The `send` command. */
@@ -75,13 +98,28 @@ export const sendCommand: Command = {
     const { values, positionals } = parseCommandArgs(
       this,
       args,
-      { timeout: { type: "string" } },
-      ["relay-url", "contact", "text"],
+      {
+        relay: { type: "string" },
+        wait: { type: "string" },
+        timeout: { type: "string" },
+        json: { type: "boolean" },
+      },
+      [],
       null,
     );
-    const relayUrl = relayUrlArg(positionals[0], USAGE);
+    const { relay: given, rest } = relayPositional(positionals, values.relay, USAGE);
+    if (rest.length < 2) {
+      throw new UsageError(`send: missing ${rest.length === 0 ? "<contact> " : ""}<text>`, USAGE);
+    }
+    const wait = values.wait ?? "accepted";
+    if (wait !== "accepted" && wait !== "delivered") {
+      throw new UsageError(
+        `--wait must be accepted or delivered, got ${JSON.stringify(wait)}`,
+        USAGE,
+      );
+    }
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
-    const words = positionals.slice(2);
+    const words = rest.slice(1);
     const text = checkText(
       words.length === 1 && words[0] === "-" ? await readAll(ctx) : words.join(" "),
       USAGE,
@@ -89,64 +127,82 @@ export const sendCommand: Command = {
 
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
     store.loadPublicKey(); // "no identity" before "unknown contact"
-    const peer = store.resolvePeer(positionals[1]);
+    const peer = store.resolvePeer(rest[0]);
+    const relayUrl = chooseRelay(ctx, store, given, USAGE);
     const me = await unlockIdentity(ctx, store);
-    const sentAt = ctx.io.now().toISOString();
-    const envelope = sealEnvelope({ v: 1, kind: "message", text, sent_at: sentAt }, me, peer.key);
-    // Earlier messages to this peer that never got an answer from a relay go first, same ids.
-    const queued = queuedOutgoing(store, me, peer.key);
-
-    let session;
+    const ends = Date.now() + timeoutMs;
+    // Deliveries stay at the relay for `sync` or `chat`, unless a receipt is awaited; one failed
+    // attempt to connect is final.
+    const client = new ChatClient(
+      store,
+      me,
+      clientOptions(ctx, timeoutMs, { receive: wait === "delivered", giveUpAfterMs: 0 }),
+    );
+    const who = peerLabel(peer.name, peer.fingerprint);
+    const print = (id: string, state: string) =>
+      out(
+        ctx,
+        values.json === true ? JSON.stringify({ id, to: peer.key, contact: peer.name, state }) : id,
+      );
     try {
-      session = await connectRelay(relayUrl, me, connectOptions(ctx, timeoutMs));
-    } catch (e) {
-      throw relayFailure(e, "the connection");
-    }
-    const log = store.history(peer.key);
-    const resends: Promise<void>[] = [];
-    try {
+      const delivered = Promise.withResolvers<void>();
+      let id: string | undefined;
+      client.on("delivered", (e) => {
+        if (e.messages.some((m) => m.id === id)) delivered.resolve();
+      });
+      await connectOrFail(client, relayUrl);
+      // Earlier messages to this peer that never got an answer from a relay go first, same ids.
+      const queued = client.resume(peer.key);
       if (queued.length > 0) {
         err(
           ctx,
           `sending ${queued.length} queued message${queued.length === 1 ? "" : "s"} to ` +
-            `${peerLabel(peer.name, peer.fingerprint)} first`,
+            `${who} first`,
         );
       }
-      for (const q of queued) {
-        resends.push(
-          session.send(q.envelope, { timeoutMs }).then(
-            () => void log.appendState(q.envelope.id, "accepted", ctx.io.now().toISOString()),
-            (e: unknown) => {
-              // Refused by the relay: failed for good. Timeout or lost connection: still queued.
-              if (e instanceof RelayError && e.fromRelay) {
-                log.appendState(q.envelope.id, "failed", ctx.io.now().toISOString());
-              }
-              warn(
-                ctx,
-                `queued message not sent: ${sanitizeForTerminal(preview(q.text))}: ${
-                  relayFailure(e, "the message").message
-                }`,
-              );
-            },
-          ),
-        );
-      }
-      // Written before sending, so a message the relay may hold is never missing from history.
-      log.appendMessage({ id: envelope.id, dir: "out", text, sent_at: sentAt, at: sentAt });
       try {
-        await session.send(envelope, { timeoutMs });
+        id = client.send(peer.key, text);
       } catch (e) {
-        log.appendState(envelope.id, "failed", ctx.io.now().toISOString());
-        throw relayFailure(e, "the message");
+        if (e instanceof RelayError) throw relayFailure(e, "the message");
+        throw e;
       }
-      log.appendState(envelope.id, "accepted", ctx.io.now().toISOString());
-      out(ctx, envelope.id);
+      const [outcomes, last] = await Promise.all([
+        Promise.all(queued.map((q) => outcomeWithin(client, q.id, timeoutMs))),
+        outcomeWithin(client, id, timeoutMs),
+      ]);
+      queued.forEach((q, i) => {
+        const why = notAccepted(client, q.id, outcomes[i], relayUrl, timeoutMs);
+        if (why !== undefined) warn(ctx, `queued message not sent: ${shortText(q.text)}: ${why}`);
+      });
+      const why = notAccepted(client, id, last, relayUrl, timeoutMs);
+      if (why !== undefined) {
+        if (last?.state === "failed") throw new CliError(why, { cause: last.error });
+        print(id, "sending");
+        throw new CliError(`${why} and is sent by the next \`send\` or \`chat\` to ${who}`, {
+          exitCode: EXIT.queued,
+        });
+      }
+      if (wait === "delivered") {
+        const left = Math.max(0, ends - Date.now());
+        const got = await deadline(delivered.promise, left).then(() => true, () => false);
+        if (!got && store.history(peer.key).get(id)?.state !== "delivered") {
+          print(id, "accepted");
+          throw new CliError(
+            `the relay has the message, but ${who}'s client did not confirm it within ` +
+              `${timeoutMs / 1000} s; it is delivered when ${who} comes online`,
+            { exitCode: EXIT.notDelivered },
+          );
+        }
+      }
+      print(id, wait);
       if (ctx.io.stderr.isTerminal) {
-        err(ctx, `✓ accepted by relay for ${peer.name ?? peer.fingerprint}`);
+        err(
+          ctx,
+          wait === "delivered" ? `✓✓ delivered to ${who}` : `✓ accepted by relay for ${who}`,
+        );
       }
     } finally {
-      await Promise.all(resends);
-      await session.close();
+      await client.close();
     }
   },
 };

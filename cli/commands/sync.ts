@@ -1,152 +1,53 @@
 /**
- * `chat-p2p sync <relay-url> [--json]`: fetches every pending envelope, stores it, acks it,
- * sends delivery receipts and prints the new messages.
+ * `chat-p2p sync [<relay-url>] [--json]`: fetches every pending envelope, stores it, acks it,
+ * sends delivery receipts and prints the new messages (which then count as read). The client
+ * library does the work (in batches: one fsync and one ack per batch); this file parses the
+ * arguments and prints.
  *
  * @module
  */
-import type { KeyPair } from "@chat-p2p/protocol";
+import { ChatClient, DEFAULT_TIMEOUT_MS, openStore, ReadMarks } from "@chat-p2p/client";
 import {
   type Command,
   type Context,
   err,
   out,
-  paint,
   parseCommandArgs,
   parseTimeout,
   warn,
 } from "../context.ts";
-import { CliError } from "../errors.ts";
-import { formatShortTime, peerLabel, preview, sanitizeForTerminal } from "../ui/format.ts";
-import {
-  connectRelay,
-  contactNames,
-  DEFAULT_TIMEOUT_MS,
-  handleEnvelope,
-  type InboxOutcome,
-  type IncomingMessage,
-  openStore,
-  type ProfileStore,
-  ReceiptBatch,
-  type RelaySession,
-} from "@chat-p2p/client";
+import { CliError, UsageError } from "../errors.ts";
+import { messageJson, messageLine, rejectedLine, shortText } from "../ui/messages.ts";
 import { PASSPHRASE_ENV, unlockIdentity } from "../ui/passphrase.ts";
-import { connectOptions, relayFailure, relayUrlArg } from "../relay_errors.ts";
+import {
+  chooseRelay,
+  clientOptions,
+  connectOrFail,
+  RELAY_ENV,
+  RELAY_HELP,
+  relayFailure,
+  relayPositional,
+} from "../relay_errors.ts";
 
-const USAGE = `Usage: chat-p2p sync <relay-url> [--json] [--timeout <seconds>]
+const USAGE = `Usage: chat-p2p sync [<relay-url>] [--json] [--timeout <seconds>]
 
 Fetches the messages waiting for you at the relay, stores them in your history, tells the relay
-they are safe (ack) and sends each sender a delivery receipt. Prints the new messages:
-"[time] name: text", or with --json one JSON object per line:
+they are safe (ack) and sends each sender a delivery receipt. Prints the new messages, which
+then count as read: "[time] name: text", or with --json one JSON object per line:
 {"id","from","contact","fingerprint","text","sent_at"} (contact is null for strangers).
 Messages whose box does not open with the sender's claimed key are reported on stderr and dropped.
+${RELAY_HELP}
 
 Options:
+  --relay <url>        the relay (instead of <relay-url>)
   --json               JSON lines on stdout
   --timeout <seconds>  how long to wait for the relay (default ${DEFAULT_TIMEOUT_MS / 1000})
   -h, --help           show this help
 
 Environment:
+  ${RELAY_ENV}           the relay, when none is given
   ${PASSPHRASE_ENV}      the passphrase of an identity made with \`init --passphrase\`
                        (else it is asked on the terminal)`;
-
-/** Acks are sent in batches of this many ids while draining. */
-const ACK_BATCH = 100;
-
-/** The JSON line printed for a received message. */
-export function messageJson(m: IncomingMessage): Record<string, unknown> {
-  return {
-    id: m.id,
-    from: m.from,
-    contact: m.contact,
-    fingerprint: m.fingerprint,
-    text: m.text,
-    sent_at: m.sent_at,
-  };
-}
-
-/** The human line printed for a received message. */
-export function messageLine(ctx: Context, m: IncomingMessage): string {
-  const time = paint(ctx, "dim", `[${formatShortTime(m.sent_at, ctx.io.now())}]`);
-  const who = paint(ctx, m.contact ? "magenta" : "yellow", peerLabel(m.contact, m.fingerprint));
-  return `${time} ${who}: ${sanitizeForTerminal(m.text)}`;
-}
-
-/** Reports a rejected or receipt outcome on stderr; returns nothing for messages. */
-export function reportOutcome(ctx: Context, o: InboxOutcome): void {
-  if (o.kind === "rejected") {
-    err(ctx, `rejected message ${o.id} claiming to be from ${o.fingerprint}: ${o.reason}`);
-  } else if (o.kind === "receipt") {
-    for (const d of o.delivered) {
-      err(ctx, `  ✓✓ delivered to ${o.contact ?? o.from}: ${sanitizeForTerminal(preview(d.text))}`);
-    }
-  }
-}
-
-interface DrainResult {
-  newMessages: number;
-  synced: boolean;
-}
-
-async function drain(
-  ctx: Context,
-  session: RelaySession,
-  store: ProfileStore,
-  me: KeyPair,
-  json: boolean,
-  receipts: ReceiptBatch,
-  timeoutMs: number,
-): Promise<DrainResult> {
-  const names = contactNames(store.loadContacts());
-  let toAck: string[] = [];
-  let newMessages = 0;
-  const flushAcks = () => {
-    if (toAck.length > 0 && session.isOpen) session.ack(toAck);
-    toAck = [];
-  };
-  try {
-    while (true) {
-      const ev = await session.nextEvent(timeoutMs);
-      if (ev === "timeout") {
-        throw new CliError(
-          `relay ${session.relayUrl} stopped sending before the end of pending messages ` +
-            `(no frame for ${timeoutMs / 1000} s)`,
-        );
-      }
-      if (ev === undefined) {
-        const info = await session.closed;
-        throw new CliError(
-          `relay ${session.relayUrl} closed the connection before all pending messages arrived ` +
-            `(code ${info.code}${info.reason ? `: ${info.reason}` : ""})`,
-        );
-      }
-      if (ev.type === "synced") return { newMessages, synced: true };
-      if (ev.type === "error") {
-        warn(ctx, `relay error: ${ev.code}: ${ev.message}`);
-        continue;
-      }
-      if (ev.type === "invalid") {
-        warn(ctx, ev.message);
-        if (ev.id) toAck.push(ev.id);
-        continue;
-      }
-      const o = handleEnvelope(store, me, names, ev.envelope, ctx.io.now());
-      if (o.kind === "message") {
-        receipts.add(o.message.from, o.message.id);
-        if (!o.duplicate) {
-          newMessages++;
-          out(ctx, json ? JSON.stringify(messageJson(o.message)) : messageLine(ctx, o.message));
-        }
-      } else reportOutcome(ctx, o);
-      toAck.push(ev.envelope.id);
-      if (toAck.length >= ACK_BATCH) flushAcks();
-    }
-  } finally {
-    // Whatever happened, what is stored is acked (at-least-once: the rest comes back).
-    try {
-      flushAcks();
-    } catch { /* socket gone */ }
-  }
-}
 
 /** The `sync` command. */
 export const syncCommand: Command = {
@@ -154,48 +55,99 @@ export const syncCommand: Command = {
   summary: "fetch waiting messages, store them and print them",
   usage: USAGE,
   async run(args: string[], ctx: Context): Promise<void> {
-    const { values, positionals } = parseCommandArgs(this, args, {
-      json: { type: "boolean" },
-      timeout: { type: "string" },
-    }, ["relay-url"]);
-    const relayUrl = relayUrlArg(positionals[0], USAGE);
+    const { values, positionals } = parseCommandArgs(
+      this,
+      args,
+      {
+        relay: { type: "string" },
+        json: { type: "boolean" },
+        timeout: { type: "string" },
+      },
+      [],
+      1,
+    );
+    const { relay: given, rest } = relayPositional(positionals, values.relay, USAGE);
+    if (rest.length > 0) {
+      throw new UsageError(`sync: unexpected argument ${JSON.stringify(rest[0])}`, USAGE);
+    }
     const timeoutMs = parseTimeout(this, values.timeout, DEFAULT_TIMEOUT_MS);
     const json = values.json === true;
     const store = openStore(ctx.io.env, ctx.profile, (m) => warn(ctx, m));
+    const relayUrl = chooseRelay(ctx, store, given, USAGE);
     const me = await unlockIdentity(ctx, store);
+    /** The messages printed, per sender: they count as read. */
+    const printed = new Map<string, string[]>();
 
-    let session: RelaySession;
-    try {
-      session = await connectRelay(relayUrl, me, connectOptions(ctx, timeoutMs));
-    } catch (e) {
-      throw relayFailure(e, "the connection");
-    }
-    try {
-      const receipts = new ReceiptBatch();
-      let result: DrainResult;
-      try {
-        result = await drain(ctx, session, store, me, json, receipts, timeoutMs);
-      } finally {
-        if (!receipts.isEmpty && session.isOpen) {
-          const failures = await receipts.flush(session, me, () => ctx.io.now(), timeoutMs);
-          for (const f of failures) {
-            warn(
-              ctx,
-              `could not send a delivery receipt: ${relayFailure(f.error, "the receipt").message}`,
-            );
-          }
-        }
+    const client = new ChatClient(store, me, clientOptions(ctx, timeoutMs, { giveUpAfterMs: 0 }));
+    let newMessages = 0;
+    const done = Promise.withResolvers<void>();
+    done.promise.catch(() => {}); // awaited below; may fail before that
+    // The relay sends nothing for the whole timeout: it stopped before the end of the backlog.
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const alive = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() =>
+        done.reject(
+          new CliError(
+            `relay ${relayUrl} stopped sending before the end of pending messages ` +
+              `(no frame for ${timeoutMs / 1000} s)`,
+          ),
+        ), timeoutMs);
+    };
+    const stopWatching = client.on("*", alive);
+    client.on("message", ({ message, duplicate }) => {
+      if (duplicate) return;
+      newMessages++;
+      out(ctx, json ? JSON.stringify(messageJson(message)) : messageLine(ctx, message));
+      const ids = printed.get(message.from) ?? [];
+      ids.push(message.id);
+      printed.set(message.from, ids);
+    });
+    client.on("rejected", (r) => err(ctx, rejectedLine(r)));
+    client.on("delivered", (d) => {
+      for (const m of d.messages) {
+        err(ctx, `  ✓✓ delivered to ${d.contact ?? d.from}: ${shortText(m.text)}`);
       }
-      if (!json) {
-        err(
+    });
+    client.on("relay_error", (e) => warn(ctx, `relay error: ${e.code}: ${e.message}`));
+    client.on("error", (e) => {
+      if (e.during === "receipt") {
+        warn(
           ctx,
-          result.newMessages === 0
-            ? "no new messages"
-            : `${result.newMessages} new message${result.newMessages === 1 ? "" : "s"}`,
+          `could not send a delivery receipt: ${relayFailure(e.error, "the receipt").message}`,
         );
-      }
+      } else done.reject(new CliError(e.error.message, { cause: e.error }));
+    });
+    client.on("synced", () => done.resolve());
+    client.on("connection", (e) => {
+      if (e.state !== "disconnected" || !e.close) return;
+      done.reject(
+        new CliError(
+          `relay ${relayUrl} closed the connection before all pending messages arrived ` +
+            `(code ${e.close.code}${e.close.reason ? `: ${e.close.reason}` : ""})`,
+        ),
+      );
+    });
+    try {
+      await connectOrFail(client, relayUrl);
+      await done.promise;
     } finally {
-      await session.close();
+      stopWatching();
+      clearTimeout(idle);
+      // What is stored is acked and its senders get receipts, whatever happened (at least once:
+      // the rest comes back next time).
+      await client.close();
+      const marks = new ReadMarks(store);
+      for (const [peer, ids] of printed) marks.markRead(peer, ids, ctx.io.now());
+      marks.save();
+    }
+    if (!json) {
+      err(
+        ctx,
+        newMessages === 0
+          ? "no new messages"
+          : `${newMessages} new message${newMessages === 1 ? "" : "s"}`,
+      );
     }
   },
 };

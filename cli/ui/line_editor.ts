@@ -5,8 +5,8 @@
  * chat screen draws it from {@linkcode layoutRows}.
  *
  * Lengths count grapheme clusters, what a person sees as one character: 8,193 emoji are 8,193
- * characters. The byte size (what the protocol limits) is measured by a function the caller
- * gives, on the whole draft.
+ * characters. Every other limit (the byte size the protocol allows) is the caller's `check` on
+ * the whole draft: chat gives the client library's `checkMessage`.
  *
  * @example
  * ```ts
@@ -25,14 +25,12 @@ import { graphemes, graphemeWidth } from "./text_width.ts";
 export interface EditorLimits {
   /** The most grapheme clusters a message may have. */
   maxLength: number;
-  /** The most bytes a message may have, as {@linkcode EditorLimits.byteLength} measures them. */
-  maxBytes?: number;
-  /** The size of a message in bytes (default: its UTF-8 length); the protocol's measure. */
-  byteLength?: (text: string) => number;
+  /**
+   * Any other limit, on the whole draft as it would be: why it may not be sent (one sentence),
+   * or undefined. Called on every insertion that passes `maxLength`.
+   */
+  check?: (text: string) => string | undefined;
 }
-
-const utf8 = new TextEncoder();
-const defaultByteLength = (text: string): number => utf8.encode(text).length;
 
 /** Characters a draft never holds: controls other than newline and tab. */
 // deno-lint-ignore no-control-regex
@@ -90,15 +88,11 @@ export class LineEditor {
   #history: string[] = [];
   #historyAt = 0;
   #stash = "";
-  readonly #limits: Required<Omit<EditorLimits, "maxBytes">> & { maxBytes?: number };
+  readonly #limits: EditorLimits;
 
   /** An empty draft with `limits`. */
   constructor(limits: EditorLimits) {
-    this.#limits = {
-      maxLength: limits.maxLength,
-      maxBytes: limits.maxBytes,
-      byteLength: limits.byteLength ?? defaultByteLength,
-    };
+    this.#limits = { ...limits };
   }
 
   /** The draft's text. */
@@ -159,15 +153,11 @@ export class LineEditor {
         count(limit)
       }`;
     }
-    if (this.#limits.maxBytes !== undefined) {
+    if (this.#limits.check) {
       const draft = this.#g.slice(0, from).join("") + before + clean + after +
         this.#g.slice(to).join("");
-      const bytes = this.#limits.byteLength(draft);
-      if (bytes > this.#limits.maxBytes) {
-        return `not added: the message would be ${count(bytes)} bytes; the limit is ${
-          count(this.#limits.maxBytes)
-        }`;
-      }
+      const refused = this.#limits.check(draft);
+      if (refused !== undefined) return `not added: ${refused}`;
     }
     this.#g.splice(from, to - from, ...segs);
     this.#w.splice(from, to - from, ...segs.map(graphemeWidth));

@@ -95,21 +95,21 @@ Deno.test("line_editor: input past the length limit is refused whole, the draft 
   assert.match(big.insert("😀".repeat(8_193))!, /would be 8,193 characters; the limit is 8,192/);
 });
 
-Deno.test("line_editor: the byte limit is measured by the caller's function on the whole draft", () => {
-  const measured: string[] = [];
+Deno.test("line_editor: the caller's check sees the whole draft as it would be", () => {
+  const checked: string[] = [];
   const ed = new LineEditor({
     maxLength: 100,
-    maxBytes: 12,
-    byteLength: (t) => {
-      measured.push(t);
-      return new TextEncoder().encode(t).length;
+    check: (t) => {
+      checked.push(t);
+      const bytes = new TextEncoder().encode(t).length;
+      return bytes > 12 ? `${bytes} bytes is over 12` : undefined;
     },
   });
   assert.equal(ed.insert("中文"), undefined); // 6 bytes
   ed.home();
   assert.equal(ed.insert("ab"), undefined);
-  assert.deepEqual(measured, ["中文", "ab中文"]);
-  assert.equal(ed.insert("中文"), "not added: the message would be 14 bytes; the limit is 12");
+  assert.deepEqual(checked, ["中文", "ab中文"]);
+  assert.equal(ed.insert("中文"), "not added: 14 bytes is over 12");
   assert.equal(ed.text, "ab中文");
 });
 

@@ -1,16 +1,22 @@
 /**
  * The append-only history of one conversation: a JSONL file, one record per line.
  *
- * - Records are only ever appended: each append is a single `write` of the whole line on a file
+ * - Records are only ever appended: each append is a single `write` of whole lines on a file
  *   opened with `O_APPEND`, followed by `fsync`. Earlier bytes are never rewritten.
+ *   {@linkcode MessageLog.appendBatch} writes many records with one `write` and one `fsync`
+ *   (receiving a backlog), {@linkcode MessageLog.appendMessage} and
+ *   {@linkcode MessageLog.appendState} one record each.
  * - A torn last line (a crash in the middle of a write) is skipped on read; the next append first
  *   writes the missing `"\n"` so the new record starts on a line of its own.
  * - Message ids are read once when the log is opened, so a message delivered twice is stored
  *   once and appends stay O(1).
- * - Reading folds `state` records into the messages they are about.
+ * - Reading folds `state` records into the messages they are about. States only move forward
+ *   (sending → failed → accepted → delivered), with one exception: a `sending` state record puts
+ *   a failed message back in the queue (`chat-p2p resend`).
  *
  * @module
  */
+import { ClientError } from "../errors.ts";
 
 /** Direction of a message relative to the profile owner. */
 export type Direction = "in" | "out";
@@ -33,11 +39,16 @@ export interface MessageRecord {
   at: string;
 }
 
+/**
+ * A state a record can set: a delivery state, or `sending` to queue a failed message again.
+ */
+export type RecordedState = DeliveryState | "sending";
+
 /** A delivery-state record about a message already in the log. */
 export interface StateRecord {
   t: "state";
   id: string;
-  state: DeliveryState;
+  state: RecordedState;
   at: string;
 }
 
@@ -90,7 +101,10 @@ export function parseRecord(line: string): LogRecord | undefined {
     return { t: "msg", id: r.id, dir: r.dir, text: r.text, sent_at: r.sent_at, at: r.at };
   }
   if (r.t === "state") {
-    if (r.state !== "accepted" && r.state !== "delivered" && r.state !== "failed") {
+    if (
+      r.state !== "accepted" && r.state !== "delivered" && r.state !== "failed" &&
+      r.state !== "sending"
+    ) {
       return undefined;
     }
     return { t: "state", id: r.id, state: r.state, at: r.at };
@@ -99,10 +113,18 @@ export function parseRecord(line: string): LogRecord | undefined {
 }
 
 /**
+ * True when recording `state` changes a message in state `current`: forward only (delivered >
+ * accepted > failed > sending), except that `sending` re-queues a failed message.
+ */
+function moves(current: FoldedState, state: RecordedState): boolean {
+  return state === "sending" ? current === "failed" : RANK[state] > RANK[current];
+}
+
+/**
  * Folds records into messages, in the order they were first written. A repeated message id keeps
  * its first record; state records about unknown ids or incoming messages are ignored; an
  * outgoing message takes the most advanced state recorded for it
- * (delivered > accepted > failed > sending).
+ * (delivered > accepted > failed > sending), and a `sending` record after `failed` queues it again.
  */
 export function foldRecords(records: Iterable<LogRecord>): HistoryEntry[] {
   const byId = new Map<string, HistoryEntry>();
@@ -123,7 +145,7 @@ export function foldRecords(records: Iterable<LogRecord>): HistoryEntry[] {
     } else {
       const e = byId.get(r.id);
       if (!e || e.dir !== "out") continue;
-      if (RANK[r.state] > RANK[e.state]) e.state = r.state;
+      if (moves(e.state, r.state)) e.state = r.state;
     }
   }
   return order;
@@ -146,7 +168,7 @@ export function readLog(path: string): LogContents {
     text = Deno.readTextFileSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { records: [], skipped: 0, tornTail: false };
-    throw e;
+    throw ioError("read", path, e);
   }
   const lines = text.split("\n");
   const last = lines.pop() ?? ""; // "" when the file ends with "\n"
@@ -171,28 +193,73 @@ export function readLog(path: string): LogContents {
   return { records, skipped, tornTail };
 }
 
-/** Appends `line` (which must end in "\n") with one O_APPEND write, then fsyncs. */
-function appendLine(path: string, line: string): void {
-  const file = Deno.openSync(path, { read: true, append: true, create: true, mode: 0o600 });
+/** The store's domain error for a failed read or write of `path`. */
+export function ioError(what: "read" | "write", path: string, e: unknown): ClientError {
+  const why = e instanceof Error ? e.message : String(e);
+  return new ClientError("io", `cannot ${what} ${path}: ${why}`, { cause: e });
+}
+
+/** "\n" when the file's last byte is not one (a torn or unterminated line), else "". */
+function separator(last: Uint8Array | undefined): string {
+  return last !== undefined && last[0] !== 0x0a ? "\n" : "";
+}
+
+const APPEND_MODE = { read: true, append: true, create: true, mode: 0o600 } as const;
+
+/** Appends `text` (whole lines) with one O_APPEND write, then fsyncs. */
+function appendLines(path: string, text: string): void {
   try {
-    let prefix = "";
-    const size = file.statSync().size;
-    if (size > 0) {
-      // O(1) look at the last byte: a torn or unterminated line must not swallow this record.
-      const last = new Uint8Array(1);
-      file.seekSync(size - 1, Deno.SeekMode.Start);
-      file.readSync(last);
-      if (last[0] !== 0x0a) prefix = "\n";
+    const file = Deno.openSync(path, APPEND_MODE);
+    try {
+      const size = file.statSync().size;
+      let last: Uint8Array | undefined;
+      if (size > 0) {
+        // O(1) look at the last byte: a torn or unterminated line must not swallow this record.
+        last = new Uint8Array(1);
+        file.seekSync(size - 1, Deno.SeekMode.Start);
+        file.readSync(last);
+      }
+      const bytes = new TextEncoder().encode(separator(last) + text);
+      let off = file.writeSync(bytes);
+      // Regular files take the whole buffer in one write; loop only as a safety net.
+      while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+      file.syncSync();
+    } finally {
+      file.close();
     }
-    const bytes = new TextEncoder().encode(prefix + line);
-    let off = file.writeSync(bytes);
-    // Regular files take the whole buffer in one write; loop only as a safety net.
-    while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
-    file.syncSync();
-  } finally {
-    file.close();
+  } catch (e) {
+    throw ioError("write", path, e);
   }
 }
+
+/** {@linkcode appendLines} without blocking the event loop while the disk works. */
+async function appendLinesAsync(path: string, text: string): Promise<void> {
+  try {
+    const file = await Deno.open(path, APPEND_MODE);
+    try {
+      const size = (await file.stat()).size;
+      let last: Uint8Array | undefined;
+      if (size > 0) {
+        last = new Uint8Array(1);
+        await file.seek(size - 1, Deno.SeekMode.Start);
+        await file.read(last);
+      }
+      const bytes = new TextEncoder().encode(separator(last) + text);
+      let off = 0;
+      while (off < bytes.length) off += await file.write(bytes.subarray(off));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+  } catch (e) {
+    throw ioError("write", path, e);
+  }
+}
+
+/** A record to append: a message (without `t`) or a state change. */
+export type NewRecord =
+  | ({ t: "msg" } & Omit<MessageRecord, "t">)
+  | StateRecord;
 
 /**
  * One conversation's history file, opened once: it knows which ids it holds and their current
@@ -241,40 +308,102 @@ export class MessageLog {
    * false for a duplicate.
    */
   appendMessage(msg: Omit<MessageRecord, "t">): boolean {
-    if (this.#entries.has(msg.id)) return false;
-    const rec: MessageRecord = {
-      t: "msg",
-      id: msg.id,
-      dir: msg.dir,
-      text: msg.text,
-      sent_at: msg.sent_at,
-      at: msg.at,
-    };
-    appendLine(this.path, JSON.stringify(rec) + "\n");
-    const e: HistoryEntry = {
-      id: rec.id,
-      dir: rec.dir,
-      text: rec.text,
-      sent_at: rec.sent_at,
-      at: rec.at,
-      state: rec.dir === "in" ? "received" : "sending",
-    };
-    this.#entries.set(e.id, e);
-    this.#order.push(e);
-    return true;
+    const [written] = this.#write([{ t: "msg", ...msg }], (text) => appendLines(this.path, text));
+    return written;
   }
 
   /**
-   * Durably records a delivery state for an outgoing message, if that moves it forward.
-   * Returns true when a record was written (ids that are unknown, incoming, or already in that
-   * state or a later one write nothing).
+   * Durably records a delivery state for an outgoing message, if that moves it forward (or,
+   * for `sending`, puts a failed message back in the queue). Returns true when a record was
+   * written (ids that are unknown, incoming, or already in that state or a later one write
+   * nothing).
    */
-  appendState(id: string, state: DeliveryState, at: string): boolean {
-    const e = this.#entries.get(id);
-    if (!e || e.dir !== "out" || RANK[state] <= RANK[e.state]) return false;
-    const rec: StateRecord = { t: "state", id, state, at };
-    appendLine(this.path, JSON.stringify(rec) + "\n");
-    e.state = state;
-    return true;
+  appendState(id: string, state: RecordedState, at: string): boolean {
+    const [written] = this.#write(
+      [{ t: "state", id, state, at }],
+      (text) => appendLines(this.path, text),
+    );
+    return written;
+  }
+
+  /**
+   * Appends many records with one write and one fsync; resolves once they are durable, with one
+   * flag per record: true when it was written, false when it changed nothing (a duplicate
+   * message, a state that does not move its message). The log shows the records at once; if the
+   * write fails they are taken back out, and the promise rejects.
+   */
+  async appendBatch(records: NewRecord[]): Promise<boolean[]> {
+    let undo: () => void = () => {};
+    let pending: Promise<void> = Promise.resolve();
+    const written = this.#write(records, (text, rollback) => {
+      undo = rollback;
+      pending = appendLinesAsync(this.path, text);
+    });
+    try {
+      await pending;
+    } catch (e) {
+      undo();
+      throw e;
+    }
+    return written;
+  }
+
+  /**
+   * Applies `records` to the in-memory view, hands the lines of those that change something to
+   * `write` (with a function that reverts the view), and says which ones did.
+   */
+  #write(
+    records: NewRecord[],
+    write: (text: string, rollback: () => void) => void,
+  ): boolean[] {
+    const lines: string[] = [];
+    const undo: Array<() => void> = [];
+    const flags = records.map((r) => {
+      if (r.t === "msg") {
+        if (this.#entries.has(r.id)) return false;
+        const rec: MessageRecord = {
+          t: "msg",
+          id: r.id,
+          dir: r.dir,
+          text: r.text,
+          sent_at: r.sent_at,
+          at: r.at,
+        };
+        const e: HistoryEntry = {
+          id: rec.id,
+          dir: rec.dir,
+          text: rec.text,
+          sent_at: rec.sent_at,
+          at: rec.at,
+          state: rec.dir === "in" ? "received" : "sending",
+        };
+        this.#entries.set(e.id, e);
+        this.#order.push(e);
+        undo.push(() => {
+          this.#entries.delete(e.id);
+          this.#order.splice(this.#order.lastIndexOf(e), 1);
+        });
+        lines.push(JSON.stringify(rec));
+        return true;
+      }
+      const e = this.#entries.get(r.id);
+      if (!e || e.dir !== "out" || !moves(e.state, r.state)) return false;
+      const before = e.state;
+      e.state = r.state;
+      undo.push(() => void (e.state = before));
+      lines.push(JSON.stringify({ t: "state", id: r.id, state: r.state, at: r.at }));
+      return true;
+    });
+    if (lines.length === 0) return flags;
+    const rollback = () => {
+      for (const u of undo.reverse()) u();
+    };
+    try {
+      write(lines.join("\n") + "\n", rollback);
+    } catch (e) {
+      rollback();
+      throw e;
+    }
+    return flags;
   }
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { ClientError } from "../errors.ts";
 import { foldRecords, type LogRecord, MessageLog, readLog } from "./message_log.ts";
 
 function tmpFile(): { dir: string; path: string } {
@@ -156,4 +157,71 @@ Deno.test("foldRecords: first copy of an id wins, best state wins, strays ignore
       ["inin0000", "received", "text inin0000"],
     ],
   );
+});
+
+Deno.test("MessageLog.appendBatch: one append for many records, duplicates and stale states skipped", async () => {
+  const { dir, path } = tmpFile();
+  try {
+    const log = MessageLog.open(path);
+    log.appendMessage(msg("outgoing1"));
+    const flags = await log.appendBatch([
+      { t: "msg", ...msg("incoming1", "in") },
+      { t: "msg", ...msg("incoming1", "in", "again") }, // same id twice in one batch
+      { t: "msg", ...msg("outgoing1") }, // already stored
+      { t: "state", id: "outgoing1", state: "delivered", at: "t" },
+      { t: "state", id: "outgoing1", state: "accepted", at: "t" }, // would go backwards
+      { t: "msg", ...msg("incoming2", "in") },
+    ]);
+    assert.deepEqual(flags, [true, false, false, true, false, true]);
+    const lines = Deno.readTextFileSync(path).trimEnd().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => [l.t, l.id]), [
+      ["msg", "outgoing1"],
+      ["msg", "incoming1"],
+      ["state", "outgoing1"],
+      ["msg", "incoming2"],
+    ]);
+    assert.deepEqual(
+      MessageLog.open(path).entries().map((e) => [e.id, e.state]),
+      log.entries().map((e) => [e.id, e.state]),
+    );
+    assert.deepEqual(await log.appendBatch([{ t: "msg", ...msg("incoming2", "in") }]), [false]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("MessageLog.appendBatch: a failed write takes the records back out and rejects", async () => {
+  const { dir, path } = tmpFile();
+  try {
+    const bad = MessageLog.open(path);
+    Deno.mkdirSync(path); // a directory where the file should be: the open for append fails
+    await assert.rejects(
+      () => bad.appendBatch([{ t: "msg", ...msg("lostlost1", "in") }]),
+      (e: unknown) => e instanceof ClientError && e.code === "io" && /cannot write/.test(e.message),
+    );
+    assert.equal(bad.has("lostlost1"), false, "not shown as stored");
+    assert.deepEqual(bad.entries(), []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("MessageLog: a sending record puts a failed message back in the queue, nothing else", () => {
+  const { dir, path } = tmpFile();
+  try {
+    const log = MessageLog.open(path);
+    log.appendMessage(msg("failedone"));
+    log.appendMessage(msg("acceptedo"));
+    assert.equal(log.appendState("failedone", "sending", "t"), false, "already queued");
+    assert.equal(log.appendState("failedone", "failed", "t1"), true);
+    assert.equal(log.appendState("acceptedo", "accepted", "t1"), true);
+    assert.equal(log.appendState("failedone", "sending", "t2"), true);
+    assert.equal(log.appendState("acceptedo", "sending", "t2"), false, "accepted stays accepted");
+    assert.equal(log.get("failedone")?.state, "sending");
+    assert.equal(MessageLog.open(path).get("failedone")?.state, "sending");
+    assert.equal(log.appendState("failedone", "accepted", "t3"), true);
+    assert.equal(MessageLog.open(path).get("failedone")?.state, "accepted");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -6,7 +6,10 @@
  *   identity.json               0600  {"v":1,"public_key":b64,"secret_key":b64}, or with a
  *                                     passphrase {"v":2,"public_key":b64,
  *                                     "encrypted_secret_key":{...}} (see key_protection.ts)
- *   contacts.json               0600  {"<name>": "<base64 key>", ...}
+ *   contacts.json               0600  {"<name>": "<base64 key>" or {"key", "verified"}, ...}
+ *                                     (see contacts.ts)
+ *   config.json                 0600  per-profile settings (see config.ts)
+ *   read.json                   0600  how far each conversation is read (see conversations.ts)
  *   messages/                   0700
  *     <peer key, base64url>.jsonl     append-only history per peer key (see message_log.ts)
  * ```
@@ -38,25 +41,20 @@ import {
   parseEncryptedSecretKey,
   type ScryptParams,
 } from "./key_protection.ts";
-import { MessageLog } from "./message_log.ts";
+import { ioError, MessageLog } from "./message_log.ts";
+import {
+  type Contact,
+  normalizeContactName,
+  parseContacts,
+  serializeContacts,
+} from "./contacts.ts";
 
 /** Profile names: what may follow `.chat-` in a directory name. */
 const PROFILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/** Contact names: 1-32 of letters, digits, `_-.`, starting with a letter or digit. */
-const CONTACT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
-
 /** Explains why `name` is not a valid profile name, or returns undefined. */
 export function explainProfileName(name: string): string | undefined {
   return PROFILE_RE.test(name) ? undefined : `invalid profile name ${JSON.stringify(name)}: use ` +
     "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit";
-}
-
-/** Explains why `name` is not a valid contact name, or returns undefined. */
-export function explainContactName(name: string): string | undefined {
-  if (CONTACT_NAME_RE.test(name)) return undefined;
-  if (name.length === 0) return "the name is empty";
-  if (name.length > 32) return `the name is ${name.length} characters long; at most 32 are allowed`;
-  return "use letters, digits, '_', '-' or '.', starting with a letter or digit";
 }
 
 /** File-name form of a base64 key: base64url without padding (no '/' or '+'). */
@@ -74,13 +72,6 @@ export function fileNameToKey(name: string): string | undefined {
 /** Normalises a fingerprint as typed by a user: lower-case hex, no spaces. */
 export function normalizeFingerprint(text: string): string {
   return text.replace(/[\s:]/g, "").toLowerCase();
-}
-
-/** A saved contact. */
-export interface Contact {
-  name: string;
-  /** Base64 Ed25519 public key. */
-  key: string;
 }
 
 /** A peer as resolved from what the user typed: a contact, or a bare key. */
@@ -146,6 +137,7 @@ export class ProfileStore {
   readonly #logs = new Map<string, MessageLog>();
   #checkedDir = false;
   readonly #checkedFiles = new Set<string>();
+  readonly #warnedContacts = new Set<string>();
 
   /** Creates a store for `home`/`profile`; nothing is read or written yet. */
   constructor(opts: ProfileStoreOptions) {
@@ -167,7 +159,7 @@ export class ProfileStore {
       try {
         Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
       } catch (e) {
-        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+        if (!(e instanceof Deno.errors.AlreadyExists)) throw ioError("write", d, e);
       }
     }
     this.#checkDirMode();
@@ -215,7 +207,12 @@ export class ProfileStore {
   #writeAtomic(path: string, text: string): void {
     this.ensureDirs();
     const tmp = join(this.dir, `.${crypto.randomUUID()}.tmp`);
-    const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
+    } catch (e) {
+      throw ioError("write", path, e);
+    }
     try {
       try {
         const bytes = new TextEncoder().encode(text);
@@ -231,7 +228,7 @@ export class ProfileStore {
       try {
         Deno.removeSync(tmp);
       } catch { /* already gone */ }
-      throw e;
+      throw ioError("write", path, e);
     }
     try {
       const dir = Deno.openSync(this.dir, { read: true });
@@ -245,6 +242,35 @@ export class ProfileStore {
     }
   }
 
+  // -- other files of the profile ---------------------------------------------------------------
+
+  /**
+   * The text of the profile's file `name` (a plain file name such as `config.json`), or
+   * undefined when it does not exist. For the modules that own such a file (config.ts,
+   * conversations.ts).
+   */
+  readFile(name: string): string | undefined {
+    const path = this.#fileOf(name);
+    try {
+      const text = Deno.readTextFileSync(path);
+      this.#checkFileMode(path);
+      return text;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw ioError("read", path, e);
+    }
+  }
+
+  /** Atomically replaces the profile's file `name` with `text` (0600; see the module doc). */
+  writeFile(name: string, text: string): void {
+    this.#writeAtomic(this.#fileOf(name), text);
+  }
+
+  #fileOf(name: string): string {
+    if (!/^[a-z][a-z0-9_]*\.json$/.test(name)) throw new TypeError(`not a profile file: ${name}`);
+    return join(this.dir, name);
+  }
+
   // -- identity -------------------------------------------------------------------------------
 
   /** True when identity.json exists. */
@@ -254,7 +280,7 @@ export class ProfileStore {
       return true;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return false;
-      throw e;
+      throw ioError("read", this.identityPath, e);
     }
   }
 
@@ -272,10 +298,10 @@ export class ProfileStore {
       if (e instanceof Deno.errors.NotFound) {
         throw new ClientError(
           "no_identity",
-          `no identity for profile ${this.profile}: run \`chat-p2p init\``,
+          `no identity for profile ${this.profile}`,
         );
       }
-      throw new ClientError("io", `cannot read ${this.identityPath}: ${(e as Error).message}`);
+      throw ioError("read", this.identityPath, e);
     }
     this.#checkFileMode(this.identityPath);
     const corrupt = (why: string) =>
@@ -374,14 +400,18 @@ export class ProfileStore {
 
   // -- contacts -------------------------------------------------------------------------------
 
-  /** Saved contacts, sorted by name. */
-  loadContacts(): Contact[] {
+  /**
+   * Reads contacts.json: the valid contacts sorted by name, and the entries that are not (a
+   * value that is not a key, a name that is not a contact name), exactly as found, so writes can
+   * keep them. Each of those is warned about once per store.
+   */
+  #readContacts(): { contacts: Contact[]; unreadable: Array<[string, unknown]> } {
     let text: string;
     try {
       text = Deno.readTextFileSync(this.contactsPath);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return [];
-      throw new ClientError("io", `cannot read ${this.contactsPath}: ${(e as Error).message}`);
+      if (e instanceof Deno.errors.NotFound) return { contacts: [], unreadable: [] };
+      throw ioError("read", this.contactsPath, e);
     }
     let o: unknown;
     try {
@@ -398,22 +428,41 @@ export class ProfileStore {
         `contacts file ${this.contactsPath} is corrupt: not a JSON object`,
       );
     }
-    const out: Contact[] = [];
-    for (const [name, key] of Object.entries(o as Record<string, unknown>)) {
-      if (typeof key !== "string" || !decodePublicKey(key) || explainContactName(name)) {
-        this.#warn(`skipping invalid contact ${JSON.stringify(name)} in ${this.contactsPath}`);
-        continue;
-      }
-      out.push({ name, key });
+    const parsed = parseContacts(o as Record<string, unknown>);
+    for (const [name] of parsed.unreadable) {
+      if (this.#warnedContacts.has(name)) continue;
+      this.#warnedContacts.add(name);
+      this.#warn(
+        `ignoring contact ${JSON.stringify(name)} in ${this.contactsPath}: not a valid ` +
+          "name and key (the entry is kept in the file as it is)",
+      );
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return parsed;
   }
 
-  /** Atomically replaces contacts.json with `contacts`. */
+  /** Saved contacts, sorted by name (entries that cannot be read are left out, with a warning). */
+  loadContacts(): Contact[] {
+    return this.#readContacts().contacts;
+  }
+
+  /**
+   * Atomically replaces the contacts in contacts.json with `contacts`. Entries of the file that
+   * could not be read are written back untouched: nothing the store did not understand is
+   * dropped. A contact named like one of those entries is refused (`contacts_corrupt`), since
+   * saving it would overwrite the entry.
+   */
   saveContacts(contacts: Contact[]): void {
-    const obj: Record<string, string> = {};
-    for (const c of [...contacts].sort((a, b) => a.name.localeCompare(b.name))) obj[c.name] = c.key;
-    this.#writeAtomic(this.contactsPath, JSON.stringify(obj, null, 2) + "\n");
+    const { unreadable } = this.#readContacts();
+    const clash = unreadable.find(([name]) => contacts.some((c) => c.name === name));
+    if (clash) {
+      throw new ClientError(
+        "contacts_corrupt",
+        `contacts file ${this.contactsPath} has an entry ${
+          JSON.stringify(clash[0])
+        } that cannot be read; fix or remove it by hand first`,
+      );
+    }
+    this.#writeAtomic(this.contactsPath, serializeContacts(contacts, unreadable));
   }
 
   // -- history --------------------------------------------------------------------------------
@@ -447,7 +496,7 @@ export class ProfileStore {
         if (key) keys.push(key);
       }
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (!(e instanceof Deno.errors.NotFound)) throw ioError("read", this.messagesDir, e);
     }
     return keys.sort();
   }
@@ -460,7 +509,8 @@ export class ProfileStore {
    */
   resolvePeer(text: string, opts: { allowUnknownKey?: boolean } = {}): Peer {
     const contacts = this.loadContacts();
-    const byName = contacts.find((c) => c.name === text);
+    const name = normalizeContactName(text);
+    const byName = contacts.find((c) => c.name === name);
     if (byName) {
       return { key: byName.key, name: byName.name, fingerprint: keyFingerprint(byName.key) };
     }
@@ -481,7 +531,7 @@ export class ProfileStore {
       }
     }
     const known = contacts.length === 0
-      ? "no contacts saved yet (add one with `chat-p2p add-contact <name> <public-key>`)"
+      ? "no contacts saved yet"
       : `known contacts: ${contacts.map((c) => c.name).join(", ")}`;
     throw new ClientError("unknown_contact", `unknown contact ${JSON.stringify(text)}; ${known}`);
   }

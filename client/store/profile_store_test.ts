@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fingerprint, generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { ClientError } from "../errors.ts";
+import { explainContactName } from "./contacts.ts";
 import {
-  explainContactName,
   fileNameToKey,
   keyToFileName,
   normalizeFingerprint,
@@ -88,7 +88,8 @@ Deno.test("ProfileStore: missing or corrupt identity gives a clear error", async
     const s = store(home, [], "alice");
     await assert.rejects(() => s.loadIdentity(), (e: unknown) => {
       assert.ok(e instanceof ClientError);
-      assert.equal(e.message, "no identity for profile alice: run `chat-p2p init`");
+      assert.equal(e.message, "no identity for profile alice");
+      assert.equal(e.code, "no_identity");
       return true;
     });
     s.saveIdentity(generateKeyPair());
@@ -113,6 +114,69 @@ Deno.test("ProfileStore: contacts round-trip as a name -> key object", () => {
     s.saveContacts([{ name: "zed", key: k2 }, { name: "amy", key: k1 }]);
     assert.deepEqual(JSON.parse(Deno.readTextFileSync(s.contactsPath)), { amy: k1, zed: k2 });
     assert.deepEqual(s.loadContacts(), [{ name: "amy", key: k1 }, { name: "zed", key: k2 }]);
+  } finally {
+    Deno.removeSync(home, { recursive: true });
+  }
+});
+
+Deno.test("ProfileStore: contacts it cannot read are warned about and written back untouched", () => {
+  const home = Deno.makeTempDirSync({ prefix: "chat-p2p-test-" });
+  try {
+    const warnings: string[] = [];
+    const s = store(home, warnings);
+    s.ensureDirs();
+    const amy = toBase64(generateKeyPair().publicKey);
+    const odd = `{"amy":"${amy}","bad name!":"${amy}","carol":"not a key",` +
+      `"dave":{"key":"${amy}","verified":true},"__proto__":42}`;
+    Deno.writeTextFileSync(s.contactsPath, odd);
+    assert.deepEqual(s.loadContacts(), [{ name: "amy", key: amy }]);
+    assert.equal(warnings.length, 4);
+    assert.match(warnings[1], /ignoring contact "carol" in .*contacts\.json: .*kept in the file/);
+
+    const bob = toBase64(generateKeyPair().publicKey);
+    s.saveContacts([...s.loadContacts(), { name: "bob", key: bob }]);
+    const written = JSON.parse(Deno.readTextFileSync(s.contactsPath));
+    assert.deepEqual(Object.keys(written).sort(), [
+      "__proto__",
+      "amy",
+      "bad name!",
+      "bob",
+      "carol",
+      "dave",
+    ]);
+    assert.deepEqual(written.dave, { key: amy, verified: true });
+    assert.equal(written.carol, "not a key");
+    assert.equal(Object.getOwnPropertyDescriptor(written, "__proto__")?.value, 42);
+    assert.equal(warnings.length, 4, "each entry is warned about once per store");
+
+    // Saving a contact under the name of an entry it cannot read would overwrite it: refused.
+    assert.throws(
+      () => s.saveContacts([{ name: "carol", key: bob }]),
+      (e: unknown) =>
+        e instanceof ClientError && e.code === "contacts_corrupt" && /"carol"/.test(e.message),
+    );
+    assert.equal(JSON.parse(Deno.readTextFileSync(s.contactsPath)).carol, "not a key");
+  } finally {
+    Deno.removeSync(home, { recursive: true });
+  }
+});
+
+Deno.test("ProfileStore: a file system failure is a ClientError with code io, naming the path", () => {
+  const home = Deno.makeTempDirSync({ prefix: "chat-p2p-test-" });
+  try {
+    // The profile directory's place is taken by a file: nothing can be created under it.
+    Deno.writeTextFileSync(join(home, ".chat-default"), "");
+    const s = store(home);
+    assert.throws(() => s.saveIdentity(generateKeyPair()), (e: unknown) => {
+      assert.ok(e instanceof ClientError);
+      assert.equal(e.code, "io");
+      assert.match(e.message, /^cannot write .*\.chat-default/);
+      return true;
+    });
+    assert.throws(
+      () => s.history(toBase64(generateKeyPair().publicKey)),
+      (e: unknown) => e instanceof ClientError && e.code === "io",
+    );
   } finally {
     Deno.removeSync(home, { recursive: true });
   }
@@ -182,7 +246,7 @@ Deno.test("profile and contact names are validated", () => {
   assert.equal(explainContactName("9lives"), undefined);
   assert.match(explainContactName("")!, /empty/);
   assert.match(explainContactName("-bob")!, /starting with a letter or digit/);
-  assert.match(explainContactName("bob smith")!, /letters, digits/);
+  assert.match(explainContactName("bob/smith")!, /letters and digits/);
   assert.match(explainContactName("x".repeat(33))!, /at most 32/);
   assert.equal(explainContactName("x".repeat(32)), undefined);
 });

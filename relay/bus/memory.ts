@@ -5,7 +5,7 @@
  * @module
  */
 import type { Bus, BusHandler } from "../ports/bus.ts";
-import type { BackendStatus } from "../ports/mailbox.ts";
+import type { BackendStatus } from "../ports/errors.ts";
 
 /** The shared medium several in-process buses publish on. */
 export class MemoryBusHub {

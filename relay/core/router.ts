@@ -7,8 +7,9 @@
  */
 import { type Envelope, mailboxIdOf, serializeEnvelope } from "@chat-p2p/protocol";
 import type { Bus } from "../ports/bus.ts";
-import { BackendUnavailableError, type Mailbox, type StoredEnvelope } from "../ports/mailbox.ts";
-import type { Logger } from "../infra/log.ts";
+import type { Mailbox, StoredEnvelope } from "../ports/mailbox.ts";
+import { BackendUnavailableError, errorMessage } from "../ports/errors.ts";
+import { type Logger, OutageLog } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 
 /** Something on this relay that wants envelopes for one mailbox (an authenticated session). */
@@ -24,12 +25,31 @@ export class Router {
   #log: Logger;
   #metrics?: Metrics;
   #local = new Map<string, Set<Recipient>>();
+  /** Backend refusals, reported per outage rather than per request (see OutageLog). */
+  #refused: { send: OutageLog; ack: OutageLog; read: OutageLog };
 
   constructor(mailbox: Mailbox, bus: Bus, log: Logger, metrics?: Metrics) {
     this.mailbox = mailbox;
     this.bus = bus;
     this.#log = log;
     this.#metrics = metrics;
+    this.#refused = {
+      send: new OutageLog(log, "sends refused: backend unavailable"),
+      ack: new OutageLog(log, "acks refused: backend unavailable"),
+      read: new OutageLog(log, "mailbox reads failed: backend unavailable"),
+    };
+  }
+
+  /** Reports `p`'s outcome to `outage`: a BackendUnavailableError counts, anything else ends it. */
+  async #watch<T>(outage: OutageLog, p: Promise<T>): Promise<T> {
+    try {
+      const v = await p;
+      outage.ok();
+      return v;
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) outage.fail(err.message);
+      throw err;
+    }
   }
 
   /** Subscribes to the bus. Call once before serving. */
@@ -74,7 +94,11 @@ export class Router {
    * been lost) and counts as accepted. Rejects with `MailboxFullError` or
    * `BackendUnavailableError`; then the client is told it was not accepted.
    */
-  async accept(envelope: Envelope): Promise<"stored" | "duplicate"> {
+  accept(envelope: Envelope): Promise<"stored" | "duplicate"> {
+    return this.#watch(this.#refused.send, this.#accept(envelope));
+  }
+
+  async #accept(envelope: Envelope): Promise<"stored" | "duplicate"> {
     const mailboxId = mailboxIdOf(envelope);
     const raw = serializeEnvelope(envelope);
     const t0 = performance.now();
@@ -92,7 +116,7 @@ export class Router {
       // sender it was not accepted, so it retries with the same id (which is then a duplicate).
       throw err instanceof BackendUnavailableError
         ? err
-        : new BackendUnavailableError(`bus publish failed: ${(err as Error).message}`);
+        : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
     }
     this.#metrics?.observe(
       "backend_seconds",
@@ -104,12 +128,12 @@ export class Router {
 
   /** A page of pending envelopes, oldest first. */
   pending(mailboxId: string, afterSeq: number, limit: number): Promise<StoredEnvelope[]> {
-    return this.mailbox.pending(mailboxId, { afterSeq, limit });
+    return this.#watch(this.#refused.read, this.mailbox.pending(mailboxId, { afterSeq, limit }));
   }
 
   /** Forgets envelopes the recipient has stored. */
   ack(mailboxId: string, ids: readonly string[]): Promise<number> {
-    return this.mailbox.ack(mailboxId, ids);
+    return this.#watch(this.#refused.ack, this.mailbox.ack(mailboxId, ids));
   }
 }
 

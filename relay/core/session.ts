@@ -24,11 +24,11 @@ import {
   toBase64,
   verifyAsync,
 } from "@chat-p2p/protocol";
-import { BackendUnavailableError, MailboxFullError } from "../ports/mailbox.ts";
+import { BackendUnavailableError, errorMessage, MailboxFullError } from "../ports/errors.ts";
 import type { Logger } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 import type { Recipient, Router } from "./router.ts";
-import { type RateSpec, TokenBucket } from "@chat-p2p/protocol/async";
+import { delay, type RateSpec, TokenBucket } from "@chat-p2p/protocol/async";
 import type { KeyedBuckets } from "./rate_limit.ts";
 
 /** The socket, as the session sees it. */
@@ -44,14 +44,38 @@ export interface SessionOptions {
   maxFrameBytes: number;
   authTimeoutMs: number;
   maxBufferedBytes: number;
-  /** Normalised public URLs clients may sign; empty = accept `requestHost` with path /ws. */
-  publicUrls: string[];
-  /** The Host the request came in on (e.g. "127.0.0.1:8080"). */
-  requestHost: string;
+  /** The normalised relay URLs a client may sign ({@linkcode relayUrlsFor}); nothing else. */
+  relayUrls: ReadonlySet<string>;
   /** Budget for every frame on this socket. */
   frameRate: RateSpec;
   /** Per-key send budgets, shared by every session of this relay. */
   sendBuckets: KeyedBuckets;
+}
+
+/** Listen addresses that name no one host: the relay cannot know what clients call it. */
+const WILDCARD_HOSTS = new Set(["", "0.0.0.0", "::", "[::]"]);
+
+/**
+ * The relay URLs clients may sign in `auth`: the operator's `publicUrls` when there are any;
+ * otherwise only the URLs this relay can know to be its own, on the port it listens on: the
+ * loopback names (`127.0.0.1`, `localhost`, `[::1]`) and the listen address when it names one
+ * host. A URL taken from the request (the `Host` header) would let a relay replay a login made
+ * for itself at another relay, so nothing is ever derived from the request.
+ */
+export function relayUrlsFor(
+  opts: { publicUrls: readonly string[]; hostname: string; port: number },
+): Set<string> {
+  if (opts.publicUrls.length > 0) return new Set(opts.publicUrls);
+  const hosts = ["127.0.0.1", "localhost", "[::1]"];
+  if (!WILDCARD_HOSTS.has(opts.hostname)) {
+    hosts.push(opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname);
+  }
+  const urls = new Set<string>();
+  for (const h of hosts) {
+    const url = normalizeRelayUrl(`ws://${h}:${opts.port}/ws`);
+    if (url) urls.add(url);
+  }
+  return urls;
 }
 
 const PAGE = 500;
@@ -218,13 +242,8 @@ export class Session implements Recipient {
       this.#error("already_authenticated", "this socket is already authenticated");
       return;
     }
-    const relay = normalizeRelayUrl(f.relay);
-    const urlOk = relay !== undefined && relay === f.relay && (
-      this.#opt.publicUrls.length > 0
-        ? this.#opt.publicUrls.includes(relay)
-        : new URL(relay).host === this.#opt.requestHost.toLowerCase() &&
-          new URL(relay).pathname === "/ws"
-    );
+    // The set holds normalised URLs only, so a URL that is not normalised is refused too.
+    const urlOk = this.#opt.relayUrls.has(f.relay);
     const key = decodePublicKey(f.key)!;
     const sig = fromBase64(f.signature)!;
     this.#state = "verifying"; // a second auth frame meanwhile gets already_authenticated
@@ -238,7 +257,10 @@ export class Session implements Recipient {
         "auth_failed",
         urlOk
           ? "the signature does not verify for this key and challenge"
-          : `the signed relay URL '${f.relay}' is not this relay's (sign the normalised URL you connected to)`,
+          : `the signed relay URL '${f.relay}' is not this relay's: it accepts ${
+            [...this.#opt.relayUrls].join(", ")
+          }. Sign the normalised URL you connected to; if that URL reaches this relay (a proxy, ` +
+            "another host name), its operator must list it in RELAY_PUBLIC_URL",
       );
       this.#close(CLOSE_CODES.policy, "auth failed");
       return;
@@ -271,7 +293,10 @@ export class Session implements Recipient {
         if (!(await this.#roomToSend())) return;
       }
     } catch (err) {
-      this.#log.error("drain failed", { err: (err as Error).message });
+      // Backend outages are reported by the router, once per outage.
+      if (!(err instanceof BackendUnavailableError)) {
+        this.#log.error("drain failed", { err: errorMessage(err) });
+      }
       this.#error("unavailable", "cannot read your mailbox right now; reconnect later");
       this.#close(CLOSE_CODES.tryAgainLater, "mailbox unavailable");
       return;
@@ -301,7 +326,7 @@ export class Session implements Recipient {
         );
         return false;
       }
-      await new Promise((r) => setTimeout(r, 5));
+      await delay(5);
     }
     return this.#state !== "closed";
   }
@@ -344,14 +369,13 @@ export class Session implements Recipient {
           e.id,
         );
       } else if (err instanceof BackendUnavailableError) {
-        this.#log.warn("send refused: backend unavailable", { err: err.message });
         this.#error(
           "unavailable",
           "the relay cannot store messages right now; nothing was accepted, retry later",
           e.id,
         );
       } else {
-        this.#log.error("send failed", { err: (err as Error).message });
+        this.#log.error("send failed", { err: errorMessage(err) });
         this.#error(
           "internal",
           "the relay failed to store the message; nothing was accepted",
@@ -370,7 +394,9 @@ export class Session implements Recipient {
       const n = await this.#router.ack(this.#mailboxId!, f.ids);
       this.#metrics?.inc("envelopes_acked_total", {}, n);
     } catch (err) {
-      this.#log.warn("ack failed", { err: (err as Error).message });
+      if (!(err instanceof BackendUnavailableError)) {
+        this.#log.error("ack failed", { err: errorMessage(err) });
+      }
       this.#error(
         "unavailable",
         "the relay could not record the ack; it will deliver those ids again",

@@ -11,6 +11,8 @@ import type { Router } from "../core/router.ts";
 import { Session, type Transport } from "../core/session.ts";
 import { KeyedBuckets } from "../core/rate_limit.ts";
 import type { RelayConfig } from "../config.ts";
+import { type BackendStatus, errorMessage } from "../ports/errors.ts";
+import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
 
 /** What the app needs. */
 export interface AppDeps {
@@ -23,6 +25,10 @@ export interface AppDeps {
   session: RelayConfig["session"];
   /** Every open session, so shutdown can close them with 1001. */
   sessions: Set<Session>;
+  /** The relay URLs clients may sign (filled in once the port is known). */
+  relayUrls: ReadonlySet<string>;
+  /** Why the listener is refusing new connections right now, if it is (for /readyz). */
+  capacity?: () => string | undefined;
 }
 
 /** Hono's environment here: Deno.serve passes its connection info as the bindings. */
@@ -34,7 +40,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
   const app = new Hono<RelayEnv>();
   const sendBuckets = new KeyedBuckets(deps.session.sendRate);
   const perIp = new Map<string, number>();
-  const sessionOptions = { ...deps.session, sendBuckets };
+  const sessionOptions = { ...deps.session, relayUrls: deps.relayUrls, sendBuckets };
 
   metrics.describe("mailbox_envelopes", "gauge", "envelopes held in all mailboxes");
   metrics.describe("mailbox_bytes", "gauge", "bytes held in all mailboxes");
@@ -88,7 +94,6 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
         426,
       );
     }
-    const requestHost = c.req.header("host") ?? new URL(c.req.url).host;
     const ip = c.env?.remoteAddr?.hostname ?? "unknown";
     const protocol = c.req.header("sec-websocket-protocol")?.split(",")[0]?.trim();
     const { socket, response } = Deno.upgradeWebSocket(
@@ -111,7 +116,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
       session = new Session(
         new SocketTransport(socket),
         router,
-        { ...sessionOptions, requestHost },
+        sessionOptions,
         log,
         metrics,
       );
@@ -120,7 +125,7 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
     };
     socket.onmessage = (e) => {
       session?.onMessage(e.data).catch((err) => {
-        log.error("unexpected session failure", { err: (err as Error).message });
+        log.error("unexpected session failure", { err: errorMessage(err) });
       });
     };
     socket.onclose = done;
@@ -128,30 +133,35 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
     return response;
   });
 
-  const status = async () => {
-    const [mailbox, bus] = await Promise.all([
-      withTimeout(router.mailbox.check(), 2000),
-      withTimeout(router.bus.check(), 2000),
-    ]);
-    return {
-      ok: mailbox.ok && bus.ok,
-      body: {
-        status: mailbox.ok && bus.ok ? "ok" : "degraded",
-        mailbox: { kind: router.mailbox.kind, ...mailbox },
-        bus: { kind: router.bus.kind, ...bus },
-        connections: sessions.size,
-      },
-    };
-  };
-  // /healthz reports each backend and turns 503 when one is unreachable (issue: scale-out).
-  app.get("/healthz", async (c) => {
-    const s = await status();
-    return c.json(s.body, s.ok ? 200 : 503);
-  });
-  // /readyz: may a load balancer send traffic here? Same checks, terse body.
+  // Liveness: the process answers HTTP. No backend is consulted, so a slow or absent Redis or
+  // Kafka never makes a supervisor restart a relay that a restart would not help.
+  app.get("/healthz", (c) =>
+    c.json({
+      status: "ok",
+      mailbox: router.mailbox.kind,
+      bus: router.bus.kind,
+      connections: sessions.size,
+    }));
+  // Readiness: would a send be accepted here now? Each backend is asked (storage that refuses
+  // writes, e.g. a full disk or Redis at maxmemory, counts as down) and the listener's
+  // capacity; 503 names the first reason.
   app.get("/readyz", async (c) => {
-    const s = await status();
-    return c.json({ ready: s.ok }, s.ok ? 200 : 503);
+    const [mailbox, bus] = await Promise.all([
+      statusWithin(router.mailbox.check(), 2000),
+      statusWithin(router.bus.check(), 2000),
+    ]);
+    const reason = !mailbox.ok
+      ? `mailbox (${router.mailbox.kind}): ${mailbox.detail}`
+      : !bus.ok
+      ? `bus (${router.bus.kind}): ${bus.detail}`
+      : deps.capacity?.();
+    const body = {
+      ready: reason === undefined,
+      ...(reason === undefined ? {} : { reason }),
+      mailbox: { kind: router.mailbox.kind, ...mailbox },
+      bus: { kind: router.bus.kind, ...bus },
+    };
+    return c.json(body, reason === undefined ? 200 : 503);
   });
   app.get(
     "/metrics",
@@ -188,21 +198,14 @@ class SocketTransport implements Transport {
   }
 }
 
-async function withTimeout<T extends { ok: boolean; detail: string }>(
-  p: Promise<T>,
-  ms: number,
-): Promise<{ ok: boolean; detail: string }> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+/** A backend's status, or down when it does not answer within `ms`. */
+async function statusWithin(p: Promise<BackendStatus>, ms: number): Promise<BackendStatus> {
   try {
-    return await Promise.race([
-      p,
-      new Promise<{ ok: boolean; detail: string }>((r) => {
-        timer = setTimeout(() => r({ ok: false, detail: `no answer within ${ms} ms` }), ms);
-      }),
-    ]);
+    return await deadline(p, ms);
   } catch (err) {
-    return { ok: false, detail: (err as Error).message };
-  } finally {
-    clearTimeout(timer);
+    return {
+      ok: false,
+      detail: isTimeoutError(err) ? `no answer within ${ms} ms` : errorMessage(err),
+    };
   }
 }

@@ -6,7 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Mailbox, MailboxFullError, type MailboxLimits } from "../ports/mailbox.ts";
+import type { Mailbox, MailboxLimits } from "../ports/mailbox.ts";
+import { MailboxFullError } from "../ports/errors.ts";
 
 /** Makes a fresh, empty mailbox store with these limits. */
 export type MailboxFactory = (limits: MailboxLimits) => Promise<Mailbox>;

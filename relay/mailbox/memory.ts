@@ -5,13 +5,12 @@
  * @module
  */
 import {
-  type BackendStatus,
   DEFAULT_MAILBOX_LIMITS,
   type Mailbox,
-  MailboxFullError,
   type MailboxLimits,
   type StoredEnvelope,
 } from "../ports/mailbox.ts";
+import { type BackendStatus, MailboxFullError } from "../ports/errors.ts";
 
 const utf8 = new TextEncoder();
 

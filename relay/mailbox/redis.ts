@@ -25,14 +25,17 @@
  */
 import { Redis, type RedisOptions } from "ioredis";
 import {
-  type BackendStatus,
-  BackendUnavailableError,
   DEFAULT_MAILBOX_LIMITS,
   type Mailbox,
-  MailboxFullError,
   type MailboxLimits,
   type StoredEnvelope,
 } from "../ports/mailbox.ts";
+import {
+  type BackendStatus,
+  BackendUnavailableError,
+  errorMessage,
+  MailboxFullError,
+} from "../ports/errors.ts";
 import type { AdapterLogger } from "../infra/log.ts";
 
 /** Where the adapter reports trouble. */
@@ -221,6 +224,9 @@ export class RedisMailbox implements Mailbox {
   #acks: Array<{ mailboxId: string; ids: readonly string[]; done: (n: number | Error) => void }> =
     [];
   #ackTimer?: ReturnType<typeof setTimeout>;
+  #connecting: Promise<void> | undefined;
+  /** The last put was refused because Redis is at maxmemory (cleared by a put that lands). */
+  #oom = false;
 
   /**
    * @param redis a `redis://` URL (the adapter owns and closes the client) or an ioredis client
@@ -296,22 +302,34 @@ export class RedisMailbox implements Mailbox {
       if (status() === "ready") return;
     }
     if (status() === "connecting" || status() === "connect") {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          c.off("ready", done);
-          c.off("error", done);
-          c.off("end", done);
-          resolve();
-        };
-        const timer = setTimeout(done, 1000);
-        c.once("ready", done);
-        c.once("error", done);
-        c.once("end", done);
-      });
+      await this.#connectWait();
       if (status() === "ready") return;
     }
     throw new BackendUnavailableError(`Redis unavailable (connection ${status()})`);
+  }
+
+  /**
+   * Resolves when the connection in progress is ready or failed, or after 1 s. One wait shared by
+   * every caller: one listener each per wait, however many commands are waiting (a listener per
+   * command passed Node's limit of 10 and printed a non-JSON MaxListenersExceededWarning).
+   */
+  #connectWait(): Promise<void> {
+    this.#connecting ??= new Promise<void>((resolve) => {
+      const c = this.#client;
+      const done = () => {
+        clearTimeout(timer);
+        c.off("ready", done);
+        c.off("error", done);
+        c.off("end", done);
+        this.#connecting = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, 1000);
+      c.once("ready", done);
+      c.once("error", done);
+      c.once("end", done);
+    });
+    return this.#connecting;
   }
 
   async #run<T>(op: () => Promise<T>): Promise<T> {
@@ -326,7 +344,11 @@ export class RedisMailbox implements Mailbox {
       return await Promise.race([op(), overdue]);
     } catch (e) {
       if (e instanceof MailboxFullError || e instanceof BackendUnavailableError) throw e;
-      const msg = e instanceof Error ? e.message : String(e);
+      const msg = errorMessage(e);
+      if (msg.startsWith("OOM")) {
+        this.#oom = true;
+        throw new BackendUnavailableError(`Redis is out of memory: ${msg}`, { cause: e });
+      }
       throw new BackendUnavailableError(`Redis unavailable: ${msg}`, { cause: e });
     } finally {
       this.#inflight.delete(entry);
@@ -360,6 +382,7 @@ export class RedisMailbox implements Mailbox {
         mailboxId,
       )
     );
+    this.#oom = false;
     switch (r[0]) {
       case 0:
         return "duplicate";
@@ -500,15 +523,28 @@ export class RedisMailbox implements Mailbox {
     }
   }
 
+  /**
+   * Down when Redis does not answer, and when it would refuse a put: at `maxmemory` (with
+   * `noeviction`, writes fail with OOM), or close to it (95%) right after a put was refused so.
+   * One PING and one `INFO memory`.
+   */
   async check(): Promise<BackendStatus> {
     try {
-      const pong = await this.#run(() => this.#client.ping());
-      return {
-        ok: pong === "PONG",
-        detail: pong === "PONG" ? "connected" : `PING answered ${pong}`,
-      };
+      const [pong, info] = await this.#run(() =>
+        Promise.all([this.#client.ping(), this.#client.info("memory")])
+      );
+      if (pong !== "PONG") return { ok: false, detail: `PING answered ${pong}` };
+      const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, "m").exec(info)?.[1]);
+      const used = field("used_memory"), max = field("maxmemory");
+      if (max > 0 && (used >= max || (this.#oom && used >= 0.95 * max))) {
+        return {
+          ok: false,
+          detail: `Redis is at maxmemory (${used} of ${max} bytes used): new messages are refused`,
+        };
+      }
+      return { ok: true, detail: "connected" };
     } catch (e) {
-      return { ok: false, detail: e instanceof Error ? e.message : String(e) };
+      return { ok: false, detail: errorMessage(e) };
     }
   }
 

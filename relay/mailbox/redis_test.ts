@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { mailboxContract } from "./contract.ts";
-import { BackendUnavailableError, DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
+import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
+import { BackendUnavailableError } from "../ports/errors.ts";
 import { redisClientOptions, RedisMailbox } from "./redis.ts";
 import { generateKeyPair, sealEnvelope, serializeEnvelope, toBase64 } from "@chat-p2p/protocol";
 import {
@@ -231,4 +232,68 @@ await servicesTest(
       await client.quit();
     }
   },
+);
+
+await servicesTest(
+  "redis mailbox: at maxmemory, check() is down with the reason while puts are refused",
+  async ({ redisUrl }) => {
+    const m = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, {
+      prefix: `chat-test-${RUN}-oom:`,
+      logger: quiet,
+    });
+    const used = Number(/used_memory:(\d+)/.exec(await redisCli(redisUrl, ["INFO", "memory"]))![1]);
+    try {
+      assert.deepEqual(await m.check(), { ok: true, detail: "connected" });
+      await redisCli(redisUrl, ["CONFIG", "SET", "maxmemory", String(used + 256 * 1024)]);
+      const big = "x".repeat(32 * 1024);
+      let refused: unknown;
+      for (let i = 0; i < 100 && !refused; i++) {
+        await m.put("alice", { id: `id-oom-${i}`, raw: big }).catch((e) => refused = e);
+      }
+      assert.ok(refused instanceof BackendUnavailableError, `puts were not refused: ${refused}`);
+      assert.match(refused.message, /out of memory/);
+      const down = await m.check();
+      assert.equal(down.ok, false);
+      assert.match(down.detail, /maxmemory/);
+    } finally {
+      await redisCli(redisUrl, ["CONFIG", "SET", "maxmemory", "0"]);
+    }
+    try {
+      assert.deepEqual(await m.check(), { ok: true, detail: "connected" });
+    } finally {
+      await m.close();
+    }
+  },
+);
+
+await servicesTest(
+  "redis mailbox: commands waiting for a connection share one listener, not one each",
+  async () => {
+    // A server that accepts and never answers: the client stays in its connecting state.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of silent) held.push(c);
+    })();
+    const client = new Redis(`redis://127.0.0.1:${silent.addr.port}`, redisClientOptions());
+    client.on("error", () => {});
+    const m = new RedisMailbox(client, DEFAULT_MAILBOX_LIMITS, { logger: quiet });
+    try {
+      client.connect().catch(() => {});
+      const puts = Array.from(
+        { length: 30 },
+        (_, i) => m.put("alice", { id: `id-wait-${i}`, raw: "{}" }).catch((e) => e),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(client.listenerCount("ready") <= 5, `${client.listenerCount("ready")} listeners`);
+      for (const r of await Promise.all(puts)) assert.ok(r instanceof BackendUnavailableError);
+    } finally {
+      await m.close();
+      client.disconnect();
+      silent.close();
+      for (const c of held) c.close();
+      await accepting.catch(() => {});
+    }
+  },
+  { sanitizeOps: false, sanitizeResources: false },
 );

@@ -1,11 +1,11 @@
 /**
  * The `Bus` port: "mailbox X has envelope E" announcements between relays. Every relay that holds
  * a live socket for X pushes E to it. Implemented in-process (embedded mode) and on Kafka; both
- * pass `bus_contract.ts`.
+ * pass `bus/contract.ts`.
  *
  * @module
  */
-import type { BackendStatus } from "./mailbox.ts";
+import type { BackendStatus } from "./errors.ts";
 
 /** Receives every announcement published on the bus (by any relay, this one included). */
 export type BusHandler = (mailboxId: string, raw: string) => void;

@@ -1,10 +1,11 @@
 /**
  * The `Mailbox` port: where the relay keeps envelopes for a recipient until the recipient acks
  * them. Chat-shaped, not vendor-shaped; implemented by memory, SQLite and Redis adapters, all of
- * which pass `mailbox_contract.ts`.
+ * which pass `mailbox/contract.ts`.
  *
  * @module
  */
+import type { BackendStatus } from "./errors.ts";
 
 /** An envelope held in a mailbox. */
 export interface StoredEnvelope {
@@ -34,25 +35,6 @@ export const DEFAULT_MAILBOX_LIMITS: MailboxLimits = {
   maxBytes: 64 * 1024 * 1024,
   maxAgeMs: 30 * 24 * 3600 * 1000,
 };
-
-/** State of a backend, for /healthz and /readyz. */
-export interface BackendStatus {
-  ok: boolean;
-  /** Short human detail ("connected", the error message, ...). Never secrets. */
-  detail: string;
-}
-
-/** The mailbox is at its count or byte limit; nothing was stored. */
-export class MailboxFullError extends Error {
-  override name = "MailboxFullError";
-  readonly code = "mailbox_full" as const;
-}
-
-/** The backend could not be reached or failed; nothing was stored. */
-export class BackendUnavailableError extends Error {
-  override name = "BackendUnavailableError";
-  readonly code = "unavailable" as const;
-}
 
 /** Where envelopes wait for their recipient. */
 export interface Mailbox {

@@ -15,8 +15,6 @@
  *
  * @module
  */
-import process from "node:process";
-import { setImmediate } from "node:timers";
 import {
   type Admin,
   type Consumer,
@@ -28,8 +26,16 @@ import {
   type Producer,
 } from "kafkajs";
 import type { Bus, BusHandler } from "../../ports/bus.ts";
-import type { AdapterLogger } from "../../infra/log.ts";
-import { type BackendStatus, BackendUnavailableError } from "../../ports/mailbox.ts";
+import { type AdapterLogger, routeRuntimeWarnings } from "../../infra/log.ts";
+import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
+import {
+  backoffDelay,
+  Batcher,
+  deadline,
+  isTimeoutError,
+  retry,
+  RetryError,
+} from "@chat-p2p/protocol/async";
 
 /** Where the adapter reports trouble. */
 export type KafkaBusLogger = AdapterLogger;
@@ -86,55 +92,23 @@ const NOISE: [namespace: string, message: RegExp][] = [
   ["Producer", /^Failed to send messages/],
 ];
 
-let warningFilterInstalled = false;
-
-/**
- * kafkajs 2.2.4 calls `setTimeout` with a negative delay (its request queue's initial throttle
- * time is -1), and the Node-compatible timers print a `TimeoutNegativeWarning` for it. The delay is
- * clamped to 1 ms, so the warning is noise; drop exactly that warning type, nothing else.
- */
-function silenceKafkajsTimeoutWarning(): void {
-  if (warningFilterInstalled) return;
-  warningFilterInstalled = true;
-  const original = process.emitWarning;
-  const filtered = function (this: unknown, warning: unknown, ...rest: unknown[]) {
-    const type = warning instanceof Error
-      ? warning.name
-      : typeof rest[0] === "string"
-      ? rest[0]
-      : (rest[0] as { type?: string } | undefined)?.type;
-    if (type === "TimeoutNegativeWarning") return;
-    return (original as (...a: unknown[]) => void).call(process, warning, ...rest);
-  };
-  process.emitWarning = filtered as typeof process.emitWarning;
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+/** What went wrong, in words: the last attempt's error for a retry, "no answer" for a deadline. */
+function describe(e: unknown): string {
+  if (e instanceof RetryError) return describe(e.cause);
+  return isTimeoutError(e) ? "no answer in time" : errorMessage(e);
 }
 
 function unavailable(what: string, e: unknown): BackendUnavailableError {
   if (e instanceof BackendUnavailableError) return e;
-  return new BackendUnavailableError(`Kafka unavailable: ${what}: ${errorMessage(e)}`, {
-    cause: e,
-  });
+  return new BackendUnavailableError(`Kafka unavailable: ${what}: ${describe(e)}`, { cause: e });
 }
 
-/** Resolves/rejects like `p`, or rejects after `ms`; the timer never outlives the race. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-interface Queued {
+/** One announcement waiting for a produce request. */
+interface Announcement {
   mailboxId: string;
   raw: string;
+  /** Upper bound of its size in a request, for the batch's byte cap. */
   bytes: number;
-  resolve: () => void;
-  reject: (e: Error) => void;
 }
 
 /** The bus between relays, on an Apache Kafka topic. */
@@ -158,9 +132,16 @@ export class KafkaBus implements Bus {
   #producerBroken = false;
   #consumer?: Consumer;
   #handler?: BusHandler;
-  #queue: Queued[] = [];
-  #flushScheduled = false;
-  #flushing?: Promise<void>;
+  /**
+   * Publishes from one event-loop turn go out together, one produce request at a time, capped
+   * per request. Batcher schedules with setImmediate, not setTimeout(0): a Deno timer waits
+   * 1-2 ms (bench/README.md, finding 1).
+   */
+  #publishes = new Batcher<Announcement, void>((batch) => this.#produce(batch), {
+    maxItems: MAX_BATCH_MESSAGES,
+    maxWeight: MAX_BATCH_BYTES,
+    weigh: (a) => a.bytes,
+  });
   /** Partitions of the topic (read when it was found ready) and where each mailbox goes. */
   #partitions = 0;
   #partitionOf = new Map<string, number>();
@@ -169,14 +150,14 @@ export class KafkaBus implements Bus {
   #positions = new Map<number, string>();
   #commitTimer?: ReturnType<typeof setInterval>;
   #restartTimer?: ReturnType<typeof setTimeout>;
-  #restartDelay = 500;
+  /** Consumer restarts since the last successful fetch (for the backoff). */
+  #restarts = 0;
   #closed = false;
   #down = false;
   #cleanups: Promise<unknown>[] = [];
 
   constructor(options: KafkaBusOptions) {
     if (options.brokers.length === 0) throw new TypeError("KafkaBus needs at least one broker");
-    silenceKafkajsTimeoutWarning();
     this.#opts = {
       brokers: options.brokers,
       topic: options.topic ?? "chat-envelopes",
@@ -192,6 +173,7 @@ export class KafkaBus implements Bus {
     this.groupId = `chat-relay-${this.instanceId}`;
     this.#log = options.logger ?? stderrLogger;
     const log = this.#log;
+    routeRuntimeWarnings(log);
     this.#kafka = new Kafka({
       clientId: this.#opts.clientId,
       brokers: this.#opts.brokers,
@@ -224,7 +206,7 @@ export class KafkaBus implements Bus {
   #markDown(what: string, e: unknown): void {
     if (this.#down || this.#closed) return;
     this.#down = true;
-    this.#log.warn("kafka unavailable", { kind: "kafka", op: what, err: errorMessage(e) });
+    this.#log.warn("kafka unavailable", { kind: "kafka", op: what, err: describe(e) });
   }
 
   #markUp(): void {
@@ -239,7 +221,7 @@ export class KafkaBus implements Bus {
       this.#adminConnected = this.#admin.connect();
     }
     try {
-      await withTimeout(this.#adminConnected!, this.#opts.publishTimeoutMs, "admin connect");
+      await deadline(this.#adminConnected!, this.#opts.publishTimeoutMs);
     } catch (e) {
       // Start over next time; kafkajs would otherwise keep the failed connect promise.
       const a = this.#admin;
@@ -257,16 +239,15 @@ export class KafkaBus implements Bus {
       if (!existing.includes(this.topic)) await this.#createTopic(admin);
       // Ready means every partition has a leader that answers ListOffsets. Right after creation
       // (ours or another relay's) a partition can still say "not the leader" for a moment, even
-      // with waitForLeaders; the consumer's first step is exactly that request.
-      for (let delay = 100, end = Date.now() + 15_000;; delay = Math.min(delay * 2, 1000)) {
-        try {
-          this.#partitions = (await admin.fetchTopicOffsets(this.topic)).length;
-          return;
-        } catch (e) {
-          if (Date.now() + delay > end) throw e;
-          await new Promise((r) => setTimeout(r, delay));
-        }
-      }
+      // with waitForLeaders; the consumer's first step is exactly that request. About 15 s of
+      // attempts, 100 ms apart at first, then every second.
+      const offsets = await retry(() => admin.fetchTopicOffsets(this.topic), {
+        minTimeout: 100,
+        maxTimeout: 1000,
+        jitter: 0,
+        maxAttempts: 18,
+      });
+      this.#partitions = offsets.length;
     })();
     this.#topicReady.catch(() => (this.#topicReady = undefined));
     return this.#topicReady;
@@ -319,7 +300,7 @@ export class KafkaBus implements Bus {
     }
     const p = this.#producer;
     try {
-      await withTimeout(this.#producerConnected!, this.#opts.publishTimeoutMs, "producer connect");
+      await deadline(this.#producerConnected!, this.#opts.publishTimeoutMs);
     } catch (e) {
       this.#producerBroken = true;
       throw e;
@@ -329,27 +310,8 @@ export class KafkaBus implements Bus {
 
   publish(mailboxId: string, raw: string): Promise<void> {
     if (this.#closed) return Promise.reject(new BackendUnavailableError("Kafka bus is closed"));
-    return new Promise<void>((resolve, reject) => {
-      const bytes = raw.length * 3 + mailboxId.length; // upper bound of UTF-8 size, no encoding
-      this.#queue.push({ mailboxId, raw, bytes, resolve, reject });
-      this.#scheduleFlush();
-    });
-  }
-
-  /**
-   * Publishes from one event-loop turn go out together; one produce request at a time.
-   * setImmediate, not setTimeout(0): a Deno timer waits 1-2 ms (bench/README.md, finding 1).
-   */
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#flushing) return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      this.#flushing = this.#flush().finally(() => {
-        this.#flushing = undefined;
-        if (this.#queue.length > 0 && !this.#closed) this.#scheduleFlush();
-      });
-    });
+    const bytes = raw.length * 3 + mailboxId.length; // upper bound of UTF-8 size, no encoding
+    return this.#publishes.add({ mailboxId, raw, bytes });
   }
 
   /**
@@ -385,7 +347,7 @@ export class KafkaBus implements Bus {
    * that could not be split back (a tab or newline where the format needs none) goes as plain
    * records, one per announcement keyed by its mailbox, as before packing, so order still holds.
    */
-  #records(batch: Queued[]): Message[] {
+  #records(batch: Announcement[]): Message[] {
     const plain = this.#partitions === 0 ||
       batch.some((q) =>
         q.mailboxId.includes("\t") || q.mailboxId.includes("\n") || q.raw.includes("\n")
@@ -405,50 +367,38 @@ export class KafkaBus implements Bus {
     }));
   }
 
-  async #flush(): Promise<void> {
-    while (this.#queue.length > 0 && !this.#closed) {
-      let n = 0;
-      let bytes = 0;
-      while (
-        n < this.#queue.length && n < MAX_BATCH_MESSAGES &&
-        (n === 0 || bytes + this.#queue[n].bytes <= MAX_BATCH_BYTES)
-      ) {
-        bytes += this.#queue[n].bytes;
-        n++;
-      }
-      const batch = this.#queue.splice(0, n);
+  /** Sends one batch in one produce request; rejects with BackendUnavailableError. */
+  async #produce(batch: Announcement[]): Promise<void[]> {
+    if (this.#closed) throw new BackendUnavailableError("Kafka bus is closed");
+    try {
+      await this.#ensureTopic();
+      const producer = await this.#getProducer();
+      const messages = this.#records(batch);
       try {
-        await this.#ensureTopic();
-        const producer = await this.#getProducer();
-        const messages = this.#records(batch);
-        try {
-          const sent = await withTimeout(
-            producer.send({ topic: this.topic, acks: -1, messages }),
-            this.#opts.publishTimeoutMs,
-            "publish",
-          );
-          // kafkajs leaves out, without an error, records for a partition its metadata does not
-          // have (the topic was recreated with fewer): fail loudly and read the count again.
-          const acked = new Set(sent.map((r) => r.partition));
-          const lost = messages.find((m) => m.partition !== undefined && !acked.has(m.partition));
-          if (lost) {
-            this.#topicReady = undefined;
-            this.#partitionOf.clear();
-            throw new Error(`partition ${lost.partition} of ${this.topic} is not known to Kafka`);
-          }
-        } catch (e) {
-          this.#producerBroken = true;
-          throw e;
+        const sent = await deadline(
+          producer.send({ topic: this.topic, acks: -1, messages }),
+          this.#opts.publishTimeoutMs,
+        );
+        // kafkajs leaves out, without an error, records for a partition its metadata does not
+        // have (the topic was recreated with fewer): fail loudly and read the count again.
+        const acked = new Set(sent.map((r) => r.partition));
+        const lost = messages.find((m) => m.partition !== undefined && !acked.has(m.partition));
+        if (lost) {
+          this.#topicReady = undefined;
+          this.#partitionOf.clear();
+          throw new Error(`partition ${lost.partition} of ${this.topic} is not known to Kafka`);
         }
-        this.stats.batches++;
-        this.stats.messages += batch.length;
-        this.#markUp();
-        for (const q of batch) q.resolve();
       } catch (e) {
-        this.#markDown("publish", e);
-        const err = unavailable("publish", e);
-        for (const q of batch) q.reject(err);
+        this.#producerBroken = true;
+        throw e;
       }
+      this.stats.batches++;
+      this.stats.messages += batch.length;
+      this.#markUp();
+      return [];
+    } catch (e) {
+      this.#markDown("publish", e);
+      throw unavailable("publish", e);
     }
   }
 
@@ -527,7 +477,7 @@ export class KafkaBus implements Bus {
     });
     consumer.on(consumer.events.FETCH, () => {
       if (this.#consumer === consumer) {
-        this.#restartDelay = 500;
+        this.#restarts = 0;
         this.#markUp();
       }
     });
@@ -538,7 +488,7 @@ export class KafkaBus implements Bus {
       });
     });
     try {
-      await withTimeout(consumer.connect(), this.#opts.subscribeTimeoutMs, "consumer connect");
+      await deadline(consumer.connect(), this.#opts.subscribeTimeoutMs);
       await consumer.subscribe({ topics: [this.topic], fromBeginning: false });
       await consumer.run({
         eachBatchAutoResolve: true,
@@ -563,7 +513,7 @@ export class KafkaBus implements Bus {
       this.#commitTimer = setInterval(() => this.#commitPositions(consumer), COMMIT_INTERVAL_MS);
       // After the first fetch the consumer's positions are fixed (end of topic, resolved before
       // this point), so anything published after subscribe() resolves is delivered.
-      await withTimeout(firstFetch, this.#opts.subscribeTimeoutMs, "joining the consumer group");
+      await deadline(firstFetch, this.#opts.subscribeTimeoutMs);
       if (ends) {
         await consumer.commitOffsets(
           ends.map((p) => ({ topic: this.topic, partition: p.partition, offset: p.high })),
@@ -594,8 +544,11 @@ export class KafkaBus implements Bus {
 
   #scheduleConsumerRestart(old: Consumer): void {
     if (this.#closed || this.#restartTimer !== undefined) return;
-    const delay = this.#restartDelay;
-    this.#restartDelay = Math.min(this.#restartDelay * 2, 30_000);
+    const delay = backoffDelay(this.#restarts++, {
+      minTimeout: 500,
+      maxTimeout: 30_000,
+      jitter: 0,
+    });
     this.#restartTimer = setTimeout(async () => {
       this.#restartTimer = undefined;
       if (this.#closed || this.#consumer !== old) return;
@@ -635,11 +588,11 @@ export class KafkaBus implements Bus {
   async check(): Promise<BackendStatus> {
     if (this.#closed) return { ok: false, detail: "closed" };
     try {
-      const admin = await withTimeout(this.#getAdmin(), 3000, "admin connect");
-      const cluster = await withTimeout(admin.describeCluster(), 3000, "metadata request");
+      const admin = await deadline(this.#getAdmin(), 3000);
+      const cluster = await deadline(admin.describeCluster(), 3000);
       return { ok: true, detail: `${cluster.brokers.length} broker(s), topic ${this.topic}` };
     } catch (e) {
-      return { ok: false, detail: `Kafka unavailable: ${errorMessage(e)}` };
+      return { ok: false, detail: `Kafka unavailable: ${describe(e)}` };
     }
   }
 
@@ -651,22 +604,18 @@ export class KafkaBus implements Bus {
     if (this.#closed) return;
     this.#closed = true;
     this.#handler = undefined;
-    this.#flushScheduled = false;
     clearTimeout(this.#restartTimer);
     clearInterval(this.#commitTimer);
     this.#restartTimer = this.#commitTimer = undefined;
-    const closed = new BackendUnavailableError("Kafka bus is closed");
-    for (const q of this.#queue.splice(0)) q.reject(closed);
-    await this.#flushing?.catch(() => {});
+    this.#publishes.clear(new BackendUnavailableError("Kafka bus is closed"));
+    await this.#publishes.idle();
     const consumer = this.#consumer;
     this.#consumer = undefined;
     await consumer?.disconnect().catch(() => {});
     await this.#producer?.disconnect().catch(() => {});
     if (consumer && this.#admin) {
       // The group was this process's alone: remove its offsets rather than leave them to expire.
-      await withTimeout(this.#admin.deleteGroups([this.groupId]), 3000, "delete group").catch(
-        () => {},
-      );
+      await deadline(this.#admin.deleteGroups([this.groupId]), 3000).catch(() => {});
     }
     await this.#admin?.disconnect().catch(() => {});
     await Promise.all(this.#cleanups);

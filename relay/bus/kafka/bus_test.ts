@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { busContract, waitFor } from "../contract.ts";
 import { KafkaBus, type KafkaBusOptions, PACKED_KEY } from "./bus.ts";
-import { BackendUnavailableError } from "../../ports/mailbox.ts";
+import { BackendUnavailableError } from "../../ports/errors.ts";
 import {
   requireManaged,
   runId,

@@ -18,9 +18,9 @@
 import { Admin, Consumer, ListOffsetTimestamps, murmur2, Producer } from "@platformatic/kafka";
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
-import { Batcher, deadline } from "@chat-p2p/protocol/async";
+import { Batcher, deadline, isTimeoutError } from "@chat-p2p/protocol/async";
 import type { Bus, BusHandler } from "../../ports/bus.ts";
-import { type BackendStatus, BackendUnavailableError } from "../../ports/mailbox.ts";
+import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
 import { type KafkaBusLogger, type KafkaBusOptions, PACKED_KEY } from "./bus.ts";
 
 /** Largest batch of announcements in one produce request. */
@@ -48,16 +48,15 @@ const stderrLogger: KafkaBusLogger = {
   error: (msg, fields) => console.error(JSON.stringify({ level: "error", msg, ...fields })),
 };
 
-function errorMessage(e: unknown): string {
-  if (e instanceof AggregateError && e.errors.length > 0) return errorMessage(e.errors[0]);
-  return e instanceof Error ? e.message : String(e);
+/** What went wrong, in words: the first of the client's retried errors, "no answer in time". */
+function describe(e: unknown): string {
+  if (e instanceof AggregateError && e.errors.length > 0) return describe(e.errors[0]);
+  return isTimeoutError(e) ? "no answer in time" : errorMessage(e);
 }
 
 function unavailable(what: string, e: unknown): BackendUnavailableError {
   if (e instanceof BackendUnavailableError) return e;
-  return new BackendUnavailableError(`Kafka unavailable: ${what}: ${errorMessage(e)}`, {
-    cause: e,
-  });
+  return new BackendUnavailableError(`Kafka unavailable: ${what}: ${describe(e)}`, { cause: e });
 }
 
 type FetchResponse = Awaited<ReturnType<Consumer["fetch"]>>;
@@ -161,7 +160,7 @@ export class PlatformaticKafkaBus implements Bus {
   #markDown(what: string, e: unknown): void {
     if (this.#down || this.#closed) return;
     this.#down = true;
-    this.#log.warn("kafka unavailable", { kind: "kafka", op: what, err: errorMessage(e) });
+    this.#log.warn("kafka unavailable", { kind: "kafka", op: what, err: describe(e) });
   }
 
   #markUp(): void {
@@ -307,7 +306,7 @@ export class PlatformaticKafkaBus implements Bus {
       } catch (e) {
         this.#producerBroken = true;
         // A partition the topic no longer has (recreated with fewer): read the count again.
-        if (/partition/i.test(errorMessage(e))) {
+        if (/partition/i.test(describe(e))) {
           this.#topicReady = undefined;
           this.#partitionOf.clear();
         }
@@ -371,7 +370,7 @@ export class PlatformaticKafkaBus implements Bus {
         this.#markDown("consume", e);
         await new Promise((r) => setTimeout(r, FETCH_RETRY_MS));
         // The topic was truncated or recreated: go on from its end (the mailboxes hold the rest).
-        if (/OFFSET_OUT_OF_RANGE|out of range/i.test(errorMessage(e))) {
+        if (/OFFSET_OUT_OF_RANGE|out of range/i.test(describe(e))) {
           this.#positions = await this.#endOffsets().catch(() => this.#positions);
         }
       }
@@ -439,7 +438,7 @@ export class PlatformaticKafkaBus implements Bus {
     try {
       this.#handler!(mailboxId, raw);
     } catch (e) {
-      this.#log.error("bus handler failed", { kind: "kafka", err: errorMessage(e) });
+      this.#log.error("bus handler failed", { kind: "kafka", err: describe(e) });
     }
   }
 
@@ -452,7 +451,7 @@ export class PlatformaticKafkaBus implements Bus {
       );
       return { ok: true, detail: `${meta.brokers.size} broker(s), topic ${this.topic}` };
     } catch (e) {
-      return { ok: false, detail: `Kafka unavailable: ${errorMessage(e)}` };
+      return { ok: false, detail: `Kafka unavailable: ${describe(e)}` };
     }
   }
 

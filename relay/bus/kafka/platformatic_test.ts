@@ -11,7 +11,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { busContract, waitFor } from "../contract.ts";
 import { KafkaBus, PACKED_KEY } from "./bus.ts";
 import { PlatformaticKafkaBus } from "./platformatic.ts";
-import { BackendUnavailableError } from "../../ports/mailbox.ts";
+import { BackendUnavailableError } from "../../ports/errors.ts";
 import type { KafkaBusOptions } from "./bus.ts";
 import {
   requireManaged,

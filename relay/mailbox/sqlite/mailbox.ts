@@ -1,7 +1,7 @@
 /**
  * SQLite `Mailbox` (node:sqlite, WAL, synchronous=FULL): the embedded relay's durable store.
  *
- * Writes go to a Worker that owns the write connection (`sqlite_writer_worker.ts`), so a commit's
+ * Writes go to a Worker that owns the write connection (`writer_worker.ts`), so a commit's
  * fsync waits there while the relay's event loop goes on routing. At most one batch is in the
  * writer at a time: puts, acks and sweeps that arrive while it commits are sent together as the
  * next batch, one transaction and one fsync (group commit). Each put still resolves only after
@@ -13,33 +13,43 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { setImmediate } from "node:timers";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
+import { Batcher, deadline } from "@chat-p2p/protocol/async";
 import { dirname } from "node:path";
 import {
-  type BackendStatus,
-  BackendUnavailableError,
   DEFAULT_MAILBOX_LIMITS,
   type Mailbox,
-  MailboxFullError,
   type MailboxLimits,
   type StoredEnvelope,
 } from "../../ports/mailbox.ts";
-import { openDatabase, type Totals, type WriteOp, type WriteResult } from "./writer.ts";
-import type { WriterRequest } from "./writer_worker.ts";
+import {
+  type BackendStatus,
+  BackendUnavailableError,
+  errorMessage,
+  MailboxFullError,
+} from "../../ports/errors.ts";
+import type { AdapterLogger } from "../../infra/log.ts";
+import {
+  openDatabase,
+  type Totals,
+  type WriteOp,
+  type WriteResult,
+  type WriterReply,
+  type WriterRequest,
+} from "./writer.ts";
 
-interface Queued {
-  op: WriteOp;
-  resolve: (r: WriteResult) => void;
-  reject: (e: Error) => void;
+/** Options for {@linkcode SqliteMailbox}. */
+export interface SqliteMailboxOptions {
+  /**
+   * Bytes kept free in `<db>-reserve` so that acks still run when the disk fills up (default 0:
+   * none; the relay passes `RELAY_DISK_RESERVE_BYTES`).
+   */
+  reserveBytes?: number;
+  /** Where a full disk and its end are reported (default: nowhere). */
+  logger?: AdapterLogger;
+  /** The writer's module; tests swap it for one that fails. */
+  writer?: URL;
 }
-
-type WriterReply =
-  | { t: "ready"; totals: Totals }
-  | { t: "failed"; message: string }
-  | { n: number; results: string; totals: Totals }
-  | { n: number; error: string }
-  | { n: number; closed: true };
 
 /** A mailbox in one SQLite file. */
 export class SqliteMailbox implements Mailbox {
@@ -54,16 +64,24 @@ export class SqliteMailbox implements Mailbox {
   #dead: string | undefined;
   #calls = new Map<number, { resolve: (r: WriterReply) => void; reject: (e: Error) => void }>();
   #nextCall = 1;
-  #queue: Queued[] = [];
+  /**
+   * Group commit: at most one batch in the writer; writes queued meanwhile go together next. The
+   * first write after a quiet spell waits for `setImmediate` (Batcher's default), not
+   * `setTimeout(0)`: a Deno timer fires after ~1-2 ms, which every send would wait before its
+   * transaction starts (bench/README.md, finding 1). Immediates still run after this turn's I/O,
+   * so concurrent writes share one commit.
+   */
+  #writes = new Batcher<WriteOp, WriteResult>((ops) => this.#commit(ops));
   /** The write queued last (reads wait for it). */
   #lastWrite: Promise<unknown> | undefined;
-  /** The batch the writer is committing, if any. */
-  #inFlight: Promise<void> | undefined;
-  #flushScheduled = false;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Over all mailboxes, as of the writer's last reply. */
   #totals: Totals = { count: 0, bytes: 0 };
+  /** Why the writer refuses puts (a full disk), as of its last reply. */
+  #refusing: string | undefined;
+  #restoring: Promise<unknown> | undefined;
+  #log?: AdapterLogger;
   #stmt: { depth: StatementSync; pending: StatementSync; ping: StatementSync };
 
   /**
@@ -73,12 +91,21 @@ export class SqliteMailbox implements Mailbox {
   constructor(
     path: string,
     limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS,
-    /** The writer's module; tests swap it for one that fails. */
-    writer: URL = new URL("./writer_worker.ts", import.meta.url),
+    options: SqliteMailboxOptions = {},
   ) {
     this.path = path;
     this.#limits = limits;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.#log = options.logger;
+    const dir = dirname(path);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const mode = statSync(dir).mode & 0o777;
+    if (mode & 0o077) {
+      this.#log?.warn("data directory is open to other users", {
+        dir,
+        mode: mode.toString(8),
+        hint: `chmod 700 ${dir}`,
+      });
+    }
     this.#db = openDatabase(path);
     this.#stmt = {
       depth: this.#db.prepare(
@@ -90,7 +117,10 @@ export class SqliteMailbox implements Mailbox {
       ),
       ping: this.#db.prepare("SELECT 1"),
     };
-    this.#worker = new Worker(writer, { type: "module" });
+    this.#worker = new Worker(
+      options.writer ?? new URL("./writer_worker.ts", import.meta.url),
+      { type: "module" },
+    );
     const ready = Promise.withResolvers<void>();
     this.#ready = ready.promise;
     this.#notReady = ready.reject;
@@ -99,11 +129,13 @@ export class SqliteMailbox implements Mailbox {
       if ("t" in m) {
         if (m.t === "ready") {
           this.#totals = m.totals;
+          this.#noteRefusing(m.refusing);
           ready.resolve();
         } else this.#die(`sqlite writer could not open ${path}: ${m.message}`);
         return;
       }
       if ("totals" in m) this.#totals = m.totals;
+      if (!("closed" in m)) this.#noteRefusing(m.refusing);
       const call = this.#calls.get(m.n);
       this.#calls.delete(m.n);
       call?.resolve(m);
@@ -113,7 +145,23 @@ export class SqliteMailbox implements Mailbox {
       e.preventDefault();
       this.#die(`sqlite writer failed: ${e.message}`);
     };
-    this.#post({ t: "open", path, limits });
+    this.#post({
+      t: "open",
+      path,
+      options: { limits, reserveBytes: options.reserveBytes ?? 0 },
+    });
+  }
+
+  /** Follows the writer's disk-full state, reporting each change once. */
+  #noteRefusing(refusing: string | undefined): void {
+    if (refusing === this.#refusing) return;
+    if (refusing) {
+      this.#log?.warn("disk full: refusing new messages; acks still drain mailboxes", {
+        kind: "sqlite",
+        path: this.path,
+      });
+    } else this.#log?.warn("disk space back: accepting new messages", { kind: "sqlite" });
+    this.#refusing = refusing;
   }
 
   #post(m: WriterRequest): void {
@@ -144,16 +192,7 @@ export class SqliteMailbox implements Mailbox {
 
   #enqueue(op: WriteOp): Promise<WriteResult> {
     if (this.#closed) return Promise.reject(new BackendUnavailableError("mailbox is closed"));
-    const p = new Promise<WriteResult>((resolve, reject) => {
-      this.#queue.push({ op, resolve, reject });
-      if (!this.#flushScheduled && !this.#inFlight) {
-        this.#flushScheduled = true;
-        // setImmediate, not setTimeout(0): a Deno timer fires after ~1-2 ms, which every send
-        // would wait before its transaction starts (bench/README.md, finding 1). Immediates still
-        // run after this turn's I/O, so concurrent writes share one commit.
-        setImmediate(() => this.#flush());
-      }
-    });
+    const p = this.#writes.add(op);
     this.#lastWrite = p;
     return p;
   }
@@ -168,27 +207,22 @@ export class SqliteMailbox implements Mailbox {
     if (last) await last.catch(() => {});
   }
 
-  /** Sends what is queued as one batch, unless a batch is in the writer (it flushes when done). */
-  #flush(): void {
-    this.#flushScheduled = false;
-    if (this.#inFlight || this.#queue.length === 0) return;
-    const batch = this.#queue;
-    this.#queue = [];
-    this.#inFlight = this.#call({ t: "batch", ops: JSON.stringify(batch.map((q) => q.op)) }).then(
-      (r) => {
-        if (!("results" in r)) throw new Error("error" in r ? r.error : "unexpected reply");
-        const results = JSON.parse(r.results) as WriteResult[];
-        batch.forEach((q, i) => q.resolve(results[i]));
-      },
-    ).catch((err) => {
-      const e = err instanceof BackendUnavailableError
+  /** Sends one batch to the writer: one transaction, one result per op. */
+  async #commit(ops: WriteOp[]): Promise<WriteResult[]> {
+    let r: WriterReply;
+    try {
+      r = await this.#call({ t: "batch", ops: JSON.stringify(ops) });
+    } catch (err) {
+      throw err instanceof BackendUnavailableError
         ? err
-        : new BackendUnavailableError(`sqlite write failed: ${(err as Error).message}`);
-      for (const q of batch) q.reject(e);
-    }).finally(() => {
-      this.#inFlight = undefined;
-      this.#flush();
-    });
+        : new BackendUnavailableError(`sqlite write failed: ${errorMessage(err)}`);
+    }
+    if (!("results" in r)) {
+      throw new BackendUnavailableError(
+        `sqlite write failed: ${"error" in r ? r.error : "unexpected reply"}`,
+      );
+    }
+    return JSON.parse(r.results) as WriteResult[];
   }
 
   async put(
@@ -203,7 +237,9 @@ export class SqliteMailbox implements Mailbox {
       raw: envelope.raw,
       now,
     });
-    if (typeof r === "object") throw new MailboxFullError(r.full);
+    if (typeof r === "object") {
+      throw "full" in r ? new MailboxFullError(r.full) : new BackendUnavailableError(r.refused);
+    }
     return r as "stored" | "duplicate";
   }
 
@@ -228,7 +264,7 @@ export class SqliteMailbox implements Mailbox {
         receivedAt: r.received_at,
       }));
     } catch (err) {
-      throw new BackendUnavailableError((err as Error).message);
+      throw new BackendUnavailableError(errorMessage(err));
     }
   }
 
@@ -242,7 +278,7 @@ export class SqliteMailbox implements Mailbox {
       const t = this.#stmt.depth.get(mailboxId) as { count: number; bytes: number };
       return { count: t.count, bytes: t.bytes };
     } catch (err) {
-      throw new BackendUnavailableError((err as Error).message);
+      throw new BackendUnavailableError(errorMessage(err));
     }
   }
 
@@ -258,14 +294,25 @@ export class SqliteMailbox implements Mailbox {
     return await this.#enqueue({ op: "sweep", now }) as number;
   }
 
+  /**
+   * Down when the writer is gone, and while a full disk makes it refuse puts; then each check
+   * also asks the writer to try to leave that state, so an idle relay (a load balancer sends it
+   * nothing while it is not ready) notices space that came back.
+   */
   check(): Promise<BackendStatus> {
     if (this.#closed) return Promise.resolve({ ok: false, detail: "closed" });
     if (this.#dead) return Promise.resolve({ ok: false, detail: this.#dead });
+    if (this.#refusing) {
+      this.#restoring ??= this.#enqueue({ op: "restore" }).catch(() => {}).finally(() =>
+        this.#restoring = undefined
+      );
+      return Promise.resolve({ ok: false, detail: this.#refusing });
+    }
     try {
       this.#stmt.ping.get();
       return Promise.resolve({ ok: true, detail: this.path });
     } catch (err) {
-      return Promise.resolve({ ok: false, detail: (err as Error).message });
+      return Promise.resolve({ ok: false, detail: errorMessage(err) });
     }
   }
 
@@ -273,20 +320,12 @@ export class SqliteMailbox implements Mailbox {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
-      this.#flush();
-      while (this.#inFlight) await this.#inFlight;
+      await this.#writes.idle();
       // A writer that does not answer within 10 s is terminated anyway: SQLite's WAL makes an
       // unfinished close safe, and shutdown must not hang on it.
-      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        if (!this.#dead) {
-          await Promise.race([
-            this.#call({ t: "close" }),
-            new Promise((r) => (timer = setTimeout(r, 10_000))),
-          ]);
-        }
-      } catch { /* the writer is gone already: nothing left to close there */ }
-      clearTimeout(timer);
+        if (!this.#dead) await deadline(this.#call({ t: "close" }), 10_000);
+      } catch { /* gone already, or hung: nothing more to close there */ }
       this.#die("mailbox is closed");
       this.#worker.terminate();
       this.#db.close();

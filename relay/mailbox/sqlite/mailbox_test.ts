@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { SqliteMailbox } from "./mailbox.ts";
 import { mailboxContract } from "../contract.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../../ports/mailbox.ts";
+import { BackendUnavailableError } from "../../ports/errors.ts";
 
 mailboxContract("sqlite", async (limits) => {
   const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
@@ -42,7 +43,7 @@ Deno.test("sqlite mailbox: a writer that dies before it starts fails every call,
   const m = new SqliteMailbox(
     join(dir, "mailbox.db"),
     DEFAULT_MAILBOX_LIMITS,
-    new URL("./testdata/failing_writer.ts", import.meta.url),
+    { writer: new URL("./testdata/failing_writer.ts", import.meta.url) },
   );
   const within = <T>(p: Promise<T>) =>
     Promise.race([
@@ -58,4 +59,112 @@ Deno.test("sqlite mailbox: a writer that dies before it starts fails every call,
     await within(m.close());
   }
   await Deno.remove(dir, { recursive: true });
+});
+
+/** Every byte of the database and its WAL, as Latin-1 text (to search for stored text). */
+async function fileBytes(path: string): Promise<string> {
+  let text = "";
+  for (const f of [path, path + "-wal"]) {
+    const bytes = await Deno.readFile(f).catch(() => new Uint8Array());
+    text += new TextDecoder("latin1").decode(bytes);
+  }
+  return text;
+}
+
+Deno.test("sqlite mailbox: an acked envelope is gone from mailbox.db and its WAL after the sweep's checkpoint", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  const path = join(dir, "mailbox.db");
+  const m = new SqliteMailbox(path);
+  const secret = "Q2lwaGVydGV4dCB0aGF0IG11c3Qgbm90IGxpbmdlcg" + "x".repeat(200);
+  const raw = (id: string, c: string) => JSON.stringify({ v: 1, id, ciphertext: c });
+  try {
+    await m.put("bob", { id: "id-keep-01", raw: raw("id-keep-01", "kept".repeat(50)) });
+    await m.put("bob", { id: "id-gone-01", raw: raw("id-gone-01", secret) });
+    assert.ok((await fileBytes(path)).includes(secret), "the check below can see stored text");
+    await m.ack("bob", ["id-gone-01"]);
+    await m.sweep(); // the relay sweeps every minute; a sweep ends with a WAL checkpoint
+    const bytes = await fileBytes(path);
+    assert.ok(!bytes.includes(secret), "the acked ciphertext is still on disk");
+    assert.ok(!bytes.includes(secret.slice(0, 40)), "not even in part");
+    assert.deepEqual((await m.pending("bob")).map((e) => e.id), ["id-keep-01"]);
+  } finally {
+    await m.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sqlite mailbox: a new data directory is 0700, its files 0600; an older 0644 file is tightened", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  const dir = join(parent, "relay-data");
+  const path = join(dir, "mailbox.db");
+  const modes = async () => {
+    const out: Record<string, string> = {};
+    for await (const e of Deno.readDir(dir)) {
+      out[e.name] = ((await Deno.stat(join(dir, e.name))).mode! & 0o777).toString(8);
+    }
+    return out;
+  };
+  const m = new SqliteMailbox(path, DEFAULT_MAILBOX_LIMITS, { reserveBytes: 1 << 16 });
+  await m.put("bob", { id: "id-000001", raw: "{}" });
+  assert.equal(((await Deno.stat(dir)).mode! & 0o777).toString(8), "700");
+  assert.deepEqual(await modes(), {
+    "mailbox.db": "600",
+    "mailbox.db-wal": "600",
+    "mailbox.db-shm": "600",
+    "mailbox.db-reserve": "600",
+  });
+  await m.close();
+  await Deno.chmod(path, 0o644);
+  const again = new SqliteMailbox(path);
+  try {
+    assert.equal((await modes())["mailbox.db"], "600");
+  } finally {
+    await again.close();
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("sqlite mailbox: on a full disk puts are refused, acks still drain, and puts return with the space", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  const path = join(dir, "mailbox.db");
+  const logs: string[] = [];
+  const m = new SqliteMailbox(path, DEFAULT_MAILBOX_LIMITS, {
+    reserveBytes: 1 << 20,
+    writer: new URL("./testdata/full_disk_writer.ts", import.meta.url),
+    logger: { warn: (msg) => logs.push(msg), error: (msg) => logs.push(msg) },
+  });
+  const env = (n: number) => ({ id: `id-${n}-full`, raw: JSON.stringify({ n }) });
+  try {
+    for (let n = 1; n <= 3; n++) await m.put("bob", env(n));
+    assert.ok((await Deno.stat(path + "-reserve")).size >= 1 << 20, "the reserve is held");
+    assert.deepEqual(await m.check(), { ok: true, detail: path });
+
+    await Deno.writeTextFile(path + "-disk-full", ""); // the disk fills up
+    await assert.rejects(m.put("bob", env(4)), (e: unknown) => {
+      assert.ok(e instanceof BackendUnavailableError, String(e));
+      assert.match(e.message, /disk full/);
+      return true;
+    });
+    assert.equal((await m.check()).ok, false, "not ready while puts are refused");
+    assert.match((await m.check()).detail, /disk full/);
+    assert.equal(await m.ack("bob", ["id-1-full", "id-2-full"]), 2, "acks run on a full disk");
+    await assert.rejects(m.put("bob", env(5)), /disk full/, "still refused: space not back");
+    assert.deepEqual((await m.pending("bob")).map((e) => e.id), ["id-3-full"]);
+
+    await Deno.remove(path + "-disk-full"); // space is back
+    await m.check(); // a readiness probe asks the writer to try again
+    for (let i = 0; (await m.check()).ok === false; i++) {
+      assert.ok(i < 100, "the mailbox never became ready again");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(await m.put("bob", env(6)), "stored");
+    assert.ok((await Deno.stat(path + "-reserve")).size >= 1 << 20, "the reserve is back");
+    assert.deepEqual(logs, [
+      "disk full: refusing new messages; acks still drain mailboxes",
+      "disk space back: accepting new messages",
+    ], "each change is logged once");
+  } finally {
+    await m.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

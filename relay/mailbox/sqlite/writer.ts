@@ -1,13 +1,35 @@
 /**
  * The write side of the SQLite mailbox: one connection that applies batches of puts, acks and
  * sweeps, each batch in one transaction. `SqliteMailbox` runs it in a Worker
- * (`sqlite_writer_worker.ts`) so that the commit's fsync never blocks the relay's event loop;
+ * (`writer_worker.ts`) so that the commit's fsync never blocks the relay's event loop;
  * the class itself is plain and synchronous, so it is tested in-process.
+ *
+ * Files are the relay's alone: the database is created 0600 before SQLite opens it (SQLite gives
+ * `-wal` and `-shm` the database's mode), and an existing one is set to 0600.
+ *
+ * A full disk: acks are writes too, so without room a recipient could never drain its mailbox
+ * and the space would never come back. The writer keeps a reserve file (`<db>-reserve`) of
+ * `reserveBytes`; when a transaction fails for lack of space it deletes the reserve, refuses puts
+ * from then on, and applies the rest of the batch (acks, sweeps) in the space freed, in small
+ * transactions with the WAL truncated after each. Once the reserve fits on the disk again with
+ * room for messages besides, puts are accepted again.
  *
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  openSync,
+  statfsSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { dirname } from "node:path";
 import type { MailboxLimits } from "../../ports/mailbox.ts";
+import { errorMessage } from "../../ports/errors.ts";
 
 const utf8 = new TextEncoder();
 
@@ -52,23 +74,64 @@ PRAGMA user_version = ${SCHEMA_VERSION};
 COMMIT;
 `;
 
-/** One write, as it crosses to the writer. */
+/**
+ * One write, as it crosses to the writer. A sweep also truncates the WAL afterwards; `restore`
+ * only tries to leave the disk-full state (readiness checks send it while no write comes).
+ */
 export type WriteOp =
   | { op: "put"; mailbox: string; id: string; raw: string; now: number }
   | { op: "ack"; mailbox: string; ids: readonly string[] }
-  | { op: "sweep"; now: number };
+  | { op: "sweep"; now: number }
+  | { op: "restore" };
 
-/** The outcome of one op: a put's verdict, a count (ack, sweep), or a refusal at a limit. */
-export type WriteResult = "stored" | "duplicate" | number | { full: string };
+/**
+ * The outcome of one op: a put's verdict, a count (ack, sweep), a refusal at a limit (`full`),
+ * or a put refused because the disk is full (`refused`, the reason).
+ */
+export type WriteResult = "stored" | "duplicate" | number | { full: string } | { refused: string };
+
+/** The message SQLite gives for SQLITE_FULL (no space for the file to grow). */
+const DISK_FULL = /database or disk is full/;
+
+/** Why puts are refused after a disk-full failure (the sender gets `unavailable`). */
+export const DISK_FULL_REFUSAL =
+  "disk full: new messages are refused until space is freed; acks still drain mailboxes";
+
+/** Most ids deleted per transaction while the disk is full. */
+const FULL_DISK_ACK_CHUNK = 32;
+
+/** Files next to the database that hold its content. */
+const SIDE_FILES = ["-wal", "-shm", "-journal", "-reserve"];
+
+/**
+ * Creates `path` with mode 0600 unless it exists, and sets an existing database and its side
+ * files to 0600: they hold every waiting envelope.
+ */
+function ownFiles(path: string): void {
+  closeSync(openSync(path, "a", 0o600));
+  for (const f of [path, ...SIDE_FILES.map((s) => path + s)]) {
+    try {
+      if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    } catch { /* absent */ }
+  }
+}
 
 /**
  * Opens the database with the settings every connection shares, creating the layout or
  * migrating an older one. Throws when the file cannot be opened or is not a mailbox database.
+ *
+ * `secure_delete`: a deleted envelope's bytes are overwritten with zeros in its page (and freed
+ * pages are zeroed), so an acked envelope does not linger in the file's free space; what remains
+ * until the next checkpoint is in the WAL, which each sweep truncates (docs/ARCHITECTURE.md).
  */
 export function openDatabase(path: string): DatabaseSync {
+  ownFiles(path);
   const db = new DatabaseSync(path);
   try {
-    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+    db.exec(
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; " +
+        "PRAGMA secure_delete = ON;",
+    );
     const version = (db.prepare("PRAGMA user_version").get() as { user_version: number })
       .user_version;
     const hasTable = db.prepare(
@@ -102,10 +165,21 @@ export interface Totals {
   bytes: number;
 }
 
+/** How a writer is set up. */
+export interface WriterOptions {
+  limits: MailboxLimits;
+  /** Bytes kept in `<db>-reserve` so acks can run on a full disk; 0 = no reserve. */
+  reserveBytes: number;
+}
+
 /** Applies write batches to one SQLite file. */
 export class SqliteWriter {
   #db: DatabaseSync;
+  #path: string;
   #limits: MailboxLimits;
+  #reserveBytes: number;
+  /** Why puts are refused (the disk filled up), until the reserve is back. */
+  #refusing: string | undefined;
   #sync: "FULL" | "NORMAL" = "FULL";
   #seq: number;
   /** Per-mailbox totals, loaded on first use; only mailboxes holding something stay here. */
@@ -119,8 +193,10 @@ export class SqliteWriter {
     sweep: StatementSync;
   };
 
-  constructor(path: string, limits: MailboxLimits) {
-    this.#limits = limits;
+  constructor(path: string, options: WriterOptions) {
+    this.#path = path;
+    this.#limits = options.limits;
+    this.#reserveBytes = options.reserveBytes;
     this.#db = openDatabase(path);
     this.#stmt = {
       load: this.#db.prepare(
@@ -140,6 +216,13 @@ export class SqliteWriter {
     // run once per start.
     this.#seq = this.#maxSeq();
     this.#all = this.#scanAll();
+    // A disk already too full for the reserve is treated like one that filled up while running.
+    if (!this.#fillReserve()) this.#refusing = DISK_FULL_REFUSAL;
+  }
+
+  /** Why puts are refused right now (the disk is full), or undefined when they are not. */
+  get refusing(): string | undefined {
+    return this.#refusing;
   }
 
   #maxSeq(): number {
@@ -196,6 +279,52 @@ export class SqliteWriter {
    * fsync.
    */
   apply(ops: readonly WriteOp[]): WriteResult[] {
+    if (this.#refusing) return this.#applyWhileFull(ops);
+    let results: WriteResult[];
+    try {
+      results = this.#transaction(ops);
+    } catch (err) {
+      if (!DISK_FULL.test(errorMessage(err))) throw err;
+      // Out of space: stop taking puts and give the reserve back to the disk, so the acks and
+      // sweeps of this batch can delete in the space it held.
+      this.#refusing = DISK_FULL_REFUSAL;
+      this.#releaseReserve();
+      return this.#applyWhileFull(ops);
+    }
+    if (ops.some((o) => o.op === "sweep")) this.#truncateWal();
+    return results;
+  }
+
+  /**
+   * A batch while the disk is full: puts are refused without touching the file; deletions run
+   * in transactions of at most {@linkcode FULL_DISK_ACK_CHUNK} ids, each followed by a WAL
+   * truncation, so the WAL never needs more than a few pages' room (secure_delete writes every
+   * page a deletion frees; 1,000 large envelopes in one transaction would need tens of MiB).
+   * Then tries to leave the state ({@linkcode #recover}).
+   */
+  #applyWhileFull(ops: readonly WriteOp[]): WriteResult[] {
+    const results = ops.map((o): WriteResult => {
+      if (o.op === "put") return { refused: this.#refusing ?? DISK_FULL_REFUSAL };
+      if (o.op === "restore") return 0;
+      if (o.op === "sweep") {
+        const n = this.#transaction([o])[0];
+        this.#truncateWal();
+        return n;
+      }
+      let n = 0;
+      for (let i = 0; i < o.ids.length; i += FULL_DISK_ACK_CHUNK) {
+        const ids = o.ids.slice(i, i + FULL_DISK_ACK_CHUNK);
+        n += this.#transaction([{ op: "ack", mailbox: o.mailbox, ids }])[0] as number;
+        this.#truncateWal();
+      }
+      return n;
+    });
+    this.#recover();
+    return results;
+  }
+
+  /** One transaction over `ops` (see {@linkcode apply}); throws after rolling back. */
+  #transaction(ops: readonly WriteOp[]): WriteResult[] {
     const results: WriteResult[] = [];
     const seq0 = this.#seq;
     this.#setSync(ops.some((o) => o.op === "put") ? "FULL" : "NORMAL");
@@ -213,6 +342,8 @@ export class SqliteWriter {
             }
           }
           results.push(n);
+        } else if (o.op === "restore") {
+          results.push(0);
         } else {
           const gone = this.#stmt.sweep.all(o.now - this.#limits.maxAgeMs) as Array<
             { mailbox: string; bytes: number }
@@ -221,7 +352,7 @@ export class SqliteWriter {
           results.push(gone.length);
         }
       }
-      this.#db.exec("COMMIT");
+      this.commit();
     } catch (err) {
       try {
         if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
@@ -236,6 +367,76 @@ export class SqliteWriter {
     return results;
   }
 
+  /** Commits the open transaction (a seam: tests make it fail as a full disk would). */
+  protected commit(): void {
+    this.#db.exec("COMMIT");
+  }
+
+  /** Bytes free for this database's files (a seam, like {@linkcode commit}). */
+  protected freeBytes(): number {
+    const fs = statfsSync(dirname(this.#path));
+    return fs.bavail * fs.bsize;
+  }
+
+  /**
+   * Makes sure the reserve file holds `reserveBytes` (written, so the blocks are really taken)
+   * with a MiB to spare; false when the disk has no room for that.
+   */
+  #fillReserve(): boolean {
+    const room = 1 << 20;
+    if (this.#reserveBytes <= 0) return this.freeBytes() >= room;
+    const file = this.#path + "-reserve";
+    try {
+      if (statSync(file).size >= this.#reserveBytes) return true;
+    } catch { /* absent */ }
+    if (this.freeBytes() < this.#reserveBytes + room) return false;
+    let fd: number | undefined;
+    try {
+      fd = openSync(file, "w", 0o600);
+      const chunk = new Uint8Array(Math.min(1 << 20, this.#reserveBytes));
+      for (let left = this.#reserveBytes; left > 0; left -= chunk.length) {
+        writeSync(fd, chunk, 0, Math.min(chunk.length, left));
+      }
+      return true;
+    } catch {
+      this.#releaseReserve();
+      return false;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  /** Deletes the reserve file; false when there was none to give back. */
+  #releaseReserve(): boolean {
+    const file = this.#path + "-reserve";
+    if (!existsSync(file)) return false;
+    unlinkSync(file);
+    return true;
+  }
+
+  /** Hands the WAL's space back to the disk (and, with it, the page images of acked envelopes). */
+  #truncateWal(): void {
+    try {
+      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch { /* a reader holds it, or no room: the next sweep tries again */ }
+  }
+
+  /**
+   * While refusing puts: accept them again once the reserve is back on the disk and there is as
+   * much room again for messages, counting the pages acked envelopes left free in the file
+   * (later puts reuse them before the file grows; the file itself does not shrink, as node:sqlite
+   * forbids the ATTACH that VACUUM needs). Not at the first byte freed, or the disk would fill
+   * up again at once.
+   */
+  #recover(): void {
+    const pages = this.#db.prepare("PRAGMA freelist_count").get() as { freelist_count: number };
+    const size = this.#db.prepare("PRAGMA page_size").get() as { page_size: number };
+    const room = this.freeBytes() + pages.freelist_count * size.page_size - this.#reserveBytes;
+    if (room >= Math.max(this.#reserveBytes, 1 << 20) && this.#fillReserve()) {
+      this.#refusing = undefined;
+    }
+  }
+
   #setSync(mode: "FULL" | "NORMAL"): void {
     if (this.#sync === mode) return;
     this.#db.exec(`PRAGMA synchronous = ${mode}`);
@@ -243,6 +444,7 @@ export class SqliteWriter {
   }
 
   #put(p: Extract<WriteOp, { op: "put" }>): WriteResult {
+    if (this.#refusing) return { refused: this.#refusing };
     const bytes = utf8.encode(p.raw).length;
     const t = this.#load(p.mailbox);
     const full = t.count + 1 > this.#limits.maxCount
@@ -264,4 +466,68 @@ export class SqliteWriter {
   close(): void {
     this.#db.close();
   }
+}
+
+/** What the mailbox sends to the writer. */
+export type WriterRequest =
+  | { t: "open"; path: string; options: WriterOptions }
+  | { t: "batch"; n: number; ops: string }
+  | { t: "close"; n: number };
+
+/**
+ * What the writer answers: `ready` or `failed` for the open; per batch its results or an error,
+ * with `totals` (over all mailboxes, for metrics) and `refusing` (why puts are refused, if they
+ * are); `closed` for the close.
+ */
+export type WriterReply =
+  | { t: "ready"; totals: Totals; refusing?: string }
+  | { t: "failed"; message: string }
+  | { n: number; results: string; totals: Totals; refusing?: string }
+  | { n: number; error: string; refusing?: string }
+  | { n: number; closed: true };
+
+/** The side of a worker the writer talks through. */
+export interface WriterPort {
+  onmessage: ((e: MessageEvent<WriterRequest>) => void) | null;
+  postMessage(m: WriterReply): void;
+}
+
+/**
+ * Serves {@linkcode WriterRequest}s on `port` (a worker's global scope) with the writer `make`
+ * builds. `ops` and `results` cross as JSON text: one string crosses the thread boundary faster
+ * than the structured clone of an array of objects (profiled: the clone was the relay thread's
+ * largest single cost after the move to a worker).
+ */
+export function serveWriter(
+  port: WriterPort,
+  make: (path: string, options: WriterOptions) => SqliteWriter = (path, options) =>
+    new SqliteWriter(path, options),
+): void {
+  let writer: SqliteWriter | undefined;
+  port.onmessage = (e) => {
+    const m = e.data;
+    if (m.t === "open") {
+      try {
+        writer = make(m.path, m.options);
+        port.postMessage({ t: "ready", totals: writer.totals(), refusing: writer.refusing });
+      } catch (err) {
+        port.postMessage({ t: "failed", message: errorMessage(err) });
+      }
+    } else if (m.t === "batch") {
+      if (!writer) return port.postMessage({ n: m.n, error: "sqlite writer is not open" });
+      try {
+        const results = JSON.stringify(writer.apply(JSON.parse(m.ops)));
+        port.postMessage({ n: m.n, results, totals: writer.totals(), refusing: writer.refusing });
+      } catch (err) {
+        port.postMessage({ n: m.n, error: errorMessage(err), refusing: writer.refusing });
+      }
+    } else if (m.t === "close") {
+      try {
+        writer?.close();
+      } finally {
+        writer = undefined;
+        port.postMessage({ n: m.n, closed: true });
+      }
+    }
+  };
 }

@@ -21,7 +21,7 @@ function ids(path: string): unknown[] {
 
 Deno.test("sqlite writer: one batch applies puts, acks and sweeps in order, one result each", async () => {
   const { dir, path } = await tmpDb();
-  const w = new SqliteWriter(path, LIMITS);
+  const w = new SqliteWriter(path, { limits: LIMITS, reserveBytes: 0 });
   try {
     const now = 1_000_000;
     const r = w.apply([
@@ -54,7 +54,7 @@ Deno.test("sqlite writer: one batch applies puts, acks and sweeps in order, one 
 
 Deno.test("sqlite writer: a batch that fails writes nothing of itself and totals follow the file", async () => {
   const { dir, path } = await tmpDb();
-  const w = new SqliteWriter(path, { ...LIMITS, maxCount: 10 });
+  const w = new SqliteWriter(path, { limits: { ...LIMITS, maxCount: 10 }, reserveBytes: 0 });
   try {
     w.apply([{ op: "put", mailbox: "bob", id: "kept", raw: "{}", now: 1 }]);
     // A trigger that aborts deletions fails the batch at its ack, after its put already ran
@@ -102,7 +102,7 @@ CREATE TRIGGER envelopes_insert AFTER INSERT ON envelopes BEGIN
 INSERT INTO envelopes (mailbox, id, raw, bytes, received_at) VALUES
   ('bob', 'one', '{1}', 3, 5), ('carol', 'two', '{22}', 4, 6), ('bob', 'three', '{333}', 5, 7);`);
   old.close();
-  const w = new SqliteWriter(path, LIMITS);
+  const w = new SqliteWriter(path, { limits: LIMITS, reserveBytes: 0 });
   try {
     assert.deepEqual(w.totals(), { count: 3, bytes: 12 });
     const r = w.apply([
@@ -146,13 +146,16 @@ Deno.test("sqlite writer: a file from a newer relay is refused, not rewritten", 
   const db = new DatabaseSync(path);
   db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
   db.close();
-  assert.throws(() => new SqliteWriter(path, LIMITS), /newer than this relay knows/);
+  assert.throws(
+    () => new SqliteWriter(path, { limits: LIMITS, reserveBytes: 0 }),
+    /newer than this relay knows/,
+  );
   await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("sqlite writer: rows another process wrote under its next seq fail one batch, not every one after", async () => {
   const { dir, path } = await tmpDb();
-  const w = new SqliteWriter(path, { ...LIMITS, maxCount: 10 });
+  const w = new SqliteWriter(path, { limits: { ...LIMITS, maxCount: 10 }, reserveBytes: 0 });
   try {
     w.apply([{ op: "put", mailbox: "bob", id: "one", raw: "{}", now: 1 }]);
     const db = new DatabaseSync(path);

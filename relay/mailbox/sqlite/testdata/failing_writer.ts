@@ -1,2 +1,2 @@
-// A writer worker that dies while loading (mailbox_sqlite_test.ts).
+// A writer worker that dies while loading (mailbox_test.ts).
 throw new Error("this writer fails to start");
