@@ -1,11 +1,10 @@
 /**
- * The Kafka bus alone (no relay, no sockets; `--client platformatic` for
- * relay/bus/kafka/platformatic.ts, `kafkajs` for relay/bus/kafka/bus.ts): publishes `count` envelopes of
+ * The Kafka bus alone (relay/bus/kafka/bus.ts, no relay, no sockets): publishes `count` envelopes of
  * `size` bytes keyed by 64 recipients, with at most `window` publishes in flight, and counts them
  * back through its own subscription. Prints one JSON line with the rates and its CPU.
  *
  * Usage: deno run -A bench/kafka_bus.ts --brokers 127.0.0.1:9192 --topic T [--count 50000]
- *        [--size 300] [--window 5000] [--client platformatic|kafkajs]
+ *        [--size 300] [--window 5000]
  *        deno run -A bench/kafka_bus.ts --brokers B --delete-topics T1,T2
  *        deno run -A bench/kafka_bus.ts --brokers B --create-topic T   (12 partitions)
  *
@@ -13,9 +12,8 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { Kafka, logLevel } from "kafkajs";
+import { Admin } from "@platformatic/kafka";
 import { KafkaBus } from "../relay/bus/kafka/bus.ts";
-import { PlatformaticKafkaBus } from "../relay/bus/kafka/platformatic.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -25,32 +23,21 @@ const { values } = parseArgs({
     count: { type: "string", default: "50000" },
     size: { type: "string", default: "300" },
     window: { type: "string", default: "5000" },
-    client: { type: "string", default: "platformatic" },
     "delete-topics": { type: "string" },
     "create-topic": { type: "string" },
   },
 });
 const brokers = (values.brokers ?? "127.0.0.1:9192").split(",");
 
-if (values["create-topic"]) {
-  // Created up front with leaders elected, so relays started next find a ready topic.
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, clientId: "chat-bench" }).admin();
-  await admin.connect();
-  await admin.createTopics({
-    waitForLeaders: true,
-    timeout: 30_000,
-    topics: [{ topic: values["create-topic"], numPartitions: 12, replicationFactor: 1 }],
-  });
-  await admin.disconnect();
-  Deno.exit(0);
-}
-
-if (values["delete-topics"]) {
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, clientId: "chat-bench" }).admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: values["delete-topics"].split(","), timeout: 10_000 })
-    .catch(() => {});
-  await admin.disconnect();
+if (values["create-topic"] || values["delete-topics"]) {
+  const admin = new Admin({ clientId: "chat-bench", bootstrapBrokers: brokers });
+  if (values["create-topic"]) {
+    // Created up front, so relays started next find a ready topic.
+    await admin.createTopics({ topics: [values["create-topic"]], partitions: 12, replicas: 1 });
+  } else {
+    await admin.deleteTopics({ topics: values["delete-topics"]!.split(",") }).catch(() => {});
+  }
+  await admin.close();
   Deno.exit(0);
 }
 
@@ -65,9 +52,7 @@ const busOptions = {
   instanceId: `bench-${crypto.randomUUID()}`,
   logger: quiet,
 };
-const bus = values.client === "kafkajs"
-  ? await KafkaBus.connect(busOptions)
-  : await PlatformaticKafkaBus.connect(busOptions);
+const bus = await KafkaBus.connect(busOptions);
 let received = 0;
 let tLastRecv = 0;
 await bus.subscribe((_mailbox, raw) => {
@@ -113,7 +98,6 @@ console.log(JSON.stringify({
   cpuSec: (cpu.user + cpu.system) / 1e6,
   wallSec: (performance.now() - t0) / 1000,
   batches: bus.stats.batches,
-  client: values.client,
 }));
 await bus.close();
 Deno.exit(0);

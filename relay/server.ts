@@ -52,8 +52,8 @@ export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mai
 /** Builds the bus the configuration asks for. */
 export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
   if (config.kafka.brokers.length > 0) {
-    const { PlatformaticKafkaBus } = await import("./bus/kafka/platformatic.ts");
-    return await PlatformaticKafkaBus.connect({ ...config.kafka, logger: log });
+    const { KafkaBus } = await import("./bus/kafka/bus.ts");
+    return await KafkaBus.connect({ ...config.kafka, logger: log });
   }
   return new MemoryBus();
 }

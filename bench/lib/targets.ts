@@ -214,17 +214,26 @@ export function centrifugoTarget(ctx: TargetContext, o: CentrifugoOptions): Targ
   };
 }
 
+/** The pid in `<CHAT_SERVICES_DIR or .services>/<file>`, if scripts/services.sh runs it. */
+function servicePid(file: string): number | undefined {
+  const dir = Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
+  try {
+    return Number(Deno.readTextFileSync(join(dir, file)).trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** The Kafka JVM of scripts/services.sh, if it runs one. */
+export function kafkaPid(): number | undefined {
+  return servicePid("kafka/kafka.pid");
+}
+
 /**
  * The redis-server and Kafka JVM of `scripts/services.sh` (pid files under CHAT_SERVICES_DIR,
  * default `.services`), whose CPU is counted with the scaled relays'.
  */
 export function servicesPids(): number[] | undefined {
-  const dir = Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
-  const pids: number[] = [];
-  for (const f of ["redis/redis.pid", "kafka/kafka.pid"]) {
-    try {
-      pids.push(Number(Deno.readTextFileSync(join(dir, f)).trim()));
-    } catch { /* not managed here */ }
-  }
+  const pids = [servicePid("redis/redis.pid"), kafkaPid()].filter((p): p is number => !!p);
   return pids.length ? pids : undefined;
 }

@@ -172,7 +172,6 @@ export interface BusOut {
   cpuSec: number;
   wallSec: number;
   batches: number;
-  client: string;
 }
 
 /** Runs bench/kafka_bus.ts in its own process. */
@@ -181,7 +180,6 @@ export async function busAlone(
   topic: string,
   count: number,
   size: number,
-  client: "kafkajs" | "platformatic",
 ): Promise<BusOut> {
   const r = await run(Deno.execPath(), [
     "run",
@@ -195,8 +193,6 @@ export async function busAlone(
     String(count),
     "--size",
     String(size),
-    "--client",
-    client,
   ], { timeoutMs: 180_000 });
   const line = r.stdout.split("\n").find((l) => l.startsWith("{"));
   if (!line) throw new Error(`kafka_bus.ts failed (exit ${r.code}): ${r.stderr.slice(-400)}`);
@@ -233,22 +229,25 @@ export async function deleteTopics(brokers: string, topics: string[]): Promise<v
 
 /** The latency floor printed by bench/kafka_floor.ts. */
 export interface FloorOut {
-  client: string;
   rate: number;
   delivered: number;
   p50: number;
   p99: number;
   p999: number;
   cpuPerM: number;
+  backendCpuPerM?: number;
 }
 
-/** Runs bench/kafka_floor.ts (two buses of one client, one process) at `rate` for `seconds`. */
+/**
+ * Runs bench/kafka_floor.ts (two buses, one process) at `rate` for `seconds`, with the CPU of
+ * `backendPids` (the Kafka JVM).
+ */
 export async function kafkaFloor(
   brokers: string,
   topic: string,
-  client: "kafkajs" | "platformatic",
   rate: number,
   seconds: number,
+  backendPids: number[] = [],
 ): Promise<FloorOut> {
   const r = await run(Deno.execPath(), [
     "run",
@@ -258,8 +257,8 @@ export async function kafkaFloor(
     brokers,
     "--topic",
     topic,
-    "--client",
-    client,
+    "--backend-pids",
+    backendPids.join(","),
     "--rate",
     String(rate),
     "--seconds",
