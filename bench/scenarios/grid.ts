@@ -32,7 +32,7 @@ export interface GridOptions {
   maxGens: number;
   pairsPerGen: number;
   p99LimitMs: number;
-  /** A round ends at a step with loss, errors, p99 above this, or a second failed step. */
+  /** A round ends at a step with loss, errors, p99 above this, or generators out of CPU. */
   hardP99Ms: number;
   log: (s: string) => void;
 }
@@ -104,7 +104,6 @@ async function oneRound(spec: TargetSpec, o: GridOptions, round: number): Promis
       1e9,
     );
     await fleet.quiet();
-    let fails = 0;
     for (let i = 0; i < o.rates.length; i++) {
       const rate = o.rates[i];
       const ms = Math.max(o.stepMs, o.minSamples / rate * 1000);
@@ -124,13 +123,11 @@ async function oneRound(spec: TargetSpec, o: GridOptions, round: number): Promis
         continue;
       }
       steps.push(s);
-      if (s.pass) {
-        fails = 0;
-        continue;
-      }
+      if (s.pass) continue;
+      // A latency failure does not end the round: on a shared machine one stall fails a step,
+      // and the rates above still show the curve (and the CPU per message).
       generatorBound = genLimited(s);
-      const hard = !lossless(s) || !(s.p99 <= o.hardP99Ms);
-      if (hard || ++fails >= 2) {
+      if (generatorBound || !lossless(s) || !(s.p99 <= o.hardP99Ms)) {
         stopReason = s.why;
         break;
       }
