@@ -395,7 +395,8 @@ async function idle(c: Cmd) {
 async function drain(c: Cmd) {
   const count: number = c.count;
   const recipient = await signingIdentity();
-  const { sender, pre, post } = await sizedTemplate(recipient.key);
+  const made = await sizedTemplate(recipient.key);
+  const { pre, post } = sendFrame(made), sender = made.sender;
   const tag = `d${crypto.getRandomValues(new Uint32Array(1))[0].toString(36)}k`;
   const frames = Array.from({ length: count }, (_, k) => {
     const f = pre + tag + String(k).padStart(14 - tag.length, "0") + post;
