@@ -121,7 +121,7 @@ await servicesTest(
       for (const z of [`${b}seq`, `${b}age`, `${v2}index`, `${v2}registry`]) {
         strings.push(...await redisCliRaw(redisUrl, ["ZRANGE", z, "0", "-1", "WITHSCORES"]));
       }
-      const allowed = new Set([raw, e.id, to, "seq", "bytes", "pair"]);
+      const allowed = new Set([raw, e.id, to, "seq", "bytes", "exp", "pair"]);
       for (const s of strings) {
         assert.ok(
           allowed.has(s) || /^\d+$/.test(s),
