@@ -1,7 +1,7 @@
 /**
- * The Redis mailbox alone (relay/mailbox/redis.ts, no relay, no sockets): puts ~300-byte envelopes
- * into 100 mailboxes at a constant open-loop rate and acks each one 5 ms after its put, as live
- * recipients do. Prints one JSON line: put latency p50/p99/p99.9 (ms), this process's and
+ * The Redis mailbox alone (relay/mailbox/redis.ts, no relay, no sockets): puts ~300-byte v2
+ * envelopes into 100 registered pair mailboxes at a constant open-loop rate and acks each one
+ * 5 ms after its put, as live recipients do. Prints one JSON line: put latency p50/p99/p99.9 (ms), this process's and
  * redis-server's CPU-seconds per million envelopes (put + ack).
  *
  * Usage: deno run -A bench/redis_mailbox.ts --redis redis://127.0.0.1:6390 [--rate 1000]
@@ -40,8 +40,12 @@ const mb: Mailbox = await RedisMailbox.connect(o.redis, undefined, { prefix });
 
 const rate = Number(o.rate), n = Math.round(rate * Number(o.seconds));
 const boxes = Array.from({ length: 100 }, (_, i) => btoa(String(i).padStart(32, "b")));
-const pad = "A".repeat(220);
-const raw = (id: string) => `{"v":1,"id":"${id}","to":"x","nonce":"n","ciphertext":"${pad}"}`;
+// v2-shaped envelopes of ~300 bytes (the size docs/SERVICES.md's figures were measured at), to
+// pair mailboxes registered once, as a reader's open does.
+const pad = "A".repeat(254);
+const raw = (id: string) => `{"v":2,"id":"${id}","to":"x","body":"${pad}"}`;
+// An adapter from before protocol v2 (--impl) has no registration.
+for (const box of boxes) await mb.register?.(box, "pair");
 let hist = new Hist();
 let failed = 0;
 const one = async (k: number, due: number) => {
