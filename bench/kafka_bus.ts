@@ -14,6 +14,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { Admin } from "@platformatic/kafka";
 import { KafkaBus } from "../relay/bus/kafka/bus.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -84,7 +85,7 @@ await Promise.all(Array.from({ length: windowSize }, worker));
 const tPub = performance.now();
 const end = tPub + 30_000;
 while (received < count - 200 && performance.now() < end) {
-  await new Promise((r) => setTimeout(r, 10));
+  await delay(10);
 }
 const cpu = process.cpuUsage(cpu0);
 const n = count - 200;

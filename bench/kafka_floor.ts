@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { KafkaBus, type KafkaBusTuning } from "../relay/bus/kafka/bus.ts";
 import { Hist } from "./lib/hist.ts";
 import { cpuSeconds } from "./lib/proc.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 const { values: o } = parseArgs({
   args: Deno.args,
@@ -69,7 +70,7 @@ await sub.subscribe((_mb, r) => {
 });
 // Warm-up: connections, fetch sessions, JIT.
 for (let i = 0; i < 200; i++) await pub.publish(mailboxes[i % 100], `{"v":2,"id":"wu${i}"}`);
-while (warm < 200) await new Promise((r) => setTimeout(r, 5));
+while (warm < 200) await delay(5);
 
 const backends = o["backend-pids"].split(",").filter(Boolean).map(Number);
 const backendCpu = () => backends.reduce((a, p) => a + cpuSeconds(p), 0);
@@ -92,7 +93,7 @@ await new Promise<void>((resolve) => {
   setTimeout(tick, 0);
 });
 const end = performance.now() + 10_000;
-while (got + failed < n && performance.now() < end) await new Promise((r) => setTimeout(r, 5));
+while (got + failed < n && performance.now() < end) await delay(5);
 const cpu = process.cpuUsage(cpu0);
 const bcpu = backendCpu() - b0;
 const s = hist.summaryMs();

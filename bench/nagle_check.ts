@@ -8,6 +8,7 @@
  * @module
  */
 import { type BenchSocket, connectWs } from "./lib/ws.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 const ROUNDS = 20;
 const srv = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
@@ -45,12 +46,12 @@ async function measure(s: BenchSocket): Promise<{ up: number[]; down: number[] }
     s.send("B");
     await next("r");
     up.push(performance.now() - t0);
-    await new Promise((r) => setTimeout(r, 5));
+    await delay(5);
     t0 = performance.now();
     s.send("S");
     await next("B");
     down.push(performance.now() - t0);
-    await new Promise((r) => setTimeout(r, 5));
+    await delay(5);
   }
   s.close();
   return { up, down };

@@ -19,6 +19,7 @@ import { pathToFileURL } from "node:url";
 import type { Mailbox } from "../relay/ports/mailbox.ts";
 import { Hist } from "./lib/hist.ts";
 import { cpuSeconds, ROOT } from "./lib/proc.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 const { values: o } = parseArgs({
   args: Deno.args,
@@ -53,7 +54,7 @@ const one = async (k: number, due: number) => {
   try {
     await mb.put(box, { id, raw: raw(id) });
     hist.add(Math.max(1, (performance.now() - due) * 1000));
-    await new Promise((r) => setTimeout(r, 5));
+    await delay(5);
     await mb.ack(box, [id]);
   } catch {
     failed++;

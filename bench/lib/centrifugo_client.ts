@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
 import type { BenchSocket } from "./ws.ts";
 
 const enc = new TextEncoder();
@@ -36,26 +37,18 @@ export async function connectionToken(secret: string, sub: string): Promise<stri
  * Connects with `token`, subscribes to `channel` when given, then hands every later message (one
  * JSON text each, frames split at newlines) to `onMessage`. Server pings (`{}`) are answered.
  */
-export function centrifugoSession(
+export async function centrifugoSession(
   ws: BenchSocket,
   token: string,
   channel: string | undefined,
   onMessage: (text: string) => void,
   timeoutMs = 30_000,
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => fail(new Error(`no connect reply in ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    let state = 0;
+  let state = 0;
+  const session = new Promise<void>((resolve, reject) => {
     const fail = (e: Error) => {
       if (state === 3) return;
       state = 3;
-      clearTimeout(timer);
-      try {
-        ws.close();
-      } catch { /* closed */ }
       reject(e);
     };
     const one = (line: string) => {
@@ -70,7 +63,6 @@ export function centrifugoSession(
     };
     const done = () => {
       state = 2;
-      clearTimeout(timer);
       ws.onclose = null;
       resolve();
     };
@@ -81,4 +73,13 @@ export function centrifugoSession(
     };
     ws.send(JSON.stringify({ id: 1, connect: { token, name: "chat-p2p-bench" } }));
   });
+  try {
+    await deadline(session, timeoutMs);
+  } catch (e) {
+    state = 3;
+    try {
+      ws.close();
+    } catch { /* closed */ }
+    throw isTimeoutError(e) ? new Error(`no connect reply in ${timeoutMs} ms`) : e;
+  }
 }

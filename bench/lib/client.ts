@@ -22,7 +22,7 @@ import {
   signingKeyFromSeed,
   toBase64,
 } from "@chat-p2p/protocol";
-import { deadline } from "@chat-p2p/protocol/async";
+import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
 import { type BenchSocket, connectWs } from "./ws.ts";
 
 /** A key the generator can authenticate or open a mailbox with (and, with `kp`, seal with). */
@@ -218,13 +218,14 @@ export async function connect(
       }
     };
   });
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   try {
-    return await deadline(handshake, opts.timeoutMs ?? 30_000);
+    return await deadline(handshake, timeoutMs);
   } catch (e) {
     settled = true;
     try {
       ws.close();
     } catch { /* closed */ }
-    throw e;
+    throw isTimeoutError(e) ? new Error(`not ready within ${timeoutMs} ms`) : e;
   }
 }

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
+import { delay } from "@chat-p2p/protocol/async";
 import { mailboxContract } from "./contract.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
 import { BackendUnavailableError } from "../ports/errors.ts";
@@ -75,7 +76,7 @@ async function eventually<T>(what: string, ms: number, fn: () => Promise<T>): Pr
       return await fn();
     } catch (e) {
       if (Date.now() > end) throw new Error(`${what}: still failing after ${ms} ms`, { cause: e });
-      await new Promise((r) => setTimeout(r, 200));
+      await delay(200);
     }
   }
 }
@@ -358,7 +359,7 @@ await servicesTest(
         { length: 30 },
         (_, i) => m.put("alice", { id: `id-wait-${i}`, raw: "{}" }).catch((e) => e),
       );
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
       assert.ok(client.listenerCount("ready") <= 5, `${client.listenerCount("ready")} listeners`);
       for (const r of await Promise.all(puts)) assert.ok(r instanceof BackendUnavailableError);
     } finally {
@@ -390,11 +391,11 @@ await servicesTest(
         await m.register(mb, "pair");
         for (const n of [0, 1]) await m.put(mb, { id: `id-${mb}-${n}`, raw: `{"n":${n}}` });
       }
-      await new Promise((r) => setTimeout(r, 200)); // the monitor has seen the puts
+      await delay(200); // the monitor has seen the puts
       scripts.length = 0;
       const removed = await Promise.all(boxes.map((mb) => m.ack(mb, [`id-${mb}-0`, `id-${mb}-1`])));
       assert.deepEqual(removed, boxes.map(() => 2));
-      await new Promise((r) => setTimeout(r, 200));
+      await delay(200);
       assert.equal(scripts.length, 1, `${scripts.length} script calls for 10 acks`);
       for (const mb of boxes) assert.deepEqual(await m.depth(mb), { count: 0, bytes: 0 });
 

@@ -8,6 +8,7 @@
  * @module
  */
 import { Admin } from "@platformatic/kafka";
+import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
 
 const broker = Deno.args[0] ?? "127.0.0.1:9192";
 const timeoutMs = Number(Deno.args[1] ?? 5000);
@@ -21,15 +22,16 @@ const admin = new Admin({
 });
 let code = 1;
 try {
-  const timer = new Promise<never>((_, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    Deno.unrefTimer(t);
-  });
-  const meta = await Promise.race([admin.metadata({ topics: [] }), timer]);
+  const meta = await deadline(admin.metadata({ topics: [] }), timeoutMs);
   if (meta.brokers.size > 0 && meta.controllerId >= 0) code = 0;
   else console.error(`kafka: metadata has no brokers or controller yet`);
 } catch (e) {
-  console.error(`kafka: ${e instanceof Error ? e.message : String(e)}`);
+  const why = isTimeoutError(e)
+    ? `no answer within ${timeoutMs} ms`
+    : e instanceof Error
+    ? e.message
+    : String(e);
+  console.error(`kafka: ${why}`);
 } finally {
   await admin.close().catch(() => {});
 }

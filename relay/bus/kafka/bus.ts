@@ -20,7 +20,14 @@
 import { Admin, Consumer, ListOffsetTimestamps, murmur2, Producer } from "@platformatic/kafka";
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
-import { Batcher, deadline, isTimeoutError } from "@chat-p2p/protocol/async";
+import {
+  Batcher,
+  deadline,
+  delay,
+  isTimeoutError,
+  retry,
+  RetryError,
+} from "@chat-p2p/protocol/async";
 import type { Bus, BusHandler } from "../../ports/bus.ts";
 import type { AdapterLogger } from "../../infra/log.ts";
 import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
@@ -87,8 +94,12 @@ const stderrLogger: KafkaBusLogger = {
   error: (msg, fields) => console.error(JSON.stringify({ level: "error", msg, ...fields })),
 };
 
-/** What went wrong, in words: the first of the client's retried errors, "no answer in time". */
+/**
+ * What went wrong, in words: the last attempt's error for a retry, the first of the client's
+ * retried errors, "no answer in time" for a deadline.
+ */
 function describe(e: unknown): string {
+  if (e instanceof RetryError) return describe(e.cause);
   if (e instanceof AggregateError && e.errors.length > 0) return describe(e.errors[0]);
   return isTimeoutError(e) ? "no answer in time" : errorMessage(e);
 }
@@ -216,16 +227,14 @@ export class KafkaBus implements Bus {
       const topics = await this.#admin.listTopics();
       if (!topics.includes(this.topic)) await this.#createTopic();
       // Ready means every partition has a leader that answers ListOffsets; right after creation
-      // a partition can still say "not the leader" for a moment.
-      for (let delay = 100, end = Date.now() + 15_000;; delay = Math.min(delay * 2, 1000)) {
-        try {
-          this.#partitions = (await this.#endOffsets()).length;
-          return;
-        } catch (e) {
-          if (Date.now() + delay > end) throw e;
-          await new Promise((r) => setTimeout(r, delay));
-        }
-      }
+      // a partition can still say "not the leader" for a moment. Tried for about 15 s.
+      const ends = await retry(() => this.#endOffsets(), {
+        minTimeout: 100,
+        maxTimeout: 1000,
+        jitter: 0,
+        maxAttempts: 18,
+      });
+      this.#partitions = ends.length;
     })();
     this.#topicReady.catch(() => (this.#topicReady = undefined));
     return this.#topicReady;
@@ -413,7 +422,7 @@ export class KafkaBus implements Bus {
       } catch (e) {
         if (this.#closed) return;
         this.#markDown("consume", e);
-        await new Promise((r) => setTimeout(r, FETCH_RETRY_MS));
+        await delay(FETCH_RETRY_MS);
         // The topic was truncated or recreated: go on from its end (the mailboxes hold the rest).
         if (/OFFSET_OUT_OF_RANGE|out of range/i.test(describe(e))) {
           this.#positions = await this.#endOffsets().catch(() => this.#positions);

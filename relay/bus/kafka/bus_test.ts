@@ -15,6 +15,7 @@ import {
   stringDeserializers,
   stringSerializers,
 } from "@platformatic/kafka";
+import { retry } from "@chat-p2p/protocol/async";
 import { busContract, waitFor } from "../contract.ts";
 import { KafkaBus, type KafkaBusOptions, PACKED_KEY } from "./bus.ts";
 import { BackendUnavailableError } from "../../ports/errors.ts";
@@ -275,16 +276,14 @@ await servicesTest(
       }
 
       await t.step("after restart: publish works and the fetcher delivers again", async () => {
-        const end = Date.now() + 60_000;
-        for (let i = 0;; i++) {
-          try {
-            await a.publish("alice", `after-${i}`);
-            break;
-          } catch (e) {
-            if (Date.now() > end) throw e;
-            await new Promise((r) => setTimeout(r, 200));
-          }
-        }
+        let i = 0;
+        // Every 200 ms for up to a minute.
+        await retry(() => a.publish("alice", `after-${i++}`), {
+          minTimeout: 200,
+          multiplier: 1,
+          jitter: 0,
+          maxAttempts: 300,
+        });
         await waitFor(
           () => got.some((g) => g.startsWith("after-")),
           60_000,
