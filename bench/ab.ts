@@ -1,74 +1,107 @@
 /**
- * `deno run -A bench/ab.ts --a <checkout> --b <checkout> [--rates 2000,4000,6000] [--rounds 2]
- * [--env-a K=V …] [--env-b K=V …]`: before/after of a relay change (or of a setting: the same
- * checkout twice with different environment). Runs the embedded relay of each checkout in turn (A, B, A, B…)
- * under the same generators at fixed rates and prints p50/p99, loss and relay CPU-seconds per
- * million messages for each, so a change is judged on alternating runs of the same machine, not
- * on two full benches minutes apart.
+ * `deno run -A bench/ab.ts --a <checkout> --b <checkout> [--mode embedded|scaled|scaled2]
+ * [--rates 2000,4000] [--rounds 3] [--step-ms 10000] [--env-a K=V …] [--env-b K=V …]`: before/after
+ * of a relay change (or of a setting: the same checkout twice with different environment). Runs
+ * the relays of each checkout in turn (A, B, A, B…), freshly started each time, under the same
+ * generators at fixed rates, and prints p50/p99, loss and CPU-seconds per million messages (the
+ * relays, and in scaled mode Kafka + Redis too) for each, so a change is judged on alternating
+ * runs of the same machine, not on two full benches minutes apart.
+ *
+ * `--transport-a/-b native` makes that side's generators use Deno's WebSocket (Nagle on) instead
+ * of bench/lib/ws.ts.
+ *
+ * `--mode scaled` runs one relay on Kafka + Redis, `scaled2` two (senders on the first, receivers
+ * on the second); both need KAFKA_BROKERS and REDIS_URL (CHAT_SERVICES_DIR for the services' CPU).
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
-import { BENCH_RELAY_ENV, startServer, stopAll } from "./lib/proc.ts";
+import { stopAll } from "./lib/proc.ts";
 import { Fleet, type StepOut } from "./scenarios/throughput.ts";
+import { deleteTopics } from "./scenarios/kafka.ts";
+import type { TargetSpec } from "./scenarios/grid.ts";
+import { embeddedTarget, scaledTarget, servicesPids } from "./lib/targets.ts";
 
 const { values: o } = parseArgs({
   args: Deno.args,
   options: {
     a: { type: "string" },
     b: { type: "string" },
+    mode: { type: "string", default: "embedded" },
     rates: { type: "string", default: "2000,4000,6000,8000" },
     rounds: { type: "string", default: "2" },
-    "duration-ms": { type: "string", default: "4000" },
+    "step-ms": { type: "string", default: "10000" },
+    pairs: { type: "string", default: "50" },
     "env-a": { type: "string", multiple: true, default: [] },
     "env-b": { type: "string", multiple: true, default: [] },
+    "transport-a": { type: "string", default: "nodelay" },
+    "transport-b": { type: "string", default: "nodelay" },
   },
 });
-if (!o.a || !o.b) {
-  console.error("usage: deno run -A bench/ab.ts --a DIR --b DIR [--rates r1,r2] [--rounds N]");
+if (!o.a || !o.b || !["embedded", "scaled", "scaled2"].includes(o.mode)) {
+  console.error(
+    "usage: deno run -A bench/ab.ts --a DIR --b DIR [--mode embedded|scaled|scaled2] " +
+      "[--rates r1,r2] [--rounds N] [--step-ms MS] [--env-a K=V] [--env-b K=V]",
+  );
   Deno.exit(2);
 }
 const rates = o.rates.split(",").map(Number);
 const work = await Deno.makeTempDir({ prefix: "chat-ab-" });
-const envOf = (kvs: string[]) => Object.fromEntries(kvs.map((kv) => kv.split("=", 2)));
-const extraEnv = { A: envOf(o["env-a"]), B: envOf(o["env-b"]) };
+const envOf = (kvs: string[]) => Object.fromEntries(kvs.map((kv) => kv.split(/=(.*)/s, 2)));
+const brokers = Deno.env.get("KAFKA_BROKERS"), redisUrl = Deno.env.get("REDIS_URL");
+if (o.mode !== "embedded" && !(brokers && redisUrl)) {
+  console.error(`--mode ${o.mode} needs KAFKA_BROKERS and REDIS_URL`);
+  Deno.exit(2);
+}
+const topic = `bench-ab-${Date.now().toString(36)}`;
+function spec(side: "A" | "B", dir: string, env: Record<string, string>): TargetSpec {
+  const ctx = { work, relayScript: join(resolve(dir), "relay/main.ts") };
+  if (o.mode === "embedded") return embeddedTarget(ctx, `ab-${side}`, env);
+  return scaledTarget(ctx, {
+    name: `ab-${side}`,
+    relays: o.mode === "scaled2" ? 2 : 1,
+    services: { brokers: brokers!, redisUrl: redisUrl!, backendPids: servicesPids() },
+    topic: `${topic}-${side}`,
+    env,
+  });
+}
+const sides = [["A", spec("A", o.a, envOf(o["env-a"]))], ["B", spec("B", o.b, envOf(o["env-b"]))]];
 const rows: Array<{ side: string; round: number; s: StepOut }> = [];
-let n = 0;
 for (let round = 1; round <= Number(o.rounds); round++) {
-  for (const [side, dir] of [["A", o.a], ["B", o.b]] as const) {
-    const r = await startServer({
-      name: `relay-${side}`,
-      script: join(resolve(dir), "relay/main.ts"),
-      args: ["--port", "0", "--host", "127.0.0.1", "--data-dir", join(work, `d${++n}`)],
-      env: { ...BENCH_RELAY_ENV, ...extraEnv[side] },
-    });
-    const fleet = new Fleet({
-      name: `ab-${side}`,
-      senderUrl: r.url,
-      receiverUrl: r.url,
-      pids: [r.pid],
-    }, 50);
+  for (const [side, sp] of sides as Array<["A" | "B", TargetSpec]>) {
+    const { target, stop } = await sp.start();
+    target.transport = (side === "A" ? o["transport-a"] : o["transport-b"]) as "native" | "nodelay";
+    const fleet = new Fleet(target, Number(o.pairs));
     try {
       await fleet.grow(2);
-      await fleet.step(rates[0] / 2, 1000, 500, 1e9); // warm-up
+      await fleet.step(Math.min(1000, rates[0]), 3000, 1500, 1e9); // warm-up
+      await fleet.quiet();
       for (const rate of rates) {
-        const s = await fleet.step(rate, Number(o["duration-ms"]), 1500, 1e9);
+        const s = await fleet.step(rate, Number(o["step-ms"]), 2000, 20);
         rows.push({ side, round, s });
         console.error(
           `${side}#${round} ${rate}/s: p50 ${s.p50} p99 ${s.p99} p99.9 ${s.p999} ms, loss ${s.loss}, ` +
-            `relay ${s.relayCpuPerM} CPU-s/M, rss ${s.relayRssMb} MB`,
+            `server ${s.relayCpuPerM} CPU-s/M, with backends ${s.totalCpuPerM}, gen lag p99 ` +
+            `${s.genLagP99} ms, load ${Deno.loadavg()[0]}` +
+            (s.slowSlots.length
+              ? `, slowest 1% at ${JSON.stringify(s.slowSlots.slice(0, 4))}`
+              : ""),
         );
+        await fleet.quiet();
       }
     } finally {
       await fleet.close();
-      await r.stop();
+      await stop();
       await stopAll(3000);
     }
   }
 }
-console.log("| rate | side | p50 ms (each round) | p99 ms (each round) | CPU-s per M msgs |");
-console.log("| --- | --- | --- | --- | --- |");
+console.log(
+  "| rate | side | p50 ms (each round) | p99 ms (each round) | CPU-s per M msgs (server) | " +
+    "CPU-s per M (with backends) |",
+);
+console.log("| --- | --- | --- | --- | --- | --- |");
 for (const rate of rates) {
   for (const side of ["A", "B"]) {
     const mine = rows.filter((x) => x.side === side && x.s.offered === rate);
@@ -76,8 +109,9 @@ for (const rate of rates) {
     console.log(
       `| ${rate} | ${side} | ${col((s) => s.p50)} | ${col((s) => s.p99)} | ${
         col((s) => s.relayCpuPerM)
-      } |`,
+      } | ${col((s) => s.totalCpuPerM)} |`,
     );
   }
 }
+if (brokers && o.mode !== "embedded") await deleteTopics(brokers, [`${topic}-A`, `${topic}-B`]);
 await Deno.remove(work, { recursive: true });

@@ -12,8 +12,9 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { Kafka, logLevel } from "kafkajs";
+import { Admin } from "@platformatic/kafka";
 import { KafkaBus } from "../relay/bus/kafka/bus.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,25 +30,15 @@ const { values } = parseArgs({
 });
 const brokers = (values.brokers ?? "127.0.0.1:9192").split(",");
 
-if (values["create-topic"]) {
-  // Created up front with leaders elected, so relays started next find a ready topic.
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, clientId: "chat-bench" }).admin();
-  await admin.connect();
-  await admin.createTopics({
-    waitForLeaders: true,
-    timeout: 30_000,
-    topics: [{ topic: values["create-topic"], numPartitions: 12, replicationFactor: 1 }],
-  });
-  await admin.disconnect();
-  Deno.exit(0);
-}
-
-if (values["delete-topics"]) {
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, clientId: "chat-bench" }).admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: values["delete-topics"].split(","), timeout: 10_000 })
-    .catch(() => {});
-  await admin.disconnect();
+if (values["create-topic"] || values["delete-topics"]) {
+  const admin = new Admin({ clientId: "chat-bench", bootstrapBrokers: brokers });
+  if (values["create-topic"]) {
+    // Created up front, so relays started next find a ready topic.
+    await admin.createTopics({ topics: [values["create-topic"]], partitions: 12, replicas: 1 });
+  } else {
+    await admin.deleteTopics({ topics: values["delete-topics"]!.split(",") }).catch(() => {});
+  }
+  await admin.close();
   Deno.exit(0);
 }
 
@@ -55,13 +46,14 @@ const count = Number(values.count);
 const size = Number(values.size);
 const windowSize = Number(values.window);
 const quiet = { warn: () => {}, error: (m: string) => console.error(m) };
-const bus = await KafkaBus.connect({
+const busOptions = {
   brokers,
   topic: values.topic!,
   partitions: 12,
   instanceId: `bench-${crypto.randomUUID()}`,
   logger: quiet,
-});
+};
+const bus = await KafkaBus.connect(busOptions);
 let received = 0;
 let tLastRecv = 0;
 await bus.subscribe((_mailbox, raw) => {
@@ -93,7 +85,7 @@ await Promise.all(Array.from({ length: windowSize }, worker));
 const tPub = performance.now();
 const end = tPub + 30_000;
 while (received < count - 200 && performance.now() < end) {
-  await new Promise((r) => setTimeout(r, 10));
+  await delay(10);
 }
 const cpu = process.cpuUsage(cpu0);
 const n = count - 200;

@@ -1,8 +1,11 @@
 /**
- * `deno task bench [--quick] [--only a,b] [--no-services]`: the relay's performance rows, each
- * next to a reference measured in the same run (this machine has 2 cores: only ratios travel).
- * Writes bench/results/<date>.json, latest.json and latency.svg, prints the table and refreshes
- * the table in bench/README.md (a quick run writes <date>-quick.json when a full run of the day
+ * `deno task bench [--quick] [--only a,b] [--no-services] [--merge] [--rounds N] [--step-ms MS]`:
+ * the relay's performance rows, each next to a reference measured in the same run (this machine
+ * has 2 cores: only ratios travel). The throughput rows put chat-p2p beside Centrifugo (memory
+ * engine beside the embedded relay, Redis engine beside scaled mode), on the same load generator,
+ * in interleaved rounds (bench/scenarios/grid.ts; the method is in bench/README.md).
+ * Writes bench/results/<date>.json, latest.json and latency.svg, prints the tables and refreshes
+ * them in bench/README.md (a quick run writes <date>-quick.json when a full run of the day
  * exists, latency-quick.svg, and leaves the README alone). `--merge` with `--only` fills the
  * sections not run from results/latest.json.
  *
@@ -20,18 +23,9 @@ import {
   machineBusySeconds,
   ROOT,
   run,
-  type Server,
-  startServer,
   stopAll,
 } from "./lib/proc.ts";
-import {
-  Fleet,
-  ramp,
-  type RampOptions,
-  type RampOut,
-  type StepOut,
-  type Target,
-} from "./scenarios/throughput.ts";
+import { grid, type GridOptions, type GridOut, type TargetSpec } from "./scenarios/grid.ts";
 import { connectionRamp, type ConnOut } from "./scenarios/connections.ts";
 import {
   drain,
@@ -44,10 +38,11 @@ import {
 import {
   busAlone,
   type BusOut,
-  createTopic,
   deleteTopics,
   type EndToEnd,
   endToEndLatency,
+  type FloorOut,
+  kafkaFloor,
   kafkaLibs,
   type ProducerPerf,
   producerPerformance,
@@ -56,6 +51,18 @@ import { cliBench, type CliOut } from "./scenarios/cli.ts";
 import { type ProfileOut, profileRelay } from "./scenarios/profile.ts";
 import type { ProfileSummary } from "./profile_summary.ts";
 import { latencyChart, type Series } from "./svg.ts";
+import { type CentrifugoFound, findCentrifugo } from "./lib/centrifugo.ts";
+import {
+  centrifugoTarget,
+  embeddedTarget,
+  forwarderTarget,
+  kafkaPid,
+  scaledTarget,
+  servicesPids,
+  startRelay,
+  type TargetContext,
+} from "./lib/targets.ts";
+import { at, cpuRow, gridTable, latAt, markdown, rateRow, ratio, type Row, yes } from "./report.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -64,15 +71,19 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     "no-services": { type: "boolean", default: false },
     merge: { type: "boolean", default: false },
+    rounds: { type: "string" },
+    "step-ms": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--only throughput,connections,drain,scaled,kafka,cli,profile]\n" +
-      "                       [--no-services] [--merge]\n" +
-      "  --merge  rows of sections not selected with --only are taken from the previous results\n" +
-      "           (today's <date>.json for a full run, latest.json for a quick one)",
+      "                       [--no-services] [--merge] [--rounds N] [--step-ms MS]\n" +
+      "  --merge    rows of sections not selected with --only are taken from the previous results\n" +
+      "             (today's <date>.json for a full run, latest.json for a quick one)\n" +
+      "  --rounds   interleaved rounds of the throughput grids (default 3, quick 1)\n" +
+      "  --step-ms  length of a constant-rate step (default 12000, quick 3000)",
   );
   Deno.exit(0);
 }
@@ -84,19 +95,15 @@ const log = (s: string) =>
   console.error(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}`);
 
 const fdHard = hardFdLimit();
+const P99_LIMIT = 20;
+/** The rates the targets of issue 13 name: CPU at 1,000/s, p99 at 4,000/s (embedded). */
+const CPU_RATE = 1000, EMBEDDED_P99_RATE = 4000;
 const CFG = quick
   ? {
-    ramp: {
-      start: 250,
-      factor: 1.6,
-      durationMs: 1500,
-      graceMs: 1000,
-      maxSteps: 10,
-      gens: 2,
-      maxGens: 3,
-    },
-    pairsPerGen: 40,
-    latencyMs: 1500,
+    grid: { stepMs: 3000, minSamples: 600, rounds: 1, graceMs: 1500, gens: 2, maxGens: 2 },
+    pairsPerGen: 50,
+    embeddedRates: [1000, 4000, 8000, 16000, 24000, 32000],
+    scaledRates: [100, 500, 1000, 2000, 4000, 8000, 16000],
     conn: 1000,
     connGens: 2,
     connConcurrency: 25,
@@ -104,36 +111,34 @@ const CFG = quick
     busCount: 30_000,
     producerRecords: 100_000,
     e2eRecords: 300,
+    floorSec: 4,
     cliRuns: 3,
     profileMs: 2500,
     kafkaWaitSec: 20,
-    deadlineSec: 900,
+    deadlineSec: 1800,
   }
   : {
-    ramp: {
-      start: 200,
-      factor: 1.3,
-      durationMs: 5000,
-      graceMs: 2000,
-      maxSteps: 25,
-      gens: 2,
-      maxGens: 4,
-    },
-    pairsPerGen: 50,
-    latencyMs: 10_000,
-    conn: Math.min(20_000, fdHard - 100),
+    // 4 generator processes of 25 pairs: the issue's 100 sender→receiver pairs, and room to
+    // send 24k+ msg/s without a generator running out of CPU.
+    grid: { stepMs: 12_000, minSamples: 1200, rounds: 3, graceMs: 2000, gens: 4, maxGens: 4 },
+    pairsPerGen: 25,
+    embeddedRates: [1000, 2000, 4000, 8000, 12000, 16000, 20000, 24000, 32000, 48000],
+    scaledRates: [100, 250, 500, 1000, 2000, 3000, 4000, 6000, 8000, 12000, 16000, 24000],
+    conn: Math.min(5000, fdHard - 100),
     connGens: 4,
     connConcurrency: 16,
     drain: 10_000,
     busCount: 100_000,
     producerRecords: 300_000,
     e2eRecords: 2000,
+    floorSec: 10,
     cliRuns: 7,
     profileMs: 8000,
     kafkaWaitSec: 180,
-    deadlineSec: 3600,
+    deadlineSec: 4 * 3600,
   };
-const P99_LIMIT = 20;
+if (flags.rounds) CFG.grid.rounds = Number(flags.rounds);
+if (flags["step-ms"]) CFG.grid.stepMs = Number(flags["step-ms"]);
 
 const runId = `${Date.now().toString(36)}`;
 const work = await Deno.makeTempDir({ prefix: "chat-bench-" });
@@ -168,42 +173,18 @@ const deadline = setTimeout(() => {
 // ---------------------------------------------------------------- helpers
 
 /** BENCH_RELAY_DIR: run relay/main.ts from another checkout (to measure a proposed patch). */
-const RELAY_SCRIPT = join(Deno.env.get("BENCH_RELAY_DIR") ?? ROOT, "relay/main.ts");
-let dirN = 0;
-function relay(
-  name: string,
-  env: Record<string, string> = {},
-  cpuProfDir?: string,
-): Promise<Server> {
-  const dataDir = join(work, `${name}-${++dirN}`);
-  return startServer({
-    name,
-    script: RELAY_SCRIPT,
-    args: ["--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir],
-    env: { ...BENCH_RELAY_ENV, ...env },
-    cpuProfDir,
-    timeoutMs: 90_000,
-  }).then((s) => ({ ...s, dataDir }));
-}
-function forwarder(): Promise<Server> {
-  return startServer({
-    name: "bare-forwarder",
-    script: "bench/bare_forwarder.ts",
-    args: ["--port", "0"],
-  });
-}
-function target(name: string, a: Server, b: Server = a, backendPids?: number[]): Target {
-  return {
-    name,
-    senderUrl: a.url,
-    receiverUrl: b.url,
-    pids: a === b ? [a.pid] : [a.pid, b.pid],
-    backendPids,
-  };
-}
-function rampOpts(start: number): RampOptions {
-  return { ...CFG.ramp, start, pairsPerGen: CFG.pairsPerGen, p99LimitMs: P99_LIMIT, log };
-}
+const ctx: TargetContext = {
+  work,
+  relayScript: join(Deno.env.get("BENCH_RELAY_DIR") ?? ROOT, "relay/main.ts"),
+};
+const gridOpts = (rates: number[]): GridOptions => ({
+  ...CFG.grid,
+  rates,
+  pairsPerGen: CFG.pairsPerGen,
+  p99LimitMs: P99_LIMIT,
+  hardP99Ms: 250,
+  log,
+});
 async function section<T>(
   name: string,
   fn: () => Promise<T>,
@@ -232,32 +213,6 @@ async function section<T>(
     await stopAll(5000);
   }
 }
-const LOADS = [0.1, 0.5, 0.8];
-interface LoadPoint {
-  load: number;
-  rate: number;
-  a: StepOut;
-  b?: StepOut;
-}
-async function loadPoints(max: number, a: Fleet, b?: Fleet): Promise<LoadPoint[]> {
-  const pts: LoadPoint[] = [];
-  for (const load of LOADS) {
-    const rate = Math.max(20, Math.round(max * load));
-    const sa = await a.step(rate, CFG.latencyMs, CFG.ramp.graceMs, 1e9);
-    await a.quiet();
-    const sb = b ? await b.step(rate, CFG.latencyMs, CFG.ramp.graceMs, 1e9) : undefined;
-    if (b) await b.quiet();
-    log(
-      `  ${
-        Math.round(load * 100)
-      }% (${rate}/s): ${a.target.name} p50/p99/p99.9 ${sa.p50}/${sa.p99}/${sa.p999} ms` +
-        (sb ? `; ${b!.target.name} ${sb.p50}/${sb.p99}/${sb.p999} ms` : ""),
-    );
-    pts.push({ load, rate, a: sa, b: sb });
-  }
-  return pts;
-}
-
 async function machine() {
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
   const mem = /MemTotal:\s+(\d+)/.exec(await Deno.readTextFile("/proc/meminfo"));
@@ -286,48 +241,78 @@ out.loadAvgStart = loadAvg();
 const busy0 = machineBusySeconds();
 log(`bench ${out.mode} on ${JSON.stringify(out.machine)}`);
 
-let embedded: { relay: RampOut; forwarder: RampOut; points: LoadPoint[] } | undefined;
+const centrifugo: CentrifugoFound = await findCentrifugo();
+out.centrifugo = centrifugo;
+if ("missing" in centrifugo) {
+  log(`  ${centrifugo.missing}: the Centrifugo rows are left out`);
+  notRun.centrifugo = centrifugo.missing;
+} else log(`  Centrifugo ${centrifugo.version} at ${centrifugo.bin}`);
+const cfBin = "bin" in centrifugo ? centrifugo.bin : undefined;
+
+/** The grid results of one section, by target name. */
+type Grids = Record<string, GridOut>;
+const N = {
+  embedded: "chat-p2p embedded",
+  forwarder: "bare Deno forwarder",
+  cfMemory: "Centrifugo, memory engine",
+  scaled1: "chat-p2p, 1 relay, Kafka + Redis",
+  scaled2: "chat-p2p, 2 relays (send on A, receive on B)",
+  scaled1Sec: "chat-p2p, 1 relay, Redis appendfsync everysec",
+  scaled2Sec: "chat-p2p, 2 relays, Redis appendfsync everysec",
+  cfRedis1: "Centrifugo, 1 node, Redis engine",
+  cfRedis2: "Centrifugo, 2 nodes, Redis engine (publish on A, subscribe on B)",
+} as const;
+const byName = (gs: GridOut[]): Grids => Object.fromEntries(gs.map((g) => [g.name, g]));
+
+let throughput: Grids | undefined;
 if (want("throughput")) {
-  embedded = await section("throughput", async () => {
-    const r = await relay("relay");
-    const fRelay = new Fleet(target("relay", r), CFG.pairsPerGen);
-    const rRelay = await ramp(fRelay, rampOpts(CFG.ramp.start));
-    log(`  relay max ${rRelay.max}/s, lossless ${rRelay.maxLossless}/s (${rRelay.stopReason})`);
-    const f = await forwarder();
-    const fFwd = new Fleet(target("forwarder", f), CFG.pairsPerGen);
-    const rFwd = await ramp(fFwd, rampOpts(Math.max(1000, rRelay.max)));
-    log(`  forwarder max ${rFwd.max}/s, lossless ${rFwd.maxLossless}/s (${rFwd.stopReason})`);
-    // Load points are fractions of the p99-bounded max, or of the lossless max when none passed.
-    const points = await loadPoints(
-      rRelay.max || rRelay.maxLossless || CFG.ramp.start,
-      fRelay,
-      fFwd,
-    );
-    await fRelay.close();
-    await fFwd.close();
-    return { relay: rRelay, forwarder: rFwd, points };
+  throughput = await section("throughput", async () => {
+    const specs: TargetSpec[] = [embeddedTarget(ctx, N.embedded), forwarderTarget()];
+    if (cfBin) {
+      specs.push(
+        centrifugoTarget(ctx, { name: N.cfMemory, bin: cfBin, engine: "memory", nodes: 1 }),
+      );
+    }
+    return byName(await grid(specs, gridOpts(CFG.embeddedRates)));
   });
-  out.throughput = embedded;
+  out.throughput = throughput;
 }
 
-let connections: { relay: ConnOut; forwarder: ConnOut } | undefined;
+let connections: { relay: ConnOut; forwarder: ConnOut; centrifugo?: ConnOut } | undefined;
 if (want("connections")) {
   connections = await section("connections", async () => {
     const n = CFG.conn;
-    const r = await relay("relay-conn");
-    log(`  relay: ramp to ${n} sockets over ${CFG.connGens} generators`);
-    const cr = await connectionRamp(r, "relay", n, CFG.connGens, CFG.connConcurrency);
-    log(
-      `  relay: ${cr.connected} up, ${cr.kbPerSocket} KiB/socket after ${cr.settleSec} s idle ` +
-        `(${cr.kbPerSocketAfterRamp} after the ramp), handshake p99 ${cr.handshake.p99} ms`,
-    );
-    await r.stop();
-    const f = await forwarder();
-    const cf = await connectionRamp(f, "forwarder", n, CFG.connGens, CFG.connConcurrency);
-    log(
-      `  forwarder: ${cf.connected} up, ${cf.kbPerSocket} KiB/socket (${cf.kbPerSocketAfterRamp} after the ramp)`,
-    );
-    return { relay: cr, forwarder: cf };
+    const ramp = async (name: string, spec: TargetSpec) => {
+      const { target, stop } = await spec.start();
+      try {
+        log(`  ${name}: ramp to ${n} sockets over ${CFG.connGens} generators`);
+        const c = await connectionRamp(
+          { pid: target.pids[0], url: target.senderUrl },
+          name,
+          n,
+          CFG.connGens,
+          CFG.connConcurrency,
+          40_000,
+          target.secret,
+        );
+        log(
+          `  ${name}: ${c.connected} up, ${c.kbPerSocket} KiB/socket after ${c.settleSec} s idle ` +
+            `(${c.kbPerSocketAfterRamp} after the ramp), handshake p99 ${c.handshake.p99} ms`,
+        );
+        return c;
+      } finally {
+        await stop();
+      }
+    };
+    const relay = await ramp("relay", embeddedTarget(ctx));
+    const forwarder = await ramp("forwarder", forwarderTarget());
+    const cf = cfBin
+      ? await ramp(
+        "centrifugo",
+        centrifugoTarget(ctx, { name: N.cfMemory, bin: cfBin, engine: "memory", nodes: 1 }),
+      )
+      : undefined;
+    return { relay, forwarder, ...(cf ? { centrifugo: cf } : {}) };
   });
   out.connections = connections;
 }
@@ -336,7 +321,7 @@ let drains: { embedded?: DrainOut; redis?: DrainOut; sqliteRef?: SqliteRef; redi
   {};
 if (want("drain")) {
   const d = await section("drain", async () => {
-    const r = await relay("relay-drain");
+    const r = await startRelay(ctx, "relay-drain");
     const e = await drain(r, "embedded", CFG.drain);
     log(
       `  embedded: ${e.delivered}/${e.count} drained+acked in ${e.ackedMs} ms (fill ${e.fillMs} ms)`,
@@ -406,21 +391,10 @@ async function kafkaReady(): Promise<void> {
   }
 }
 
-function backendPids(): number[] | undefined {
-  const dir = Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
-  const pids: number[] = [];
-  for (const f of ["redis/redis.pid", "kafka/kafka.pid"]) {
-    try {
-      pids.push(Number(Deno.readTextFileSync(join(dir, f)).trim()));
-    } catch { /* not managed here */ }
-  }
-  return pids.length ? pids : undefined;
-}
-
 if (services && want("drain")) {
   const s = services;
   const d = await section("drain-redis", async () => {
-    const r = await relay("relay-redis", { REDIS_URL: s.redisUrl });
+    const r = await startRelay(ctx, "relay-redis", { REDIS_URL: s.redisUrl });
     const e = await drain(r, "redis", CFG.drain);
     log(
       `  redis: ${e.delivered}/${e.count} drained+acked in ${e.ackedMs} ms (fill ${e.fillMs} ms)`,
@@ -434,15 +408,7 @@ if (services && want("drain")) {
 }
 out.drain = drains;
 
-let scaled: {
-  ramp: RampOut;
-  same: LoadPoint[];
-  cross: LoadPoint[];
-  e2e?: EndToEnd;
-  /** The bare forwarder's max measured in the same run (the reference of this row). */
-  forwarderMax?: number;
-  forwarderLossless?: number;
-} | undefined;
+let scaled: { grids: Grids; e2e?: EndToEnd } | undefined;
 let libs: { libs: string; version: string } | undefined;
 if (services && (want("scaled") || want("kafka"))) {
   libs = await kafkaLibs(log).catch((e) => {
@@ -454,33 +420,37 @@ if (services && want("scaled")) {
   const s = services;
   scaled = await section("scaled", async () => {
     await kafkaReady();
-    const topic = `bench-relay-${runId}-${topics.length}`;
-    topics.push(topic);
-    await createTopic(brokers, topic);
-    await new Promise((r) => setTimeout(r, 1000));
-    const env = (i: string) => ({
-      KAFKA_BROKERS: brokers,
-      REDIS_URL: s.redisUrl,
-      KAFKA_TOPIC: topic,
-      RELAY_INSTANCE_ID: `bench-${runId}-${i}`,
-    });
-    const a = await relay("relay-kafka-a", env("a"));
-    const fa = new Fleet(target("kafka+redis", a, a, backendPids()), CFG.pairsPerGen);
-    const rr = await ramp(fa, rampOpts(25));
-    log(`  kafka+redis relay max ${rr.max}/s, lossless ${rr.maxLossless}/s (${rr.stopReason})`);
-    // Load points are fractions of the p99-bounded max, or of the lossless max when none passed.
-    const max = rr.max || rr.maxLossless || 25;
-    const same = await loadPoints(max, fa);
-    await fa.close();
-    const b = await relay("relay-kafka-b", env("b"));
-    const fx = new Fleet(target("2 relays", a, b, backendPids()), CFG.pairsPerGen);
-    await fx.grow(CFG.ramp.gens);
-    await fx.step(Math.round(max * 0.1), 1000, CFG.ramp.graceMs, 1e9); // warm-up
-    const cross = await loadPoints(max, fx);
-    await fx.close();
-    if (cross.some((p) => p.a.delivered === 0)) {
-      throw new Error("no deliveries across the two relays (did Kafka restart?)");
+    const svc = { brokers, redisUrl: s.redisUrl, backendPids: servicesPids() };
+    const topic = (i: number) => {
+      const t = `bench-relay-${runId}-${i}`;
+      topics.push(t);
+      return t;
+    };
+    const specs: TargetSpec[] = [
+      scaledTarget(ctx, { name: N.scaled1, relays: 1, services: svc, topic: topic(1) }),
+      scaledTarget(ctx, { name: N.scaled2, relays: 2, services: svc, topic: topic(2) }),
+      scaledTarget(ctx, {
+        name: N.scaled1Sec,
+        relays: 1,
+        services: svc,
+        topic: topic(3),
+        appendfsync: "everysec",
+      }),
+      scaledTarget(ctx, {
+        name: N.scaled2Sec,
+        relays: 2,
+        services: svc,
+        topic: topic(4),
+        appendfsync: "everysec",
+      }),
+    ];
+    if (cfBin) {
+      specs.push(
+        centrifugoTarget(ctx, { name: N.cfRedis1, bin: cfBin, engine: "redis", nodes: 1 }),
+        centrifugoTarget(ctx, { name: N.cfRedis2, bin: cfBin, engine: "redis", nodes: 2 }),
+      );
     }
+    const grids = byName(await grid(specs, gridOpts(CFG.scaledRates)));
     let e2e: EndToEnd | undefined;
     if (libs) {
       await kafkaReady();
@@ -489,19 +459,12 @@ if (services && want("scaled")) {
       e2e = await endToEndLatency(libs.libs, brokers, t, CFG.e2eRecords, 300);
       log(`  Kafka EndToEndLatency: ${JSON.stringify(e2e)}`);
     }
-    return {
-      ramp: rr,
-      same,
-      cross,
-      e2e,
-      forwarderMax: embedded?.forwarder.max,
-      forwarderLossless: embedded?.forwarder.maxLossless,
-    };
+    return { grids, e2e };
   }, kafkaReady);
   out.scaled = scaled;
 }
 
-let kafka: { bus: BusOut; producer?: ProducerPerf } | undefined;
+let kafka: { bus: BusOut; floor: FloorOut; producer?: ProducerPerf } | undefined;
 if (services && want("kafka")) {
   kafka = await section("kafka", async () => {
     await kafkaReady();
@@ -509,11 +472,16 @@ if (services && want("kafka")) {
     topics.push(topic);
     const bus = await busAlone(brokers, topic, CFG.busCount, 300);
     log(`  bus alone: ${JSON.stringify(bus)}`);
-    if (!libs) return { bus };
+    const floorTopic = `bench-floor-${runId}`;
+    topics.push(floorTopic);
+    const jvm = kafkaPid();
+    const floor = await kafkaFloor(brokers, floorTopic, CPU_RATE, CFG.floorSec, jvm ? [jvm] : []);
+    log(`  latency floor: ${JSON.stringify(floor)}`);
+    if (!libs) return { bus, floor };
     // Same topic (12 partitions, created by the bus), same record size, acks=all.
     const producer = await producerPerformance(libs.libs, brokers, topic, CFG.producerRecords, 300);
     log(`  ProducerPerformance: ${JSON.stringify(producer)}`);
-    return { bus, producer };
+    return { bus, floor, producer };
   }, kafkaReady);
   out.kafkaBus = kafka;
 }
@@ -526,7 +494,7 @@ if (want("cli")) {
     } catch {
       throw new Error("cli/main.ts does not exist yet");
     }
-    const r = await relay("relay-cli");
+    const r = await startRelay(ctx, "relay-cli");
     const c = await cliBench(r.url, join(work, "cli"), CFG.cliRuns);
     log(`  cli: ${JSON.stringify(c)}`);
     return c;
@@ -553,7 +521,7 @@ if (flags.merge && only) {
       merged[section] = prev.merged?.[section] ?? from;
       return v as T;
     };
-    embedded = take("throughput", embedded, prev.throughput);
+    throughput = take("throughput", throughput, prev.throughput);
     connections = take("connections", connections, prev.connections);
     scaled = take("scaled", scaled, prev.scaled);
     kafka = take("kafka", kafka, prev.kafkaBus);
@@ -564,7 +532,7 @@ if (flags.merge && only) {
     }
     // Profiles not taken again in this run are kept (a new one of the same name replaces it).
     prevProfiles = prev.profiles ?? {};
-    out.throughput = embedded;
+    out.throughput = throughput;
     out.connections = connections;
     out.scaled = scaled;
     out.kafkaBus = kafka;
@@ -579,25 +547,28 @@ out.merged = merged;
 
 // ---------------------------------------------------------------- verdicts and profiles
 
-const ratio = (a: number, b: number) => (b > 0 ? Math.round(a / b * 100) / 100 : NaN);
-const embRatio = embedded ? ratio(embedded.relay.max, embedded.forwarder.max) : NaN;
-// The reference must come from the same run: a merged forwarder figure is not used for this row.
-const scaledRef = scaled?.forwarderMax;
-const scaledLosslessRef = scaled?.forwarderLossless;
-const scaledRatio = scaled && scaledRef ? ratio(scaled.ramp.max, scaledRef) : NaN;
-const mid = (pts?: LoadPoint[]) => pts?.find((p) => p.load === 0.5);
-const embMissed = embedded &&
-  (!(embRatio >= 0.5) || !((mid(embedded.points)?.a.p99 ?? Infinity) <= 10));
-const scaledMissed = scaled &&
-  (!(scaledRatio >= 0.3) || !((mid(scaled.cross)?.a.p99 ?? Infinity) <= 25));
+const emb = throughput?.[N.embedded], cfMem = throughput?.[N.cfMemory];
+const sc = scaled?.grids ?? {};
+const embMissed = emb && cfMem &&
+  (emb.passEvery < cfMem.passEvery ||
+    !(ratio(at(emb, CPU_RATE)?.totalCpuPerM ?? NaN, at(cfMem, CPU_RATE)?.totalCpuPerM ?? NaN) <=
+      1.5) ||
+    !((at(emb, EMBEDDED_P99_RATE)?.p99 ?? Infinity) <= 5));
+const scaledMissed = sc[N.scaled1] && sc[N.cfRedis1] &&
+  (sc[N.scaled1].passEvery < sc[N.cfRedis1].passEvery ||
+    !(ratio(
+      at(sc[N.scaled1], CPU_RATE)?.totalCpuPerM ?? NaN,
+      at(sc[N.cfRedis1], CPU_RATE)
+        ?.totalCpuPerM ?? NaN,
+    ) <= 1.5));
 
 const profiles: Record<string, ProfileOut> = {};
-if (want("profile") && embedded && embMissed) {
-  const rate = Math.max(100, Math.round((embedded.relay.max || embedded.relay.maxLossless) * 0.8));
+if (want("profile") && embMissed) {
+  const rate = EMBEDDED_P99_RATE;
   const p = await section("profile-embedded", () =>
     profileRelay(
       quick ? "embedded-quick" : "embedded",
-      async (dir) => [await relay("relay-prof", {}, dir)],
+      async (dir) => [await startRelay(ctx, "relay-prof", {}, dir)],
       rate,
       CFG.profileMs,
       resultsDir,
@@ -609,31 +580,29 @@ if (want("profile") && embedded && embMissed) {
   }
 }
 // Quick mode profiles the embedded relay only (time budget); the full run profiles both.
-if (want("profile") && !quick && services && scaled && scaledMissed) {
+if (want("profile") && !quick && services && scaledMissed) {
   const s = services;
-  const rate = Math.max(50, Math.round((scaled.ramp.max || scaled.ramp.maxLossless) * 0.8));
   const topic = `bench-prof-${runId}`;
   topics.push(topic);
-  await createTopic(brokers, topic).catch(() => {});
   const p = await section("profile-scaled", () =>
     profileRelay(
       "kafka-redis",
       async (dir) => [
-        await relay("relay-prof-k", {
+        await startRelay(ctx, "relay-prof-k", {
           KAFKA_BROKERS: brokers,
           REDIS_URL: s.redisUrl,
           KAFKA_TOPIC: topic,
           RELAY_INSTANCE_ID: `bench-${runId}-prof`,
         }, dir),
       ],
-      rate,
+      CPU_RATE,
       CFG.profileMs,
       resultsDir,
       CFG.pairsPerGen,
     ));
   if (p) {
     profiles.scaled = p;
-    log(`  kafka+redis relay profile at ${rate}/s:\n${p.text}`);
+    log(`  kafka+redis relay profile at ${CPU_RATE}/s:\n${p.text}`);
   }
 }
 out.profiles = {
@@ -650,128 +619,96 @@ out.profiles = {
   ),
 };
 
-// ---------------------------------------------------------------- table
+// ---------------------------------------------------------------- tables
 
-type Row = [string, string, string, string, string, string];
 const rows: Row[] = [];
-const yes = (ok: boolean) => (ok ? "yes" : "**no**");
+const nr = (k: string) => `not run: ${notRun[k] ?? "not selected"}`;
 const lat = (s?: { p50: number; p99: number; p999: number }) =>
   s ? `${s.p50} / ${s.p99} / ${s.p999} ms` : "-";
-function tput(r: RampOut, rss: boolean): string {
-  const b = r.best;
-  const parts = [
-    `lossless ${r.maxLossless}/s`,
-    b ? `server ${b.relayCpuPerM} CPU-s per M msgs` : "",
-    b && rss ? `RSS ${b.relayRssMb} MB` : "",
-    b ? `generators ≤ ${b.genCpuMax} core` : "",
-    r.generatorBound ? "generator-bound" : "",
-  ].filter(Boolean);
-  return `${r.max}/s (${parts.join("; ")})`;
-}
-const nr = (k: string) => `not run: ${notRun[k] ?? "not selected"}`;
+const cfNote = notRun.centrifugo ? ` (${notRun.centrifugo})` : "";
 
-if (embedded) {
+if (emb) {
+  rows.push(rateRow("sustained 1:1 msg/s, embedded relay (every round)", emb, cfMem));
+  rows.push(cpuRow(`CPU-s per M msgs at ${CPU_RATE}/s, embedded`, emb, cfMem, CPU_RATE, 1.5));
+  const p99 = at(emb, EMBEDDED_P99_RATE)?.p99 ?? NaN;
   rows.push([
-    "sustained 1:1 msg/s, embedded relay",
-    tput(embedded.relay, true),
-    `bare forwarder ${tput(embedded.forwarder, true)}`,
-    `${embRatio} (lossless ${ratio(embedded.relay.maxLossless, embedded.forwarder.maxLossless)})`,
-    "≥ 0.50",
-    yes(embRatio >= 0.5),
+    `latency p50/p99/p99.9 at ${EMBEDDED_P99_RATE}/s, embedded`,
+    latAt(emb, EMBEDDED_P99_RATE),
+    cfMem ? `${cfMem.name} ${latAt(cfMem, EMBEDDED_P99_RATE)}` : "not run" + cfNote,
+    `${ratio(p99, at(cfMem, EMBEDDED_P99_RATE)?.p99 ?? NaN)} (p99)`,
+    "p99 ≤ 5 ms",
+    yes(p99 <= 5),
   ]);
-} else rows.push(["sustained 1:1 msg/s, embedded relay", nr("throughput"), "", "", "≥ 0.50", ""]);
-if (scaled) {
-  const b = scaled.ramp.best;
-  rows.push([
-    "sustained 1:1 msg/s, Kafka+Redis relay",
-    tput(scaled.ramp, false) +
-    (b?.backendCpuSec !== undefined ? `; Kafka+Redis ${b.backendCpuSec} CPU-s in that step` : ""),
-    scaledRef
-      ? `bare forwarder ${scaledRef}/s (lossless ${scaledLosslessRef}/s)`
-      : "bare forwarder not measured in that run",
-    `${scaledRatio}` +
-    (scaledLosslessRef ? ` (lossless ${ratio(scaled.ramp.maxLossless, scaledLosslessRef)})` : ""),
-    "≥ 0.30",
-    yes(scaledRatio >= 0.3),
-  ]);
-} else {rows.push([
-    "sustained 1:1 msg/s, Kafka+Redis relay",
-    nr("scaled"),
-    "",
-    "",
-    "≥ 0.30",
-    "",
-  ]);}
-if (embedded) {
-  for (const p of embedded.points) {
-    const ok = p.load !== 0.5 || p.a.p99 <= 10;
+  const fwd = throughput?.[N.forwarder];
+  if (fwd) rows.push(rateRow("sustained 1:1 msg/s, bare Deno forwarder (ceiling)", fwd, cfMem));
+} else rows.push(["sustained 1:1 msg/s, embedded relay", nr("throughput"), "", "", "≥ 1.0", ""]);
+if (sc[N.scaled1]) {
+  const [one, two] = [sc[N.scaled1], sc[N.scaled2]];
+  rows.push(rateRow("sustained 1:1 msg/s, scaled, 1 relay", one, sc[N.cfRedis1]));
+  if (two) {
+    rows.push(rateRow("sustained 1:1 msg/s, scaled, 2 relays", two, sc[N.cfRedis2]));
+    const r = ratio(two.passEvery, one.passEvery);
     rows.push([
-      `latency p50/p99/p99.9, embedded @${p.load * 100}% (${p.rate}/s)`,
-      lat(p.a),
-      `bare forwarder ${lat(p.b)}`,
-      `${ratio(p.a.p99, p.b?.p99 ?? NaN)} (p99)`,
-      p.load === 0.5 ? "p99 ≤ 10 ms" : "-",
-      p.load === 0.5 ? yes(ok) : "",
+      "scaled: 2 relays vs 1 relay",
+      `${two.passEvery}/s`,
+      `1 relay ${one.passEvery}/s`,
+      String(r),
+      "≥ 1.0",
+      yes(r >= 1),
     ]);
   }
-}
-if (scaled) {
-  for (const p of scaled.same) {
+  rows.push(cpuRow(
+    `CPU-s per M msgs at ${CPU_RATE}/s, scaled 1 relay (+ Kafka + Redis)`,
+    one,
+    sc[N.cfRedis1],
+    CPU_RATE,
+    1.5,
+  ));
+  if (two) {
+    rows.push(cpuRow(
+      `CPU-s per M msgs at ${CPU_RATE}/s, scaled 2 relays (+ Kafka + Redis)`,
+      two,
+      sc[N.cfRedis2],
+      CPU_RATE,
+      1.5,
+    ));
+  }
+  for (const [name, ref] of [[N.scaled1Sec, N.cfRedis1], [N.scaled2Sec, N.cfRedis2]]) {
+    if (!sc[name]) continue;
+    const r = rateRow(`sustained, ${name.replace("chat-p2p, ", "")} (option)`, sc[name], sc[ref]);
+    rows.push([...r.slice(0, 4), "-", ""] as Row);
+  }
+  if (scaled?.e2e) {
+    const e = scaled.e2e;
     rows.push([
-      `latency, Kafka+Redis same relay @${p.load * 100}% (${p.rate}/s)`,
-      lat(p.a),
-      "-",
+      "Kafka's own EndToEndLatency (acks=all, one record at a time)",
+      `${e.p50} / ${e.p99} / ${e.p999} ms`,
+      "",
       "",
       "-",
       "",
     ]);
   }
-  for (const p of scaled.cross) {
-    rows.push([
-      `latency, across 2 relays via Kafka @${p.load * 100}% (${p.rate}/s)`,
-      lat(p.a),
-      scaled.e2e
-        ? `Kafka EndToEndLatency ${scaled.e2e.p50} / ${scaled.e2e.p99} / ${scaled.e2e.p999} ms`
-        : nr("kafka-tools"),
-      scaled.e2e ? `${ratio(p.a.p99, scaled.e2e.p99)} (p99)` : "",
-      p.load === 0.5 ? "p99 ≤ 25 ms" : "-",
-      p.load === 0.5 ? yes(p.a.p99 <= 25) : "",
-    ]);
-  }
-} else {rows.push([
-    "latency across 2 relays via Kafka",
-    nr("scaled"),
-    "",
-    "",
-    "p99 ≤ 25 ms @50%",
-    "",
-  ]);}
-if (drains.embedded) {
-  rows.push([
-    `latency offline then drain (${CFG.drain} queued), from the open`,
-    lat(drains.embedded.lat) + " (embedded)",
-    drains.redis ? `Redis relay ${lat(drains.redis.lat)}` : "-",
-    "",
-    "-",
-    "",
-  ]);
-}
+} else rows.push(["sustained 1:1 msg/s, scaled", nr("scaled"), "", "", "≥ 1.0", ""]);
 if (connections) {
-  const c = connections.relay, f = connections.forwarder;
+  const c = connections.relay, f = connections.forwarder, cf = connections.centrifugo;
   rows.push([
     `connections: ${c.connected}/${c.target} idle sockets, each with one mailbox open`,
     `${c.kbPerSocket} KiB relay RSS/socket after ${c.settleSec ?? 2} s idle (${
       c.kbPerSocketAfterRamp ?? c.kbPerSocket
     } 2 s after the ramp); handshake+open p50/p99 ${c.handshake.p50}/${c.handshake.p99} ms; ` +
     `${c.cpuMsPerHandshake} CPU-ms/handshake`,
-    `bare forwarder ${f.kbPerSocket} KiB/socket (${
-      f.kbPerSocketAfterRamp ?? f.kbPerSocket
-    } after the ramp); p99 ${f.handshake.p99} ms`,
-    `${ratio(c.kbPerSocket, f.kbPerSocket)}`,
-    "≤ 20 KiB/socket",
-    yes(c.kbPerSocket <= 20 && c.failed === 0),
+    [
+      cf
+        ? `Centrifugo ${cf.kbPerSocket} KiB/socket, p99 ${cf.handshake.p99} ms`
+        : `Centrifugo not run${cfNote}`,
+      `bare forwarder ${f.kbPerSocket} KiB/socket, p99 ${f.handshake.p99} ms`,
+    ].join("; "),
+    cf ? `${ratio(c.kbPerSocket, cf.kbPerSocket)} (vs Centrifugo)` : "",
+    "≤ 23 KiB/socket, handshake p99 ≤ 40 ms",
+    yes(c.kbPerSocket <= 23 && c.handshake.p99 <= 40 && c.failed === 0),
   ]);
-} else rows.push(["connections", nr("connections"), "", "", "≤ 20 KiB/socket", ""]);
+} else rows.push(["connections", nr("connections"), "", "", "≤ 23 KiB/socket", ""]);
 if (drains.embedded) {
   const d = drains.embedded, s = drains.sqliteRef;
   rows.push([
@@ -785,6 +722,14 @@ if (drains.embedded) {
     s ? `${ratio(d.ackedMs, s.drainMs)}` : "",
     "≤ 1000 ms",
     yes(d.ackedMs <= 1000 && d.verifiedEmpty && d.delivered === d.count),
+  ]);
+  rows.push([
+    `latency offline then drain (${CFG.drain} queued), from the open`,
+    lat(drains.embedded.lat) + " (embedded)",
+    drains.redis ? `Redis relay ${lat(drains.redis.lat)}` : "-",
+    "",
+    "-",
+    "",
   ]);
 } else rows.push(["offline drain, embedded", nr("drain"), "", "", "≤ 1000 ms", ""]);
 if (drains.redis) {
@@ -803,11 +748,12 @@ if (drains.redis) {
   ]);
 } else rows.push(["offline drain, Redis", nr("drain-redis"), "", "", "≤ 1000 ms", ""]);
 if (kafka) {
-  const r = kafka.producer ? ratio(kafka.bus.publishPerSec, kafka.producer.recordsPerSec) : NaN;
+  const b = kafka.bus;
+  const r = kafka.producer ? ratio(b.publishPerSec, kafka.producer.recordsPerSec) : NaN;
   rows.push([
-    `Kafka bus alone, ${kafka.bus.recordBytes}-byte envelopes`,
-    `${kafka.bus.publishPerSec}/s published (${kafka.bus.endToEndPerSec}/s through the subscription; ${
-      Math.round(kafka.bus.cpuSec / kafka.bus.published * 1e6)
+    `Kafka bus alone, ${b.recordBytes}-byte envelopes`,
+    `${b.publishPerSec}/s published (${b.endToEndPerSec}/s through the subscription; ${
+      Math.round(b.cpuSec / b.published * 1e6)
     } CPU-s/M)`,
     kafka.producer
       ? `ProducerPerformance ${kafka.producer.recordsPerSec}/s (acks=all, 300 B)`
@@ -816,6 +762,20 @@ if (kafka) {
     "≥ 0.50",
     kafka.producer ? yes(r >= 0.5) : "",
   ]);
+  const f = kafka.floor;
+  if (f) {
+    rows.push([
+      `Kafka bus latency floor at ${f.rate}/s (publish → another bus's handler)`,
+      `p50/p99/p99.9 ${f.p50} / ${f.p99} / ${f.p999} ms; bus ${f.cpuPerM} CPU-s/M` +
+      (f.backendCpuPerM !== undefined ? `, Kafka JVM ${f.backendCpuPerM} CPU-s/M` : ""),
+      scaled?.e2e
+        ? `Kafka EndToEndLatency ${scaled.e2e.p50} / ${scaled.e2e.p99} / ${scaled.e2e.p999} ms`
+        : "-",
+      scaled?.e2e ? `${ratio(f.p99, scaled.e2e.p99)} (p99)` : "",
+      "-",
+      "",
+    ]);
+  }
 } else rows.push(["Kafka bus alone", nr("kafka"), "", "", "≥ 0.50", ""]);
 if (cli) {
   rows.push([
@@ -870,9 +830,24 @@ if (cli) {
   );
 } else rows.push(["CLI", nr("cli"), "", "", "", ""]);
 
-const header: Row = ["metric", "result", "reference (same run)", "ratio", "target", "met"];
-const md = [header, ["---", "---", "---", "---", "---", "---"] as Row, ...rows]
-  .map((r) => `| ${r.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`).join("\n");
+const md = markdown(["metric", "result", "reference (same run)", "ratio", "target", "met"], rows);
+const sideBySide: string[] = [];
+if (throughput) {
+  sideBySide.push(
+    "",
+    "Embedded relay beside Centrifugo's memory engine (CPU: the server process):",
+    "",
+    gridTable(Object.values(throughput), [1000, 4000, 16000], [1000, 4000, 16000]),
+  );
+}
+if (scaled) {
+  sideBySide.push(
+    "",
+    "Scaled mode beside Centrifugo's Redis engine (CPU: relays or nodes + Kafka JVM + redis-server):",
+    "",
+    gridTable(Object.values(scaled.grids), [500, 1000, 2000], [100, 1000, 4000]),
+  );
+}
 const elapsed = Math.round((performance.now() - t0) / 1000);
 out.table = rows;
 out.notRun = notRun;
@@ -882,35 +857,14 @@ out.machineBusyCores = Math.round((machineBusySeconds() - busy0) / elapsed * 100
 
 // ---------------------------------------------------------------- files
 
-const series: Series[] = [];
-const curve = (steps: StepOut[], pts: LoadPoint[] | undefined, which: "a" | "b") =>
-  [...steps, ...(pts ?? []).map((p) => p[which]).filter((s): s is StepOut => !!s)]
-    .filter((s) => s.delivered > 0)
-    .map((s) => ({ rate: s.offered, p50: s.p50, p99: s.p99 }));
-if (embedded) {
-  series.push({
-    name: "relay (SQLite)",
-    color: "#1f77b4",
-    points: curve(embedded.relay.steps, embedded.points, "a"),
-  });
-  series.push({
-    name: "bare forwarder",
-    color: "#2ca02c",
-    points: curve(embedded.forwarder.steps, embedded.points, "b"),
-  });
-}
-if (scaled) {
-  series.push({
-    name: "relay (Kafka+Redis)",
-    color: "#d62728",
-    points: curve(scaled.ramp.steps, scaled.same, "a"),
-  });
-  series.push({
-    name: "2 relays via Kafka",
-    color: "#9467bd",
-    points: scaled.cross.map((p) => ({ rate: p.rate, p50: p.a.p50, p99: p.a.p99 })),
-  });
-}
+const COLORS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2"];
+const series: Series[] = [...Object.values(throughput ?? {}), ...Object.values(sc)]
+  .filter((g) => !g.name.includes("everysec"))
+  .map((g, i) => ({
+    name: g.name.replace(/ \(.*\)$/, ""),
+    color: COLORS[i % COLORS.length],
+    points: g.atRates.map((a) => ({ rate: a.rate, p50: a.p50, p99: a.p99 })),
+  }));
 // A quick run never overwrites a full run's files: it writes <date>-quick.json when today's
 // <date>.json holds a full run, latency-quick.svg, and leaves the README table alone.
 let jsonName = `${date}.json`;
@@ -934,12 +888,16 @@ await Deno.writeTextFile(join(resultsDir, jsonName), json);
 await Deno.writeTextFile(join(resultsDir, "latest.json"), json);
 
 const mach = out.machine as Record<string, unknown>;
+const g = CFG.grid;
 const tableBlock = [
   `Run ${out.date} (${out.mode}, ${elapsed} s) on ${mach.nproc} × ${mach.model}, ${mach.memGiB} GiB, ` +
   `${mach.deno}. Load average ${out.loadAvgStart} at start, ${out.loadAvgEnd} at the end; the ` +
-  `machine was busy ${out.machineBusyCores} cores on average (this run and anything else).`,
+  `machine was busy ${out.machineBusyCores} cores on average (this run and anything else). ` +
+  `Throughput: ${g.rounds} round(s), steps of ${g.stepMs / 1000} s (at least ${g.minSamples} ` +
+  `messages), ${g.gens * CFG.pairsPerGen} sender→receiver pairs.`,
   "",
   md,
+  ...sideBySide,
   ...(Object.keys(merged).length
     ? ["", ...Object.entries(merged).map(([k, v]) => `Rows of "${k}" are from the run of ${v}.`)]
     : []),

@@ -291,7 +291,7 @@ export const SETTINGS = {
     env: "RELAY_INSTANCE_ID",
     default: undefined,
     shown: "(random)",
-    meaning: "names this relay's Kafka consumer group",
+    meaning: "names this relay to Kafka (its client id)",
     parse: text,
   }),
 };

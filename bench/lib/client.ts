@@ -22,6 +22,8 @@ import {
   signingKeyFromSeed,
   toBase64,
 } from "@chat-p2p/protocol";
+import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
+import { type BenchSocket, connectWs } from "./ws.ts";
 
 /** A key the generator can authenticate or open a mailbox with (and, with `kp`, seal with). */
 export interface Identity {
@@ -69,14 +71,44 @@ export function isDeliver(text: string): boolean {
   return text.startsWith('"type":"deliver"', 7);
 }
 
+/** Deno's built-in WebSocket behind the generators' socket interface (Nagle on; see ws.ts). */
+export function openNative(url: string): Promise<BenchSocket> {
+  const ws = new WebSocket(url);
+  return new Promise((resolve, reject) => {
+    const s: BenchSocket = {
+      send: (t) => ws.send(t),
+      close: () => ws.close(),
+      onmessage: null,
+      onclose: null,
+    };
+    ws.onopen = () => {
+      ws.onerror = null;
+      resolve(s);
+    };
+    ws.onerror = (e) => reject(new Error((e as ErrorEvent).message || "socket error"));
+    ws.onmessage = (e) => {
+      if (typeof e.data === "string") s.onmessage?.(e.data);
+    };
+    ws.onclose = (e) => s.onclose?.(`closed ${e.code} ${e.reason}`);
+  });
+}
+
+/** How a generator opens sockets: Deno's WebSocket, or bench/lib/ws.ts (TCP_NODELAY). */
+export type Transport = "native" | "nodelay";
+
+/** The socket opener for a transport. */
+export function opener(t: Transport): (url: string) => Promise<BenchSocket> {
+  return t === "native" ? openNative : (url) => connectWs(url);
+}
+
 /** A socket ready for traffic. */
 export interface Connected {
-  ws: WebSocket;
+  ws: BenchSocket;
   /** The relay's protocol version. */
   version: 1 | 2;
   /** v2 reader: the mailbox it opened. */
   mailbox?: string;
-  /** ms from `new WebSocket` to `ready` (v1) or `opened` (v2; `hello` for a sender). */
+  /** ms from opening the socket to `ready` (v1) or `opened` (v2; `hello` for a sender). */
   handshakeMs: number;
   /** ms from sending auth or open to its answer (0 for a v2 sender). */
   authMs: number;
@@ -94,45 +126,44 @@ export function pingFrame(c: Pick<Connected, "version">, nonce: string): string 
   return JSON.stringify({ v: c.version, type: "ping", nonce });
 }
 
+/** Options for {@linkcode connect}. */
+export interface ConnectOptions {
+  /** v2: open `id`'s pair mailbox (a reader); otherwise the socket opens nothing (a sender). */
+  read?: boolean;
+  /** Give up when not ready after this long (default 30 s). */
+  timeoutMs?: number;
+  /** How the socket is opened (default: Deno's WebSocket, {@linkcode openNative}). */
+  open?: (url: string) => Promise<BenchSocket>;
+}
+
 /**
  * Opens a socket and makes it ready for the relay's protocol: v1 authenticates as `id`; v2 opens
  * `id`'s pair mailbox when `read` (else it is ready at `hello`). Resolves at `ready` / `opened`;
  * from then on every text frame goes to `onFrame` (set before any later frame can arrive: a v2
  * reader's pending envelopes and `synced` come after `opened`).
  */
-export function connect(
+export async function connect(
   url: string,
   id: Identity,
-  onFrame: (text: string, ws: WebSocket) => void,
-  opts: { read?: boolean; timeoutMs?: number } = {},
+  onFrame: (text: string, ws: BenchSocket) => void,
+  opts: ConnectOptions = {},
 ): Promise<Connected> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
   const t0 = performance.now();
   let tAuth = 0;
-  const ws = new WebSocket(url);
-  return new Promise<Connected>((resolve, reject) => {
+  const ws = await (opts.open ?? openNative)(url);
+  let settled = false;
+  const handshake = new Promise<Connected>((resolve, reject) => {
     let state = 0;
     let version: 1 | 2 = 1;
-    const timer = setTimeout(() => {
-      fail(new Error(`not ready within ${timeoutMs} ms`));
-    }, timeoutMs);
     const fail = (e: Error) => {
-      if (state === 3) return;
-      state = 3;
-      clearTimeout(timer);
-      try {
-        ws.close();
-      } catch { /* closed */ }
+      if (settled) return;
+      settled = true;
       reject(e);
     };
     const ready = (mailbox?: string) => {
-      state = 2;
-      clearTimeout(timer);
-      ws.onmessage = (ev) => {
-        if (typeof ev.data === "string") onFrame(ev.data, ws);
-      };
+      settled = true;
+      ws.onmessage = (text) => onFrame(text, ws);
       ws.onclose = null;
-      ws.onerror = null;
       const now = performance.now();
       resolve({
         ws,
@@ -150,11 +181,8 @@ export function connect(
         },
         (err) => fail(err as Error),
       );
-    ws.onerror = (e) => fail(new Error((e as ErrorEvent).message || "socket error"));
-    ws.onclose = (e) => fail(new Error(`closed ${e.code} ${e.reason}`));
-    ws.onmessage = (e) => {
-      const s = e.data as string;
-      if (typeof s !== "string") return;
+    ws.onclose = (why) => fail(new Error(why));
+    ws.onmessage = (s) => {
       if (state === 0) {
         const challenge = field(s, "challenge");
         if (!challenge) return fail(new Error(`expected a challenge, got ${s.slice(0, 200)}`));
@@ -190,14 +218,14 @@ export function connect(
       }
     };
   });
-}
-
-/** v1's name for {@linkcode connect} of a socket that reads (bench/scenarios/cli.ts). */
-export function connectAuth(
-  url: string,
-  id: Identity,
-  onFrame: (text: string, ws: WebSocket) => void,
-  timeoutMs = 30_000,
-): Promise<Connected> {
-  return connect(url, id, onFrame, { read: true, timeoutMs });
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  try {
+    return await deadline(handshake, timeoutMs);
+  } catch (e) {
+    settled = true;
+    try {
+      ws.close();
+    } catch { /* closed */ }
+    throw isTimeoutError(e) ? new Error(`not ready within ${timeoutMs} ms`) : e;
+  }
 }

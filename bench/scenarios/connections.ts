@@ -40,14 +40,18 @@ export interface ConnOut {
   auth: { p50: number; p99: number; p999: number; max: number };
 }
 
-/** Ramps `server` to `total` idle authenticated sockets. */
+/**
+ * Ramps `server` to `total` idle authenticated sockets (with `centrifugoSecret`: Centrifugo
+ * connections, each subscribed to a channel of its own).
+ */
 export async function connectionRamp(
-  server: Server,
+  server: Pick<Server, "pid" | "url">,
   name: string,
   total: number,
   gensN: number,
   concurrency: number,
   settleMs = 40_000,
+  centrifugoSecret?: string,
 ): Promise<ConnOut> {
   await sleep(500);
   const rss0 = rssKb(server.pid);
@@ -60,7 +64,13 @@ export async function connectionRamp(
     const rs = await all(
       gens,
       "idle",
-      (i) => ({ url: server.url, count: Math.min(per, total - i * per), concurrency }),
+      (i) => ({
+        url: server.url,
+        count: Math.min(per, total - i * per),
+        concurrency,
+        gen: i,
+        ...(centrifugoSecret ? { protocol: "centrifugo", secret: centrifugoSecret } : {}),
+      }),
       1_800_000,
     );
     const rampSec = (performance.now() - t0) / 1000;

@@ -233,7 +233,17 @@ export async function redisReference(redisUrl: string, count: number): Promise<R
     // 500 ids per ack, as the client sends them; the ids are random, so HGET mostly misses
     // (the real ack also deletes; this is a lower bound on its cost).
     const ids = Array.from({ length: 500 }, (_, i) => `c${i}__rand_int__`);
-    const ack500PerSec = await bench(200, 1, ["EVALSHA", sha.ACK_LUA, "5", ...keys, mb, ...ids]);
+    // KEYS: index, then env/seq/age/meta of each mailbox acked; ARGV: mailbox, id count, ids.
+    const ack500PerSec = await bench(200, 1, [
+      "EVALSHA",
+      sha.ACK_LUA,
+      "5",
+      keys[4],
+      ...keys.slice(0, 4),
+      mb,
+      String(ids.length),
+      ...ids,
+    ]);
     const pages = Math.ceil(count / 500);
     return {
       putPerSec,

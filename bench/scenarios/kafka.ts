@@ -226,3 +226,45 @@ export async function deleteTopics(brokers: string, topics: string[]): Promise<v
     topics.join(","),
   ], { timeoutMs: 60_000 });
 }
+
+/** The latency floor printed by bench/kafka_floor.ts. */
+export interface FloorOut {
+  rate: number;
+  delivered: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  cpuPerM: number;
+  backendCpuPerM?: number;
+}
+
+/**
+ * Runs bench/kafka_floor.ts (two buses, one process) at `rate` for `seconds`, with the CPU of
+ * `backendPids` (the Kafka JVM).
+ */
+export async function kafkaFloor(
+  brokers: string,
+  topic: string,
+  rate: number,
+  seconds: number,
+  backendPids: number[] = [],
+): Promise<FloorOut> {
+  const r = await run(Deno.execPath(), [
+    "run",
+    "-A",
+    "bench/kafka_floor.ts",
+    "--brokers",
+    brokers,
+    "--topic",
+    topic,
+    "--backend-pids",
+    backendPids.join(","),
+    "--rate",
+    String(rate),
+    "--seconds",
+    String(seconds),
+  ], { timeoutMs: 120_000 + seconds * 1000 });
+  const line = r.stdout.split("\n").find((l) => l.startsWith("{"));
+  if (!line) throw new Error(`kafka_floor.ts failed (exit ${r.code}): ${r.stderr.slice(-400)}`);
+  return JSON.parse(line) as FloorOut;
+}

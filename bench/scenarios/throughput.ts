@@ -1,7 +1,7 @@
 /**
- * Sustained 1:1 throughput and latency under load: authenticated sender/receiver pairs spread
- * over several generator processes, open-loop constant rate, stepped up until p99 > 20 ms, loss,
- * errors, or the generators cannot hold the offered rate.
+ * Sustained 1:1 throughput and latency under load: sender/receiver pairs spread over several
+ * generator processes, open-loop constant rate, on a fixed grid of rates, several rounds with the
+ * targets interleaved (see {@linkcode grid}).
  *
  * @module
  */
@@ -18,6 +18,12 @@ export interface Target {
   pids: number[];
   /** Further processes whose CPU is reported beside it (Kafka, Redis). */
   backendPids?: number[];
+  /** What the generators speak (default chat-p2p). */
+  protocol?: "chat" | "centrifugo";
+  /** Centrifugo: the HMAC secret connection tokens are signed with. */
+  secret?: string;
+  /** The generators' sockets (default "nodelay", bench/lib/ws.ts). */
+  transport?: "nodelay" | "native";
 }
 
 /** One constant-rate step. */
@@ -40,6 +46,14 @@ export interface StepOut {
   /** Server CPU-seconds per million delivered messages. */
   relayCpuPerM: number;
   backendCpuSec?: number;
+  /** Backends' (Kafka, Redis) CPU-seconds per million delivered messages. */
+  backendCpuPerM?: number;
+  /** Server and backends together, CPU-seconds per million delivered messages. */
+  totalCpuPerM: number;
+  /** How late the generators sent, p99 (ms): part of every latency, for every target alike. */
+  genLagP99: number;
+  /** When the slowest 1% were due, [ms into the step, count], busiest 500 ms slots first. */
+  slowSlots: Array<[number, number]>;
   /**
    * CPU-seconds the rest of the machine (not this target, its backends or the generators) used
    * during the step: other work competing for the 2 cores.
@@ -48,27 +62,6 @@ export interface StepOut {
   relayRssMb: number;
   pass: boolean;
   why: string;
-}
-
-/** Latency-only failures repeated per ramp (more would eat the step budget of a ramp that
- * fails p99 everywhere, as the Kafka+Redis relay's does). */
-const MAX_REPEATS = 3;
-
-/** A step whose p99 passes this ends the ramp even without loss. */
-export const HARD_P99_MS = 250;
-
-/** Ramp parameters. */
-export interface RampOptions {
-  start: number;
-  factor: number;
-  durationMs: number;
-  graceMs: number;
-  maxSteps: number;
-  gens: number;
-  maxGens: number;
-  pairsPerGen: number;
-  p99LimitMs: number;
-  log: (s: string) => void;
 }
 
 /** A generator fleet attached to one target. */
@@ -83,6 +76,9 @@ export class Fleet {
     this.gens.push(...fresh);
     await Promise.all(fresh.map((g, i) =>
       g.call("pairs", {
+        protocol: this.target.protocol ?? "chat",
+        transport: this.target.transport ?? "nodelay",
+        secret: this.target.secret,
         senderUrl: this.target.senderUrl,
         receiverUrl: this.target.receiverUrl,
         pairs: this.pairsPerGen,
@@ -133,6 +129,8 @@ export class Fleet {
   }
 }
 
+const perM = (cpu: number, n: number) => n ? Math.round(cpu / n * 1e6 * 10) / 10 : NaN;
+
 function summarise(
   rate: number,
   rs: Reply[],
@@ -144,7 +142,8 @@ function summarise(
   backends?: number,
 ): StepOut {
   const h = new Hist();
-  let sent = 0, delivered = 0, errors = 0, achieved = 0, genCpuMax = 0;
+  let sent = 0, delivered = 0, errors = 0, achieved = 0, genCpuMax = 0, genLagP99 = 0;
+  const slots = new Map<number, number>();
   const errorCodes: Record<string, number> = {};
   for (const r of rs) {
     h.merge(Hist.fromJSON(r.hist));
@@ -153,6 +152,8 @@ function summarise(
     errors += r.errors;
     achieved += r.achieved;
     genCpuMax = Math.max(genCpuMax, r.cpuSendFrac);
+    genLagP99 = Math.max(genLagP99, r.lagP99Ms ?? 0);
+    for (const [at, n] of r.slowSlots ?? []) slots.set(at, (slots.get(at) ?? 0) + n);
     for (const [k, v] of Object.entries(r.errorCodes as Record<string, number>)) {
       errorCodes[k] = (errorCodes[k] ?? 0) + v;
     }
@@ -180,107 +181,16 @@ function summarise(
     gens: G,
     genCpuMax: Math.round(genCpuMax * 100) / 100,
     relayCpuSec: Math.round(cpu * 100) / 100,
-    relayCpuPerM: delivered ? Math.round(cpu / delivered * 1e6 * 10) / 10 : NaN,
-    ...(backends ? { backendCpuSec: Math.round(bcpu * 100) / 100 } : {}),
+    relayCpuPerM: perM(cpu, delivered),
+    ...(backends
+      ? { backendCpuSec: Math.round(bcpu * 100) / 100, backendCpuPerM: perM(bcpu, delivered) }
+      : {}),
+    totalCpuPerM: perM(cpu + bcpu, delivered),
+    genLagP99,
+    slowSlots: [...slots].sort((a, b) => b[1] - a[1]).slice(0, 6),
     otherCpuSec: 0,
     relayRssMb: Math.round(rssMb),
     pass: loss === 0 && errors === 0 && s.p99 <= p99LimitMs && achieved >= 0.95 * rate,
     why: why.join("; "),
-  };
-}
-
-/** Result of a ramp. */
-export interface RampOut {
-  /** Highest offered rate that passed: no loss, no errors, p99 within the limit (0 if none). */
-  max: number;
-  best?: StepOut;
-  /** Highest offered rate with no loss and no errors, whatever the latency. */
-  maxLossless: number;
-  steps: StepOut[];
-  /** True when the ramp ended because the generators, not the target, ran out of CPU. */
-  generatorBound: boolean;
-  stopReason: string;
-}
-
-/**
- * Steps the rate up geometrically. A step passes with no loss, no errors and p99 within the
- * limit; a step failing on p99 alone is repeated once (at most MAX_REPEATS per ramp); the ramp goes on past a latency-only failure (so a noisy step does not end it, and the
- * lossless maximum is found too) and stops at loss, errors, p99 over HARD_P99_MS, or when the
- * generators cannot hold the rate (after adding generator processes up to `maxGens`). One
- * refinement step between the best pass and the next failure.
- */
-export async function ramp(fleet: Fleet, o: RampOptions): Promise<RampOut> {
-  if (fleet.gens.length === 0) await fleet.grow(o.gens);
-  // Warm-up (JIT, SQLite pages, Kafka fetch sessions): not recorded.
-  await fleet.step(o.start / 2, Math.min(1500, o.durationMs), o.graceMs, 1e9);
-  await fleet.quiet();
-  const steps: StepOut[] = [];
-  let rate = o.start;
-  let stopReason = "max steps";
-  let generatorBound = false;
-  const retried = new Set<number>();
-  for (let i = 0; i < o.maxSteps; i++) {
-    const s = await fleet.step(rate, o.durationMs, o.graceMs, o.p99LimitMs);
-    steps.push(s);
-    o.log(
-      `  ${fleet.target.name} ${s.offered}/s: ${
-        s.pass ? "ok" : "FAIL"
-      } p50 ${s.p50} p99 ${s.p99} ms` +
-        ` gens ${s.gens} gen-cpu ${s.genCpuMax} other-cpu ${s.otherCpuSec}s ${s.why}`,
-    );
-    await fleet.quiet();
-    if (s.pass) {
-      rate *= o.factor;
-      continue;
-    }
-    const latencyOnly = s.loss === 0 && s.errors === 0 && s.achieved >= 0.95 * s.offered &&
-      s.p99 <= HARD_P99_MS;
-    if (latencyOnly && !retried.has(s.offered) && retried.size < MAX_REPEATS) {
-      // One repeat of a step that failed on p99 alone: on a shared machine a single stall of
-      // someone else's process can fail a step (both steps are kept in `steps`).
-      retried.add(s.offered);
-      o.log(`  repeating ${s.offered}/s once (failed on p99 only)`);
-      continue;
-    }
-    const genLimited = s.genCpuMax > 0.9 || s.achieved < 0.95 * s.offered;
-    if (genLimited && fleet.gens.length < o.maxGens) {
-      o.log(`  generators saturated: adding one (now ${fleet.gens.length + 1}) and retrying`);
-      await fleet.grow(1);
-      continue;
-    }
-    const hard = s.loss > 0 || s.errors > 0 || genLimited || !(s.p99 <= HARD_P99_MS);
-    if (hard) {
-      generatorBound = genLimited;
-      stopReason = s.why;
-      break;
-    }
-    rate *= o.factor;
-  }
-  const passed = () => steps.filter((s) => s.pass).sort((a, b) => b.offered - a.offered)[0];
-  let best = passed();
-  const failAbove = steps.filter((s) => !s.pass && s.offered > (best?.offered ?? 0))
-    .sort((a, b) => a.offered - b.offered)[0];
-  if (best && failAbove && failAbove.offered / best.offered > 1.15) {
-    const mid = Math.sqrt(best.offered * failAbove.offered);
-    const s = await fleet.step(mid, o.durationMs, o.graceMs, o.p99LimitMs);
-    steps.push(s);
-    o.log(
-      `  ${fleet.target.name} ${s.offered}/s (refine): ${
-        s.pass ? "ok" : "FAIL"
-      } p99 ${s.p99} ms ${s.why}`,
-    );
-    await fleet.quiet();
-    best = passed();
-  }
-  const lossless =
-    steps.filter((s) => s.loss === 0 && s.errors === 0 && s.achieved >= 0.95 * s.offered)
-      .sort((a, b) => b.offered - a.offered)[0];
-  return {
-    max: best?.offered ?? 0,
-    best,
-    maxLossless: lossless?.offered ?? 0,
-    steps,
-    generatorBound,
-    stopReason,
   };
 }

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
+import { delay } from "@chat-p2p/protocol/async";
 import { mailboxContract } from "./contract.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
 import { BackendUnavailableError } from "../ports/errors.ts";
@@ -75,7 +76,7 @@ async function eventually<T>(what: string, ms: number, fn: () => Promise<T>): Pr
       return await fn();
     } catch (e) {
       if (Date.now() > end) throw new Error(`${what}: still failing after ${ms} ms`, { cause: e });
-      await new Promise((r) => setTimeout(r, 200));
+      await delay(200);
     }
   }
 }
@@ -121,7 +122,7 @@ await servicesTest(
       for (const z of [`${b}seq`, `${b}age`, `${v2}index`, `${v2}registry`]) {
         strings.push(...await redisCliRaw(redisUrl, ["ZRANGE", z, "0", "-1", "WITHSCORES"]));
       }
-      const allowed = new Set([raw, e.id, to, "seq", "bytes", "pair"]);
+      const allowed = new Set([raw, e.id, to, "seq", "bytes", "exp", "pair"]);
       for (const s of strings) {
         assert.ok(
           allowed.has(s) || /^\d+$/.test(s),
@@ -358,7 +359,7 @@ await servicesTest(
         { length: 30 },
         (_, i) => m.put("alice", { id: `id-wait-${i}`, raw: "{}" }).catch((e) => e),
       );
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
       assert.ok(client.listenerCount("ready") <= 5, `${client.listenerCount("ready")} listeners`);
       for (const r of await Promise.all(puts)) assert.ok(r instanceof BackendUnavailableError);
     } finally {
@@ -367,6 +368,65 @@ await servicesTest(
       silent.close();
       for (const c of held) c.close();
       await accepting.catch(() => {});
+    }
+  },
+  { sanitizeOps: false, sanitizeResources: false },
+);
+
+await servicesTest(
+  "redis mailbox: acks of one moment share one script call; reads and close() send waiting acks first",
+  async ({ redisUrl }) => {
+    const prefix = `chat-test-${RUN}-acks:`;
+    const m = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix });
+    const watcher = new Redis(redisUrl, redisClientOptions());
+    watcher.on("error", () => {});
+    const monitor = await watcher.monitor();
+    const scripts: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (/^eval/i.test(args[0]) && args.some((a) => a.startsWith(prefix))) scripts.push(args);
+    });
+    try {
+      const boxes = Array.from({ length: 10 }, (_, i) => `box${i}`);
+      for (const mb of boxes) {
+        await m.register(mb, "pair");
+        for (const n of [0, 1]) await m.put(mb, { id: `id-${mb}-${n}`, raw: `{"n":${n}}` });
+      }
+      await delay(200); // the monitor has seen the puts
+      scripts.length = 0;
+      const removed = await Promise.all(boxes.map((mb) => m.ack(mb, [`id-${mb}-0`, `id-${mb}-1`])));
+      assert.deepEqual(removed, boxes.map(() => 2));
+      await delay(200);
+      assert.equal(scripts.length, 1, `${scripts.length} script calls for 10 acks`);
+      for (const mb of boxes) assert.deepEqual(await m.depth(mb), { count: 0, bytes: 0 });
+
+      // A mailbox emptied by acks gets new envelope keys on its next put: they expire too.
+      await m.put("box0", { id: "id-again", raw: "{}" });
+      const b = `${prefix}v2:mb:box0:`;
+      for (const k of ["env", "seq", "age", "meta"]) {
+        const at = Number((await redisCliRaw(redisUrl, ["PEXPIRETIME", `${b}${k}`]))[0]);
+        assert.ok(at > Date.now() && at % 3_600_000 === 0, `${k} expires at ${at}`);
+      }
+
+      // A read issued after an ack, before the ack is answered, sees it.
+      const acked = m.ack("box0", ["id-again"]);
+      assert.deepEqual(await m.pending("box0"), []);
+      assert.equal(await acked, 1);
+
+      // close() sends the acks still waiting rather than drop them.
+      await m.put("box1", { id: "id-last", raw: "{}" });
+      const last = m.ack("box1", ["id-last"]);
+      await m.close();
+      assert.equal(await last, 1);
+      const again = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix });
+      try {
+        assert.deepEqual(await again.pending("box1"), []);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await m.close();
+      monitor.disconnect();
+      watcher.disconnect();
     }
   },
   { sanitizeOps: false, sanitizeResources: false },

@@ -1,41 +1,36 @@
 /**
- * Kafka `Bus` for scaled mode: "mailbox X has envelope E" announcements on one topic, keyed by
- * mailbox id so announcements for one recipient stay in one partition, in order.
+ * Kafka `Bus` for scaled mode, on @platformatic/kafka (pure TypeScript, maintained; chosen over
+ * kafkajs by the numbers in docs/SERVICES.md): "mailbox X has envelope E" announcements on one
+ * topic, each mailbox's in one partition, in order.
  *
- * Every relay must see every announcement (the recipient's socket may be on any relay), so each
- * relay instance reads the whole topic in a consumer group of its own, `chat-relay-<instanceId>`,
- * starting at the end of the topic when it subscribes. Announcements a relay misses while it is
- * down are harmless: on connect a client gets everything pending from its mailbox (the mailbox,
- * not the bus, is the source of truth). See docs/SERVICES.md.
+ * Producing: idempotent, acks=-1, publishes of one event-loop turn batched into one produce
+ * request, packed one record per partition (format in docs/SERVICES.md). Failures reject with
+ * {@linkcode BackendUnavailableError}; nothing is thrown outside a returned promise.
  *
- * Producer: acks=-1 (all in-sync replicas), idempotent, one request in flight; concurrent
- * publishes are batched into one produce request. Failures reject with
- * {@linkcode BackendUnavailableError}; kafkajs reconnects by itself and a crashed consumer is
- * restarted. Nothing here throws asynchronously outside a returned promise.
+ * Consuming: no consumer group. Every relay must read every partition anyway (the recipient's
+ * socket may be on any relay), so a group only added a coordinator, a join, heartbeats and offset
+ * commits. The bus reads the end offsets when it subscribes and then fetches every partition
+ * from the positions it keeps in memory, with one fetch request per partition leader in flight.
+ * When Kafka goes away it retries every {@linkcode FETCH_RETRY_MS} from the same positions, so
+ * sockets that stayed connected still get what was published during the outage, and live
+ * delivery resumes with the first fetch that succeeds.
  *
  * @module
  */
+import { Admin, Consumer, ListOffsetTimestamps, murmur2, Producer } from "@platformatic/kafka";
+import { Buffer } from "node:buffer";
+import { setImmediate } from "node:timers";
 import {
-  type Admin,
-  type Consumer,
-  Kafka,
-  type KafkaMessage,
-  logLevel,
-  type Message,
-  Partitioners,
-  type Producer,
-} from "kafkajs";
-import type { Bus, BusHandler } from "../../ports/bus.ts";
-import { type AdapterLogger, routeRuntimeWarnings } from "../../infra/log.ts";
-import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
-import {
-  backoffDelay,
   Batcher,
   deadline,
+  delay,
   isTimeoutError,
   retry,
   RetryError,
 } from "@chat-p2p/protocol/async";
+import type { Bus, BusHandler } from "../../ports/bus.ts";
+import type { AdapterLogger } from "../../infra/log.ts";
+import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
 
 /** Where the adapter reports trouble. */
 export type KafkaBusLogger = AdapterLogger;
@@ -50,54 +45,62 @@ export interface KafkaBusOptions {
   partitions?: number;
   /** Replication factor when this relay creates the topic (default: min(3, brokers in cluster)). */
   replicationFactor?: number;
-  /** kafkajs client id (default `chat-relay`). */
+  /** Client id prefix (default `chat-relay`); the broker sees `<clientId>-<instanceId>`. */
   clientId?: string;
-  /**
-   * Unique per live relay process; names the consumer group `chat-relay-<instanceId>`
-   * (default: a random UUID). Two live relays must never share one.
-   */
+  /** Names this relay to the brokers (default: a random UUID). */
   instanceId?: string;
-  /** A publish rejects after this long without an acknowledgement (default 10 s). */
+  /**
+   * A publish rejects after this long without an acknowledgement (default 750 ms: while Kafka is
+   * away a send is answered `unavailable` within a second), and so do those queued behind it.
+   */
   publishTimeoutMs?: number;
-  /** `subscribe` rejects when the consumer has not joined and fetched after this (default 30 s). */
+  /**
+   * `connect` rejects when the topic and the producer are not ready after this, and `subscribe`
+   * when the end offsets are not read (default 30 s).
+   */
   subscribeTimeoutMs?: number;
   /** Trouble goes here (default: JSON lines on stderr). */
   logger?: KafkaBusLogger;
 }
 
-const MAX_BATCH_MESSAGES = 500;
-/**
- * Longest a consumer restart may take before it is given up and tried again: above a broker's
- * default `group.initial.rebalance.delay.ms` (3 s), which a new group's first join waits.
- */
-const RESTART_ATTEMPT_MS = 5000;
-const MAX_BATCH_BYTES = 1024 * 1024;
 /**
  * Record key of a packed record: announcements for one partition, one per line,
  * `<mailbox id>\t<envelope JSON>`. Not base64, so never a mailbox id.
  */
 export const PACKED_KEY = "chat-p2p:announcements/1";
+
+/** Largest batch of announcements in one produce request. */
+const MAX_BATCH_MESSAGES = 500;
+const MAX_BATCH_BYTES = 1024 * 1024;
 /** Topic `max.message.bytes` when the relay creates the topic: room for a 1 MiB ciphertext. */
 const TOPIC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** Pause between fetch attempts while Kafka does not answer. */
+export const FETCH_RETRY_MS = 250;
+/** A record batch of control records (transaction markers), which carry no announcement. */
+const IS_CONTROL = 0x20;
+
+/** Latency knobs, for the bench's measurements of the latency floor (defaults are the relay's). */
+export interface KafkaBusTuning {
+  /** Fetch long-poll: the broker answers after this long when nothing arrives (default 500). */
+  maxWaitTimeMs?: number;
+  /** The broker answers a fetch once this many bytes are ready (default 1). */
+  minBytes?: number;
+  /** Wait this long to collect publishes into one produce request (default 0: one loop turn). */
+  lingerMs?: number;
+}
 
 const stderrLogger: KafkaBusLogger = {
   warn: (msg, fields) => console.error(JSON.stringify({ level: "warn", msg, ...fields })),
   error: (msg, fields) => console.error(JSON.stringify({ level: "error", msg, ...fields })),
 };
 
-// kafkajs logs every failed request attempt at ERROR; the outcome reaches us through promises and
-// CRASH events, which the adapter reports once per outage. These per-attempt lines are dropped.
-const NOISE: [namespace: string, message: RegExp][] = [
-  ["Connection", /^(Response |Connection error|Connection timeout)/],
-  ["BrokerPool", /^Failed to connect to seed broker/],
-  ["Consumer", /^(Crash|Restarting the consumer)/],
-  ["Runner", /./],
-  ["Producer", /^Failed to send messages/],
-];
-
-/** What went wrong, in words: the last attempt's error for a retry, "no answer" for a deadline. */
+/**
+ * What went wrong, in words: the last attempt's error for a retry, the first of the client's
+ * retried errors, "no answer in time" for a deadline.
+ */
 function describe(e: unknown): string {
   if (e instanceof RetryError) return describe(e.cause);
+  if (e instanceof AggregateError && e.errors.length > 0) return describe(e.errors[0]);
   return isTimeoutError(e) ? "no answer in time" : errorMessage(e);
 }
 
@@ -106,7 +109,8 @@ function unavailable(what: string, e: unknown): BackendUnavailableError {
   return new BackendUnavailableError(`Kafka unavailable: ${what}: ${describe(e)}`, { cause: e });
 }
 
-/** One announcement waiting for a produce request. */
+type FetchResponse = Awaited<ReturnType<Consumer["fetch"]>>;
+
 interface Announcement {
   mailboxId: string;
   raw: string;
@@ -120,47 +124,28 @@ export class KafkaBus implements Bus {
   readonly topic: string;
   readonly instanceId: string;
   /** Produce requests sent and messages in them (for metrics and the batching test). */
-  readonly stats = { batches: 0, messages: 0 };
+  readonly stats = { batches: 0, messages: 0, fetches: 0 };
   #opts: Required<Omit<KafkaBusOptions, "replicationFactor" | "logger">> & {
     replicationFactor?: number;
   };
+  #tuning: Required<KafkaBusTuning>;
   #log: KafkaBusLogger;
-  #kafka: Kafka;
-  #admin?: Admin;
-  #adminConnected?: Promise<void>;
-  #topicReady?: Promise<void>;
-  #producer?: Producer;
-  #producerConnected?: Promise<void>;
+  #admin: Admin;
+  #consumer: Consumer;
+  #producer?: Producer<Buffer, Buffer, Buffer, Buffer>;
   #producerBroken = false;
-  #consumer?: Consumer;
-  #handler?: BusHandler;
-  /**
-   * Publishes from one event-loop turn go out together, one produce request at a time, capped
-   * per request. Batcher schedules with setImmediate, not setTimeout(0): a Deno timer waits
-   * 1-2 ms (bench/README.md, finding 1).
-   */
-  #publishes = new Batcher<Announcement, void>((batch) => this.#produce(batch), {
-    maxItems: MAX_BATCH_MESSAGES,
-    maxWeight: MAX_BATCH_BYTES,
-    weigh: (a) => a.bytes,
-  });
-  /** Partitions of the topic (read when it was found ready) and where each mailbox goes. */
+  #topicReady?: Promise<void>;
   #partitions = 0;
   #partitionOf = new Map<string, number>();
-  #partitioner = Partitioners.DefaultPartitioner();
-  /** Next offset to read per partition: where a restarted consumer resumes. */
-  #next = new Map<number, string>();
-  /** Consumers started so far (each joins a group of its own). */
-  #generation = 0;
-  #restartTimer?: ReturnType<typeof setTimeout>;
-  /** Consumer restarts since the last successful fetch (for the backoff). */
-  #restarts = 0;
+  #publishes: Batcher<Announcement, void>;
+  #handler?: BusHandler;
+  /** Next offset to fetch, per partition; set by subscribe(). */
+  #positions: bigint[] = [];
+  #fetching?: Promise<void>;
   #closed = false;
   #down = false;
-  /** Disconnects still running, so close() can wait for them. */
-  #cleanups = new Set<Promise<unknown>>();
 
-  constructor(options: KafkaBusOptions) {
+  constructor(options: KafkaBusOptions, tuning: KafkaBusTuning = {}) {
     if (options.brokers.length === 0) throw new TypeError("KafkaBus needs at least one broker");
     this.#opts = {
       brokers: options.brokers,
@@ -172,33 +157,52 @@ export class KafkaBus implements Bus {
       publishTimeoutMs: options.publishTimeoutMs ?? 750,
       subscribeTimeoutMs: options.subscribeTimeoutMs ?? 30_000,
     };
+    this.#tuning = { maxWaitTimeMs: 500, minBytes: 1, lingerMs: 0, ...tuning };
     this.topic = this.#opts.topic;
     this.instanceId = this.#opts.instanceId;
     this.#log = options.logger ?? stderrLogger;
-    const log = this.#log;
-    routeRuntimeWarnings(log);
-    this.#kafka = new Kafka({
-      clientId: this.#opts.clientId,
-      brokers: this.#opts.brokers,
-      connectionTimeout: 3000,
-      requestTimeout: 10_000,
-      retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
-      logLevel: logLevel.ERROR,
-      logCreator: () => ({ namespace, level, log: entry }) => {
-        if (level > logLevel.ERROR) return;
-        const { message, timestamp: _t, logger: _l, stack: _s, ...rest } = entry;
-        if (NOISE.some(([ns, re]) => namespace === ns && re.test(message))) return;
-        log.error(`kafkajs: ${message}`, { kind: "kafka", namespace, ...rest });
-      },
+    const base = {
+      clientId: `${this.#opts.clientId}-${this.instanceId}`,
+      bootstrapBrokers: this.#opts.brokers,
+      connectTimeout: 3000,
+      // Admin requests (topic creation, metadata) are not on a send's path: the publish timeout
+      // does not bound them; check() and connect() put their own deadlines on them.
+      timeout: 10_000,
+      retries: 2,
+      retryDelay: 100,
+    };
+    this.#admin = new Admin(base);
+    this.#consumer = new Consumer({
+      ...base,
+      // Required by the client; never joined (see the module doc).
+      groupId: `chat-relay-${this.instanceId}`,
+      maxWaitTime: this.#tuning.maxWaitTimeMs,
+      minBytes: this.#tuning.minBytes,
+      // A fetch waits up to maxWaitTime; the request must be allowed longer than that.
+      timeout: this.#tuning.maxWaitTimeMs + 5000,
+      retries: 0,
+    });
+    const linger = this.#tuning.lingerMs;
+    this.#publishes = new Batcher((batch) => this.#produce(batch), {
+      maxItems: MAX_BATCH_MESSAGES,
+      maxWeight: MAX_BATCH_BYTES,
+      weigh: (a) => a.bytes,
+      // Publishes of one event-loop turn go out together; setImmediate, not setTimeout(0): a
+      // Deno timer waits 1-2 ms (bench/README.md).
+      schedule: linger > 0 ? (f) => void setTimeout(f, linger) : (f) => void setImmediate(f),
     });
   }
 
   /** Makes a bus, creates the topic if absent and connects the producer. */
-  static async connect(options: KafkaBusOptions): Promise<KafkaBus> {
-    const bus = new KafkaBus(options);
+  static async connect(
+    options: KafkaBusOptions,
+    tuning?: KafkaBusTuning,
+  ): Promise<KafkaBus> {
+    const bus = new KafkaBus(options, tuning);
     try {
-      await bus.#ensureTopic();
-      await bus.#getProducer();
+      await deadline(bus.#ensureTopic(), bus.#opts.subscribeTimeoutMs);
+      // Startup, not a send: the producer's first connection gets the longer bound.
+      await deadline(bus.#getProducer().initIdempotentProducer({}), bus.#opts.subscribeTimeoutMs);
     } catch (e) {
       await bus.close();
       throw unavailable("connect", e);
@@ -218,97 +222,79 @@ export class KafkaBus implements Bus {
     this.#log.warn("kafka available again", { kind: "kafka" });
   }
 
-  async #getAdmin(): Promise<Admin> {
-    if (!this.#admin) {
-      this.#admin = this.#kafka.admin();
-      this.#adminConnected = this.#admin.connect();
-    }
-    try {
-      await deadline(this.#adminConnected!, this.#opts.publishTimeoutMs);
-    } catch (e) {
-      // Start over next time; kafkajs would otherwise keep the failed connect promise.
-      const a = this.#admin;
-      this.#admin = undefined;
-      this.#track(a.disconnect());
-      throw e;
-    }
-    return this.#admin;
-  }
-
   #ensureTopic(): Promise<void> {
     this.#topicReady ??= (async () => {
-      const admin = await this.#getAdmin();
-      const existing = await admin.listTopics();
-      if (!existing.includes(this.topic)) await this.#createTopic(admin);
-      // Ready means every partition has a leader that answers ListOffsets. Right after creation
-      // (ours or another relay's) a partition can still say "not the leader" for a moment, even
-      // with waitForLeaders; the consumer's first step is exactly that request. About 15 s of
-      // attempts, 100 ms apart at first, then every second.
-      const offsets = await retry(() => admin.fetchTopicOffsets(this.topic), {
+      const topics = await this.#admin.listTopics();
+      if (!topics.includes(this.topic)) await this.#createTopic();
+      // Ready means every partition has a leader that answers ListOffsets; right after creation
+      // a partition can still say "not the leader" for a moment. Tried for about 15 s.
+      const ends = await retry(() => this.#endOffsets(), {
         minTimeout: 100,
         maxTimeout: 1000,
         jitter: 0,
         maxAttempts: 18,
       });
-      this.#partitions = offsets.length;
+      this.#partitions = ends.length;
     })();
     this.#topicReady.catch(() => (this.#topicReady = undefined));
     return this.#topicReady;
   }
 
-  async #createTopic(admin: Admin): Promise<void> {
-    const cluster = await admin.describeCluster();
-    const replicationFactor = this.#opts.replicationFactor ??
-      Math.max(1, Math.min(3, cluster.brokers.length));
+  async #createTopic(): Promise<void> {
+    const brokers = (await this.#admin.metadata({ topics: [] })).brokers.size;
+    const replicas = this.#opts.replicationFactor ?? Math.max(1, Math.min(3, brokers));
     try {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{
-          topic: this.topic,
-          numPartitions: this.#opts.partitions,
-          replicationFactor,
-          configEntries: [
-            { name: "max.message.bytes", value: String(TOPIC_MAX_MESSAGE_BYTES) },
-            { name: "min.insync.replicas", value: String(Math.min(2, replicationFactor)) },
-          ],
-        }],
+      await this.#admin.createTopics({
+        topics: [this.topic],
+        partitions: this.#opts.partitions,
+        replicas,
+        configs: [
+          { name: "max.message.bytes", value: String(TOPIC_MAX_MESSAGE_BYTES) },
+          { name: "min.insync.replicas", value: String(Math.min(2, replicas)) },
+        ],
       });
     } catch (e) {
       // Another relay created it between listTopics and createTopics.
-      if (!(await admin.listTopics()).includes(this.topic)) throw e;
+      if (!(await this.#admin.listTopics()).includes(this.topic)) throw e;
     }
   }
 
-  async #getProducer(): Promise<Producer> {
+  /** The end offset of every partition, in partition order. */
+  async #endOffsets(): Promise<bigint[]> {
+    const offsets = await this.#consumer.listOffsets({
+      topics: [this.topic],
+      timestamp: ListOffsetTimestamps.LATEST,
+    });
+    const ends = offsets.get(this.topic);
+    if (!ends || ends.length === 0) throw new Error(`no partitions for ${this.topic}`);
+    return ends;
+  }
+
+  #getProducer(): Producer<Buffer, Buffer, Buffer, Buffer> {
     if (this.#producer && this.#producerBroken) {
       // After a failed send the idempotent producer's sequence numbers are in an unknown state;
       // a new producer gets a new producer id, so a later message can never be mistaken for a
       // retry of the failed one.
       const old = this.#producer;
       this.#producer = undefined;
-      this.#track(old.disconnect());
+      old.close(true).catch(() => {});
     }
     if (!this.#producer) {
       this.#producerBroken = false;
-      this.#producer = this.#kafka.producer({
+      this.#producer = new Producer({
+        clientId: `${this.#opts.clientId}-${this.instanceId}`,
+        bootstrapBrokers: this.#opts.brokers,
+        connectTimeout: 3000,
+        timeout: Math.min(10_000, this.#opts.publishTimeoutMs),
+        // Bounded, so a publish fails while Kafka is away instead of retrying for long.
+        retries: 2,
+        retryDelay: 100,
         idempotent: true,
-        maxInFlightRequests: 1,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        allowAutoTopicCreation: false,
-        // Bounded, so a publish fails while Kafka is away instead of retrying forever (the
-        // idempotent default); see #producerBroken for why that stays safe.
-        retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
+        acks: -1,
+        autocreateTopics: false,
       });
-      this.#producerConnected = this.#producer.connect();
     }
-    const p = this.#producer;
-    try {
-      await deadline(this.#producerConnected!, this.#opts.publishTimeoutMs);
-    } catch (e) {
-      this.#producerBroken = true;
-      throw e;
-    }
-    return p;
+    return this.#producer;
   }
 
   publish(mailboxId: string, raw: string): Promise<void> {
@@ -317,45 +303,31 @@ export class KafkaBus implements Bus {
     return this.#publishes.add({ mailboxId, raw, bytes });
   }
 
-  /**
-   * The partition of a mailbox: murmur2 of its id modulo the partition count, exactly where
-   * kafkajs's (and Java's) default partitioner puts a record keyed by it. Cached: the hash and
-   * the partitioner's per-message work were a sixth of a publish's CPU.
-   */
+  /** murmur2 of the mailbox id modulo the partitions: where a record keyed by it would go. */
   #partition(mailboxId: string): number {
     let p = this.#partitionOf.get(mailboxId);
     if (p === undefined) {
-      const meta = Array.from({ length: this.#partitions }, (_, i) => ({
-        partitionId: i,
-        leader: 0,
-        partitionErrorCode: 0,
-        replicas: [0],
-        isr: [0],
-      }));
-      p = this.#partitioner({
-        topic: this.topic,
-        partitionMetadata: meta,
-        message: { key: mailboxId, value: null },
-      });
+      p = (murmur2(Buffer.from(mailboxId)) & 0x7fffffff) % this.#partitions;
       if (this.#partitionOf.size >= 100_000) this.#partitionOf.clear();
       this.#partitionOf.set(mailboxId, p);
     }
     return p;
   }
 
-  /**
-   * One record per partition per batch: kafkajs encodes records one by one (a fresh buffer and
-   * several small ones each, and a quadratic grouping step), so 500 announcements as 500 records
-   * cost most of the bus's CPU. Packed, they are a dozen records. A batch with an announcement
-   * that could not be split back (a tab or newline where the format needs none) goes as plain
-   * records, one per announcement keyed by its mailbox, as before packing, so order still holds.
-   */
-  #records(batch: Announcement[]): Message[] {
+  /** One record per partition (or plain records when an announcement cannot be packed). */
+  #records(batch: Announcement[]) {
     const plain = this.#partitions === 0 ||
       batch.some((q) =>
         q.mailboxId.includes("\t") || q.mailboxId.includes("\n") || q.raw.includes("\n")
       );
-    if (plain) return batch.map((q) => ({ key: q.mailboxId, value: q.raw }));
+    if (plain) {
+      return batch.map((q) => ({
+        topic: this.topic,
+        key: Buffer.from(q.mailboxId),
+        value: Buffer.from(q.raw),
+        partition: this.#partitions > 0 ? this.#partition(q.mailboxId) : undefined,
+      }));
+    }
     const byPartition = new Map<number, string[]>();
     for (const q of batch) {
       const p = this.#partition(q.mailboxId);
@@ -363,36 +335,32 @@ export class KafkaBus implements Bus {
       if (!lines) byPartition.set(p, lines = []);
       lines.push(`${q.mailboxId}\t${q.raw}`);
     }
+    const key = Buffer.from(PACKED_KEY);
     return [...byPartition].map(([partition, lines]) => ({
+      topic: this.topic,
       partition,
-      key: PACKED_KEY,
-      value: lines.join("\n"),
+      key,
+      value: Buffer.from(lines.join("\n")),
     }));
   }
 
-  /** Sends one batch in one produce request; rejects with BackendUnavailableError. */
   async #produce(batch: Announcement[]): Promise<void[]> {
     if (this.#closed) throw new BackendUnavailableError("Kafka bus is closed");
     try {
       await this.#ensureTopic();
-      const producer = await this.#getProducer();
-      const messages = this.#records(batch);
+      const producer = this.#getProducer();
       try {
-        const sent = await deadline(
-          producer.send({ topic: this.topic, acks: -1, messages }),
+        await deadline(
+          producer.send({ messages: this.#records(batch) }),
           this.#opts.publishTimeoutMs,
         );
-        // kafkajs leaves out, without an error, records for a partition its metadata does not
-        // have (the topic was recreated with fewer): fail loudly and read the count again.
-        const acked = new Set(sent.map((r) => r.partition));
-        const lost = messages.find((m) => m.partition !== undefined && !acked.has(m.partition));
-        if (lost) {
-          this.#topicReady = undefined;
-          this.#partitionOf.clear();
-          throw new Error(`partition ${lost.partition} of ${this.topic} is not known to Kafka`);
-        }
       } catch (e) {
         this.#producerBroken = true;
+        // A partition the topic no longer has (recreated with fewer): read the count again.
+        if (/partition/i.test(describe(e))) {
+          this.#topicReady = undefined;
+          this.#partitionOf.clear();
+        }
         throw e;
       }
       this.stats.batches++;
@@ -402,7 +370,7 @@ export class KafkaBus implements Bus {
     } catch (e) {
       this.#markDown("publish", e);
       const err = unavailable("publish", e);
-      // Those queued behind this batch would wait for another attempt as long: fail them now.
+      // Those queued behind this batch would wait as long for their own attempt: fail them now.
       this.#publishes.clear(err);
       throw err;
     }
@@ -411,171 +379,108 @@ export class KafkaBus implements Bus {
   async subscribe(handler: BusHandler): Promise<void> {
     if (this.#closed) throw new BackendUnavailableError("Kafka bus is closed");
     this.#handler = handler;
-    if (this.#consumer) return;
+    if (this.#fetching) return;
     try {
-      await this.#ensureTopic();
-      await this.#forgetOldOffsets();
-      await this.#startConsumer(true, this.#opts.subscribeTimeoutMs);
+      await deadline(
+        (async () => {
+          await this.#ensureTopic();
+          // From the end: older announcements are in the mailboxes already.
+          this.#positions = await this.#endOffsets();
+          this.#consumer.topics.track(this.topic);
+        })(),
+        this.#opts.subscribeTimeoutMs,
+      );
     } catch (e) {
       this.#markDown("subscribe", e);
       throw unavailable("subscribe", e);
     }
+    // Everything published from now on is at or after these positions: delivered.
+    this.#fetching = this.#fetchLoop();
   }
 
-  /** The consumer group in use: `chat-relay-<instanceId>`, then `-1`, `-2`... after restarts. */
-  get groupId(): string {
-    const n = Math.max(0, this.#generation - 1);
-    return `chat-relay-${this.instanceId}${n === 0 ? "" : `-${n}`}`;
-  }
-
-  /**
-   * A relay starts at the end of the topic. With a stable instanceId the group may hold offsets
-   * from an earlier run; deleting the (empty) group makes the new consumer start at the end.
-   */
-  async #forgetOldOffsets(): Promise<void> {
-    const admin = await this.#getAdmin();
-    try {
-      await admin.deleteGroups([this.groupId]);
-    } catch (e) {
-      const codes = JSON.stringify((e as { groups?: unknown }).groups ?? errorMessage(e));
-      if (/GROUP_ID_NOT_FOUND|does not exist/i.test(codes)) return;
-      if (/NON_EMPTY_GROUP|not empty/i.test(codes)) {
-        // Either this relay restarted within the session timeout (its old member is still
-        // listed; it will be evicted), or another live relay uses the same instance id, which
-        // would split the partitions between them: say so loudly, but keep starting.
-        this.#log.warn("consumer group still has members", {
-          kind: "kafka",
-          group: this.groupId,
-          hint: "normal right after a restart; otherwise two relays share one instance id",
+  /** Fetches forever from the kept positions; one request per partition leader at a time. */
+  async #fetchLoop(): Promise<void> {
+    while (!this.#closed) {
+      try {
+        const meta = await this.#consumer.metadata({ topics: [this.topic] });
+        const t = meta.topics.get(this.topic);
+        if (!t) throw new Error(`topic ${this.topic} has no metadata`);
+        while (this.#positions.length < t.partitionsCount) this.#positions.push(0n);
+        const byLeader = new Map<number, number[]>();
+        t.partitions.forEach((p, i) => {
+          const list = byLeader.get(p.leader) ?? [];
+          list.push(i);
+          byLeader.set(p.leader, list);
         });
-        return;
-      }
-      this.#log.warn("could not reset the consumer group", { kind: "kafka", err: codes });
-    }
-  }
-
-  /**
-   * Starts consuming, within `timeoutMs` (else the attempt's consumer is disconnected and this
-   * rejects). The first start (`atEnd`) reads the end of every partition and begins there. A
-   * restart (after the broker went away) resumes where this relay was, from the offsets kept in
-   * memory ({@linkcode #next}), so live sockets still get what was published while the consumer
-   * was reconnecting.
-   *
-   * Each attempt joins a new, empty group (`chat-relay-<instanceId>`, then `-1`, `-2`, ...) and
-   * a restart seeks to those positions. Rejoining the old group would take a new member id, and
-   * the coordinator, which after a broker restart still lists the old member, waits out that
-   * member's session (10 s) before it assigns partitions: live delivery came back 10-11 s after
-   * the broker. kafkajs's own restarts are turned off for this reason. Nothing is committed, so
-   * an old group holds no offsets and Kafka drops it by itself once its member has expired.
-   */
-  async #startConsumer(atEnd: boolean, timeoutMs: number): Promise<void> {
-    this.#generation++;
-    const groupId = this.groupId;
-    const consumer = this.#kafka.consumer({
-      groupId,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 3000,
-      // Short long-poll: subscribe() waits for the first fetch; delivery latency is unaffected
-      // (a fetch returns as soon as a record arrives).
-      maxWaitTimeInMs: 250,
-      allowAutoTopicCreation: false,
-      // Few, short retries: a consumer that cannot reach the broker gives up within a second or
-      // two, and the bus starts a fresh one (#scheduleConsumerRestart), rather than one attempt
-      // sleeping in its backoff while the broker is already back.
-      retry: {
-        initialRetryTime: 100,
-        maxRetryTime: 500,
-        retries: 5,
-        restartOnFailure: () => Promise.resolve(false),
-      },
-    });
-    consumer.on(consumer.events.CRASH, (ev) => {
-      if (this.#closed || this.#consumer !== consumer) return;
-      this.#markDown("consume", ev.payload.error);
-      this.#scheduleConsumerRestart(consumer);
-    });
-    consumer.on(consumer.events.FETCH, () => {
-      if (this.#consumer === consumer) {
-        this.#restarts = 0;
-        this.#markUp();
-      }
-    });
-    const firstFetch = new Promise<void>((resolve) => {
-      const off = consumer.on(consumer.events.FETCH, () => {
-        off();
-        resolve();
-      });
-    });
-    const start = async () => {
-      if (atEnd) {
-        const ends = await (await this.#getAdmin()).fetchTopicOffsets(this.topic);
-        for (const p of ends) this.#next.set(p.partition, p.high);
-      }
-      await consumer.connect();
-      // The first start has no committed offsets and begins at the latest ones, which are at or
-      // after those read above: nothing published after subscribe() resolves is missed.
-      await consumer.subscribe({ topics: [this.topic], fromBeginning: false });
-      await consumer.run({
-        eachBatchAutoResolve: true,
-        // No commits: positions live in #next, and a restart seeds its new group from them. (With
-        // kafkajs's autoCommit every batch also waited for an OffsetCommit round trip.)
-        autoCommit: false,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          let next: string | undefined;
-          for (const message of batch.messages) {
-            if (!isRunning() || isStale()) break;
-            this.#deliver(message);
-            resolveOffset(message.offset);
-            next = String(BigInt(message.offset) + 1n);
-          }
-          if (next !== undefined) this.#next.set(batch.partition, next);
-          await heartbeat();
-        },
-      });
-      // A restart resumes where this relay was (seeks apply from the first fetch on).
-      if (!atEnd) {
-        for (const [partition, offset] of this.#next) {
-          consumer.seek({ topic: this.topic, partition, offset });
+        // One loop per leader; all of them end at the first failure, then metadata is read again.
+        const stop = { now: false };
+        await Promise.all(
+          [...byLeader].map(([node, partitions]) =>
+            this.#fetchFrom(node, t.id, partitions, stop).finally(() => stop.now = true)
+          ),
+        );
+      } catch (e) {
+        if (this.#closed) return;
+        this.#markDown("consume", e);
+        await delay(FETCH_RETRY_MS);
+        // The topic was truncated or recreated: go on from its end (the mailboxes hold the rest).
+        if (/OFFSET_OUT_OF_RANGE|out of range/i.test(describe(e))) {
+          this.#positions = await this.#endOffsets().catch(() => this.#positions);
         }
       }
-      // After the first fetch the consumer's positions are fixed, so anything published after
-      // subscribe() resolves is delivered.
-      await firstFetch;
-    };
-    try {
-      await deadline(start(), timeoutMs);
-    } catch (e) {
-      this.#track(consumer.disconnect());
-      throw e;
     }
-    if (this.#closed) {
-      this.#track(consumer.disconnect());
-      return;
-    }
-    this.#consumer = consumer;
-    this.#markUp();
   }
 
-  /** Replaces a crashed consumer, with backoff (at most 1 s between attempts). */
-  #scheduleConsumerRestart(old: Consumer): void {
-    if (this.#closed || this.#restartTimer !== undefined) return;
-    const delay = backoffDelay(this.#restarts++, { minTimeout: 100, maxTimeout: 1000, jitter: 0 });
-    this.#restartTimer = setTimeout(async () => {
-      this.#restartTimer = undefined;
-      if (this.#closed || this.#consumer !== old) return;
-      this.#track(old.disconnect());
-      try {
-        await this.#startConsumer(false, RESTART_ATTEMPT_MS);
-      } catch (e) {
-        this.#markDown("consume", e);
-        this.#scheduleConsumerRestart(old);
+  async #fetchFrom(
+    node: number,
+    topicId: string,
+    partitions: number[],
+    stop: { now: boolean },
+  ): Promise<void> {
+    while (!this.#closed && !stop.now) {
+      const response = await this.#consumer.fetch({
+        node,
+        topics: [{
+          topicId,
+          partitions: partitions.map((partition) => ({
+            partition,
+            fetchOffset: this.#positions[partition],
+            partitionMaxBytes: 8 * 1024 * 1024,
+            currentLeaderEpoch: -1,
+            lastFetchedEpoch: -1,
+          })),
+        }],
+      });
+      this.stats.fetches++;
+      this.#markUp();
+      this.#take(response, partitions);
+    }
+  }
+
+  /** Hands every announcement of a fetch response to the handler and advances the positions. */
+  #take(response: FetchResponse, asked: number[]): void {
+    for (const topic of response.responses) {
+      for (const p of topic.partitions) {
+        const i = p.partitionIndex;
+        if (!asked.includes(i)) continue;
+        if (p.errorCode !== 0) throw new Error(`fetch of partition ${i}: error ${p.errorCode}`);
+        const from = this.#positions[i];
+        for (const batch of p.records ?? []) {
+          const next = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+          if (!(batch.attributes & IS_CONTROL)) {
+            for (const r of batch.records) {
+              if (batch.firstOffset + BigInt(r.offsetDelta) < from) continue;
+              if (r.key && r.value) this.#deliver(r.key.toString(), r.value.toString());
+            }
+          }
+          if (next > this.#positions[i]) this.#positions[i] = next;
+        }
       }
-    }, delay);
+    }
   }
 
-  #deliver(message: KafkaMessage): void {
-    if (this.#closed || !this.#handler || !message.key || !message.value) return;
-    const key = message.key.toString("utf8"), value = message.value.toString("utf8");
+  #deliver(key: string, value: string): void {
+    if (this.#closed || !this.#handler) return;
     if (key !== PACKED_KEY) return this.#handle(key, value);
     for (const line of value.split("\n")) {
       const tab = line.indexOf("\t");
@@ -587,50 +492,34 @@ export class KafkaBus implements Bus {
     try {
       this.#handler!(mailboxId, raw);
     } catch (e) {
-      this.#log.error("bus handler failed", { kind: "kafka", err: errorMessage(e) });
+      this.#log.error("bus handler failed", { kind: "kafka", err: describe(e) });
     }
   }
 
   async check(): Promise<BackendStatus> {
     if (this.#closed) return { ok: false, detail: "closed" };
     try {
-      const admin = await deadline(this.#getAdmin(), 3000);
-      const cluster = await deadline(admin.describeCluster(), 3000);
-      return { ok: true, detail: `${cluster.brokers.length} broker(s), topic ${this.topic}` };
+      const meta = await deadline(
+        this.#admin.metadata({ topics: [this.topic], forceUpdate: true }),
+        3000,
+      );
+      return { ok: true, detail: `${meta.brokers.size} broker(s), topic ${this.topic}` };
     } catch (e) {
       return { ok: false, detail: `Kafka unavailable: ${describe(e)}` };
     }
-  }
-
-  #track(p: Promise<unknown>): void {
-    const tracked: Promise<unknown> = p.catch(() => {}).finally(() =>
-      this.#cleanups.delete(tracked)
-    );
-    this.#cleanups.add(tracked);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#handler = undefined;
-    clearTimeout(this.#restartTimer);
-    this.#restartTimer = undefined;
     this.#publishes.clear(new BackendUnavailableError("Kafka bus is closed"));
     await this.#publishes.idle();
-    const consumer = this.#consumer;
-    this.#consumer = undefined;
-    await consumer?.disconnect().catch(() => {});
-    await this.#producer?.disconnect().catch(() => {});
-    if (this.#generation > 0 && this.#admin) {
-      // The groups were this process's alone. Those a restart left with an expired member are
-      // empty and hold no offsets, and Kafka drops them by itself; delete them all now anyway.
-      const groups = Array.from(
-        { length: this.#generation },
-        (_, n) => `chat-relay-${this.instanceId}${n === 0 ? "" : `-${n}`}`,
-      );
-      await deadline(this.#admin.deleteGroups(groups), 3000).catch(() => {});
-    }
-    await this.#admin?.disconnect().catch(() => {});
-    await Promise.all([...this.#cleanups]);
+    await Promise.all([
+      this.#consumer.close(true).catch(() => {}),
+      this.#producer?.close(true).catch(() => {}),
+      this.#admin.close().catch(() => {}),
+    ]);
+    await this.#fetching?.catch(() => {});
   }
 }

@@ -1,13 +1,21 @@
 /**
  * The bus contract against a real Kafka broker (scripts/services.sh), plus what only Kafka has:
- * batching, broker restart (publish fails, then recovers on the same bus; the consumer comes
- * back), a throwing handler. Ignored without the services; failing under CI=true.
+ * the topic it creates, batching, packed records in the mailbox's partition beside plain records
+ * (as relays before packing wrote them), a throwing handler, an unreachable broker, a broker
+ * restart. Ignored without the services; failing under CI=true.
  *
- * Sanitizers are off for these tests: kafkajs keeps internal timers and sockets (request queue
- * checks, retry sleeps, socket teardown) alive for a moment after disconnect() resolves.
+ * Sanitizers are off: the clients keep sockets and timers alive for a moment after close().
  */
 import assert from "node:assert/strict";
-import { Kafka, logLevel, Partitioners } from "kafkajs";
+import {
+  Admin,
+  compatibilityPartitioner,
+  Consumer,
+  Producer,
+  stringDeserializers,
+  stringSerializers,
+} from "@platformatic/kafka";
+import { retry } from "@chat-p2p/protocol/async";
 import { busContract, waitFor } from "../contract.ts";
 import { KafkaBus, type KafkaBusOptions, PACKED_KEY } from "./bus.ts";
 import { BackendUnavailableError } from "../../ports/errors.ts";
@@ -37,7 +45,13 @@ async function buses(n: number, brokers: string[], extra: Partial<KafkaBusOption
   try {
     for (let i = 0; i < n; i++) {
       out.push(
-        await KafkaBus.connect({ brokers, topic, partitions: 4, logger: quiet, ...extra }),
+        await KafkaBus.connect({
+          brokers,
+          topic,
+          partitions: 4,
+          logger: quiet,
+          ...extra,
+        }),
       );
     }
   } catch (e) {
@@ -59,24 +73,6 @@ busContract(
 );
 
 await servicesTest(
-  "kafka bus: creates its topic with the configured partitions",
-  async ({ kafkaBrokers }) => {
-    const [bus] = await buses(1, kafkaBrokers, { partitions: 7 });
-    const admin = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
-    try {
-      await admin.connect();
-      const meta = await admin.fetchTopicMetadata({ topics: [bus.topic] });
-      assert.equal(meta.topics[0].partitions.length, 7);
-      assert.equal(bus.groupId, `chat-relay-${bus.instanceId}`);
-    } finally {
-      await admin.disconnect();
-      await bus.close();
-    }
-  },
-  NO_SANITIZERS,
-);
-
-await servicesTest(
   "kafka bus: publishes from one event-loop turn go out in one request",
   async ({ kafkaBrokers }) => {
     const [a, b] = await buses(2, kafkaBrokers);
@@ -91,7 +87,6 @@ await servicesTest(
       assert.equal(a.stats.batches - before.batches, 1, "one produce request");
       assert.equal(a.stats.messages - before.messages, 50);
       await waitFor(() => got.length === 51, 20_000, "50 announcements");
-      // Keyed by mailbox: per-mailbox order holds even across partitions.
       for (let k = 0; k < 5; k++) {
         const mine = got.filter((g) => g.startsWith(`mb${k}:`)).map((g) => g.split(":")[1]);
         assert.deepEqual(mine, sent.filter((_, i) => i % 5 === k));
@@ -105,43 +100,60 @@ await servicesTest(
 );
 
 await servicesTest(
+  "kafka bus: creates its topic with the configured partitions",
+  async ({ kafkaBrokers }) => {
+    const [bus] = await buses(1, kafkaBrokers, { partitions: 7 });
+    const admin = new Admin({ clientId: "chat-test", bootstrapBrokers: kafkaBrokers });
+    try {
+      const meta = await admin.metadata({ topics: [bus.topic] });
+      assert.equal(meta.topics.get(bus.topic)?.partitionsCount, 7);
+    } finally {
+      await admin.close();
+      await bus.close();
+    }
+  },
+  NO_SANITIZERS,
+);
+
+await servicesTest(
   "kafka bus: a batch is packed one record per partition, in the mailbox's partition; " +
-    "plain records (older relays) and odd text still arrive",
+    "plain records (older relays) and odd text still arrive, in order",
   async ({ kafkaBrokers }) => {
     const [a, b] = await buses(2, kafkaBrokers);
-    const kafka = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING });
-    const reader = kafka.consumer({ groupId: `chat-test-reader-${crypto.randomUUID()}` });
-    // Configured as the bus's own producer was before packing (murmur2 on the key).
-    const raw = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    const base = { clientId: "chat-test", bootstrapBrokers: kafkaBrokers };
+    const reader = new Consumer({
+      ...base,
+      groupId: `chat-test-reader-${crypto.randomUUID()}`,
+      deserializers: stringDeserializers,
+    });
+    // As relays before packing wrote: keyed by mailbox, murmur2 partitioner (Java's, kafkajs's).
+    const raw = new Producer({
+      ...base,
+      serializers: stringSerializers,
+      partitioner: compatibilityPartitioner,
+    });
     try {
       const got: string[] = [];
       await b.subscribe((mb, r) => got.push(`${mb}|${r}`));
       const records: Array<{ partition: number; key: string; value: string }> = [];
-      await reader.connect();
-      await reader.subscribe({ topics: [a.topic], fromBeginning: true });
-      await reader.run({
-        eachMessage: ({ partition, message }) => {
-          records.push({
-            partition,
-            key: message.key!.toString(),
-            value: message.value!.toString(),
-          });
-          return Promise.resolve();
-        },
+      const stream = await reader.consume({
+        topics: [a.topic],
+        mode: "earliest",
+        autocommit: false,
       });
+      stream.on(
+        "data",
+        (m) => records.push({ partition: m.partition, key: m.key, value: m.value }),
+      );
       const sent = Array.from({ length: 40 }, (_, i) => [`mb${i % 8}`, `{"n":${i}}`]);
       await Promise.all(sent.map(([mb, r]) => a.publish(mb, r)));
       // A newline cannot be packed: that whole batch goes plain, in order.
       const odd = [["mb0", '{"n":"x"}'], ["mb0", '{"n":"two\nlines"}'], ["mb0", '{"n":"y"}']];
       await Promise.all(odd.map(([mb, r]) => a.publish(mb, r)));
       sent.push(...odd);
-      await raw.connect();
-      // Plain records, as an older relay (or any keyed producer) writes them: kafkajs's default
-      // partitioner puts each in its mailbox's partition.
       const plain = ["mb0", "mb1", "mb2", "mb3", "mb4", "mb5", "mb6", "mb7", "mb9"];
       await raw.send({
-        topic: a.topic,
-        messages: plain.map((mb) => ({ key: mb, value: '{"old":1}' })),
+        messages: plain.map((mb) => ({ topic: a.topic, key: mb, value: '{"old":1}' })),
       });
       await waitFor(() => got.length === 43 + plain.length, 20_000, "every announcement");
       const lines = () =>
@@ -154,12 +166,13 @@ await servicesTest(
         20_000,
         "every record on the topic",
       );
+      await stream.close();
       const packed = records.filter((r) => r.key === PACKED_KEY);
       assert.ok(packed.length >= 1 && packed.length <= 4, `${packed.length} packed records`);
       for (const r of packed) {
         for (const line of r.value.split("\n")) {
           const mb = line.split("\t")[0];
-          // Where the default partitioner sends a record keyed by that mailbox.
+          // Where the murmur2 partitioner put the plain record keyed by that mailbox.
           assert.equal(r.partition, records.find((x) => x.key === mb)?.partition, mb);
         }
       }
@@ -177,8 +190,8 @@ await servicesTest(
       }
       assert.ok(got.includes('mb9|{"old":1}'), "a plain record from an older relay");
     } finally {
-      await reader.disconnect();
-      await raw.disconnect();
+      await reader.close(true);
+      await raw.close();
       await a.close();
       await b.close();
     }
@@ -187,7 +200,7 @@ await servicesTest(
 );
 
 await servicesTest(
-  "kafka bus: a throwing handler does not stop delivery",
+  "kafka bus: a throwing handler does not stop delivery; closed rejects",
   async ({ kafkaBrokers }) => {
     const [a] = await buses(1, kafkaBrokers);
     try {
@@ -214,11 +227,20 @@ await servicesTest(
   async () => {
     const t0 = Date.now();
     await assert.rejects(
-      KafkaBus.connect({ brokers: ["127.0.0.1:1"], logger: quiet, publishTimeoutMs: 3000 }),
+      KafkaBus.connect({
+        brokers: ["127.0.0.1:1"],
+        logger: quiet,
+        publishTimeoutMs: 3000,
+        subscribeTimeoutMs: 3000,
+      }),
       BackendUnavailableError,
     );
     assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms`);
-    const bus = new KafkaBus({ brokers: ["127.0.0.1:1"], logger: quiet, publishTimeoutMs: 2000 });
+    const bus = new KafkaBus({
+      brokers: ["127.0.0.1:1"],
+      logger: quiet,
+      publishTimeoutMs: 2000,
+    });
     try {
       await assert.rejects(bus.publish("x", "y"), BackendUnavailableError);
       assert.equal((await bus.check()).ok, false);
@@ -253,59 +275,48 @@ await servicesTest(
         await runServicesScript(["up", "kafka"]);
       }
 
-      await t.step("after restart: publish works and the consumer delivers again", async () => {
-        const end = Date.now() + 60_000;
-        for (let i = 0;; i++) {
-          try {
-            await a.publish("alice", `after-${i}`);
-            break;
-          } catch (e) {
-            if (Date.now() > end) throw e;
-            await new Promise((r) => setTimeout(r, 500));
-          }
-        }
-        // The consumer was restarted by itself; a fresh announcement reaches it.
+      await t.step("after restart: publish works and the fetcher delivers again", async () => {
+        let i = 0;
+        // Every 200 ms for up to a minute.
+        await retry(() => a.publish("alice", `after-${i++}`), {
+          minTimeout: 200,
+          multiplier: 1,
+          jitter: 0,
+          maxAttempts: 300,
+        });
         await waitFor(
           () => got.some((g) => g.startsWith("after-")),
           60_000,
           "delivery after restart",
         );
         assert.equal((await a.check()).ok, true);
-        assert.ok(b.groupId.startsWith(`chat-relay-${b.instanceId}-`), "restarted in a new group");
       });
     } finally {
       await a.close();
       await b.close();
     }
-    // close() deletes the groups of b's consumers, the restarts' included, except one whose
-    // old member the restarted broker has not expired yet; that one holds no offsets, so Kafka
-    // drops it by itself.
-    const admin = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+    // The bus reads without a consumer group, so neither the restart nor close() leaves one (or
+    // committed offsets) on the broker.
+    const admin = new Admin({ clientId: "chat-test", bootstrapBrokers: kafkaBrokers });
     try {
-      await admin.connect();
-      const left = (await admin.listGroups()).groups.filter((g) =>
-        g.groupId.startsWith(`chat-relay-${b.instanceId}`)
+      const left = [...(await admin.listGroups()).keys()].filter((g) =>
+        g.includes(a.instanceId) || g.includes(b.instanceId)
       );
-      assert.ok(left.length <= 1, JSON.stringify(left));
-      for (const { groupId } of left) {
-        const [offsets] = await admin.fetchOffsets({ groupId, topics: [b.topic] });
-        assert.ok(offsets.partitions.every((p) => p.offset === "-1"), JSON.stringify(offsets));
-      }
+      assert.deepEqual(left, []);
     } finally {
-      await admin.disconnect();
+      await admin.close();
     }
   },
   NO_SANITIZERS,
 );
 
 await servicesTest("kafka bus: remove this run's test topics", async ({ kafkaBrokers }) => {
-  const admin = new Kafka({ brokers: kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+  const admin = new Admin({ clientId: "chat-test", bootstrapBrokers: kafkaBrokers });
   try {
-    await admin.connect();
     const existing = new Set(await admin.listTopics());
     const mine = topics.filter((t) => existing.has(t));
     if (mine.length > 0) await admin.deleteTopics({ topics: mine });
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
 }, NO_SANITIZERS);
