@@ -29,6 +29,7 @@ import {
   RetryError,
 } from "@chat-p2p/protocol/async";
 import type { Bus, BusHandler } from "../../ports/bus.ts";
+import { HOUR_MS } from "../../ports/mailbox.ts";
 import type { AdapterLogger } from "../../infra/log.ts";
 import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
 
@@ -316,6 +317,9 @@ export class KafkaBus implements Bus {
 
   /** One record per partition (or plain records when an announcement cannot be packed). */
   #records(batch: Announcement[]) {
+    // The broker stores each record's time: the hour is enough (issue 10: no finer times in
+    // storage); the topic's retention still works in hours.
+    const timestamp = BigInt(Math.floor(Date.now() / HOUR_MS) * HOUR_MS);
     const plain = this.#partitions === 0 ||
       batch.some((q) =>
         q.mailboxId.includes("\t") || q.mailboxId.includes("\n") || q.raw.includes("\n")
@@ -326,6 +330,7 @@ export class KafkaBus implements Bus {
         key: Buffer.from(q.mailboxId),
         value: Buffer.from(q.raw),
         partition: this.#partitions > 0 ? this.#partition(q.mailboxId) : undefined,
+        timestamp,
       }));
     }
     const byPartition = new Map<number, string[]>();
@@ -341,6 +346,7 @@ export class KafkaBus implements Bus {
       partition,
       key,
       value: Buffer.from(lines.join("\n")),
+      timestamp,
     }));
   }
 

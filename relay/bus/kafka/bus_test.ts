@@ -135,7 +135,8 @@ await servicesTest(
     try {
       const got: string[] = [];
       await b.subscribe((mb, r) => got.push(`${mb}|${r}`));
-      const records: Array<{ partition: number; key: string; value: string }> = [];
+      const records: Array<{ partition: number; key: string; value: string; timestamp: bigint }> =
+        [];
       const stream = await reader.consume({
         topics: [a.topic],
         mode: "earliest",
@@ -143,7 +144,13 @@ await servicesTest(
       });
       stream.on(
         "data",
-        (m) => records.push({ partition: m.partition, key: m.key, value: m.value }),
+        (m) =>
+          records.push({
+            partition: m.partition,
+            key: m.key,
+            value: m.value,
+            timestamp: m.timestamp,
+          }),
       );
       const sent = Array.from({ length: 40 }, (_, i) => [`mb${i % 8}`, `{"n":${i}}`]);
       await Promise.all(sent.map(([mb, r]) => a.publish(mb, r)));
@@ -189,6 +196,13 @@ await servicesTest(
         );
       }
       assert.ok(got.includes('mb9|{"old":1}'), "a plain record from an older relay");
+      for (const r of records.filter((x) => x.value !== '{"old":1}')) {
+        assert.equal(
+          r.timestamp % 3_600_000n,
+          0n,
+          `the bus's records keep the hour only: ${r.timestamp}`,
+        );
+      }
     } finally {
       await reader.close(true);
       await raw.close();
