@@ -1,7 +1,8 @@
 /**
  * {@linkcode ChatClient}: the client library in one object, for a bot or a UI. It owns a
- * profile's store, a {@linkcode ReconnectingRelay} (a sender socket, and a reader socket that
- * opens the request inbox and every contact's pair mailbox), the {@linkcode Outbox} and the
+ * profile's store, a {@linkcode ReconnectingRelay} (a sender socket, an inbox socket that opens
+ * only the request inbox, and a reader socket that opens every contact's pair mailbox: no socket
+ * ties the identity to its pair mailboxes), the {@linkcode Outbox} and the
  * {@linkcode Inbox}: `send` returns a message id at once and the outbox takes it from there
  * (encrypted and in history first, then the relay, again after every reconnect, until accepted
  * or refused for good); deliveries are decrypted and stored, then acked (automatically, or by
@@ -235,7 +236,7 @@ export class ChatClient {
   #ordered: Promise<unknown> = Promise.resolve();
   /** Settles after the last delivery handed to the inbox is handled. */
   #lastReceive: Promise<void> = Promise.resolve();
-  /** Mailboxes of the current reader socket whose backlog has not come in yet. */
+  /** Mailboxes of the current reading sockets whose backlog has not come in yet. */
   #unsynced = new Set<string>();
   #syncedCount = 0;
   /** Set by the first `close()`: deliveries from then on are left at the relay. */
@@ -599,7 +600,7 @@ export class ChatClient {
       case "deliver": {
         if (this.#opts.receive === false || this.#closing) return;
         const envelope = e.envelope;
-        if (!this.#relay?.reader?.opened.has(envelope.to)) {
+        if (!this.#relay?.openedOn(envelope.to)) {
           this.#emit({
             type: "relay_error",
             code: "not_open",
@@ -639,12 +640,15 @@ export class ChatClient {
   }
 
   /**
-   * Opens my request inbox and the pair mailbox of every contact on the reader socket (pair keys
-   * derived once and cached). `synced` comes once all of them have sent their backlog.
+   * Opens my request inbox on the inbox socket and the pair mailbox of every contact on the
+   * reader socket (pair keys derived once and cached): the `open` of the inbox names my identity
+   * key, so it never shares a socket with a pair mailbox. `synced` comes once all of them have
+   * sent their backlog.
    */
   async #openMailboxes(): Promise<void> {
     const relay = this.#relay!;
     const reader = relay.reader;
+    const inbox = relay.inboxReader;
     try {
       const peers = this.store.loadContacts().map((c) => c.key);
       await this.#mailboxes.ensure(peers);
@@ -652,7 +656,7 @@ export class ChatClient {
       this.#unsynced = new Set(opens);
       this.#syncedCount = 0;
       await Promise.all([
-        this.#open(reader, "inbox", this.#identity, this.#mailboxes.inbox),
+        this.#open(inbox, "inbox", this.#identity, this.#mailboxes.inbox),
         ...peers.map((p) => this.#openPair(p)),
       ]);
     } catch (e) {
@@ -668,17 +672,18 @@ export class ChatClient {
     await this.#open(reader, "pair", mailbox.authKeyPair, mailbox.idText);
   }
 
+  /** Opens a mailbox on `socket`, unless that socket is no longer the current one of `kind`. */
   async #open(
-    reader: RelaySession | undefined,
+    socket: RelaySession | undefined,
     kind: "inbox" | "pair",
     authKeyPair: KeyPair,
     id: string,
   ): Promise<void> {
-    if (!reader || reader !== this.#relay?.reader) return;
+    if (!socket || socket !== this.#relay?.readerFor(kind)) return;
     try {
-      await reader.open(kind, authKeyPair);
+      await socket.open(kind, authKeyPair);
     } catch (e) {
-      if (reader !== this.#relay?.reader) return;
+      if (socket !== this.#relay?.readerFor(kind)) return;
       this.#emit({ type: "error", during: "open", error: asClientError(e) });
       this.#markSynced(id); // its backlog will not come: do not wait for it
     }

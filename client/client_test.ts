@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { inboxId, toBase64 } from "@chat-p2p/protocol";
 import { deadline } from "@chat-p2p/protocol/async";
 import { closedPort, startFakeRelay } from "../tests/fake_relay.ts";
 import { contactProfiles, type TestProfile } from "../tests/v2_peer.ts";
@@ -256,4 +257,36 @@ Deno.test("ChatClient.events(): every event in order, ending when the client clo
     "accepted",
     "closed",
   ]);
+});
+
+Deno.test("ChatClient: the request inbox is opened on a socket of its own, never with a pair mailbox (PROTOCOL §15)", async () => {
+  await using relay = startFakeRelay();
+  await using p = await people();
+  const bob = p.client(p.bob);
+  const b = recorder(bob);
+  await bob.connect(relay.url);
+  await b.next("synced");
+  const inbox = toBase64(inboxId(p.bob.kp.publicKey));
+  const inboxSockets = new Set(relay.opens.filter((o) => o.mailbox === inbox).map((o) => o.socket));
+  const pairOpens = relay.opens.filter((o) => o.mailbox !== inbox);
+  assert.equal(inboxSockets.size, 1, "the request inbox is opened once");
+  assert.equal(pairOpens.length, 1, "alice's pair mailbox is opened");
+  assert.ok(
+    pairOpens.every((o) => !inboxSockets.has(o.socket)),
+    `no socket opens both the request inbox and a pair mailbox: ${JSON.stringify(relay.opens)}`,
+  );
+
+  // Both are still read and acked, each on the socket that opened it.
+  const alice = p.client(p.alice);
+  await alice.connect(relay.url);
+  const id = alice.send("bob", "over the pair mailbox");
+  assert.equal((await b.next("message")).message.id, id);
+  await deadline(
+    (async () => {
+      while ([...relay.mailboxes.values()].some((box) => box.length > 0)) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })(),
+    5000,
+  );
 });
