@@ -231,6 +231,8 @@ export class ChatClient {
    */
   readonly #ackedByCaller = new Set<string>();
   readonly #resumed = new Set<string>();
+  /** Registrations of pair mailboxes under way, by peer ({@linkcode ChatClient.#registerPair}). */
+  readonly #registering = new Map<string, Promise<void>>();
   #relay: ReconnectingRelay | undefined;
   /** Settles once the last envelope handed to the relay is on its way (wire order). */
   #ordered: Promise<unknown> = Promise.resolve();
@@ -555,28 +557,64 @@ export class ChatClient {
   }
 
   /**
-   * Wraps a ratchet message for `peer`'s pair mailbox and sends it; when the relay does not know
-   * that mailbox (the peer has not read from this relay yet), sends the same ratchet message to
-   * the peer's request inbox instead. Envelopes go on the wire in the order of the calls.
+   * Wraps a ratchet message for `peer`'s pair mailbox and sends it. When the relay does not know
+   * that mailbox (`unknown_mailbox`: the peer has not read it at this relay yet):
+   *
+   * - if the peer has written to me before (it knows me, so it reads our pair mailbox), I
+   *   register the mailbox myself ({@linkcode ChatClient.#registerPair}) and send to it again:
+   *   the peer's request inbox, which strangers can fill, is never involved;
+   * - otherwise (first contact: the peer may not know me yet) the same ratchet message goes to
+   *   the peer's request inbox; if strangers filled it (`mailbox_full`), I register the pair
+   *   mailbox and send there, where the peer reads it once I am its contact.
+   *
+   * Envelopes go on the wire in the order of the calls.
    */
   async #sendWire(peer: string, wire: Uint8Array, env: string): Promise<void> {
     const relay = this.#relay;
     if (!relay) throw new RelayError("connection_closed", "not connected to a relay", { id: env });
     const opts = { timeoutMs: this.#timeoutMs };
-    const pair = await this.#inOrder(async () => {
-      const out = await this.#sealer.pairEnvelope(peer, wire, env);
-      return { answer: relay.send(out.envelope, opts) };
-    });
-    try {
-      await pair.answer;
-    } catch (e) {
-      if (!(e instanceof RelayError) || e.code !== "unknown_mailbox") throw e;
-      const req = await this.#inOrder(async () => {
-        const out = await this.#sealer.requestEnvelope(peer, wire, env);
-        return { answer: relay.send(out.envelope, { ...opts, key: out.key }) };
+    const toPair = async (register: boolean) => {
+      const pair = await this.#inOrder(async () => {
+        if (register) await this.#registerPair(relay, peer);
+        const out = await this.#sealer.pairEnvelope(peer, wire, env);
+        return { answer: relay.send(out.envelope, opts) };
       });
-      await req.answer;
+      await pair.answer;
+    };
+    try {
+      return await toPair(false);
+    } catch (e) {
+      if (!isRelayError(e, "unknown_mailbox")) throw e;
     }
+    if (!this.#sealer.heardFrom(peer)) {
+      try {
+        const req = await this.#inOrder(async () => {
+          const out = await this.#sealer.requestEnvelope(peer, wire, env);
+          return { answer: relay.send(out.envelope, { ...opts, key: out.key }) };
+        });
+        return await req.answer;
+      } catch (e) {
+        if (!isRelayError(e, "mailbox_full")) throw e;
+      }
+    }
+    await toPair(true);
+  }
+
+  /**
+   * Registers the pair mailbox I write to `peer` through at this relay, as its reader would
+   * (I derive its auth key too): opened on a throwaway socket, closed at once, nothing read or
+   * acked. Concurrent callers for one peer share one registration.
+   */
+  #registerPair(relay: ReconnectingRelay, peer: string): Promise<void> {
+    let running = this.#registering.get(peer);
+    if (!running) {
+      running = this.#mailboxes.sendMailboxWithAuth(peer)
+        .then((mb) => relay.register("pair", mb.authKeyPair))
+        .then(() => {})
+        .finally(() => this.#registering.delete(peer));
+      this.#registering.set(peer, running);
+    }
+    return running;
   }
 
   /** Runs `step` after the steps started before it (it returns its answer wrapped, unawaited). */
@@ -808,6 +846,10 @@ export interface OpenOptions extends ChatClientOptions {
 export type ChatListener<T extends ChatEventType | "*"> = (
   event: T extends "*" ? ChatEvent : Extract<ChatEvent, { type: T }>,
 ) => void;
+
+function isRelayError(e: unknown, code: RelayError["code"]): boolean {
+  return e instanceof RelayError && e.code === code;
+}
 
 function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};

@@ -290,3 +290,35 @@ Deno.test("ChatClient: the request inbox is opened on a socket of its own, never
     5000,
   );
 });
+
+Deno.test("ChatClient: at a relay bob never read at, alice registers their pair mailbox herself; his request inbox is not used", async () => {
+  await using first = startFakeRelay();
+  await using p = await people();
+  // alice and bob talked through another relay: alice has heard from bob.
+  const alice = p.client(p.alice);
+  const a = recorder(alice);
+  const bob = p.client(p.bob);
+  const b = recorder(bob);
+  await Promise.all([alice.connect(first.url), bob.connect(first.url)]);
+  bob.send("alice", "hi from bob");
+  await a.next("message");
+  await Promise.all([alice.close(), bob.close()]);
+
+  // At this relay bob's request inbox is full (cap 0: as if strangers had filled it).
+  await using relay = startFakeRelay(undefined, { inboxMaxCount: 0 });
+  const alice2 = p.client(p.alice, { receive: false });
+  await alice2.connect(relay.url);
+  const id = alice2.send("bob", "new relay");
+  assert.deepEqual(await deadline(alice2.outcome(id), 5000), { state: "accepted" });
+  assert.ok(relay.keys.every((k) => k === undefined), "nothing sent to the request inbox");
+  assert.equal(relay.opens.length, 1, "one registration");
+  const mailbox = relay.opens[0].mailbox;
+  assert.deepEqual(relay.mailboxes.get(mailbox)?.map((e) => e.id), [relay.sends.at(-1)!.id]);
+
+  const bob2 = p.client(p.bob);
+  const b2 = recorder(bob2);
+  await bob2.connect(relay.url);
+  const m = await b2.next("message");
+  assert.deepEqual([m.message.id, m.message.text], [id, "new relay"]);
+  assert.equal(b2.events.filter((e) => e.type === "request").length, 0);
+});

@@ -249,6 +249,25 @@ export class ReconnectingRelay {
     }
   }
 
+  /**
+   * Registers a mailbox at the relay without reading it: opens it on a short-lived socket of its
+   * own (not one of this connection's), waits for `opened`, and closes that socket at once,
+   * acking nothing (whatever the relay pushes meanwhile stays there for the mailbox's reader).
+   * Resolves with the mailbox id; rejects like {@linkcode RelaySession.open}, or with
+   * `connection_closed` when this relay is not connected.
+   */
+  async register(kind: MailboxKind, authKeyPair: KeyPair): Promise<string> {
+    if (this.#state !== "connected") {
+      throw new RelayError("connection_closed", `not connected to relay ${this.url}`);
+    }
+    const s = await (this.#opts.connect ?? connectRelay)(this.url, this.#opts);
+    try {
+      return await s.open(kind, authKeyPair);
+    } finally {
+      await s.close();
+    }
+  }
+
   /** Stops reconnecting and closes the sockets (queued frames are written first, briefly). */
   async close(): Promise<void> {
     if (!this.#stop.signal.aborted) this.#stop.abort();
