@@ -351,7 +351,9 @@ export class ChatClient {
     if (refused) throw new ClientError(REFUSAL_CODES[refused.code], refused.message);
     const peer = this.#peerKey(to);
     this.resume(peer);
-    return this.#outbox.enqueue(peer, text, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_V2).id;
+    const id = this.#outbox.enqueue(peer, text, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_V2).id;
+    this.#readPairOf(peer); // its answer may come through our pair mailbox
+    return id;
   }
 
   /**
@@ -421,7 +423,7 @@ export class ChatClient {
     this.store.history(key).appendBatch(moved.map((m) => ({ t: "msg", ...m, dir: "in" })));
     this.#requests.remove(key);
     this.#queueReceipts(key, moved.map((m) => m.id));
-    if (this.#relay?.reader) this.#openPair(key);
+    this.#readPairOf(key);
     return moved;
   }
 
@@ -678,17 +680,17 @@ export class ChatClient {
   }
 
   /**
-   * Opens my request inbox on the inbox socket and the pair mailbox of every contact on the
-   * reader socket (pair keys derived once and cached): the `open` of the inbox names my identity
-   * key, so it never shares a socket with a pair mailbox. `synced` comes once all of them have
-   * sent their backlog.
+   * Opens my request inbox on the inbox socket and, on the reader socket, the pair mailbox of
+   * every peer I talk to (pair keys derived once and cached): the `open` of the inbox names my
+   * identity key, so it never shares a socket with a pair mailbox. `synced` comes once all of
+   * them have sent their backlog.
    */
   async #openMailboxes(): Promise<void> {
     const relay = this.#relay!;
     const reader = relay.reader;
     const inbox = relay.inboxReader;
     try {
-      const peers = this.store.loadContacts().map((c) => c.key);
+      const peers = this.#correspondents();
       await this.#mailboxes.ensure(peers);
       const opens = [this.#mailboxes.inbox, ...peers.map((p) => this.#mailboxes.readIdOf(p))];
       this.#unsynced = new Set(opens);
@@ -704,10 +706,33 @@ export class ChatClient {
     }
   }
 
+  /**
+   * The peers whose pair mailbox I read: my contacts, and every other peer in my history (I wrote
+   * to its key, or answered it in `acceptRequests` mode), blocked keys excepted. A peer that has
+   * heard from me may write to our pair mailbox rather than my request inbox (§11 of
+   * PROTOCOL.md), so I must read it.
+   */
+  #correspondents(): string[] {
+    const blocked = this.#requests.blocked();
+    const peers = new Set(this.store.loadContacts().map((c) => c.key));
+    for (const p of this.store.peersWithHistory()) if (!blocked.has(p)) peers.add(p);
+    return [...peers];
+  }
+
+  /** Opens the pair mailbox `peer` writes to me through, unless the reader has it open already. */
   async #openPair(peer: string): Promise<void> {
     const reader = this.#relay?.reader;
     const mailbox = await this.#mailboxes.readMailbox(peer);
+    if (reader?.opened.has(mailbox.idText)) return;
     await this.#open(reader, "pair", mailbox.authKeyPair, mailbox.idText);
+  }
+
+  /** Starts reading `peer`'s pair mailbox, if this client reads and is connected. */
+  #readPairOf(peer: string): void {
+    if (this.#opts.receive === false || !this.#relay?.reader) return;
+    this.#openPair(peer).catch((e) =>
+      this.#emit({ type: "error", during: "open", error: asClientError(e) })
+    );
   }
 
   /** Opens a mailbox on `socket`, unless that socket is no longer the current one of `kind`. */
@@ -775,6 +800,7 @@ export class ChatClient {
           });
         }
         this.#unacked.set(id, { from, delivery: o.delivery });
+        if (o.message.contact === null) this.#readPairOf(from); // answered in acceptRequests mode
         if (this.#ackedByCaller.has(id)) return this.ack(id); // handled already
         this.#emit({ type: "message", message: o.message, duplicate: o.duplicate });
         if (this.#opts.ackMode !== "manual") this.ack(id);

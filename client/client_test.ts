@@ -322,3 +322,29 @@ Deno.test("ChatClient: at a relay bob never read at, alice registers their pair 
   assert.deepEqual([m.message.id, m.message.text], [id, "new relay"]);
   assert.equal(b2.events.filter((e) => e.type === "request").length, 0);
 });
+
+Deno.test("ChatClient: a peer I wrote to by key, not a contact, answers through our pair mailbox, and I read it", async () => {
+  await using relay = startFakeRelay();
+  await using p = await people();
+  p.alice.store.saveContacts([]); // alice writes to bob's bare key; bob has her as a contact
+  const alice = p.client(p.alice, { receive: false });
+  await alice.connect(relay.url);
+  const id = alice.send(p.bob.key, "hi, by key");
+  assert.deepEqual(await deadline(alice.outcome(id), 5000), { state: "accepted" });
+  await alice.close();
+
+  const bob = p.client(p.bob);
+  const b = recorder(bob);
+  await bob.connect(relay.url);
+  assert.equal((await b.next("message")).message.id, id);
+  // bob has heard from alice: his answer goes to their pair mailbox (he registers it if need be).
+  const answer = bob.send("alice", "answer");
+  assert.deepEqual(await deadline(bob.outcome(answer), 5000), { state: "accepted" });
+  assert.equal(relay.keys.at(-1), undefined, "not to alice's request inbox");
+
+  const alice2 = p.client(p.alice);
+  const a = recorder(alice2);
+  await alice2.connect(relay.url);
+  const m = await a.next("message");
+  assert.deepEqual([m.message.id, m.message.contact], [answer, null]);
+});
