@@ -17,7 +17,7 @@
  * - {@linkcode ProfileStore} (store/): identity, contacts, history, sessions and requests on the
  *   person's own disk, encrypted at rest with a passphrase (store/at_rest.ts);
  *   contacts.ts: names, verification, add/remove/rename ({@linkcode addContact}, ...);
- *   config.ts: per-profile settings ({@linkcode ProfileConfig}); conversations.ts: time order,
+ *   config.ts: per-profile settings ({@linkcode ProfileConfig}); conversations.ts: arrival order,
  *   unread messages and the list of conversations ({@linkcode ReadMarks},
  *   {@linkcode conversations}).
  * - {@linkcode safetyNumber} (safety_number.ts): the 60 digits two people compare to verify keys.
