@@ -562,7 +562,8 @@ export class ChatClient {
    * Wraps a ratchet message for `peer`'s pair mailbox and sends it. When the relay does not know
    * that mailbox (`unknown_mailbox`: the peer has not read it at this relay yet):
    *
-   * - if the peer has written to me before (it knows me, so it reads our pair mailbox), I
+   * - if the peer has written to me before (it knows me: I am its contact or in its history, so
+   *   it reads our pair mailbox, see {@linkcode ChatClient.#correspondents}), I
    *   register the mailbox myself ({@linkcode ChatClient.#registerPair}) and send to it again:
    *   the peer's request inbox, which strangers can fill, is never involved;
    * - otherwise (first contact: the peer may not know me yet) the same ratchet message goes to

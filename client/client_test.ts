@@ -298,7 +298,6 @@ Deno.test("ChatClient: at a relay bob never read at, alice registers their pair 
   const alice = p.client(p.alice);
   const a = recorder(alice);
   const bob = p.client(p.bob);
-  const b = recorder(bob);
   await Promise.all([alice.connect(first.url), bob.connect(first.url)]);
   bob.send("alice", "hi from bob");
   await a.next("message");
