@@ -1,7 +1,8 @@
 /**
  * {@linkcode ChatClient}: the client library in one object, for a bot or a UI. It owns a
- * profile's store, a {@linkcode ReconnectingRelay} (a sender socket, and a reader socket that
- * opens the request inbox and every contact's pair mailbox), the {@linkcode Outbox} and the
+ * profile's store, a {@linkcode ReconnectingRelay} (a sender socket, an inbox socket that opens
+ * only the request inbox, and a reader socket that opens every contact's pair mailbox: no socket
+ * ties the identity to its pair mailboxes), the {@linkcode Outbox} and the
  * {@linkcode Inbox}: `send` returns a message id at once and the outbox takes it from there
  * (encrypted and in history first, then the relay, again after every reconnect, until accepted
  * or refused for good); deliveries are decrypted and stored, then acked (automatically, or by
@@ -230,12 +231,14 @@ export class ChatClient {
    */
   readonly #ackedByCaller = new Set<string>();
   readonly #resumed = new Set<string>();
+  /** Registrations of pair mailboxes under way, by peer ({@linkcode ChatClient.#registerPair}). */
+  readonly #registering = new Map<string, Promise<void>>();
   #relay: ReconnectingRelay | undefined;
   /** Settles once the last envelope handed to the relay is on its way (wire order). */
   #ordered: Promise<unknown> = Promise.resolve();
   /** Settles after the last delivery handed to the inbox is handled. */
   #lastReceive: Promise<void> = Promise.resolve();
-  /** Mailboxes of the current reader socket whose backlog has not come in yet. */
+  /** Mailboxes of the current reading sockets whose backlog has not come in yet. */
   #unsynced = new Set<string>();
   #syncedCount = 0;
   /** Set by the first `close()`: deliveries from then on are left at the relay. */
@@ -348,7 +351,9 @@ export class ChatClient {
     if (refused) throw new ClientError(REFUSAL_CODES[refused.code], refused.message);
     const peer = this.#peerKey(to);
     this.resume(peer);
-    return this.#outbox.enqueue(peer, text, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_V2).id;
+    const id = this.#outbox.enqueue(peer, text, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_V2).id;
+    this.#readPairOf(peer); // its answer may come through our pair mailbox
+    return id;
   }
 
   /**
@@ -418,7 +423,7 @@ export class ChatClient {
     this.store.history(key).appendBatch(moved.map((m) => ({ t: "msg", ...m, dir: "in" })));
     this.#requests.remove(key);
     this.#queueReceipts(key, moved.map((m) => m.id));
-    if (this.#relay?.reader) this.#openPair(key);
+    this.#readPairOf(key);
     return moved;
   }
 
@@ -554,28 +559,65 @@ export class ChatClient {
   }
 
   /**
-   * Wraps a ratchet message for `peer`'s pair mailbox and sends it; when the relay does not know
-   * that mailbox (the peer has not read from this relay yet), sends the same ratchet message to
-   * the peer's request inbox instead. Envelopes go on the wire in the order of the calls.
+   * Wraps a ratchet message for `peer`'s pair mailbox and sends it. When the relay does not know
+   * that mailbox (`unknown_mailbox`: the peer has not read it at this relay yet):
+   *
+   * - if the peer has written to me before (it knows me: I am its contact or in its history, so
+   *   it reads our pair mailbox, see {@linkcode ChatClient.#correspondents}), I
+   *   register the mailbox myself ({@linkcode ChatClient.#registerPair}) and send to it again:
+   *   the peer's request inbox, which strangers can fill, is never involved;
+   * - otherwise (first contact: the peer may not know me yet) the same ratchet message goes to
+   *   the peer's request inbox; if strangers filled it (`mailbox_full`), I register the pair
+   *   mailbox and send there, where the peer reads it once I am its contact.
+   *
+   * Envelopes go on the wire in the order of the calls.
    */
   async #sendWire(peer: string, wire: Uint8Array, env: string): Promise<void> {
     const relay = this.#relay;
     if (!relay) throw new RelayError("connection_closed", "not connected to a relay", { id: env });
     const opts = { timeoutMs: this.#timeoutMs };
-    const pair = await this.#inOrder(async () => {
-      const out = await this.#sealer.pairEnvelope(peer, wire, env);
-      return { answer: relay.send(out.envelope, opts) };
-    });
-    try {
-      await pair.answer;
-    } catch (e) {
-      if (!(e instanceof RelayError) || e.code !== "unknown_mailbox") throw e;
-      const req = await this.#inOrder(async () => {
-        const out = await this.#sealer.requestEnvelope(peer, wire, env);
-        return { answer: relay.send(out.envelope, { ...opts, key: out.key }) };
+    const toPair = async (register: boolean) => {
+      const pair = await this.#inOrder(async () => {
+        if (register) await this.#registerPair(relay, peer);
+        const out = await this.#sealer.pairEnvelope(peer, wire, env);
+        return { answer: relay.send(out.envelope, opts) };
       });
-      await req.answer;
+      await pair.answer;
+    };
+    try {
+      return await toPair(false);
+    } catch (e) {
+      if (!isRelayError(e, "unknown_mailbox")) throw e;
     }
+    if (!this.#sealer.heardFrom(peer)) {
+      try {
+        const req = await this.#inOrder(async () => {
+          const out = await this.#sealer.requestEnvelope(peer, wire, env);
+          return { answer: relay.send(out.envelope, { ...opts, key: out.key }) };
+        });
+        return await req.answer;
+      } catch (e) {
+        if (!isRelayError(e, "mailbox_full")) throw e;
+      }
+    }
+    await toPair(true);
+  }
+
+  /**
+   * Registers the pair mailbox I write to `peer` through at this relay, as its reader would
+   * (I derive its auth key too): opened on a throwaway socket, closed at once, nothing read or
+   * acked. Concurrent callers for one peer share one registration.
+   */
+  #registerPair(relay: ReconnectingRelay, peer: string): Promise<void> {
+    let running = this.#registering.get(peer);
+    if (!running) {
+      running = this.#mailboxes.sendMailboxWithAuth(peer)
+        .then((mb) => relay.register("pair", mb.authKeyPair))
+        .then(() => {})
+        .finally(() => this.#registering.delete(peer));
+      this.#registering.set(peer, running);
+    }
+    return running;
   }
 
   /** Runs `step` after the steps started before it (it returns its answer wrapped, unawaited). */
@@ -599,7 +641,7 @@ export class ChatClient {
       case "deliver": {
         if (this.#opts.receive === false || this.#closing) return;
         const envelope = e.envelope;
-        if (!this.#relay?.reader?.opened.has(envelope.to)) {
+        if (!this.#relay?.openedOn(envelope.to)) {
           this.#emit({
             type: "relay_error",
             code: "not_open",
@@ -639,20 +681,23 @@ export class ChatClient {
   }
 
   /**
-   * Opens my request inbox and the pair mailbox of every contact on the reader socket (pair keys
-   * derived once and cached). `synced` comes once all of them have sent their backlog.
+   * Opens my request inbox on the inbox socket and, on the reader socket, the pair mailbox of
+   * every peer I talk to (pair keys derived once and cached): the `open` of the inbox names my
+   * identity key, so it never shares a socket with a pair mailbox. `synced` comes once all of
+   * them have sent their backlog.
    */
   async #openMailboxes(): Promise<void> {
     const relay = this.#relay!;
     const reader = relay.reader;
+    const inbox = relay.inboxReader;
     try {
-      const peers = this.store.loadContacts().map((c) => c.key);
+      const peers = this.#correspondents();
       await this.#mailboxes.ensure(peers);
       const opens = [this.#mailboxes.inbox, ...peers.map((p) => this.#mailboxes.readIdOf(p))];
       this.#unsynced = new Set(opens);
       this.#syncedCount = 0;
       await Promise.all([
-        this.#open(reader, "inbox", this.#identity, this.#mailboxes.inbox),
+        this.#open(inbox, "inbox", this.#identity, this.#mailboxes.inbox),
         ...peers.map((p) => this.#openPair(p)),
       ]);
     } catch (e) {
@@ -662,23 +707,47 @@ export class ChatClient {
     }
   }
 
+  /**
+   * The peers whose pair mailbox I read: my contacts, and every other peer in my history (I wrote
+   * to its key, or answered it in `acceptRequests` mode), blocked keys excepted. A peer that has
+   * heard from me may write to our pair mailbox rather than my request inbox (§11 of
+   * PROTOCOL.md), so I must read it.
+   */
+  #correspondents(): string[] {
+    const blocked = this.#requests.blocked();
+    const peers = new Set(this.store.loadContacts().map((c) => c.key));
+    for (const p of this.store.peersWithHistory()) if (!blocked.has(p)) peers.add(p);
+    return [...peers];
+  }
+
+  /** Opens the pair mailbox `peer` writes to me through, unless the reader has it open already. */
   async #openPair(peer: string): Promise<void> {
     const reader = this.#relay?.reader;
     const mailbox = await this.#mailboxes.readMailbox(peer);
+    if (reader?.opened.has(mailbox.idText)) return;
     await this.#open(reader, "pair", mailbox.authKeyPair, mailbox.idText);
   }
 
+  /** Starts reading `peer`'s pair mailbox, if this client reads and is connected. */
+  #readPairOf(peer: string): void {
+    if (this.#opts.receive === false || !this.#relay?.reader) return;
+    this.#openPair(peer).catch((e) =>
+      this.#emit({ type: "error", during: "open", error: asClientError(e) })
+    );
+  }
+
+  /** Opens a mailbox on `socket`, unless that socket is no longer the current one of `kind`. */
   async #open(
-    reader: RelaySession | undefined,
+    socket: RelaySession | undefined,
     kind: "inbox" | "pair",
     authKeyPair: KeyPair,
     id: string,
   ): Promise<void> {
-    if (!reader || reader !== this.#relay?.reader) return;
+    if (!socket || socket !== this.#relay?.readerFor(kind)) return;
     try {
-      await reader.open(kind, authKeyPair);
+      await socket.open(kind, authKeyPair);
     } catch (e) {
-      if (reader !== this.#relay?.reader) return;
+      if (socket !== this.#relay?.readerFor(kind)) return;
       this.#emit({ type: "error", during: "open", error: asClientError(e) });
       this.#markSynced(id); // its backlog will not come: do not wait for it
     }
@@ -732,6 +801,7 @@ export class ChatClient {
           });
         }
         this.#unacked.set(id, { from, delivery: o.delivery });
+        if (o.message.contact === null) this.#readPairOf(from); // answered in acceptRequests mode
         if (this.#ackedByCaller.has(id)) return this.ack(id); // handled already
         this.#emit({ type: "message", message: o.message, duplicate: o.duplicate });
         if (this.#opts.ackMode !== "manual") this.ack(id);
@@ -803,6 +873,10 @@ export interface OpenOptions extends ChatClientOptions {
 export type ChatListener<T extends ChatEventType | "*"> = (
   event: T extends "*" ? ChatEvent : Extract<ChatEvent, { type: T }>,
 ) => void;
+
+function isRelayError(e: unknown, code: RelayError["code"]): boolean {
+  return e instanceof RelayError && e.code === code;
+}
 
 function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { inboxId, toBase64 } from "@chat-p2p/protocol";
 import { deadline } from "@chat-p2p/protocol/async";
 import { closedPort, startFakeRelay } from "../tests/fake_relay.ts";
 import { contactProfiles, type TestProfile } from "../tests/v2_peer.ts";
@@ -256,4 +257,93 @@ Deno.test("ChatClient.events(): every event in order, ending when the client clo
     "accepted",
     "closed",
   ]);
+});
+
+Deno.test("ChatClient: the request inbox is opened on a socket of its own, never with a pair mailbox (PROTOCOL §15)", async () => {
+  await using relay = startFakeRelay();
+  await using p = await people();
+  const bob = p.client(p.bob);
+  const b = recorder(bob);
+  await bob.connect(relay.url);
+  await b.next("synced");
+  const inbox = toBase64(inboxId(p.bob.kp.publicKey));
+  const inboxSockets = new Set(relay.opens.filter((o) => o.mailbox === inbox).map((o) => o.socket));
+  const pairOpens = relay.opens.filter((o) => o.mailbox !== inbox);
+  assert.equal(inboxSockets.size, 1, "the request inbox is opened once");
+  assert.equal(pairOpens.length, 1, "alice's pair mailbox is opened");
+  assert.ok(
+    pairOpens.every((o) => !inboxSockets.has(o.socket)),
+    `no socket opens both the request inbox and a pair mailbox: ${JSON.stringify(relay.opens)}`,
+  );
+
+  // Both are still read and acked, each on the socket that opened it.
+  const alice = p.client(p.alice);
+  await alice.connect(relay.url);
+  const id = alice.send("bob", "over the pair mailbox");
+  assert.equal((await b.next("message")).message.id, id);
+  await deadline(
+    (async () => {
+      while ([...relay.mailboxes.values()].some((box) => box.length > 0)) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })(),
+    5000,
+  );
+});
+
+Deno.test("ChatClient: at a relay bob never read at, alice registers their pair mailbox herself; his request inbox is not used", async () => {
+  await using first = startFakeRelay();
+  await using p = await people();
+  // alice and bob talked through another relay: alice has heard from bob.
+  const alice = p.client(p.alice);
+  const a = recorder(alice);
+  const bob = p.client(p.bob);
+  await Promise.all([alice.connect(first.url), bob.connect(first.url)]);
+  bob.send("alice", "hi from bob");
+  await a.next("message");
+  await Promise.all([alice.close(), bob.close()]);
+
+  // At this relay bob's request inbox is full (cap 0: as if strangers had filled it).
+  await using relay = startFakeRelay(undefined, { inboxMaxCount: 0 });
+  const alice2 = p.client(p.alice, { receive: false });
+  await alice2.connect(relay.url);
+  const id = alice2.send("bob", "new relay");
+  assert.deepEqual(await deadline(alice2.outcome(id), 5000), { state: "accepted" });
+  assert.ok(relay.keys.every((k) => k === undefined), "nothing sent to the request inbox");
+  assert.equal(relay.opens.length, 1, "one registration");
+  const mailbox = relay.opens[0].mailbox;
+  assert.deepEqual(relay.mailboxes.get(mailbox)?.map((e) => e.id), [relay.sends.at(-1)!.id]);
+
+  const bob2 = p.client(p.bob);
+  const b2 = recorder(bob2);
+  await bob2.connect(relay.url);
+  const m = await b2.next("message");
+  assert.deepEqual([m.message.id, m.message.text], [id, "new relay"]);
+  assert.equal(b2.events.filter((e) => e.type === "request").length, 0);
+});
+
+Deno.test("ChatClient: a peer I wrote to by key, not a contact, answers through our pair mailbox, and I read it", async () => {
+  await using relay = startFakeRelay();
+  await using p = await people();
+  p.alice.store.saveContacts([]); // alice writes to bob's bare key; bob has her as a contact
+  const alice = p.client(p.alice, { receive: false });
+  await alice.connect(relay.url);
+  const id = alice.send(p.bob.key, "hi, by key");
+  assert.deepEqual(await deadline(alice.outcome(id), 5000), { state: "accepted" });
+  await alice.close();
+
+  const bob = p.client(p.bob);
+  const b = recorder(bob);
+  await bob.connect(relay.url);
+  assert.equal((await b.next("message")).message.id, id);
+  // bob has heard from alice: his answer goes to their pair mailbox (he registers it if need be).
+  const answer = bob.send("alice", "answer");
+  assert.deepEqual(await deadline(bob.outcome(answer), 5000), { state: "accepted" });
+  assert.equal(relay.keys.at(-1), undefined, "not to alice's request inbox");
+
+  const alice2 = p.client(p.alice);
+  const a = recorder(alice2);
+  await alice2.connect(relay.url);
+  const m = await a.next("message");
+  assert.deepEqual([m.message.id, m.message.contact], [answer, null]);
 });

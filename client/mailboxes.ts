@@ -149,6 +149,23 @@ export class Mailboxes {
   }
 
   /**
+   * The mailbox I send to `peer` through, with its auth key pair: the sender derives it too
+   * (PROTOCOL.md §3), and uses it only to register that mailbox at a relay the peer has not read
+   * at yet. Derived anew each time (not kept: it is needed that rarely).
+   */
+  async sendMailboxWithAuth(peer: string): Promise<PairMailbox> {
+    const key = fromBase64(peer);
+    try {
+      return await pairMailboxAsync(this.#me, key!, "send", 0);
+    } catch (e) {
+      throw new ClientError(
+        "unknown_contact",
+        `cannot talk to key ${peer}: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+  }
+
+  /**
    * The mailbox `peer` writes to me through, with its auth key pair (to open it at a relay and
    * to open its bodies). Derived and saved first if need be.
    */

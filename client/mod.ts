@@ -6,8 +6,9 @@
  *   id at once; the outbox takes it from there), receive events (messages, requests, receipts,
  *   accepted, retry, failed, connection state), ack automatically or by hand, accept or block
  *   first-contact requests, close.
- * - {@linkcode ReconnectingRelay} (reconnecting.ts): a sender socket and a reader socket that
- *   reconnect with backoff and jitter; {@linkcode connectRelay} (connection.ts): one socket.
+ * - {@linkcode ReconnectingRelay} (reconnecting.ts): a sender socket, an inbox socket (the
+ *   request inbox only) and a reader socket (pair mailboxes) that reconnect together with
+ *   backoff and jitter; {@linkcode connectRelay} (connection.ts): one socket.
  * - {@linkcode Outbox} (outbox.ts) with the one rule for "failed" vs "still queued"
  *   ({@linkcode isPermanentRefusal}); {@linkcode Inbox} (inbox.ts): decrypt, store, write the
  *   sessions, then ack, in batches; {@linkcode ReceiptQueue} (receipts.ts).
@@ -16,7 +17,7 @@
  * - {@linkcode ProfileStore} (store/): identity, contacts, history, sessions and requests on the
  *   person's own disk, encrypted at rest with a passphrase (store/at_rest.ts);
  *   contacts.ts: names, verification, add/remove/rename ({@linkcode addContact}, ...);
- *   config.ts: per-profile settings ({@linkcode ProfileConfig}); conversations.ts: time order,
+ *   config.ts: per-profile settings ({@linkcode ProfileConfig}); conversations.ts: arrival order,
  *   unread messages and the list of conversations ({@linkcode ReadMarks},
  *   {@linkcode conversations}).
  * - {@linkcode safetyNumber} (safety_number.ts): the 60 digits two people compare to verify keys.

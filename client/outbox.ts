@@ -8,9 +8,13 @@
  * an envelope id once per mailbox, the recipient's ratchet opens a message key once and its
  * history keeps a message id once, so a message that did get through before is not shown twice.
  *
- * The wrapping is the transport's business: the pair mailbox, or, when the relay does not know
- * that mailbox (`unknown_mailbox`: the peer has not read from this relay yet), the peer's request
- * inbox. `unknown_mailbox` is therefore no refusal at all here.
+ * The wrapping is the transport's business (`ChatClient`): the pair mailbox. When the relay does
+ * not know that mailbox (`unknown_mailbox`: the peer has not read from this relay yet), the
+ * transport registers it itself if the peer has written to me before (the sender derives its auth
+ * key too; opened on a throwaway socket, nothing acked) and sends there, so strangers who fill the
+ * peer's request inbox cannot hold up a contact's messages. Only a first contact goes to the
+ * peer's request inbox, and to the pair mailbox (registered the same way) if strangers filled that
+ * inbox (`mailbox_full`). `unknown_mailbox` is therefore no refusal at all here.
  *
  * ## When a message fails
  *

@@ -1,8 +1,11 @@
 /**
  * A relay connection that stays up: {@linkcode ReconnectingRelay} keeps a **sender** socket
- * (sends only, opens no mailbox: sealed sender) and, unless told otherwise, a **reader** socket
- * (opens the mailboxes and receives), passes on what the relay pushes, and when either socket
- * drops closes both and connects again after a backoff with jitter (`backoffDelay` of
+ * (sends only, opens no mailbox: sealed sender) and, unless told otherwise, two reading sockets:
+ * the **inbox** socket, which opens only the request inbox (whose `open` names the identity key),
+ * and the **reader** socket, which opens the pair mailboxes. So no socket links the identity to
+ * its pair mailboxes, nor counts its contacts for the relay, from frames alone (IP addresses and
+ * timing still can: PROTOCOL.md §16). It passes on what the relay pushes, and when any socket
+ * drops closes them all and connects again after a backoff with jitter (`backoffDelay` of
  * @chat-p2p/protocol/async: 0.5 s doubling up to 30 s, each wait 50–100 % of its step, so the
  * clients of a relay that restarts do not all come back at once). Every change of state is an
  * event. It gives up only when told to ({@linkcode ReconnectOptions.giveUpAfterMs}) or when
@@ -26,7 +29,7 @@ import { ClientError, RelayError } from "./errors.ts";
 export type ConnectionState =
   /** An attempt is under way. */
   | "connecting"
-  /** Both sockets are up: sends, opens and acks go through. */
+  /** Every socket is up: sends, opens and acks go through. */
   | "connected"
   /** Down; another attempt follows after `retryInMs`. */
   | "disconnected"
@@ -71,7 +74,10 @@ export interface ReconnectOptions extends ConnectOptions {
   giveUpAfterMs?: number;
   /** How to make one connection (default {@linkcode connectRelay}); tests pass a fake. */
   connect?: (url: string, opts: ConnectOptions) => Promise<RelaySession>;
-  /** Keep a reader socket too (default true); false: only send (the `send` command). */
+  /**
+   * Keep the reading sockets too, inbox and reader (default true); false: only send (the `send`
+   * command).
+   */
   reader?: boolean;
   /** Random source for the jitter (tests). */
   random?: () => number;
@@ -88,9 +94,13 @@ function asRelayError(e: unknown): RelayError {
   return new RelayError("protocol", e instanceof Error ? e.message : String(e));
 }
 
-/** The sockets of one connection: the sender's, and the reader's unless it only sends. */
+/**
+ * The sockets of one connection: the sender's, and unless it only sends the inbox socket (the
+ * request inbox only) and the reader socket (pair mailboxes).
+ */
 interface Link {
   sender: RelaySession;
+  inbox?: RelaySession;
   reader?: RelaySession;
 }
 
@@ -140,9 +150,24 @@ export class ReconnectingRelay {
     return this.#state === "connected" ? this.#link?.sender : undefined;
   }
 
-  /** The reader socket while `connected` (none when it only sends). */
+  /** The socket of the pair mailboxes while `connected` (none when it only sends). */
   get reader(): RelaySession | undefined {
     return this.#state === "connected" ? this.#link?.reader : undefined;
+  }
+
+  /** The socket of the request inbox while `connected` (none when it only sends). */
+  get inboxReader(): RelaySession | undefined {
+    return this.#state === "connected" ? this.#link?.inbox : undefined;
+  }
+
+  /** The socket that opens mailboxes of `kind`: the inbox socket, or the reader socket. */
+  readerFor(kind: MailboxKind): RelaySession | undefined {
+    return kind === "inbox" ? this.inboxReader : this.reader;
+  }
+
+  /** The current socket on which `mailbox` is open, if any. */
+  openedOn(mailbox: string): RelaySession | undefined {
+    return [this.inboxReader, this.reader].find((s) => s?.opened.has(mailbox));
   }
 
   /** Calls `listener` with every event; returns a function that stops it. */
@@ -194,12 +219,13 @@ export class ReconnectingRelay {
   }
 
   /**
-   * Opens a mailbox on the current reader socket (see {@linkcode RelaySession.open}); rejects
-   * with `connection_closed` when there is none. Mailboxes are not opened again by themselves
-   * after a reconnect: open them on every `connected` event.
+   * Opens a mailbox (see {@linkcode RelaySession.open}): the request inbox on the inbox socket,
+   * a pair mailbox on the reader socket. Rejects with `connection_closed` when there is none.
+   * Mailboxes are not opened again by themselves after a reconnect: open them on every
+   * `connected` event.
    */
   open(kind: MailboxKind, authKeyPair: KeyPair): Promise<string> {
-    const r = this.reader;
+    const r = this.readerFor(kind);
     if (!r) {
       return Promise.reject(
         new RelayError("connection_closed", `no reader connection to relay ${this.url}`),
@@ -209,17 +235,36 @@ export class ReconnectingRelay {
   }
 
   /**
-   * Acks ids of a mailbox on the current reader socket. Returns false when there is none, or it
-   * is not the socket that opened the mailbox: the relay keeps them and delivers them again.
+   * Acks ids of a mailbox on the current socket that opened it. Returns false when there is
+   * none: the relay keeps them and delivers them again.
    */
   ack(mailbox: string, ids: string[]): boolean {
-    const s = this.reader;
-    if (!s || !s.isOpen || !s.opened.has(mailbox)) return false;
+    const s = this.openedOn(mailbox);
+    if (!s || !s.isOpen) return false;
     try {
       s.ack(mailbox, ids);
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Registers a mailbox at the relay without reading it: opens it on a short-lived socket of its
+   * own (not one of this connection's), waits for `opened`, and closes that socket at once,
+   * acking nothing (whatever the relay pushes meanwhile stays there for the mailbox's reader).
+   * Resolves with the mailbox id; rejects like {@linkcode RelaySession.open}, or with
+   * `connection_closed` when this relay is not connected.
+   */
+  async register(kind: MailboxKind, authKeyPair: KeyPair): Promise<string> {
+    if (this.#state !== "connected") {
+      throw new RelayError("connection_closed", `not connected to relay ${this.url}`);
+    }
+    const s = await (this.#opts.connect ?? connectRelay)(this.url, this.#opts);
+    try {
+      return await s.open(kind, authKeyPair);
+    } finally {
+      await s.close();
     }
   }
 
@@ -232,27 +277,31 @@ export class ReconnectingRelay {
   }
 
   async #closeLink(link: Link | undefined): Promise<void> {
-    await Promise.all([link?.sender.close(), link?.reader?.close()]);
+    await Promise.all([link?.sender.close(), link?.inbox?.close(), link?.reader?.close()]);
   }
 
-  /** Both sockets of a new link, or the first failure (the other socket is closed then). */
+  /** The sockets of a new link, or the first failure (the others are closed then). */
   async #connectLink(): Promise<Link> {
     const connect = this.#opts.connect ?? connectRelay;
     const wanted = [connect(this.url, this.#opts)];
-    if (this.#opts.reader !== false) wanted.push(connect(this.url, this.#opts));
+    if (this.#opts.reader !== false) {
+      wanted.push(connect(this.url, this.#opts), connect(this.url, this.#opts));
+    }
     const got = await Promise.allSettled(wanted);
     const failed = got.find((g) => g.status === "rejected");
     if (failed) {
       await Promise.all(got.map((g) => g.status === "fulfilled" ? g.value.close() : undefined));
       throw failed.reason;
     }
-    const [sender, reader] = got.map((g) => (g as PromiseFulfilledResult<RelaySession>).value);
-    return { sender, reader };
+    const [sender, inbox, reader] = got.map((g) =>
+      (g as PromiseFulfilledResult<RelaySession>).value
+    );
+    return { sender, inbox, reader };
   }
 
-  /** Passes on what either socket pushes until one of them closes; then closes the other. */
+  /** Passes on what any socket pushes until one of them closes; then closes the others. */
   async #pump(link: Link): Promise<CloseInfo> {
-    const sockets = [link.sender, ...(link.reader ? [link.reader] : [])];
+    const sockets = [link.sender, link.inbox, link.reader].filter((s) => s !== undefined);
     const first = await Promise.race(
       sockets.map(async (s) => {
         for await (const e of s) this.#emit(e);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { generateKeyPair, inboxId, toBase64 } from "@chat-p2p/protocol";
+import { generateKeyPair, inboxId, pairMailboxId, toBase64 } from "@chat-p2p/protocol";
 import { startFakeRelay } from "../tests/fake_relay.ts";
 import { connectRelay, type RelaySession } from "./connection.ts";
 import { RelayError } from "./errors.ts";
@@ -106,25 +106,34 @@ Deno.test("ReconnectingRelay: without a connection, send and open are refused an
   await r.close();
 });
 
-Deno.test("ReconnectingRelay: reader and sender; when one socket drops both reconnect, mailboxes open again", async () => {
+Deno.test("ReconnectingRelay: sender, inbox and reader sockets; when one drops all reconnect, mailboxes open again", async () => {
   await using relay = startFakeRelay();
   const bob = generateKeyPair();
+  const pairAuth = generateKeyPair();
   const inbox = toBase64(inboxId(bob.publicKey));
+  const pair = toBase64(pairMailboxId(pairAuth.publicKey));
   const events: ReconnectingEvent[] = [];
   const r = new ReconnectingRelay(relay.url, { backoff: FAST, timeoutMs: 2000 });
   r.on((e) => {
     events.push(e);
-    if (e.type === "connection" && e.state === "connected") r.open("inbox", bob).catch(() => {});
+    if (e.type === "connection" && e.state === "connected") {
+      r.open("inbox", bob).catch(() => {});
+      r.open("pair", pairAuth).catch(() => {});
+    }
   });
   try {
     r.start();
     await r.connected();
-    await waitFor(events, (e) => e.type === "synced");
-    assert.ok(r.reader && r.session && r.reader !== r.session, "two sockets");
-    assert.deepEqual([...r.reader!.opened], [inbox]);
+    await waitFor(events, () => events.filter((e) => e.type === "synced").length === 2);
+    const sockets = new Set([r.session, r.inboxReader, r.reader]);
+    assert.ok(!sockets.has(undefined) && sockets.size === 3, "three sockets");
+    assert.deepEqual([...r.inboxReader!.opened], [inbox], "the inbox on a socket of its own");
+    assert.deepEqual([...r.reader!.opened], [pair], "pair mailboxes on the reader");
     assert.equal(r.session!.opened.size, 0, "the sender opens nothing");
+    assert.equal(r.openedOn(inbox), r.inboxReader);
+    assert.equal(r.openedOn(pair), r.reader);
 
-    // The sender socket drops: the reader is closed too, and both come back.
+    // The sender socket drops: the others are closed too, and all come back.
     await r.session!.close();
     await waitFor(events, (e) => e.type === "connection" && e.state === "disconnected");
     await waitFor(events, () => states(events).filter((s) => s === "connected").length === 2);
@@ -135,7 +144,8 @@ Deno.test("ReconnectingRelay: reader and sender; when one socket drops both reco
     const delivered = await waitFor(events, (e) => e.type === "deliver");
     assert.ok(delivered.type === "deliver" && delivered.envelope.id === env.id);
     assert.equal(r.ack(inbox, [env.id]), true);
-    assert.equal(r.ack("b3RoZXI=", [env.id]), false, "not a mailbox opened on this reader");
+    assert.equal(r.ack(pair, ["none-such"]), true, "acked on the reader, which opened it");
+    assert.equal(r.ack("b3RoZXI=", [env.id]), false, "not a mailbox opened on this link");
   } finally {
     await r.close();
   }

@@ -197,6 +197,14 @@ export class Sealer {
     return { ok: true, via: "request", peer: toBase64(opened.sender), message: opened.message };
   }
 
+  /**
+   * Whether a message from `peer` has ever opened in a session with it: the peer knows me (a
+   * contact, or it accepted my request), so it reads our pair mailbox.
+   */
+  heardFrom(peer: string): boolean {
+    return this.#sessions.get(peer).rx > 0;
+  }
+
   /** Deletes the sessions with `peer` (a blocked stranger). */
   forget(peer: string): void {
     this.#sessions.remove(peer);

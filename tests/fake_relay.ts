@@ -61,11 +61,14 @@ export interface FakeRelay extends AsyncDisposable {
   mailboxes: Map<string, EnvelopeV2[]>;
   /** Mailbox ids registered (opened at least once). */
   registered: Set<string>;
+  /** Every successful `open`, in order: the mailbox and which socket (numbered from 1) opened it. */
+  opens: Array<{ socket: number; mailbox: string }>;
   /** Puts an envelope straight into a mailbox (what a relay could do), delivering it live. */
   inject(e: EnvelopeV2): void;
 }
 
 interface Socket {
+  n: number;
   ws: WebSocket;
   challenge: string;
   opened: Set<string>;
@@ -84,6 +87,8 @@ export function startFakeRelay(
   const sockets = new Set<Socket>();
   const mailboxes = new Map<string, EnvelopeV2[]>();
   const registered = new Set<string>();
+  const opens: Array<{ socket: number; mailbox: string }> = [];
+  let socketCount = 0;
   let url = "";
 
   const frame = (s: Socket, f: object) => {
@@ -107,7 +112,7 @@ export function startFakeRelay(
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const { socket: ws, response } = Deno.upgradeWebSocket(req);
     const challenge = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
-    const s: Socket = { ws, challenge, opened: new Set() };
+    const s: Socket = { n: ++socketCount, ws, challenge, opened: new Set() };
     sockets.add(s);
     ws.onopen = () => frame(s, { type: "hello", challenge });
     ws.onclose = () => sockets.delete(s);
@@ -129,6 +134,7 @@ export function startFakeRelay(
         }
         registered.add(mailbox);
         s.opened.add(mailbox);
+        opens.push({ socket: s.n, mailbox });
         frame(s, { type: "opened", mailbox });
         const pending = [...(mailboxes.get(mailbox) ?? [])];
         deliver(s, pending, false);
@@ -180,6 +186,7 @@ export function startFakeRelay(
     keys,
     mailboxes,
     registered,
+    opens,
     inject: put,
     async [Symbol.asyncDispose]() {
       for (const s of sockets) s.ws.close(1001);

@@ -1,8 +1,10 @@
 /**
  * Issue 10, defect 4: anyone who knows a public key can fill its request inbox, but never stop
  * that person's contacts. Once bob has read from the relay, alice writes to their pair mailbox,
- * which strangers cannot name; before that, her first message waits (queued, not failed) while the
- * inbox is full, and goes through the pair mailbox as soon as bob has read.
+ * which strangers cannot name. Before that, the relay does not know that mailbox
+ * (`unknown_mailbox`) and a first message would go to bob's request inbox: when strangers have
+ * filled it, alice registers the pair mailbox herself (she derives its auth key too) and sends
+ * there, so her message is accepted at once and bob gets it the first time he reads.
  */
 import assert from "node:assert/strict";
 import { connectRelay } from "../client/connection.ts";
@@ -35,20 +37,28 @@ async function flood(url: string, bob: string): Promise<number> {
   return stored;
 }
 
-Deno.test("flooding: a stranger filling bob's request inbox never stops alice's messages once bob has read (issue 10, defect 4)", async () => {
+Deno.test("flooding: a stranger filling bob's request inbox never stops alice's messages, before or after bob read (issue 10, defect 4)", async () => {
   const home = await Deno.makeTempDir({ prefix: "chat-flood-" });
   await using relay = startFakeRelay(undefined, { inboxMaxCount: CAP });
   try {
     const { alice, bob, bKey } = await pairedProfiles(home);
-    // Before bob ever read: his pair mailbox is unknown, his inbox full. Alice's message waits.
+    // Before bob ever read: his pair mailbox is unknown, his inbox full. Alice registers the
+    // pair mailbox herself and her message is accepted there.
     assert.equal(await flood(relay.url, bKey), CAP);
-    const first = await runCli(["send", relay.url, "bob", "first", "--timeout", "2"], alice);
-    assert.equal(first.code, 3, `queued, not failed: ${first.stderr}`);
-    assert.match(first.stderr, /mailbox_full/);
+    assert.equal(relay.registered.size, 0, "bob never read here");
+    const first = await runCli(["send", relay.url, "bob", "first", "--timeout", "5"], alice);
+    assert.equal(first.code, 0, `accepted: ${first.stderr}`);
+    assert.equal(relay.registered.size, 1, "alice registered the pair mailbox");
+    const pairMailbox = [...relay.registered][0];
+    assert.deepEqual(
+      relay.mailboxes.get(pairMailbox)?.map((e) => e.to),
+      [pairMailbox],
+      "her message waits there, not read nor acked by the registration",
+    );
 
-    // Bob reads (his pair mailbox exists from now on) and gets the strangers' requests.
+    // Bob reads: alice's message, and the strangers' requests (kept as requests, not shown).
     const r1 = await runCliOk(["sync", relay.url, "--json"], bob);
-    assert.equal(r1.stdout, "", "requests are not messages");
+    assert.deepEqual(lines(r1.stdout).map((m) => m.text), ["first"]);
 
     // The stranger fills the inbox again; alice's messages go through the pair mailbox anyway.
     assert.equal(await flood(relay.url, bKey), CAP);
@@ -59,7 +69,7 @@ Deno.test("flooding: a stranger filling bob's request inbox never stops alice's 
       "alice's envelopes went to the pair mailbox, none to the full inbox",
     );
     const got = lines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
-    assert.deepEqual(got.map((m) => m.text), ["first", "second", "third"]);
+    assert.deepEqual(got.map((m) => m.text), ["second", "third"]);
   } finally {
     await Deno.remove(home, { recursive: true });
   }

@@ -67,8 +67,9 @@ await servicesTest(
       // live, across relays: bob listens on B and carol on C; alice sends through A
       const bobChat = spawnCli(["chat", b.url, "alice"], bob);
       const carolChat = spawnCli(["chat", c.url, "bob"], carol);
-      await authenticatedOn(b, 1);
-      await authenticatedOn(c, 1);
+      // Each chat reads on two sockets: its request inbox, and its pair mailboxes.
+      await authenticatedOn(b, 2);
+      await authenticatedOn(c, 2);
       await cli(["send", a.url, "bob", `live to bob ${marker}`], alice);
       await bobChat.waitForStdout(`live to bob ${marker}`, { timeoutMs: 20_000 });
       await cli(["send", b.url, "carol", `bob to carol ${marker}`], bob);

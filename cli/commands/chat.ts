@@ -404,7 +404,7 @@ class Chat {
   }
 
   /**
-   * Shows the conversation in time order: all of it, or (`recent`) the last {@linkcode RECENT}
+   * Shows the conversation in arrival order: all of it, or (`recent`) the last {@linkcode RECENT}
    * messages and every unread one; what it shows counts as read.
    */
   showHistory(recent = false): void {

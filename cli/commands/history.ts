@@ -1,5 +1,5 @@
 /**
- * `chat-p2p history <contact> [--json]`: prints a conversation, oldest first.
+ * `chat-p2p history <contact> [--json]`: prints a conversation in arrival order.
  *
  * @module
  */
@@ -18,7 +18,7 @@ import { unlockFiles } from "../ui/passphrase.ts";
 
 const USAGE = `Usage: chat-p2p history <contact> [--json]
 
-Prints the conversation with <contact>, oldest first, with time, direction and delivery state.
+Prints the conversation with <contact> in arrival order, with time, direction and delivery state.
 <contact> is a contact name, or the base64 key or fingerprint of someone not saved as a contact
 (a contact you removed: history is kept under the key; first messages from strangers are
 requests, see \`chat-p2p requests\`). Messages are in the order they were written

@@ -1,11 +1,13 @@
 /**
  * Conversations as a person sees them: every peer with history (contacts and strangers), what
- * is unread, the last message, and each conversation in time order.
+ * is unread, the last message, and each conversation in arrival order.
  *
- * **Order.** {@linkcode chronological} sorts messages by the time they were written (`sent_at`,
- * the sender's clock; a message whose time does not parse counts at the time it was stored),
- * and messages with the same time keep the order they were stored in (arrival order), so the
- * result is stable.
+ * **Order.** {@linkcode chronological} keeps messages in the order this profile stored them:
+ * an incoming message when it arrived, an outgoing one when it was written. It never sorts by
+ * `sent_at`: that is the sender's claim, and a contact could backdate a message to bury it among
+ * old ones, or date it in the future to keep it last. {@linkcode conversations} puts the
+ * conversation whose last message was stored most recently (its `at`, this device's clock) first.
+ * `sent_at` is still shown as the time the sender gives.
  *
  * **Read.** An incoming message counts as read once it was shown to the person: printed by
  * `chat` (its recent history on opening, or live), `history`, `sync` or `listen`. Commands mark
@@ -53,18 +55,17 @@ export interface ReadMark {
   at: string;
 }
 
-/** The time a history entry is ordered by (ms), see the module doc. */
-function timeOf(e: HistoryEntry): number {
-  const t = Date.parse(e.sent_at);
-  return Number.isNaN(t) ? Date.parse(e.at) || 0 : t;
+/** When this profile stored a history entry (ms, its own clock; 0 if unreadable). */
+function storedAt(e: HistoryEntry): number {
+  return Date.parse(e.at) || 0;
 }
 
-/** `entries` (in the order they were stored) sorted by sent time, ties in stored order. */
+/**
+ * `entries` (in the order they were stored) in the order they are shown: the order this profile
+ * stored them (arrival order), never the sender-claimed `sent_at` (see the module doc).
+ */
 export function chronological(entries: readonly HistoryEntry[]): HistoryEntry[] {
-  return entries
-    .map((e, i) => ({ e, i, t: timeOf(e) }))
-    .sort((a, b) => a.t - b.t || a.i - b.i)
-    .map((x) => x.e);
+  return [...entries];
 }
 
 function parseMark(v: unknown): ReadMark | undefined {
@@ -210,7 +211,7 @@ export interface ConversationSummary {
   unread: number;
   /** Messages in the conversation, both ways. */
   total: number;
-  /** The latest message (by sent time). */
+  /** The message stored last (arrival order, not the sender-claimed `sent_at`). */
   last: HistoryEntry;
 }
 
@@ -237,5 +238,5 @@ export function conversations(
       last: sorted[sorted.length - 1],
     });
   }
-  return out.sort((a, b) => timeOf(b.last) - timeOf(a.last) || a.peer.localeCompare(b.peer));
+  return out.sort((a, b) => storedAt(b.last) - storedAt(a.last) || a.peer.localeCompare(b.peer));
 }

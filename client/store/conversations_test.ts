@@ -22,15 +22,25 @@ const entry = (id: string, sent_at: string, dir: "in" | "out" = "in"): HistoryEn
   state: dir === "in" ? "received" : "sending",
 });
 
-Deno.test("chronological: by sent time, ties (and unparsable times) in stored order", () => {
+Deno.test("chronological: the order they were stored (arrival), whatever the senders claim as sent_at", () => {
   const sorted = chronological([
-    entry("late", "2026-01-02T00:00:00Z"),
-    entry("tie-1", "2026-01-01T10:00:00Z"),
-    entry("early", "2025-12-31T00:00:00Z", "out"),
-    entry("tie-2", "2026-01-01T10:00:00.000Z"),
-    entry("garbage", "not a time"), // counts at its stored time, 2026-01-01T00:00
+    entry("old", "2026-01-01T09:00:00Z"),
+    entry("mine", "2026-01-01T09:01:00Z", "out"),
+    // A contact backdates a new message to bury it among old ones...
+    entry("backdated", "2001-01-01T00:00:00Z"),
+    entry("garbage", "not a time"),
+    // ...or dates one in the future to keep it last.
+    entry("future", "2099-01-01T00:00:00Z"),
+    entry("newest", "2026-01-01T09:05:00Z"),
   ]);
-  assert.deepEqual(sorted.map((e) => e.id), ["early", "garbage", "tie-1", "tie-2", "late"]);
+  assert.deepEqual(sorted.map((e) => e.id), [
+    "old",
+    "mine",
+    "backdated",
+    "garbage",
+    "future",
+    "newest",
+  ]);
 });
 
 Deno.test("read marks: what was shown is read, what was not stays unread, saved and merged", () => {
@@ -73,7 +83,7 @@ Deno.test("read marks: what was shown is read, what was not stays unread, saved 
   });
 });
 
-Deno.test("conversations: contacts and strangers, unread counts, the last message, latest first", () => {
+Deno.test("conversations: contacts and strangers, unread counts, the last message stored, latest stored first", () => {
   withStore((store) => {
     const bob = toBase64(generateKeyPair().publicKey);
     const stranger = toBase64(generateKeyPair().publicKey);
@@ -93,25 +103,44 @@ Deno.test("conversations: contacts and strangers, unread counts, the last messag
       sent_at: "2026-01-01T09:01:00Z",
       at,
     });
+    const later = "2026-01-01T00:01:00.000Z";
     store.history(stranger).appendMessage({
       id: "s1",
       dir: "in",
       text: "buy",
       sent_at: "2026-01-01T10:00:00Z",
-      at,
+      at: later,
     });
     store.history(stranger).appendMessage({
       id: "s0",
       dir: "in",
-      text: "first",
+      text: "backdated",
       sent_at: "2026-01-01T08:00:00Z",
-      at,
+      at: later,
     });
     const list = conversations(store);
     assert.deepEqual(
       list.map((c) => [c.contact, c.unread, c.total, c.last.id]),
-      [[null, 2, 2, "s1"], ["bob", 1, 2, "b2"]],
+      [[null, 2, 2, "s0"], ["bob", 1, 2, "b2"]],
+      "the last stored, whatever it claims",
     );
+    // bob dates a message far in the future: it does not keep his conversation first once a
+    // later one arrives elsewhere.
+    store.history(bob).appendMessage({
+      id: "b3",
+      dir: "in",
+      text: "pinned?",
+      sent_at: "2099-01-01T00:00:00Z",
+      at: "2026-01-01T00:02:00.000Z",
+    });
+    store.history(stranger).appendMessage({
+      id: "s2",
+      dir: "in",
+      text: "newest",
+      sent_at: "2026-01-01T10:05:00Z",
+      at: "2026-01-01T00:03:00.000Z",
+    });
+    assert.deepEqual(conversations(store).map((c) => c.last.id), ["s2", "b3"]);
     assert.match(list[0].fingerprint, /^[0-9a-f]{4}( [0-9a-f]{4}){4}$/);
   });
 });
