@@ -130,6 +130,7 @@ Deno.test("ERROR_CODES and CLOSE_CODES are the documented sets", () => {
     "not_open",
     "rate_limited",
     "spoofed_sender",
+    "too_many_mailboxes",
     "unavailable",
     "unknown_mailbox",
     "unknown_type",
