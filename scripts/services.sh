@@ -285,7 +285,12 @@ log.segment.bytes=104857600
 EOF
   if [[ ! -f "$KAFKA_DIR/data/meta.properties" ]]; then
     local cluster_id
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    # As Kafka's own Uuid.randomUuid: never one that starts with "-", which the format tool's
+    # argument parser would take for an option (1 run in 64 failed with "expected one argument").
+    cluster_id="-"
+    while [[ "$cluster_id" == -* ]]; do
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     log "formatting KRaft storage (cluster id $cluster_id)"
     kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
       -c "$KAFKA_DIR/server.properties" </dev/null >>"$KAFKA_OUT" 2>&1 ||

@@ -4,6 +4,9 @@ import { generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { openStore } from "@chat-p2p/client";
 import { runInProcess, withHome } from "../testing.ts";
 
+/** Arrival times, a millisecond apart in call order: two stores in one millisecond would tie. */
+let arrived = Date.now();
+
 /** Stores incoming messages from `peer` as the inbox would (arrival order = array order). */
 function receive(home: string, peer: string, messages: Array<[string, string, string]>): void {
   const store = openStore((n) => (n === "HOME" ? home : undefined), "default", () => {});
@@ -13,7 +16,7 @@ function receive(home: string, peer: string, messages: Array<[string, string, st
       dir: "in",
       text,
       sent_at,
-      at: new Date().toISOString(),
+      at: new Date(++arrived).toISOString(),
     });
   }
 }
