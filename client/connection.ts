@@ -260,7 +260,8 @@ class Connection {
   readonly #ws: WebSocket;
   readonly #log: (line: string) => void;
   readonly #timeoutMs: number;
-  readonly #maxFrameBytes: number;
+  /** Ours, lowered to the relay's when its `hello` names one. */
+  #maxFrameBytes: number;
   readonly #pending = new Map<string, PendingSend>();
   /** Opens waiting for `opened`, by mailbox id. */
   readonly #opening = new Map<string, { resolve: () => void; reject: (e: RelayError) => void }>();
@@ -398,7 +399,12 @@ class Connection {
     if (f.type === "pong") return;
     if (!this.#greeted) {
       this.#greeted = true;
-      if (f.type === "hello") return this.#helloSettle.resolve(f.challenge);
+      if (f.type === "hello") {
+        if (f.max_frame_bytes !== undefined) {
+          this.#maxFrameBytes = Math.min(this.#maxFrameBytes, f.max_frame_bytes);
+        }
+        return this.#helloSettle.resolve(f.challenge);
+      }
       this.#helloSettle.reject(
         f.type === "error"
           ? new RelayError(f.code, `relay refused the connection: ${f.code}: ${f.message}`)

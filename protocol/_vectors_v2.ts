@@ -473,6 +473,10 @@ function frames(envelope: string, key: string, mailbox: string, challenge: strin
     server_frames: {
       valid: [
         { name: "hello", json: j({ v: 2, type: "hello", challenge }) },
+        {
+          name: "hello with the relay's frame limit",
+          json: j({ v: 2, type: "hello", challenge, max_frame_bytes: 131072 }),
+        },
         { name: "opened", json: j({ v: 2, type: "opened", mailbox }) },
         { name: "deliver", json: `{"v":2,"type":"deliver","envelope":${envelope}}` },
         { name: "synced", json: j({ v: 2, type: "synced", mailbox, count: 1 }) },
@@ -493,6 +497,10 @@ function frames(envelope: string, key: string, mailbox: string, challenge: strin
         {
           name: "short challenge",
           json: j({ v: 2, type: "hello", challenge: toBase64(filled(16, 1)) }),
+        },
+        {
+          name: "frame limit not a whole number",
+          json: j({ v: 2, type: "hello", challenge, max_frame_bytes: 0.5 }),
         },
         { name: "client frame", json: j({ v: 2, type: "ack", mailbox, ids: [env.id] }) },
         { name: "negative count", json: j({ v: 2, type: "synced", mailbox, count: -1 }) },

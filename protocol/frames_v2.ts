@@ -101,6 +101,12 @@ export interface HelloFrame {
   type: "hello";
   /** Base64 of 32 random bytes, signed in every `open` on this socket. */
   challenge: string;
+  /**
+   * The largest frame (UTF-8 bytes) this relay accepts; absent from relays that do not say. A
+   * client checks a send against it before writing, so a message too large for this relay fails
+   * at once instead of closing the socket (1009) on every retry.
+   */
+  max_frame_bytes?: number;
 }
 
 /** Relay to client: the mailbox is open on this socket; its pending envelopes follow. */
@@ -351,7 +357,15 @@ export function parseServerFrameV2(text: string): Parsed<ServerFrameV2> {
       if (base64ByteLength(challenge) !== 32) {
         return fail("bad_frame", "Cannot parse hello frame: 'challenge' is not base64 of 32 bytes");
       }
-      return { ok: true, value: { v: 2, type, challenge } };
+      const max = o.max_frame_bytes;
+      if (max === undefined) return { ok: true, value: { v: 2, type, challenge } };
+      if (typeof max !== "number" || !Number.isSafeInteger(max) || max < 1) {
+        return fail(
+          "bad_frame",
+          "Cannot parse hello frame: field 'max_frame_bytes' must be a whole number >= 1",
+        );
+      }
+      return { ok: true, value: { v: 2, type, challenge, max_frame_bytes: max } };
     }
     case "opened": {
       const mailbox = mailboxField(o, "opened frame");

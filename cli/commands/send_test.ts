@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { startFakeRelay } from "../../tests/fake_relay.ts";
+import { RelayProcess } from "../../tests/relay_process.ts";
 import { runInProcess, withHome } from "../testing.ts";
 
 Deno.test("send: a message the relay refuses for now stays queued; the next send sends it first", async () => {
@@ -76,5 +77,21 @@ Deno.test("send - reads a multi-line message from stdin as one message; limits a
         "bytes fit in one message\n",
     );
     assert.equal(fake.sends.length, 2, "nothing more went on the wire");
+  });
+});
+
+Deno.test("send: a message over the relay's announced frame limit fails at once, not queued forever", async () => {
+  await withHome(async (home) => {
+    await runInProcess(["init"], { home });
+    await runInProcess(["add-contact", "bob", toBase64(generateKeyPair().publicKey)], { home });
+    await using relay = await RelayProcess.start({ args: ["--max-frame-bytes", "8192"] });
+    const r = await runInProcess(["send", relay.url, "bob", "x".repeat(5_000), "--timeout", "5"], {
+      home,
+    });
+    assert.equal(r.code, 1, `exit 1: failed, not 3 (queued): ${r.stderr}`);
+    assert.match(r.stderr, /frame_too_large|too large/);
+    const states = (await runInProcess(["history", "bob", "--json"], { home })).stdout.trim()
+      .split("\n").map((l) => JSON.parse(l).state);
+    assert.deepEqual(states, ["failed"]);
   });
 });

@@ -150,9 +150,14 @@ export class Session implements Recipient {
     return !this.#closed;
   }
 
-  /** Sends `hello` with this socket's challenge. */
+  /** Sends `hello` with this socket's challenge and the relay's frame limit. */
   start(): void {
-    this.#send({ v: 2, type: "hello", challenge: this.#challenge });
+    this.#send({
+      v: 2,
+      type: "hello",
+      challenge: this.#challenge,
+      max_frame_bytes: this.#opt.maxFrameBytes,
+    });
   }
 
   /** Handles one incoming WebSocket message (text or binary). */
