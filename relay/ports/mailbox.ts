@@ -13,10 +13,11 @@
  *
  * @module
  */
+import type { MailboxKind } from "@chat-p2p/protocol";
 import type { BackendStatus } from "./errors.ts";
 
-/** The two kinds of mailbox: a per-pair, per-direction mailbox, or a public request inbox. */
-export type MailboxKind = "pair" | "inbox";
+/** The two kinds of mailbox (the protocol's own type): a pair mailbox or a request inbox. */
+export type { MailboxKind };
 
 /** An envelope held in a mailbox. */
 export interface StoredEnvelope {
