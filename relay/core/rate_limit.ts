@@ -10,8 +10,9 @@ export type { RateSpec, Take } from "@chat-p2p/protocol/async";
 
 /**
  * Buckets by key, forgetting full ones so idle keys cost no memory. At most `maxKeys` are kept:
- * past that (keys are cheap to make up, e.g. random mailbox ids) the full ones are forgotten at
- * once, and if that is not enough, all of them.
+ * past that (keys are cheap to make up, e.g. random mailbox ids) a new key makes the full ones
+ * be forgotten at once, and if that frees less than a tenth of the room, all of them: a walk over
+ * every bucket happens at most once per tenth of `maxKeys` new keys, never on every send.
  */
 export class KeyedBuckets {
   #spec: RateSpec;
@@ -27,10 +28,15 @@ export class KeyedBuckets {
   /** Takes a token from `key`'s bucket. */
   take(key: string, now = performance.now()): Take {
     if (this.#spec.ratePerSecond <= 0) return { ok: true };
-    if (now - this.#lastSweep > 10_000 || this.#buckets.size >= this.#maxKeys) this.#sweep(now);
-    if (this.#buckets.size >= this.#maxKeys) this.#buckets.clear();
+    if (now - this.#lastSweep > 10_000) this.#sweep(now);
     let b = this.#buckets.get(key);
-    if (!b) this.#buckets.set(key, b = new TokenBucket(this.#spec, now));
+    if (!b) {
+      if (this.#buckets.size >= this.#maxKeys) {
+        this.#sweep(now);
+        if (this.#buckets.size > this.#maxKeys * 0.9) this.#buckets.clear();
+      }
+      this.#buckets.set(key, b = new TokenBucket(this.#spec, now));
+    }
     return b.take(now);
   }
 

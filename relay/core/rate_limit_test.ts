@@ -35,3 +35,19 @@ Deno.test("keyed buckets: made-up keys cannot grow them past their bound", () =>
   assert.equal(k.take("x", 0).ok, true);
   assert.equal(k.take("x", 0).ok, false, "still limiting");
 });
+
+Deno.test("keyed buckets: at the bound a new key forgets the full ones, and all when that frees too little", () => {
+  const spec = { ratePerSecond: 1, burst: 1 };
+  // 20 of 100 refilled by t=1000: forgetting them makes room, the other 80 keep limiting.
+  const k = new KeyedBuckets(spec, 100);
+  for (let i = 0; i < 100; i++) k.take(`key-${i}`, i < 20 ? 0 : 900);
+  k.take("new", 1000);
+  assert.equal(k.size, 81);
+  assert.equal(k.take("key-50", 1000).ok, false, "a kept bucket still limits");
+  // 5 of 100 refilled: not a tenth of the room, so everything goes at once (rather than a walk
+  // over every bucket for each of the next few new keys).
+  const j = new KeyedBuckets(spec, 100);
+  for (let i = 0; i < 100; i++) j.take(`key-${i}`, i < 5 ? 0 : 900);
+  j.take("new", 1000);
+  assert.equal(j.size, 1);
+});

@@ -259,10 +259,11 @@ export class Session implements Recipient {
 
   /**
    * Whether the `open` signature holds for one of this relay's URLs and this socket's challenge
-   * (the frame does not say which URL it signed); refuses it (`auth_failed`) when not.
+   * (the frame does not say which URL it signed); refuses it (`auth_failed`) when not. `key` is
+   * `f.key` decoded.
    */
-  async #verifyOpen(f: OpenFrame, mailbox: string): Promise<boolean> {
-    const key = fromBase64(f.key)!, signature = fromBase64(f.signature)!;
+  async #verifyOpen(f: OpenFrame, key: Uint8Array, mailbox: string): Promise<boolean> {
+    const signature = fromBase64(f.signature)!;
     for (const url of this.#opt.relayUrls) {
       const signed = openMessage(url, this.#challenge, f.kind, f.key);
       if (await verifyAsync(signed, signature, key)) return true;
@@ -283,7 +284,8 @@ export class Session implements Recipient {
   async #open(f: OpenFrame): Promise<void> {
     // Self-certifying: the id is the hash of the key that signed, so nobody can open (or
     // register) an id without the key it names.
-    const mailbox = toBase64(mailboxIdFor(f.kind, fromBase64(f.key)!));
+    const key = fromBase64(f.key)!; // the parser checked it is a key
+    const mailbox = toBase64(mailboxIdFor(f.kind, key));
     if (!this.#opened.has(mailbox) && this.#opened.size >= this.#opt.maxMailboxes) {
       // Checked before the signature: a socket cannot make the relay hold (or verify) without end.
       // Counted in errors_total{code="too_many_mailboxes"}.
@@ -294,7 +296,7 @@ export class Session implements Recipient {
         { mailbox },
       );
     }
-    if (!(await this.#verifyOpen(f, mailbox)) || this.#closed) return;
+    if (!(await this.#verifyOpen(f, key, mailbox)) || this.#closed) return;
     try {
       await this.#router.open(mailbox, f.kind);
     } catch (err) {

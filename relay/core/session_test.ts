@@ -13,6 +13,7 @@ import { Router } from "./router.ts";
 import { KeyedBuckets } from "./rate_limit.ts";
 import { relayUrlsFor, Session, type SessionOptions, type Transport } from "./session.ts";
 import { envelope, inboxBox, pairBox, type TestMailbox } from "../../tests/raw_client.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 // deno-lint-ignore no-explicit-any
 type Frame = Record<string, any>;
@@ -344,7 +345,7 @@ Deno.test("session: live pushes during the drain wait for it and skip what it al
   };
   const c = r.connect();
   const opening = c.s.onMessage(await openText(c, box));
-  while (c.t.sent.length === 0) await new Promise((res) => setTimeout(res, 1)); // "opened"
+  while (c.t.sent.length === 0) await delay(1); // "opened"
   // Announced only (as from another relay whose write the drain's read will not see), then the
   // backlog's envelope announced again.
   await r.router.bus.publish(box.id, serializeEnvelopeV2(fresh));

@@ -222,19 +222,22 @@ export class ConnectionGuard {
   #sweep(now: number, full: boolean, exhausted: boolean): void {
     const peers = this.#sys.peers(this.#port);
     const present = new Set<string>();
-    const idle: Array<{ peer: Peer; since: number }> = [];
+    const inodes = new Set<string>();
+    // `addr`: the peer's addressKey, worked out once per peer.
+    const idle: Array<{ peer: Peer; addr: string; since: number }> = [];
     const perIp = new Map<string, number>();
     for (const peer of peers) {
       const key = `${peer.ip}:${peer.port}`;
+      const addr = addressKey(peer.ip);
       present.add(key);
-      perIp.set(addressKey(peer.ip), (perIp.get(addressKey(peer.ip)) ?? 0) + 1);
+      inodes.add(peer.inode);
+      perIp.set(addr, (perIp.get(addr) ?? 0) + 1);
       const spoke = this.#spoke.get(key);
       if (spoke === Infinity) continue;
       let since = spoke ?? this.#firstSeen.get(peer.inode);
       if (since === undefined) this.#firstSeen.set(peer.inode, since = now);
-      idle.push({ peer, since });
+      idle.push({ peer, addr, since });
     }
-    const inodes = new Set(peers.map((p) => p.inode));
     for (const inode of this.#firstSeen.keys()) {
       if (!inodes.has(inode)) this.#firstSeen.delete(inode);
     }
@@ -248,24 +251,20 @@ export class ConnectionGuard {
       else if (exhausted || (full && now - since >= 1000)) shed.set(peer.inode, "capacity");
     }
     const max = this.#opt.maxConnectionsPerIp;
-    if (max > 0) {
-      const newestFirst = [...idle].sort((a, b) => b.since - a.since);
-      for (const [ip, n] of perIp) {
-        let over = n - max;
-        for (const { peer } of newestFirst) {
-          if (over <= 0) break;
-          if (addressKey(peer.ip) !== ip || shed.has(peer.inode)) continue;
-          shed.set(peer.inode, "per_ip");
-          over--;
-        }
+    // Per address over its limit, its newest idle connections go first (one pass for all).
+    const over = new Map<string, number>();
+    if (max > 0) { for (const [addr, n] of perIp) if (n > max) over.set(addr, n - max); }
+    if (over.size > 0) {
+      for (const { peer, addr } of [...idle].sort((a, b) => b.since - a.since)) {
+        const left = over.get(addr);
+        if (!left || shed.has(peer.inode)) continue;
+        shed.set(peer.inode, "per_ip");
+        over.set(addr, left - 1);
       }
     }
     this.#idleByIp.clear();
-    for (const { peer } of idle) {
-      if (!shed.has(peer.inode)) {
-        const key = addressKey(peer.ip);
-        this.#idleByIp.set(key, (this.#idleByIp.get(key) ?? 0) + 1);
-      }
+    for (const { peer, addr } of idle) {
+      if (!shed.has(peer.inode)) this.#idleByIp.set(addr, (this.#idleByIp.get(addr) ?? 0) + 1);
     }
     if (shed.size === 0) return;
     const closed = this.#sys.close(new Set(shed.keys()));

@@ -5,7 +5,6 @@
  * @module
  */
 import {
-  capsFor,
   DAY_MS,
   DEFAULT_MAILBOX_LIMITS,
   envelopeCutoff,
@@ -13,18 +12,14 @@ import {
   type Mailbox,
   type MailboxKind,
   type MailboxLimits,
+  overCaps,
   type PutOptions,
   registrationCutoff,
   roundDown,
   type StoredEnvelope,
   type Swept,
 } from "../ports/mailbox.ts";
-import {
-  type BackendStatus,
-  fullMessage,
-  MailboxFullError,
-  UnknownMailboxError,
-} from "../ports/errors.ts";
+import { type BackendStatus, MailboxFullError, UnknownMailboxError } from "../ports/errors.ts";
 
 const utf8 = new TextEncoder();
 
@@ -63,16 +58,9 @@ export class MemoryMailbox implements Mailbox {
     if (!kind) return Promise.reject(new UnknownMailboxError("no such mailbox"));
     const b = this.#boxes.get(mailboxId) ?? { items: new Map(), lastSeq: 0, bytes: 0 };
     if (b.items.has(envelope.id)) return Promise.resolve("duplicate");
-    const caps = capsFor(this.#limits, kind);
     const bytes = utf8.encode(envelope.raw).length;
-    if (b.items.size + 1 > caps.maxCount) {
-      return Promise.reject(
-        new MailboxFullError(fullMessage(b.items.size, caps.maxCount, "messages")),
-      );
-    }
-    if (b.bytes + bytes > caps.maxBytes) {
-      return Promise.reject(new MailboxFullError(fullMessage(b.bytes, caps.maxBytes, "bytes")));
-    }
+    const full = overCaps(this.#limits, kind, b.items.size, b.bytes, bytes);
+    if (full) return Promise.reject(new MailboxFullError(full));
     this.#boxes.set(mailboxId, b);
     b.items.set(envelope.id, {
       id: envelope.id,

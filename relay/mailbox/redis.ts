@@ -256,6 +256,10 @@ export function redisClientOptions(
 export class RedisMailbox implements Mailbox {
   readonly kind = "redis";
   readonly prefix: string;
+  /** Where protocol v2 keeps everything: `<prefix>v2:`; and its two shared keys. */
+  #v2: string;
+  #indexKey: string;
+  #registryKey: string;
   #client: Redis;
   #owned: boolean;
   #limits: MailboxLimits;
@@ -284,6 +288,10 @@ export class RedisMailbox implements Mailbox {
     options: RedisMailboxOptions = {},
   ) {
     this.prefix = options.prefix ?? "chat:";
+    // Built once: every put, ack and read names them.
+    this.#v2 = `${this.prefix}v2:`;
+    this.#indexKey = `${this.#v2}index`;
+    this.#registryKey = `${this.#v2}registry`;
     this.#limits = limits;
     this.#log = options.logger ?? stderrLogger;
     this.#owned = typeof redis === "string";
@@ -326,19 +334,10 @@ export class RedisMailbox implements Mailbox {
     return m;
   }
 
-  /** Where protocol v2 keeps everything: `<prefix>v2:`. */
-  get #v2(): string {
-    return `${this.prefix}v2:`;
-  }
-
   /** env, seq, age, meta, index (the keys of the envelope scripts). */
   #keys(mailboxId: string): [string, string, string, string, string] {
     const b = `${this.#v2}mb:${mailboxId}:`;
-    return [`${b}env`, `${b}seq`, `${b}age`, `${b}meta`, this.#index()];
-  }
-
-  #index(): string {
-    return `${this.#v2}index`;
+    return [`${b}env`, `${b}seq`, `${b}age`, `${b}meta`, this.#indexKey];
   }
 
   #regKey(mailboxId: string): string {
@@ -461,7 +460,7 @@ export class RedisMailbox implements Mailbox {
     await this.#run(() =>
       this.#scripts.chatRegister(
         this.#regKey(mailboxId),
-        `${this.#v2}registry`,
+        this.#registryKey,
         kind,
         roundDown(now, DAY_MS),
         expireAt,
@@ -560,7 +559,7 @@ export class RedisMailbox implements Mailbox {
     if (this.#acks.length === 0) return Promise.resolve();
     const batch = this.#acks.splice(0, MAX_ACKS_PER_CALL);
     if (this.#acks.length > 0) this.#ackTimer = setTimeout(() => this.#sendAcks(), 0);
-    const keys: string[] = [this.#index()], args: (string | number)[] = [];
+    const keys: string[] = [this.#indexKey], args: (string | number)[] = [];
     for (const a of batch) {
       const [env, seq, age, meta] = this.#keys(a.mailboxId);
       keys.push(env, seq, age, meta);
@@ -590,7 +589,7 @@ export class RedisMailbox implements Mailbox {
    */
   async totals(): Promise<{ count: number; bytes: number }> {
     this.#sendAcks();
-    const index = this.#index();
+    const index = this.#indexKey;
     let count = 0, bytes = 0;
     for (let start = 0;; start += 1000) {
       const ids = await this.#run(() => this.#client.zrange(index, start, start + 999));
@@ -618,7 +617,7 @@ export class RedisMailbox implements Mailbox {
   async sweep(now: number = Date.now()): Promise<Swept> {
     this.#sendAcks();
     const cutoff = envelopeCutoff(now, this.#limits.maxAgeMs);
-    const index = this.#index();
+    const index = this.#indexKey;
     let envelopes = 0;
     for (;;) {
       // Mailboxes whose oldest envelope is expired; each expire raises or drops its index entry,
@@ -637,7 +636,7 @@ export class RedisMailbox implements Mailbox {
     let mailboxes = 0;
     for (;;) {
       const n = await this.#run(() =>
-        this.#scripts.chatForget(`${this.#v2}registry`, lapsed, `${this.#v2}mb:`)
+        this.#scripts.chatForget(this.#registryKey, lapsed, `${this.#v2}mb:`)
       );
       mailboxes += n;
       if (n === 0) return { envelopes, mailboxes };

@@ -1,7 +1,7 @@
 /**
  * What the backend adapters report, shared by both ports: the refusals a send can meet
- * (`unknown_mailbox`, `mailbox_full`, `unavailable`) and the state `/readyz` shows. Adapters map every vendor failure
- * to one of these, so the session never sees a Redis, Kafka or SQLite error.
+ * (`unknown_mailbox`, `mailbox_full`, `unavailable`) and the state `/readyz` shows. Adapters map
+ * every vendor failure to one of these, so the session never sees a Redis, Kafka or SQLite error.
  *
  * @module
  */

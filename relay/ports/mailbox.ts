@@ -13,10 +13,11 @@
  *
  * @module
  */
-import type { BackendStatus } from "./errors.ts";
+import type { MailboxKind } from "@chat-p2p/protocol";
+import { type BackendStatus, fullMessage } from "./errors.ts";
 
-/** The two kinds of mailbox: a per-pair, per-direction mailbox, or a public request inbox. */
-export type MailboxKind = "pair" | "inbox";
+/** The two kinds of mailbox (the protocol's own type): a pair mailbox or a request inbox. */
+export type { MailboxKind };
 
 /** An envelope held in a mailbox. */
 export interface StoredEnvelope {
@@ -57,9 +58,22 @@ export const DEFAULT_MAILBOX_LIMITS: MailboxLimits = {
   inbox: { maxCount: 1000, maxBytes: 16 * 1024 * 1024 },
 };
 
-/** The caps of a mailbox of `kind`. */
-export function capsFor(limits: MailboxLimits, kind: MailboxKind): Caps {
-  return kind === "inbox" ? limits.inbox : limits;
+/**
+ * Why a mailbox of `kind` that holds `count` envelopes of `bytes` bytes in all cannot take one
+ * more of `size` bytes (the message of its {@linkcode MailboxFullError}); undefined if it can.
+ * The memory and SQLite adapters check with it; Redis checks the same inside its put script.
+ */
+export function overCaps(
+  limits: MailboxLimits,
+  kind: MailboxKind,
+  count: number,
+  bytes: number,
+  size: number,
+): string | undefined {
+  const caps: Caps = kind === "inbox" ? limits.inbox : limits;
+  if (count + 1 > caps.maxCount) return fullMessage(count, caps.maxCount, "messages");
+  if (bytes + size > caps.maxBytes) return fullMessage(bytes, caps.maxBytes, "bytes");
+  return undefined;
 }
 
 /** One hour and one day in ms: the granularity of stored times. */

@@ -29,7 +29,7 @@ import {
   RetryError,
 } from "@chat-p2p/protocol/async";
 import type { Bus, BusHandler } from "../../ports/bus.ts";
-import { HOUR_MS } from "../../ports/mailbox.ts";
+import { HOUR_MS, roundDown } from "../../ports/mailbox.ts";
 import type { AdapterLogger } from "../../infra/log.ts";
 import { type BackendStatus, BackendUnavailableError, errorMessage } from "../../ports/errors.ts";
 
@@ -319,7 +319,7 @@ export class KafkaBus implements Bus {
   #records(batch: Announcement[]) {
     // The broker stores each record's time: the hour is enough (issue 10: no finer times in
     // storage); the topic's retention still works in hours.
-    const timestamp = BigInt(Math.floor(Date.now() / HOUR_MS) * HOUR_MS);
+    const timestamp = BigInt(roundDown(Date.now(), HOUR_MS));
     const plain = this.#partitions === 0 ||
       batch.some((q) =>
         q.mailboxId.includes("\t") || q.mailboxId.includes("\n") || q.raw.includes("\n")

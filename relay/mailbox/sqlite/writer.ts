@@ -29,17 +29,17 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import {
-  capsFor,
   DAY_MS,
   envelopeCutoff,
   HOUR_MS,
   type MailboxKind,
   type MailboxLimits,
+  overCaps,
   registrationCutoff,
   roundDown,
   type Swept,
 } from "../../ports/mailbox.ts";
-import { errorMessage, fullMessage } from "../../ports/errors.ts";
+import { errorMessage } from "../../ports/errors.ts";
 
 const utf8 = new TextEncoder();
 
@@ -522,13 +522,8 @@ export class SqliteWriter {
     const b = this.#load(p.mailbox);
     const kind = p.inbox ? "inbox" : b.kind;
     if (!kind) return { unknown: true };
-    const caps = capsFor(this.#limits, kind);
     const bytes = utf8.encode(p.raw).length;
-    const full = b.count + 1 > caps.maxCount
-      ? fullMessage(b.count, caps.maxCount, "messages")
-      : b.bytes + bytes > caps.maxBytes
-      ? fullMessage(b.bytes, caps.maxBytes, "bytes")
-      : undefined;
+    const full = overCaps(this.#limits, kind, b.count, b.bytes, bytes);
     if (full) {
       // A resend of something already held is a duplicate, full or not.
       return this.#stmt.exists.get(p.mailbox, p.id) ? "duplicate" : { full };
