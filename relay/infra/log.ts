@@ -87,10 +87,7 @@ let warningsTo: Pick<Logger, "warn"> | undefined;
 /**
  * Routes the runtime's warnings (`process.emitWarning`: Node's MaxListenersExceededWarning,
  * deprecations, ...), which would otherwise print plain text on stderr, to `log` as JSON lines.
- * kafkajs 2.2.4 (the relay's Kafka client before @platformatic/kafka) called `setTimeout` with a
- * negative delay, which Deno clamps to 1 ms and warns about as `TimeoutNegativeWarning`: that one
- * is noise and is dropped. Later calls only change the logger. Returns a function that puts the
- * original back (tests).
+ * Later calls only change the logger. Returns a function that puts the original back (tests).
  */
 export function routeRuntimeWarnings(log: Pick<Logger, "warn">): () => void {
   const first = warningsTo === undefined;
@@ -104,7 +101,6 @@ export function routeRuntimeWarnings(log: Pick<Logger, "warn">): () => void {
       : typeof opt === "string"
       ? opt
       : (opt as { type?: string } | undefined)?.type ?? "Warning";
-    if (name === "TimeoutNegativeWarning") return;
     const message = warning instanceof Error ? warning.message : String(warning);
     warningsTo?.warn("runtime warning", { name, message });
   };
