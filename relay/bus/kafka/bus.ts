@@ -252,6 +252,8 @@ export class KafkaBus implements Bus {
         configs: [
           { name: "max.message.bytes", value: String(TOPIC_MAX_MESSAGE_BYTES) },
           { name: "min.insync.replicas", value: String(Math.min(2, replicas)) },
+          // The records' own (hour-coarse) times, whatever the broker's default says.
+          { name: "message.timestamp.type", value: "CreateTime" },
         ],
       });
     } catch (e) {

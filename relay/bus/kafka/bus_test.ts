@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import {
   Admin,
   compatibilityPartitioner,
+  ConfigResourceTypes,
   Consumer,
   Producer,
   stringDeserializers,
@@ -100,13 +101,25 @@ await servicesTest(
 );
 
 await servicesTest(
-  "kafka bus: creates its topic with the configured partitions",
+  "kafka bus: creates its topic with the configured partitions and the records' own times",
   async ({ kafkaBrokers }) => {
     const [bus] = await buses(1, kafkaBrokers, { partitions: 7 });
     const admin = new Admin({ clientId: "chat-test", bootstrapBrokers: kafkaBrokers });
     try {
       const meta = await admin.metadata({ topics: [bus.topic] });
       assert.equal(meta.topics.get(bus.topic)?.partitionsCount, 7);
+      const [described] = await admin.describeConfigs({
+        resources: [{
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: bus.topic,
+          configurationKeys: ["message.timestamp.type"],
+        }],
+      });
+      assert.deepEqual(
+        described.configs.map((c) => [c.name, c.value]),
+        [["message.timestamp.type", "CreateTime"]],
+        "the records' own hour-coarse times, whatever the broker's default",
+      );
     } finally {
       await admin.close();
       await bus.close();
