@@ -665,8 +665,6 @@ export class ChatClient {
         return;
       }
       case "error":
-        this.#emit({ type: "relay_error", code: e.code, message: e.message });
-        return;
       case "invalid":
         this.#emit({ type: "relay_error", code: e.code, message: e.message });
         return;
@@ -781,25 +779,11 @@ export class ChatClient {
         });
         return void ack();
       case "receipt":
-        if (o.delivered.length > 0) {
-          this.#emit({
-            type: "delivered",
-            from: o.from,
-            contact: o.contact,
-            messages: o.delivered,
-          });
-        }
+        this.#emitDelivered(o.from, o.contact, o.delivered);
         return void ack();
       case "message": {
         const { id, from } = o.message;
-        if (o.delivered.length > 0) {
-          this.#emit({
-            type: "delivered",
-            from,
-            contact: o.message.contact,
-            messages: o.delivered,
-          });
-        }
+        this.#emitDelivered(from, o.message.contact, o.delivered);
         this.#unacked.set(id, { from, delivery: o.delivery });
         if (o.message.contact === null) this.#readPairOf(from); // answered in acceptRequests mode
         if (this.#ackedByCaller.has(id)) return this.ack(id); // handled already
@@ -807,6 +791,10 @@ export class ChatClient {
         if (this.#opts.ackMode !== "manual") this.ack(id);
       }
     }
+  }
+
+  #emitDelivered(from: string, contact: string | null, messages: Delivered): void {
+    if (messages.length > 0) this.#emit({ type: "delivered", from, contact, messages });
   }
 
   /** Queues receipts for `ids` from `peer`, to go out after a random delay. */
