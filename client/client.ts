@@ -289,7 +289,7 @@ export class ChatClient {
       receipts: {
         take: (peer) => {
           const ids = this.#receipts.take(peer);
-          if (!this.#receipts.peers().includes(peer)) this.#cancelReceiptTimer(peer);
+          if (!this.#receipts.has(peer)) this.#cancelReceiptTimer(peer);
           return ids;
         },
         untake: (peer, ids) => this.#receipts.untake(peer, ids),
