@@ -691,12 +691,13 @@ export class ChatClient {
     try {
       const peers = this.#correspondents();
       await this.#mailboxes.ensure(peers);
+      if (relay.reader !== reader) return; // that connection is gone; the next one opens its own
       const opens = [this.#mailboxes.inbox, ...peers.map((p) => this.#mailboxes.readIdOf(p))];
       this.#unsynced = new Set(opens);
       this.#syncedCount = 0;
       await Promise.all([
         this.#open(inbox, "inbox", this.#identity, this.#mailboxes.inbox),
-        ...peers.map((p) => this.#openPair(p)),
+        ...peers.map((p) => this.#openPair(p, reader)),
       ]);
     } catch (e) {
       if (relay.reader === reader) {
@@ -718,9 +719,11 @@ export class ChatClient {
     return [...peers];
   }
 
-  /** Opens the pair mailbox `peer` writes to me through, unless the reader has it open already. */
-  async #openPair(peer: string): Promise<void> {
-    const reader = this.#relay?.reader;
+  /**
+   * Opens the pair mailbox `peer` writes to me through on `reader` (default: the current reader
+   * socket), unless it is open there already.
+   */
+  async #openPair(peer: string, reader = this.#relay?.reader): Promise<void> {
     const mailbox = await this.#mailboxes.readMailbox(peer);
     if (reader?.opened.has(mailbox.idText)) return;
     await this.#open(reader, "pair", mailbox.authKeyPair, mailbox.idText);
