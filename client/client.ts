@@ -289,7 +289,7 @@ export class ChatClient {
       receipts: {
         take: (peer) => {
           const ids = this.#receipts.take(peer);
-          if (!this.#receipts.peers().includes(peer)) this.#cancelReceiptTimer(peer);
+          if (!this.#receipts.has(peer)) this.#cancelReceiptTimer(peer);
           return ids;
         },
         untake: (peer, ids) => this.#receipts.untake(peer, ids),
@@ -665,8 +665,6 @@ export class ChatClient {
         return;
       }
       case "error":
-        this.#emit({ type: "relay_error", code: e.code, message: e.message });
-        return;
       case "invalid":
         this.#emit({ type: "relay_error", code: e.code, message: e.message });
         return;
@@ -693,12 +691,13 @@ export class ChatClient {
     try {
       const peers = this.#correspondents();
       await this.#mailboxes.ensure(peers);
+      if (relay.reader !== reader) return; // that connection is gone; the next one opens its own
       const opens = [this.#mailboxes.inbox, ...peers.map((p) => this.#mailboxes.readIdOf(p))];
       this.#unsynced = new Set(opens);
       this.#syncedCount = 0;
       await Promise.all([
         this.#open(inbox, "inbox", this.#identity, this.#mailboxes.inbox),
-        ...peers.map((p) => this.#openPair(p)),
+        ...peers.map((p) => this.#openPair(p, reader)),
       ]);
     } catch (e) {
       if (relay.reader === reader) {
@@ -720,9 +719,11 @@ export class ChatClient {
     return [...peers];
   }
 
-  /** Opens the pair mailbox `peer` writes to me through, unless the reader has it open already. */
-  async #openPair(peer: string): Promise<void> {
-    const reader = this.#relay?.reader;
+  /**
+   * Opens the pair mailbox `peer` writes to me through on `reader` (default: the current reader
+   * socket), unless it is open there already.
+   */
+  async #openPair(peer: string, reader = this.#relay?.reader): Promise<void> {
     const mailbox = await this.#mailboxes.readMailbox(peer);
     if (reader?.opened.has(mailbox.idText)) return;
     await this.#open(reader, "pair", mailbox.authKeyPair, mailbox.idText);
@@ -781,25 +782,11 @@ export class ChatClient {
         });
         return void ack();
       case "receipt":
-        if (o.delivered.length > 0) {
-          this.#emit({
-            type: "delivered",
-            from: o.from,
-            contact: o.contact,
-            messages: o.delivered,
-          });
-        }
+        this.#emitDelivered(o.from, o.contact, o.delivered);
         return void ack();
       case "message": {
         const { id, from } = o.message;
-        if (o.delivered.length > 0) {
-          this.#emit({
-            type: "delivered",
-            from,
-            contact: o.message.contact,
-            messages: o.delivered,
-          });
-        }
+        this.#emitDelivered(from, o.message.contact, o.delivered);
         this.#unacked.set(id, { from, delivery: o.delivery });
         if (o.message.contact === null) this.#readPairOf(from); // answered in acceptRequests mode
         if (this.#ackedByCaller.has(id)) return this.ack(id); // handled already
@@ -807,6 +794,10 @@ export class ChatClient {
         if (this.#opts.ackMode !== "manual") this.ack(id);
       }
     }
+  }
+
+  #emitDelivered(from: string, contact: string | null, messages: Delivered): void {
+    if (messages.length > 0) this.#emit({ type: "delivered", from, contact, messages });
   }
 
   /** Queues receipts for `ids` from `peer`, to go out after a random delay. */

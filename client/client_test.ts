@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { inboxId, toBase64 } from "@chat-p2p/protocol";
-import { deadline } from "@chat-p2p/protocol/async";
+import { deadline, delay } from "@chat-p2p/protocol/async";
 import { closedPort, startFakeRelay } from "../tests/fake_relay.ts";
 import { contactProfiles, type TestProfile } from "../tests/v2_peer.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "./client.ts";
@@ -54,7 +54,7 @@ function recorder(c: ChatClient) {
           taken = i + 1;
           return events[i] as Extract<ChatEvent, { type: T }>;
         }
-        await new Promise((r) => setTimeout(r, 5));
+        await delay(5);
       }
       throw new Error(`no ${type} event: ${events.map((e) => e.type).join(" ")}`);
     },
@@ -140,7 +140,7 @@ Deno.test("ChatClient manual acks: an unacked message comes again as a duplicate
   await deadline(
     (async () => {
       while (p.alice.store.history(p.bob.key).get(second)?.state !== "delivered") {
-        await new Promise((r) => setTimeout(r, 10));
+        await delay(10);
       }
     })(),
     5000,
@@ -284,7 +284,7 @@ Deno.test("ChatClient: the request inbox is opened on a socket of its own, never
   await deadline(
     (async () => {
       while ([...relay.mailboxes.values()].some((box) => box.length > 0)) {
-        await new Promise((r) => setTimeout(r, 10));
+        await delay(10);
       }
     })(),
     5000,

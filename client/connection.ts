@@ -178,6 +178,8 @@ export class RelaySession {
   readonly closed: Promise<CloseInfo>;
 
   readonly #conn: Connection;
+  /** Opens under way, by mailbox id. */
+  readonly #opening = new Map<string, Promise<string>>();
 
   /** @internal use {@linkcode connectRelay} */
   constructor(conn: Connection, challenge: string) {
@@ -195,11 +197,19 @@ export class RelaySession {
   /**
    * Opens a mailbox on this socket: `inbox` with the identity, `pair` with the mailbox's auth key
    * pair. Resolves with its id once the relay answers `opened` (its pending envelopes follow,
-   * then `synced`); rejects with a {@linkcode RelayError} (`auth_failed`, ...).
+   * then `synced`); rejects with a {@linkcode RelayError} (`auth_failed`, ...). Opens of one
+   * mailbox while one is under way share its answer (one `open` frame).
    */
-  async open(kind: MailboxKind, authKeyPair: KeyPair): Promise<string> {
-    const frame = await openFrame(this.relayUrl, this.challenge, kind, authKeyPair);
-    return this.#conn.openMailbox(frame, toBase64(mailboxIdFor(kind, authKeyPair.publicKey)));
+  open(kind: MailboxKind, authKeyPair: KeyPair): Promise<string> {
+    const id = toBase64(mailboxIdFor(kind, authKeyPair.publicKey));
+    let opening = this.#opening.get(id);
+    if (!opening) {
+      opening = openFrame(this.relayUrl, this.challenge, kind, authKeyPair)
+        .then((frame) => this.#conn.openMailbox(frame, id))
+        .finally(() => this.#opening.delete(id));
+      this.#opening.set(id, opening);
+    }
+    return opening;
   }
 
   /** True until the socket starts closing. */

@@ -156,3 +156,17 @@ Deno.test("RelaySession: a send refused as rate_limited rejects once, with retry
     await peer[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("RelaySession: two opens of one mailbox at once share one answer", async () => {
+  await using relay = startFakeRelay();
+  const bob = generateKeyPair();
+  const s = await connectRelay(relay.url, { timeoutMs: 2000 });
+  try {
+    const [x, y] = await Promise.all([s.open("inbox", bob), s.open("inbox", bob)]);
+    const id = toBase64(inboxId(bob.publicKey));
+    assert.deepEqual([x, y], [id, id]);
+    assert.deepEqual([...s.opened], [id]);
+  } finally {
+    await s.close();
+  }
+});

@@ -83,6 +83,9 @@ export type InboxOutcome =
     | { kind: "ignored"; reason: string }
   );
 
+/** The outcome of `kind`. */
+type Outcome<K extends InboxOutcome["kind"]> = Extract<InboxOutcome, { kind: K }>;
+
 /** Options for {@linkcode Inbox}. */
 export interface InboxOptions {
   /** Where messages are stored (each sender's history). */
@@ -117,6 +120,11 @@ function safeFingerprint(key: string): string {
     fingerprints.set(key, fp);
   }
   return fp;
+}
+
+/** A rejected envelope that came through `peer`'s pair mailbox, or claims `peer`'s key. */
+function rejectedFrom(delivery: Delivery, peer: string, reason: string): InboxOutcome {
+  return { delivery, kind: "rejected", from: peer, fingerprint: safeFingerprint(peer), reason };
 }
 
 /** Decrypts and durably stores delivered envelopes, in batches. */
@@ -186,7 +194,6 @@ export class Inbox {
 
     for (const envelope of envelopes) {
       const delivery: Delivery = { mailbox: envelope.to, envelope: envelope.id };
-      const i = outcomes.length;
       const u = this.#sealer.unwrap(envelope);
       if (!u.ok) {
         outcomes.push(this.#notOpened(delivery, u));
@@ -215,28 +222,21 @@ export class Inbox {
       }
       if (p.kind === "receipt") {
         const delivered = receiptRecords(peer, p.ids);
-        outcomes.push({ delivery, kind: "receipt", from: peer, contact, delivered: [] });
-        finish.push(() => {
-          outcomes[i] = {
-            delivery,
-            kind: "receipt",
-            from: peer,
-            contact,
-            delivered: delivered(written.get(peer)!),
-          };
-        });
+        const outcome: Outcome<"receipt"> = {
+          delivery,
+          kind: "receipt",
+          from: peer,
+          contact,
+          delivered: [],
+        };
+        outcomes.push(outcome);
+        finish.push(() => outcome.delivered = delivered(written.get(peer)!));
         continue;
       }
       const prev = this.#store.history(peer).get(p.id);
       if (prev && prev.dir !== "in") {
         // An id I used for one of my own messages: not a redelivery, something is off.
-        outcomes.push({
-          delivery,
-          kind: "rejected",
-          from: peer,
-          fingerprint: safeFingerprint(peer),
-          reason: "its id is already used by a message I sent",
-        });
+        outcomes.push(rejectedFrom(delivery, peer, "its id is already used by a message I sent"));
         continue;
       }
       if (u.via === "request" && contact === null && !this.#acceptAll && !prev) {
@@ -245,26 +245,16 @@ export class Inbox {
         const k = list.length;
         const message = requestMessage(p, at, envelope.id);
         list.push(message);
-        const fingerprint = safeFingerprint(peer);
-        outcomes.push({
+        const outcome: Outcome<"request"> = {
           delivery,
           kind: "request",
           from: peer,
-          fingerprint,
+          fingerprint: safeFingerprint(peer),
           message,
           duplicate: true,
-        });
-        finish.push(() => {
-          const stored = requestWritten.get(peer)![k];
-          outcomes[i] = {
-            delivery,
-            kind: "request",
-            from: peer,
-            fingerprint,
-            message,
-            duplicate: !stored,
-          };
-        });
+        };
+        outcomes.push(outcome);
+        finish.push(() => outcome.duplicate = !requestWritten.get(peer)![k]);
         continue;
       }
       const recs = recordsOf(peer);
@@ -281,17 +271,19 @@ export class Inbox {
         at: prev?.at ?? at,
       };
       inBatch.set(`${peer} ${envelope.id}`, message);
-      outcomes.push({ delivery, kind: "message", message, duplicate: true, delivered: [] });
+      const outcome: Outcome<"message"> = {
+        delivery,
+        kind: "message",
+        message,
+        duplicate: true,
+        delivered: [],
+      };
+      outcomes.push(outcome);
       finish.push(() => {
         const flags = written.get(peer)!;
         // Stored by this batch; else an earlier copy (this batch's or before) is the one kept.
-        outcomes[i] = {
-          delivery,
-          kind: "message",
-          message,
-          duplicate: !flags[first],
-          delivered: delivered(flags),
-        };
+        outcome.duplicate = !flags[first];
+        outcome.delivered = delivered(flags);
       });
     }
     // History first, then requests, then the sessions that opened them; the acks come after.
@@ -312,13 +304,7 @@ export class Inbox {
     if (u.peer === undefined) {
       return { delivery, kind: "rejected", reason: `a request that does not open: ${u.message}` };
     }
-    return {
-      delivery,
-      kind: "rejected",
-      from: u.peer,
-      fingerprint: safeFingerprint(u.peer),
-      reason: u.message,
-    };
+    return rejectedFrom(delivery, u.peer, u.message);
   }
 
   /** A ratchet message or payload that did not open: a replay, a forgery, or damage. */
@@ -355,13 +341,8 @@ export class Inbox {
       // Anyone can claim a key in a sealed request: never show the claim.
       return { delivery, kind: "rejected", reason: `a forged request (${message})` };
     }
-    return {
-      delivery,
-      kind: "rejected",
-      from: u.peer,
-      fingerprint: safeFingerprint(u.peer),
-      reason: reason === "payload" ? `its content is not understood: ${message}` : message,
-    };
+    const why = reason === "payload" ? `its content is not understood: ${message}` : message;
+    return rejectedFrom(delivery, u.peer, why);
   }
 }
 

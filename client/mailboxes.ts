@@ -58,6 +58,13 @@ export type ReadMailbox =
 
 const FILE = "pairs.json";
 
+function cannotTalkTo(peer: string, e: unknown): ClientError {
+  return new ClientError(
+    "unknown_contact",
+    `cannot talk to key ${peer}: ${e instanceof Error ? e.message : e}`,
+  );
+}
+
 /** The request inbox and pair mailboxes of one identity, derived once and cached on disk. */
 export class Mailboxes {
   /** Base64 id of my request inbox. */
@@ -68,6 +75,7 @@ export class Mailboxes {
   /** Mailbox id → peer, for the mailboxes I read. */
   #byId: Map<string, string> | undefined;
   readonly #opened = new Map<string, PairMailbox>();
+  readonly #sending = new Map<string, SendMailbox>();
   #deriving: Promise<void> = Promise.resolve();
 
   /** The mailboxes of `me`, cached in `store`'s pairs.json. */
@@ -110,8 +118,10 @@ export class Mailboxes {
     const pairs = this.#load();
     const missing = peers.filter((p) => !pairs[p]);
     if (missing.length === 0) return;
-    for (const peer of missing) pairs[peer] = await this.#derive(peer);
-    this.#byId = new Map(Object.entries(pairs).map(([peer, p]) => [p.receive.id, peer]));
+    for (const peer of missing) {
+      pairs[peer] = await this.#derive(peer);
+      this.#byId!.set(pairs[peer].receive.id, peer);
+    }
     this.#store.writeFile(FILE, JSON.stringify({ v: 1, pairs }), "pair mailboxes");
   }
 
@@ -121,10 +131,7 @@ export class Mailboxes {
     try {
       secret = pairSecret(this.#me, key!);
     } catch (e) {
-      throw new ClientError(
-        "unknown_contact",
-        `cannot talk to key ${peer}: ${e instanceof Error ? e.message : e}`,
-      );
+      throw cannotTalkTo(peer, e);
     }
     const [send, receive] = await Promise.all([
       pairMailboxAsync(this.#me, key!, "send", 0, secret),
@@ -141,11 +148,18 @@ export class Mailboxes {
     };
   }
 
-  /** The mailbox I send to `peer` through (derived and saved first if need be). */
+  /**
+   * The mailbox I send to `peer` through (derived and saved first if need be); decoded once per
+   * peer, as every message to it needs it.
+   */
   async sendMailbox(peer: string): Promise<SendMailbox> {
+    const done = this.#sending.get(peer);
+    if (done) return done;
     await this.ensure([peer]);
     const s = this.#load()[peer].send;
-    return { idText: s.id, id: fromBase64(s.id)!, boxKey: fromBase64(s.box)! };
+    const mailbox = { idText: s.id, id: fromBase64(s.id)!, boxKey: fromBase64(s.box)! };
+    this.#sending.set(peer, mailbox);
+    return mailbox;
   }
 
   /**
@@ -158,10 +172,7 @@ export class Mailboxes {
     try {
       return await pairMailboxAsync(this.#me, key!, "send", 0);
     } catch (e) {
-      throw new ClientError(
-        "unknown_contact",
-        `cannot talk to key ${peer}: ${e instanceof Error ? e.message : e}`,
-      );
+      throw cannotTalkTo(peer, e);
     }
   }
 

@@ -230,6 +230,7 @@ export class Outbox {
     const sent_at = this.#now().toISOString();
     const message: QueuedMessage = { id: newMessageId(), peer, text, sent_at };
     const payload: MessagePayloadV2 = { v: 2, kind: "message", id: message.id, text, sent_at };
+    checkPayload(payload, maxFrameBytes);
     // Receipts for that peer ride along, unless they would make the message too large to send.
     let receipts = this.#receipts?.take(peer) ?? [];
     if (receipts.length > 0) {
@@ -243,7 +244,6 @@ export class Outbox {
     const env = newId();
     let wire: Uint8Array;
     try {
-      checkPayload(payload, maxFrameBytes);
       wire = this.#sealer.encrypt(peer, payload);
       crashPoint("send:sessions");
       // Durable before it can reach the wire: a message the relay may hold is never missing here,

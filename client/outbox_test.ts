@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { delay } from "@chat-p2p/protocol/async";
 import { generateKeyPair, toBase64 } from "@chat-p2p/protocol";
 import { ClientError, RelayError, type RelayErrorCode } from "./errors.ts";
 import {
@@ -133,7 +134,7 @@ Deno.test("Outbox: rate_limited waits the relay's retry_after_ms, even across a 
   using s = setup();
   s.transport.script.push(refuse("rate_limited", { retryAfterMs: 120 }));
   const { id } = s.outbox.enqueue(s.peer, "slow down", MAX);
-  await new Promise((r) => setTimeout(r, 10));
+  await delay(10);
   s.outbox.flush(); // a reconnect does not cut a wait the relay asked for
   assert.deepEqual(await s.outbox.outcome(id), { state: "accepted" });
   const [first, second] = s.transport.sent;

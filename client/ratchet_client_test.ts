@@ -15,7 +15,7 @@ import {
   type PeerSessions,
   toBase64,
 } from "@chat-p2p/protocol";
-import { deadline } from "@chat-p2p/protocol/async";
+import { deadline, delay } from "@chat-p2p/protocol/async";
 import { startFakeRelay } from "../tests/fake_relay.ts";
 import { contactProfiles, type Made, TestPeer } from "../tests/v2_peer.ts";
 import { ChatClient } from "./client.ts";
@@ -93,7 +93,7 @@ Deno.test("client ratchet: a stolen identity key and sessions file open no envel
     await Promise.all([bs, as]);
     // The first flight, a reply (the ratchet steps), then more: the envelopes are captured.
     for (const t of ["first 1", "first 2"]) await deadline(a.outcome(a.send("bob", t)), 5000);
-    await new Promise((r) => setTimeout(r, 200));
+    await delay(200);
     await deadline(b.outcome(b.send("alice", "reply")), 5000);
     await deadline(aGot.promise, 5000);
     for (const t of ["later 1", "later 2", "later 3", "later 4"]) {

@@ -61,6 +61,11 @@ export class ReceiptQueue {
     this.#ids.set(peer, new Set([...ids, ...(this.#ids.get(peer) ?? [])]));
   }
 
+  /** True when receipts are queued for `peer`. */
+  has(peer: string): boolean {
+    return this.#ids.has(peer);
+  }
+
   /** Peers with queued receipts. */
   peers(): string[] {
     return [...this.#ids.keys()];

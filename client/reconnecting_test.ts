@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { delay } from "@chat-p2p/protocol/async";
 import { generateKeyPair, inboxId, pairMailboxId, toBase64 } from "@chat-p2p/protocol";
 import { startFakeRelay } from "../tests/fake_relay.ts";
 import { connectRelay, type RelaySession } from "./connection.ts";
@@ -161,7 +162,7 @@ async function waitFor(
   while (Date.now() < until) {
     const e = events.find(match);
     if (e) return e;
-    await new Promise((r) => setTimeout(r, 10));
+    await delay(10);
   }
   throw new Error(`no such event within ${ms} ms: ${states(events).join(" ")}`);
 }

@@ -80,11 +80,18 @@ export type Decrypted =
 export function sendFrameBytes(payload: PayloadV2): number | undefined {
   const padded = paddedSize(encodePayloadV2(payload).length);
   if (padded === undefined) return undefined;
-  const body = Math.ceil((padded + REQUEST_BODY_OVERHEAD) / 3) * 4;
-  const x = (n: number) => "x".repeat(n);
-  const envelope = { v: 2, id: x(64), to: x(44), body: x(body) };
-  return JSON.stringify({ v: 2, type: "send", envelope, key: x(44) }).length;
+  return SEND_FRAME_OVERHEAD + Math.ceil((padded + REQUEST_BODY_OVERHEAD) / 3) * 4;
 }
+
+/**
+ * The characters of a request's send frame around its base64 body (which needs no escaping):
+ * measured once, so sizing a message does not build a frame-sized string.
+ */
+const SEND_FRAME_OVERHEAD = (() => {
+  const x = (n: number) => "x".repeat(n);
+  const envelope = { v: 2, id: x(64), to: x(44), body: "" };
+  return JSON.stringify({ v: 2, type: "send", envelope, key: x(44) }).length;
+})();
 
 /**
  * Throws when `payload` cannot be sent: `message_too_large` when it fits no padding bucket

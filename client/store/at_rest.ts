@@ -21,7 +21,14 @@
  *
  * @module
  */
-import { aeadDecrypt, aeadEncrypt, fromBase64, randomBytes, toBase64 } from "@chat-p2p/protocol";
+import {
+  aeadDecrypt,
+  aeadEncrypt,
+  concat,
+  fromBase64,
+  randomBytes,
+  toBase64,
+} from "@chat-p2p/protocol";
 import { ClientError } from "../errors.ts";
 
 const NONCE_BYTES = 24;
@@ -59,10 +66,7 @@ function ad(label: string): Uint8Array {
 export function sealText(key: Uint8Array, label: string, text: string): string {
   const nonce = randomBytes(NONCE_BYTES);
   const ct = aeadEncrypt(key, nonce, new TextEncoder().encode(text), ad(label));
-  const both = new Uint8Array(NONCE_BYTES + ct.length);
-  both.set(nonce);
-  both.set(ct, NONCE_BYTES);
-  return JSON.stringify({ [FIELD]: toBase64(both) });
+  return JSON.stringify({ [FIELD]: toBase64(concat(nonce, ct)) });
 }
 
 /** Decrypts the encrypted form; `undefined` when it is not one or does not open for `label`. */
