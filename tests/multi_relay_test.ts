@@ -6,7 +6,9 @@
  * back with redis-cli and Kafka's ConsoleConsumer).
  */
 import assert from "node:assert/strict";
-import { type CliOptions, publicKeyForms, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { fromBase64 } from "@chat-p2p/protocol";
+import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { encodings } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
 import { runId, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
@@ -90,7 +92,7 @@ await servicesTest(
       for (const id of ids) assert.ok(!redis.includes(id), `Redis holds message id ${id}`);
       assert.ok(!redis.includes(marker), "Redis holds no plaintext");
       assert.ok(!redis.includes("offline 1"), "not even fragments");
-      const keyForms = Object.values(keys).flatMap(publicKeyForms);
+      const keyForms = Object.values(keys).flatMap((k) => encodings(fromBase64(k)!));
       for (const form of keyForms) assert.ok(!redis.includes(form), "Redis holds a public key");
 
       await a.stop("SIGTERM");

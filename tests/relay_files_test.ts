@@ -9,27 +9,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generateKeyPair, type KeyPair, pairMailbox, toBase64, toHex } from "@chat-p2p/protocol";
+import { generateKeyPair, type KeyPair, pairMailbox, toBase64 } from "@chat-p2p/protocol";
 import { inboxBox, pairBox, RawClient } from "./raw_client.ts";
-import { readTree, startTestRelay } from "./relay_harness.ts";
+import { encodings, readTree, startTestRelay } from "./relay_harness.ts";
 import { ROOT } from "./relay_process.ts";
 import { runId, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
 import { pairMessages, requestMessage } from "./v2_messages.ts";
-
-/** Every encoding of `bytes` a careless store could hold (latin1 for raw bytes in a file). */
-function encodings(bytes: Uint8Array): string[] {
-  const b64 = toBase64(bytes);
-  const url = b64.replaceAll("+", "-").replaceAll("/", "_");
-  return [
-    new TextDecoder("latin1").decode(bytes),
-    b64,
-    url,
-    url.replace(/=+$/, ""),
-    toHex(bytes),
-    toHex(bytes).toUpperCase(),
-  ];
-}
 
 /** Fails if `text` (from `where`) holds any of the secrets. */
 function assertClean(
