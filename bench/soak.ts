@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { envelope, pairBox, RawClient, type TestMailbox } from "../tests/raw_client.ts";
 import { RelayProcess } from "../tests/relay_process.ts";
-import { requireServices, runId } from "../tests/services.ts";
+import { requireServices, scaledRelayEnv } from "../tests/services.ts";
 import { ROOT } from "./lib/proc.ts";
 
 const { values } = parseArgs({
@@ -45,12 +45,7 @@ const env: Record<string, string> = {
 if (mode === "scaled") {
   const svc = await requireServices();
   if ("skip" in svc) throw new Error(svc.skip);
-  Object.assign(env, {
-    KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-    REDIS_URL: svc.redisUrl,
-    KAFKA_TOPIC: `chat-soak-${runId()}`,
-    KAFKA_PARTITIONS: "6",
-  });
+  Object.assign(env, scaledRelayEnv(svc, "soak", 6));
 }
 await using relay = await RelayProcess.start({ env });
 

@@ -11,7 +11,7 @@ import { drainAll } from "./crash_helpers.ts";
 import { measureOutage } from "./outage.ts";
 import { envelope, pairBox, RawClient, type TestMailbox } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
-import { requireManaged, runId, runServicesScript, servicesTest } from "./services.ts";
+import { requireManaged, runServicesScript, scaledRelayEnv, servicesTest } from "./services.ts";
 
 /** Answer bound while Kafka is down (the target is 1 s; the bus answers in ~0.75 s). */
 const REFUSED_WITHIN_MS = 1500;
@@ -64,10 +64,7 @@ await servicesTest(
     const env = {
       RELAY_FRAME_RATE: "0",
       RELAY_SEND_RATE: "0",
-      KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-      REDIS_URL: svc.redisUrl,
-      KAFKA_TOPIC: `chat-chaos-${runId()}`,
-      KAFKA_PARTITIONS: "3",
+      ...scaledRelayEnv(svc, "chaos"),
     };
     await using a = await RelayProcess.start({ env });
     let b = await RelayProcess.start({ env });

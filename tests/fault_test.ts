@@ -10,8 +10,8 @@ import { envelope, type Frame, pairBox, RawClient, type TestMailbox } from "./ra
 import { RelayProcess } from "./relay_process.ts";
 import {
   requireManaged,
-  runId,
   runServicesScript,
+  scaledRelayEnv,
   type Services,
   servicesTest,
 } from "./services.ts";
@@ -21,10 +21,7 @@ const NO_LIMITS = { RELAY_FRAME_RATE: "0", RELAY_SEND_RATE: "0" };
 function relayEnv(svc: Services): Record<string, string> {
   return {
     ...NO_LIMITS,
-    KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-    REDIS_URL: svc.redisUrl,
-    KAFKA_TOPIC: `chat-fault-${runId()}`,
-    KAFKA_PARTITIONS: "3",
+    ...scaledRelayEnv(svc, "fault"),
   };
 }
 

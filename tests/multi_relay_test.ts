@@ -10,7 +10,7 @@ import { fromBase64 } from "@chat-p2p/protocol";
 import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { encodings } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
-import { runId, servicesTest } from "./services.ts";
+import { runId, scaledRelayEnv, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
 
 const cli = runCliOk;
@@ -32,13 +32,8 @@ async function authenticatedOn(relay: RelayProcess, n: number): Promise<void> {
 await servicesTest(
   "multi-relay: live across relays, offline via Redis, relay loss, only ciphertext stored",
   async (svc) => {
-    const topic = `chat-e2e-${runId()}`;
-    const env = {
-      KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-      REDIS_URL: svc.redisUrl,
-      KAFKA_TOPIC: topic,
-      KAFKA_PARTITIONS: "3",
-    };
+    const env = scaledRelayEnv(svc, "e2e");
+    const topic = env.KAFKA_TOPIC;
     const marker = `PLAINTEXT-${runId()}`;
     const home = await Deno.makeTempDir({ prefix: "chat-multi-" });
     const alice: CliOptions = { home, profile: "alice" };

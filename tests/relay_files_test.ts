@@ -12,8 +12,7 @@ import { join } from "node:path";
 import { generateKeyPair, type KeyPair, pairMailbox, toBase64 } from "@chat-p2p/protocol";
 import { inboxBox, pairBox, RawClient } from "./raw_client.ts";
 import { encodings, readTree, startTestRelay } from "./relay_harness.ts";
-import { ROOT } from "./relay_process.ts";
-import { runId, servicesTest } from "./services.ts";
+import { runId, scaledRelayEnv, servicesDir, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
 import { pairMessages, requestMessage } from "./v2_messages.ts";
 
@@ -121,13 +120,8 @@ Deno.test("attack: after a full flow the embedded relay's files hold no identity
 await servicesTest(
   "attack: after a full flow across two scaled relays, Redis, its append-only file and Kafka hold no identity or auth key in any encoding, and no plaintext",
   async (svc) => {
-    const topic = `chat-files-${runId()}`;
-    const env = {
-      KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-      REDIS_URL: svc.redisUrl,
-      KAFKA_TOPIC: topic,
-      KAFKA_PARTITIONS: "3",
-    };
+    const env = scaledRelayEnv(svc, "files");
+    const topic = env.KAFKA_TOPIC;
     await using reader = await startTestRelay(env);
     await using sender = await startTestRelay(env);
     const flow = await fullFlow(reader.url, sender.url);
@@ -136,7 +130,7 @@ await servicesTest(
     assert.ok(kafka.includes(flow.waiting.envelopes[0].id), "the topic was read");
     assertClean("the Kafka topic", kafka, flow.secrets, flow.plain);
     if (svc.managed) {
-      const state = Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
+      const state = servicesDir();
       assertClean(
         "Redis's append-only file",
         await readTree(join(state, "redis", "appendonlydir")),
