@@ -292,3 +292,9 @@ export function filesUnder(dir: string): Map<string, string> {
   }
   return out;
 }
+
+/** The JSON objects of a command's `--json` output, one a line (blank lines skipped). */
+// deno-lint-ignore no-explicit-any
+export function jsonLines(text: string): Array<Record<string, any>> {
+  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
