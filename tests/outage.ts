@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
 import { envelope, pairBox, RawClient } from "./raw_client.ts";
 import { runServicesScript, servicePid } from "./services.ts";
 
@@ -81,12 +82,9 @@ export async function measureOutage(opts: {
   await runServicesScript(["up", which]);
   at.up = performance.now();
   at.phase = "back";
-  await Promise.race([
-    watching,
-    new Promise((_, reject) =>
-      setTimeout(() => reject(new Error(`no live push within ${timeoutMs} ms`)), timeoutMs)
-    ),
-  ]);
+  await deadline(watching, timeoutMs).catch((e) => {
+    throw isTimeoutError(e) ? new Error(`no live push within ${timeoutMs} ms`) : e;
+  });
   await sending;
   return { refusedMs, accepted, liveAfterMs: at.live - at.up, upMs: at.up - t0 };
 }
