@@ -163,7 +163,7 @@ for (let i = 0; i < Number(values.idle); i++) {
 }
 for (const r of live) await connectLive(r);
 // Syncing recipients open their mailboxes once, so sends to them are taken from the start.
-for (const r of syncing) await (await RawClient.reader(relay.url, r.box)).close();
+for (const r of syncing) await RawClient.register(relay.url, r.box);
 const t0 = performance.now();
 const samples: Array<
   { atSec: number; rssMb: number; fds: number; accepted: number; refused: number }

@@ -94,7 +94,7 @@ await servicesTest(
     if (!requireManaged(svc, "the Redis fault test")) return;
     await using relay = await RelayProcess.start({ env: relayEnv(svc) });
     const bob = pairBox();
-    await (await RawClient.reader(relay.url, bob)).close();
+    await RawClient.register(relay.url, bob);
     await using a = await RawClient.connect(relay.url);
     const { accepted, errors } = await sendThrough(a, bob, async () => {
       await runServicesScript(["down", "redis"]);
@@ -127,7 +127,7 @@ await servicesTest(
     if (!requireManaged(svc, "the Kafka fault test")) return;
     await using relay = await RelayProcess.start({ env: relayEnv(svc) });
     const bob = pairBox();
-    await (await RawClient.reader(relay.url, bob)).close();
+    await RawClient.register(relay.url, bob);
     await using a = await RawClient.connect(relay.url);
     const { accepted, errors } = await sendThrough(a, bob, async () => {
       await runServicesScript(["down", "kafka"]);
