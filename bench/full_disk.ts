@@ -73,7 +73,7 @@ try {
     env: { RELAY_FRAME_RATE: "0", RELAY_SEND_RATE: "0", RELAY_MAILBOX_MAX_COUNT: "1000000" },
   });
   const bob = pairBox();
-  await (await RawClient.reader(relay.url, bob)).close();
+  await RawClient.register(relay.url, bob);
   const { accepted, refusal } = await fill(relay.url, bob);
   const readyWhenFull = await ready(relay.port);
   const first = await drain(relay.url, bob);

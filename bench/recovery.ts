@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { measureOutage } from "../tests/outage.ts";
 import { RelayProcess } from "../tests/relay_process.ts";
-import { requireServices } from "../tests/services.ts";
+import { requireServices, scaledRelayEnv } from "../tests/services.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -32,10 +32,7 @@ await using relay = await RelayProcess.start({
   env: {
     RELAY_FRAME_RATE: "0",
     RELAY_SEND_RATE: "0",
-    KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-    REDIS_URL: svc.redisUrl,
-    KAFKA_TOPIC: `chat-recovery-${Date.now()}`,
-    KAFKA_PARTITIONS: "3",
+    ...scaledRelayEnv(svc, "recovery"),
   },
 });
 const ms = (x: number | undefined) => Math.round(x ?? NaN);

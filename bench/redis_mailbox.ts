@@ -20,6 +20,7 @@ import type { Mailbox } from "../relay/ports/mailbox.ts";
 import { Hist } from "./lib/hist.ts";
 import { cpuSeconds, ROOT } from "./lib/proc.ts";
 import { delay } from "@chat-p2p/protocol/async";
+import { servicePid } from "../tests/services.ts";
 
 const { values: o } = parseArgs({
   args: Deno.args,
@@ -31,10 +32,8 @@ const { values: o } = parseArgs({
     impl: { type: "string", default: join(ROOT, "relay/mailbox/redis.ts") },
   },
 });
-const dir = Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
-const redisPid = Number(
-  o["redis-pid"] ?? Deno.readTextFileSync(join(dir, "redis/redis.pid")).trim(),
-);
+const redisPid = o["redis-pid"] ? Number(o["redis-pid"]) : servicePid("redis");
+if (!redisPid) throw new Error("no --redis-pid, and scripts/services.sh runs no Redis");
 const { RedisMailbox } = await import(pathToFileURL(resolve(o.impl)).href);
 const prefix = `bench-mb-${Date.now().toString(36)}:`;
 const mb: Mailbox = await RedisMailbox.connect(o.redis, undefined, { prefix });

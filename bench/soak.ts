@@ -17,8 +17,9 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { envelope, pairBox, RawClient, type TestMailbox } from "../tests/raw_client.ts";
 import { RelayProcess } from "../tests/relay_process.ts";
-import { requireServices, runId } from "../tests/services.ts";
-import { ROOT } from "./lib/proc.ts";
+import { requireServices, scaledRelayEnv } from "../tests/services.ts";
+import { delay } from "@chat-p2p/protocol/async";
+import { fdCount, ROOT, rssKb } from "./lib/proc.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -45,12 +46,7 @@ const env: Record<string, string> = {
 if (mode === "scaled") {
   const svc = await requireServices();
   if ("skip" in svc) throw new Error(svc.skip);
-  Object.assign(env, {
-    KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-    REDIS_URL: svc.redisUrl,
-    KAFKA_TOPIC: `chat-soak-${runId()}`,
-    KAFKA_PARTITIONS: "6",
-  });
+  Object.assign(env, scaledRelayEnv(svc, "soak", 6));
 }
 await using relay = await RelayProcess.start({ env });
 
@@ -154,15 +150,11 @@ async function sender(share: number): Promise<void> {
     answers.set(e.id, to);
     c.sendEnvelope(e);
     counts.sent++;
-    await new Promise((res) => setTimeout(res, Math.max(0, next + gapMs - performance.now())));
+    await delay(Math.max(0, next + gapMs - performance.now()));
   }
-  await new Promise((res) => setTimeout(res, 3000)); // the last answers
+  await delay(3000); // the last answers
   await c.close();
 }
-
-const rssMb = async () =>
-  Number(/VmRSS:\s+(\d+)/.exec(await Deno.readTextFile(`/proc/${relay.pid}/status`))![1]) / 1024;
-const fds = () => [...Deno.readDirSync(`/proc/${relay.pid}/fd`)].length;
 
 // Idle sockets and live recipients first, then the load.
 const idle: RawClient[] = [];
@@ -171,27 +163,27 @@ for (let i = 0; i < Number(values.idle); i++) {
 }
 for (const r of live) await connectLive(r);
 // Syncing recipients open their mailboxes once, so sends to them are taken from the start.
-for (const r of syncing) await (await RawClient.reader(relay.url, r.box)).close();
+for (const r of syncing) await RawClient.register(relay.url, r.box);
 const t0 = performance.now();
 const samples: Array<
   { atSec: number; rssMb: number; fds: number; accepted: number; refused: number }
 > = [];
-const sample = async () =>
+const sample = () =>
   samples.push({
     atSec: Math.round((performance.now() - t0) / 1000),
-    rssMb: Math.round(await rssMb() * 10) / 10,
-    fds: fds(),
+    rssMb: Math.round(rssKb(relay.pid) / 1024 * 10) / 10,
+    fds: fdCount(relay.pid),
     accepted: counts.accepted,
     refused: counts.refused,
   });
-await sample();
+sample();
 const sampler = setInterval(sample, SAMPLE_MS);
 const nSenders = Number(values.senders);
 const senders = Array.from({ length: nSenders }, () => sender(rate / nSenders));
 // Syncing recipients come back every 20-60 s; a live one reconnects every 1-3 min.
 const churn = (async () => {
   while (!stopping) {
-    await new Promise((res) => setTimeout(res, 1000));
+    await delay(1000);
     for (const r of syncing) {
       if (Math.random() < 1 / 40) syncOnce(r).catch(() => {});
     }
@@ -202,15 +194,15 @@ const churn = (async () => {
     }
   }
 })();
-await new Promise((res) => setTimeout(res, durationMs));
+await delay(durationMs);
 stopping = true;
 await Promise.all(senders);
 await churn;
 clearInterval(sampler);
-await sample();
+sample();
 for (const r of live) await r.socket?.close();
 for (const c of idle) await c.close();
-await new Promise((res) => setTimeout(res, 1000));
+await delay(1000);
 // Final drain: everything accepted must now be in the recipients' hands exactly once.
 for (const r of everyone) await syncOnce(r);
 

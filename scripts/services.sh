@@ -44,6 +44,11 @@ KAFKA_DIR="$STATE/kafka"
 KAFKA_PID="$KAFKA_DIR/kafka.pid"
 KAFKA_LOGS="$KAFKA_DIR/logs"
 KAFKA_OUT="$KAFKA_LOGS/stdout.log"
+# The JVM command of Kafka's tools and of the broker.
+# shellcheck disable=SC2206 # KAFKA_HEAP is a list of flags
+KAFKA_JAVA=(java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+  -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.xml" -Dkafka.logs.dir="$KAFKA_LOGS"
+  -cp "$KAFKA_LIBS/*")
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() {
@@ -124,7 +129,8 @@ free_port() {
     elif [[ -n "$pid" && -n "$(cmdline_of "$pid")" ]]; then
       die "port $HOST:$port is taken by pid $pid ($(cmdline_of "$pid" | cut -c1-120)); set $setting"
     elif ((SECONDS >= deadline)); then
-      die "port $HOST:$port is still taken after 30 s by an exiting process; set $setting"
+      die "port $HOST:$port is still taken after 30 s by a process this user cannot see" \
+        "(another user's, or one still exiting); set $setting"
     else
       sleep 0.2 # a killed process lets go of its sockets only once it is fully gone
     fi
@@ -232,13 +238,6 @@ kafka_fetch() {
   touch "$KAFKA_CACHE/.complete"
 }
 
-kafka_java() {
-  # shellcheck disable=SC2086 # KAFKA_HEAP is a list of flags
-  java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.xml" -Dkafka.logs.dir="$KAFKA_LOGS" \
-    -cp "$KAFKA_LIBS/*" "$@"
-}
-
 kafka_up() {
   if kafka_running; then
     local deadline=$((SECONDS + TIMEOUT))
@@ -292,7 +291,7 @@ EOF
       cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
     done
     log "formatting KRaft storage (cluster id $cluster_id)"
-    kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
       -c "$KAFKA_DIR/server.properties" </dev/null >>"$KAFKA_OUT" 2>&1 ||
       { show_tail "$KAFKA_OUT"; die "kafka storage format failed"; }
   fi
@@ -300,10 +299,7 @@ EOF
   # setsid + redirected stdio: the broker outlives this shell and holds no pipe of the caller.
   rm -f "$KAFKA_PID"
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
-    java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.xml" -Dkafka.logs.dir="$KAFKA_LOGS" \
-    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
-    </dev/null >>"$KAFKA_OUT" 2>&1 &
+    "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" </dev/null >>"$KAFKA_OUT" 2>&1 &
   local deadline=$((SECONDS + TIMEOUT))
   until [[ -s "$KAFKA_PID" ]] || ((SECONDS >= deadline)); do sleep 0.05; done
   until kafka_answers; do

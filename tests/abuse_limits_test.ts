@@ -46,7 +46,7 @@ Deno.test("limits: frames over the per-connection rate get rate_limited with ret
 Deno.test("limits: sends over a pair mailbox's rate are refused across sockets; other mailboxes unaffected", async () => {
   await using relay = await startTestRelay({ RELAY_SEND_RATE: "1", RELAY_SEND_BURST: "3" });
   const box = pairBox(), other = pairBox();
-  await (await RawClient.reader(relay.url, box, other)).close();
+  await RawClient.register(relay.url, box, other);
   await using a1 = await RawClient.connect(relay.url);
   await using a2 = await RawClient.connect(relay.url);
   const results = [
@@ -66,7 +66,7 @@ Deno.test("limits: sends over a pair mailbox's rate are refused across sockets; 
  */
 async function floodBeside(url: string, strangers: number, each: number, mine: number) {
   const bob = inboxBox(), pair = pairBox();
-  await (await RawClient.reader(url, pair)).close();
+  await RawClient.register(url, pair);
   const key = toBase64(bob.auth.publicKey);
   await using alice = await RawClient.connect(url);
   const [contact, ...floods] = await Promise.all([
@@ -159,7 +159,7 @@ Deno.test("limits: a socket that opens nothing and answers pings stays open (a s
 Deno.test("limits: a send refused by the connection's frame budget names its envelope id", async () => {
   await using relay = await startTestRelay({ RELAY_FRAME_RATE: "1", RELAY_FRAME_BURST: "1" });
   const box = pairBox();
-  await (await RawClient.reader(relay.url, box)).close();
+  await RawClient.register(relay.url, box);
   await using c = await RawClient.connect(relay.url);
   const es = [envelope(box), envelope(box)];
   for (const e of es) c.sendEnvelope(e);

@@ -3,20 +3,21 @@
  * recipients connected to both, while one relay is killed with SIGKILL and started again, Redis
  * is restarted, and the Kafka broker is killed with SIGKILL and started again. Every envelope a
  * sender saw `accepted` reaches its recipient; while the broker is away sends are answered
- * `unavailable` within a second, and live pushes resume within 3 s of its return (bounds with
- * some slack here for a busy machine; bench/recovery.ts reports the figures).
+ * `unavailable` rather than left waiting, and live pushes resume after its return. The targets
+ * (an answer within 1 s, pushes within 3 s) are measured by bench/recovery.ts, not asserted here:
+ * the bounds below only catch a hang.
  */
 import assert from "node:assert/strict";
 import { drainAll } from "./crash_helpers.ts";
 import { measureOutage } from "./outage.ts";
 import { envelope, pairBox, RawClient, type TestMailbox } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
-import { requireManaged, runId, runServicesScript, servicesTest } from "./services.ts";
+import { requireManaged, runServicesScript, scaledRelayEnv, servicesTest } from "./services.ts";
 
-/** Answer bound while Kafka is down (the target is 1 s; the bus answers in ~0.75 s). */
-const REFUSED_WITHIN_MS = 1500;
-/** Live pushes after the broker's return (the target is 3 s; measured about 1 s). */
-const LIVE_WITHIN_MS = 4500;
+/** A refused send waits for no client-side timeout (the bus answers in ~0.75 s). */
+const REFUSED_WITHIN_MS = 10_000;
+/** Live pushes come back on their own after the broker's return (measured about 1 s). */
+const LIVE_WITHIN_MS = 30_000;
 
 /**
  * A client that keeps a socket to `url` open, reconnecting when the relay goes away: a reader of
@@ -64,10 +65,7 @@ await servicesTest(
     const env = {
       RELAY_FRAME_RATE: "0",
       RELAY_SEND_RATE: "0",
-      KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-      REDIS_URL: svc.redisUrl,
-      KAFKA_TOPIC: `chat-chaos-${runId()}`,
-      KAFKA_PARTITIONS: "3",
+      ...scaledRelayEnv(svc, "chaos"),
     };
     await using a = await RelayProcess.start({ env });
     let b = await RelayProcess.start({ env });

@@ -293,13 +293,8 @@ export function filesUnder(dir: string): Map<string, string> {
   return out;
 }
 
-/**
- * Every way a public key could be written down: base64, base64url with and without padding,
- * hex in either case, and the raw bytes as latin1 text (to search files read as latin1).
- */
-export function publicKeyForms(key: string): string[] {
-  const bytes = Uint8Array.from(atob(key), (c) => c.charCodeAt(0));
-  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-  const url = key.replaceAll("+", "-").replaceAll("/", "_");
-  return [key, url, url.replace(/=+$/, ""), hex, hex.toUpperCase(), String.fromCharCode(...bytes)];
+/** The JSON objects of a command's `--json` output, one a line (blank lines skipped). */
+// deno-lint-ignore no-explicit-any
+export function jsonLines(text: string): Array<Record<string, any>> {
+  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
 }

@@ -22,6 +22,7 @@ import {
   type CliOptions,
   type CliResult,
   filesUnder,
+  jsonLines,
   pairedProfiles,
   runCli,
   runCliOk,
@@ -34,10 +35,6 @@ import { RelayProcess } from "./relay_process.ts";
 import { pairMessages } from "./v2_messages.ts";
 
 const cli = runCliOk;
-
-function jsonLines(text: string): Array<Record<string, string>> {
-  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-}
 
 Deno.test("passphrase: piped send, sync and chat with CHAT_PASSPHRASE against a real relay", async () => {
   const home = await Deno.makeTempDir({ prefix: "chat-sec-" });

@@ -21,10 +21,8 @@ import {
 import type { CrashPoint } from "../client/_crash.ts";
 import { Mailboxes } from "../client/mailboxes.ts";
 import { ProfileStore } from "../client/store/profile_store.ts";
-import { type CliOptions, pairedProfiles, runCli, runCliOk } from "./cli_helpers.ts";
+import { type CliOptions, jsonLines, pairedProfiles, runCli, runCliOk } from "./cli_helpers.ts";
 import { startFakeRelay } from "./fake_relay.ts";
-
-const lines = (text: string) => text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
 
 /** Every ratchet message in `sends` that `from` sent to `to` (opened with `to`'s keys). */
 async function ratchetMessages(
@@ -80,25 +78,25 @@ for (const [point, fate] of SEND_POINTS) {
       await runCliOk(["sync", relay.url], bob); // bob's mailbox for alice exists at the relay
       await runCliOk(["send", relay.url, "bob", "before"], alice);
       await killedAt(point, ["send", relay.url, "bob", "the crashed one"], alice);
-      const mine = lines((await runCliOk(["history", "bob", "--json"], alice)).stdout);
+      const mine = jsonLines((await runCliOk(["history", "bob", "--json"], alice)).stdout);
       assert.deepEqual(
         mine.map((m) => m.text),
         fate === "lost" ? ["before"] : ["before", "the crashed one"],
         "in history exactly when it was reported queued",
       );
       await runCliOk(["send", relay.url, "bob", "after"], alice);
-      const got = lines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
+      const got = jsonLines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
       assert.deepEqual(
         got.map((m) => m.text),
         fate === "lost" ? ["before", "after"] : ["before", "the crashed one", "after"],
       );
-      const states = lines((await runCliOk(["history", "bob", "--json"], alice)).stdout);
+      const states = jsonLines((await runCliOk(["history", "bob", "--json"], alice)).stdout);
       assert.ok(states.every((m) => m.state === "accepted" || m.state === "delivered"));
       const n = assertNoKeyUsedTwice(await ratchetMessages(home, "bob", aKey, relay.sends));
       assert.equal(n, got.length, "one message key per delivered message");
       // The sessions on both sides still agree: a reply goes through.
       await runCliOk(["send", relay.url, "alice", "reply"], bob);
-      const back = lines((await runCliOk(["sync", relay.url, "--json"], alice)).stdout);
+      const back = jsonLines((await runCliOk(["sync", relay.url, "--json"], alice)).stdout);
       assert.deepEqual(back.map((m) => [m.text, m.from]), [["reply", bKey]]);
     } finally {
       await Deno.remove(home, { recursive: true });
@@ -126,10 +124,10 @@ for (const point of RECEIVE_POINTS) {
       const again = await runCliOk(["sync", relay.url, "--json"], bob);
       assert.doesNotMatch(again.stderr, /rejected/, "nothing looks forged after a crash");
       const history = async () =>
-        lines((await runCliOk(["history", "alice", "--json"], bob)).stdout).map((m) => m.text);
+        jsonLines((await runCliOk(["history", "alice", "--json"], bob)).stdout).map((m) => m.text);
       assert.deepEqual(await history(), texts, "each once, in order");
       await runCliOk(["send", relay.url, "bob", "four"], alice);
-      const next = lines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
+      const next = jsonLines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
       assert.deepEqual(next.map((m) => m.text), ["four"]);
       assert.deepEqual(await history(), [...texts, "four"]);
       await runCliOk(["sync", relay.url], alice); // bob's receipts

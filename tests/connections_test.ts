@@ -6,6 +6,7 @@
  * sockets, `ulimit -n` and `prlimit` for the limits.
  */
 import assert from "node:assert/strict";
+import { deadline } from "@chat-p2p/protocol/async";
 import { pairBox, RawClient } from "./raw_client.ts";
 import { RelayProcess } from "./relay_process.ts";
 
@@ -123,10 +124,7 @@ Deno.test("connections: a relay that truly cannot listen again exits non-zero", 
   assert.ok(prlimit.success, new TextDecoder().decode(prlimit.stderr));
   const conns = await rawConnections(relay.port, 5);
   try {
-    const status = await Promise.race([
-      relay.exited,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000)),
-    ]);
+    const status = await deadline(relay.exited, 15_000).catch(() => undefined);
     assert.ok(status, "the relay was still running 15 s after it lost its listener");
     assert.equal(status.code, 1);
     assert.ok(relay.logs.some((l) => l.includes('"msg":"cannot serve"')), relay.logs.join("\n"));

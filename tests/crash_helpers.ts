@@ -17,7 +17,7 @@ export async function sendThenKill(
   total: number,
   killAfter: number,
 ): Promise<Set<string>> {
-  await (await RawClient.reader(relay.url, box)).close();
+  await RawClient.register(relay.url, box);
   const envs = Array.from({ length: total }, () => envelope(box));
   const c = await RawClient.connect(relay.url);
   for (const e of envs) c.sendEnvelope(e);

@@ -10,8 +10,8 @@ import { envelope, type Frame, pairBox, RawClient, type TestMailbox } from "./ra
 import { RelayProcess } from "./relay_process.ts";
 import {
   requireManaged,
-  runId,
   runServicesScript,
+  scaledRelayEnv,
   type Services,
   servicesTest,
 } from "./services.ts";
@@ -21,10 +21,7 @@ const NO_LIMITS = { RELAY_FRAME_RATE: "0", RELAY_SEND_RATE: "0" };
 function relayEnv(svc: Services): Record<string, string> {
   return {
     ...NO_LIMITS,
-    KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-    REDIS_URL: svc.redisUrl,
-    KAFKA_TOPIC: `chat-fault-${runId()}`,
-    KAFKA_PARTITIONS: "3",
+    ...scaledRelayEnv(svc, "fault"),
   };
 }
 
@@ -97,7 +94,7 @@ await servicesTest(
     if (!requireManaged(svc, "the Redis fault test")) return;
     await using relay = await RelayProcess.start({ env: relayEnv(svc) });
     const bob = pairBox();
-    await (await RawClient.reader(relay.url, bob)).close();
+    await RawClient.register(relay.url, bob);
     await using a = await RawClient.connect(relay.url);
     const { accepted, errors } = await sendThrough(a, bob, async () => {
       await runServicesScript(["down", "redis"]);
@@ -130,7 +127,7 @@ await servicesTest(
     if (!requireManaged(svc, "the Kafka fault test")) return;
     await using relay = await RelayProcess.start({ env: relayEnv(svc) });
     const bob = pairBox();
-    await (await RawClient.reader(relay.url, bob)).close();
+    await RawClient.register(relay.url, bob);
     await using a = await RawClient.connect(relay.url);
     const { accepted, errors } = await sendThrough(a, bob, async () => {
       await runServicesScript(["down", "kafka"]);

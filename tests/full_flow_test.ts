@@ -8,8 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliOptions, publicKeyForms, runCliOk } from "./cli_helpers.ts";
-import { readTree } from "./relay_harness.ts";
+import { fromBase64 } from "@chat-p2p/protocol";
+import { type CliOptions, runCliOk } from "./cli_helpers.ts";
+import { encodings, readTree } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 const cli = runCliOk;
@@ -97,7 +98,7 @@ Deno.test("full flow: offline messages survive a relay restart, arrive in order 
   assert.ok(!everything.includes(marker));
   for (const id of ids) assert.ok(!everything.includes(id), "message ids travel encrypted only");
   for (const [who, key] of [["alice", aliceKey], ["bob", bobKey]]) {
-    for (const form of publicKeyForms(key)) {
+    for (const form of encodings(fromBase64(key)!)) {
       assert.ok(
         !everything.includes(form),
         `${who}'s public key (${form.slice(0, 12)}…) at the relay`,

@@ -9,12 +9,11 @@
 import assert from "node:assert/strict";
 import { connectRelay } from "../client/connection.ts";
 import { RelayError } from "../client/errors.ts";
-import { pairedProfiles, runCli, runCliOk } from "./cli_helpers.ts";
+import { jsonLines, pairedProfiles, runCli, runCliOk } from "./cli_helpers.ts";
 import { startFakeRelay } from "./fake_relay.ts";
 import { TestPeer } from "./v2_peer.ts";
 
 const CAP = 20;
-const lines = (text: string) => text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
 
 /** A stranger fills bob's request inbox until the relay refuses; returns how many it took. */
 async function flood(url: string, bob: string): Promise<number> {
@@ -58,7 +57,7 @@ Deno.test("flooding: a stranger filling bob's request inbox never stops alice's 
 
     // Bob reads: alice's message, and the strangers' requests (kept as requests, not shown).
     const r1 = await runCliOk(["sync", relay.url, "--json"], bob);
-    assert.deepEqual(lines(r1.stdout).map((m) => m.text), ["first"]);
+    assert.deepEqual(jsonLines(r1.stdout).map((m) => m.text), ["first"]);
 
     // The stranger fills the inbox again; alice's messages go through the pair mailbox anyway.
     assert.equal(await flood(relay.url, bKey), CAP);
@@ -68,7 +67,7 @@ Deno.test("flooding: a stranger filling bob's request inbox never stops alice's 
       relay.keys.slice(before).every((k) => k === undefined),
       "alice's envelopes went to the pair mailbox, none to the full inbox",
     );
-    const got = lines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
+    const got = jsonLines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
     assert.deepEqual(got.map((m) => m.text), ["second", "third"]);
   } finally {
     await Deno.remove(home, { recursive: true });

@@ -28,11 +28,9 @@ import { deadline } from "@chat-p2p/protocol/async";
 import { ChatClient } from "../client/client.ts";
 import { Mailboxes } from "../client/mailboxes.ts";
 import { ProfileStore } from "../client/store/profile_store.ts";
-import { pairedProfiles, runCliOk } from "./cli_helpers.ts";
+import { jsonLines, pairedProfiles, runCliOk } from "./cli_helpers.ts";
 import { type FakeAnswer, startFakeRelay } from "./fake_relay.ts";
 import { contactProfiles, type TestProfile } from "./v2_peer.ts";
-
-const lines = (text: string) => text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
 
 /** A body of a valid size that opens for nobody. */
 const junk = (to: string): EnvelopeV2 => ({
@@ -114,7 +112,7 @@ Deno.test("malicious relay: drops, delays, duplicates, reorders, swaps, replays 
     let rejected = 0;
     for (let i = 0; i < 20 && (i === 0 || pending(ab, bobInbox) > 0); i++) {
       const r = await runCliOk(["sync", relay.url, "--json"], bob);
-      for (const m of lines(r.stdout)) {
+      for (const m of jsonLines(r.stdout)) {
         assert.equal(m.from, aKey, "only alice's messages are shown as hers");
         shown.push(m.text);
       }
@@ -135,7 +133,7 @@ Deno.test("malicious relay: drops, delays, duplicates, reorders, swaps, replays 
     const aliceShown: string[] = [];
     for (let i = 0; i < 20 && (i === 0 || pending(ba, aliceInbox) > 0); i++) {
       const r = await runCliOk(["sync", relay.url, "--json"], alice);
-      for (const m of lines(r.stdout)) {
+      for (const m of jsonLines(r.stdout)) {
         assert.equal(m.from, bKey);
         aliceShown.push(m.text);
       }
@@ -145,7 +143,7 @@ Deno.test("malicious relay: drops, delays, duplicates, reorders, swaps, replays 
     assert.ok(!aliceShown.some((t) => t.startsWith("from alice")));
 
     // The lost one is visible at alice: accepted, never delivered; the others delivered.
-    const states = lines((await runCliOk(["history", "bob", "--json"], alice)).stdout)
+    const states = jsonLines((await runCliOk(["history", "bob", "--json"], alice)).stdout)
       .filter((m) => m.dir === "out").map((m) => [m.text, m.state]);
     assert.deepEqual(
       states,

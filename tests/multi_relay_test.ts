@@ -6,9 +6,11 @@
  * back with redis-cli and Kafka's ConsoleConsumer).
  */
 import assert from "node:assert/strict";
-import { type CliOptions, publicKeyForms, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { fromBase64 } from "@chat-p2p/protocol";
+import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { encodings } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
-import { runId, servicesTest } from "./services.ts";
+import { runId, scaledRelayEnv, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
 
 const cli = runCliOk;
@@ -30,13 +32,8 @@ async function authenticatedOn(relay: RelayProcess, n: number): Promise<void> {
 await servicesTest(
   "multi-relay: live across relays, offline via Redis, relay loss, only ciphertext stored",
   async (svc) => {
-    const topic = `chat-e2e-${runId()}`;
-    const env = {
-      KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-      REDIS_URL: svc.redisUrl,
-      KAFKA_TOPIC: topic,
-      KAFKA_PARTITIONS: "3",
-    };
+    const env = scaledRelayEnv(svc, "e2e");
+    const topic = env.KAFKA_TOPIC;
     const marker = `PLAINTEXT-${runId()}`;
     const home = await Deno.makeTempDir({ prefix: "chat-multi-" });
     const alice: CliOptions = { home, profile: "alice" };
@@ -90,7 +87,7 @@ await servicesTest(
       for (const id of ids) assert.ok(!redis.includes(id), `Redis holds message id ${id}`);
       assert.ok(!redis.includes(marker), "Redis holds no plaintext");
       assert.ok(!redis.includes("offline 1"), "not even fragments");
-      const keyForms = Object.values(keys).flatMap(publicKeyForms);
+      const keyForms = Object.values(keys).flatMap((k) => encodings(fromBase64(k)!));
       for (const form of keyForms) assert.ok(!redis.includes(form), "Redis holds a public key");
 
       await a.stop("SIGTERM");

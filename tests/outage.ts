@@ -5,8 +5,9 @@
  *
  * @module
  */
+import { deadline, isTimeoutError } from "@chat-p2p/protocol/async";
 import { envelope, pairBox, RawClient } from "./raw_client.ts";
-import { runServicesScript } from "./services.ts";
+import { runServicesScript, servicePid } from "./services.ts";
 
 /** What one outage looked like from the clients' side. */
 export interface OutageFigures {
@@ -18,14 +19,6 @@ export interface OutageFigures {
   liveAfterMs: number;
   /** How long `services.sh up` took (a killed broker recovers its log first). */
   upMs: number;
-}
-
-/** The pid in a services.sh pidfile. */
-export async function servicePid(which: "kafka" | "redis"): Promise<number> {
-  const dir = Deno.env.get("CHAT_SERVICES_DIR") ??
-    new URL("../.services", import.meta.url).pathname;
-  const file = `${dir}/${which}/${which}.pid`;
-  return Number((await Deno.readTextFile(file)).trim());
 }
 
 /**
@@ -79,19 +72,19 @@ export async function measureOutage(opts: {
   })();
   await new Promise((r) => setTimeout(r, 500));
   at.phase = "down";
-  if (kill) Deno.kill(await servicePid(which), "SIGKILL");
-  else await runServicesScript(["down", which]);
+  if (kill) {
+    const pid = servicePid(which);
+    if (pid === undefined) throw new Error(`scripts/services.sh runs no ${which} to kill`);
+    Deno.kill(pid, "SIGKILL");
+  } else await runServicesScript(["down", which]);
   await new Promise((r) => setTimeout(r, downMs));
   const t0 = performance.now();
   await runServicesScript(["up", which]);
   at.up = performance.now();
   at.phase = "back";
-  await Promise.race([
-    watching,
-    new Promise((_, reject) =>
-      setTimeout(() => reject(new Error(`no live push within ${timeoutMs} ms`)), timeoutMs)
-    ),
-  ]);
+  await deadline(watching, timeoutMs).catch((e) => {
+    throw isTimeoutError(e) ? new Error(`no live push within ${timeoutMs} ms`) : e;
+  });
   await sending;
   return { refusedMs, accepted, liveAfterMs: at.live - at.up, upMs: at.up - t0 };
 }

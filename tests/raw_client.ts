@@ -120,6 +120,14 @@ export class RawClient {
     return c;
   }
 
+  /**
+   * Opens `boxes` once on a socket it then closes: the relay knows them from then on (sends to a
+   * pair mailbox nobody opened are `unknown_mailbox`), and nobody is reading.
+   */
+  static async register(url: string, ...boxes: TestMailbox[]): Promise<void> {
+    await (await RawClient.reader(url, ...boxes)).close();
+  }
+
   /** The challenge this socket's `hello` carried. */
   challenge = "";
 

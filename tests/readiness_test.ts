@@ -38,7 +38,7 @@ Deno.test("readiness: a full disk makes /readyz 503 with the reason while /healt
   });
   await using relay = await startTestRelay({ RELAY_DATA_DIR: dataDir }, { mailbox });
   const bob = pairBox();
-  await (await RawClient.reader(relay.url, bob)).close();
+  await RawClient.register(relay.url, bob);
   await using a = await RawClient.connect(relay.url);
   assert.equal((await sendOne(a, bob)).type, "accepted");
   assert.equal((await probe(relay.port, "/readyz")).status, 200);
@@ -80,7 +80,7 @@ await servicesTest(
       return new TextDecoder().decode(out.stdout);
     };
     const bob = pairBox();
-    await (await RawClient.reader(relay.url, bob)).close();
+    await RawClient.register(relay.url, bob);
     await using a = await RawClient.connect(relay.url);
     assert.equal((await probe(relay.port, "/readyz")).status, 200);
     const used = Number(/used_memory:(\d+)/.exec(await cli("INFO", "memory"))![1]);

@@ -8,17 +8,11 @@
  * was typed once the relay is up.
  */
 import assert from "node:assert/strict";
-import { type CliOptions, pairedProfiles, runCliOk, spawnCli } from "./cli_helpers.ts";
+import { type CliOptions, jsonLines, pairedProfiles, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { closedPort } from "./fake_relay.ts";
 import { RelayProcess } from "./relay_process.ts";
 
 const cli = runCliOk;
-
-type Json = Record<string, string>;
-
-function jsonLines(text: string): Json[] {
-  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-}
 
 async function setup() {
   const home = await Deno.makeTempDir({ prefix: "chat-reconnect-" });

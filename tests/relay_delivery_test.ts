@@ -66,7 +66,7 @@ Deno.test("delivery: live messages are pushed at once, to every socket that open
 Deno.test("delivery: a resent id is accepted again but stored once", async () => {
   await using relay = await startTestRelay();
   const box = pairBox();
-  await (await RawClient.reader(relay.url, box)).close();
+  await RawClient.register(relay.url, box);
   await using a = await RawClient.connect(relay.url);
   const e = envelope(box);
   a.sendEnvelope(e);
@@ -79,7 +79,7 @@ Deno.test("delivery: a resent id is accepted again but stored once", async () =>
 Deno.test("delivery: a full mailbox refuses with mailbox_full naming the envelope, and stores nothing", async () => {
   await using relay = await startTestRelay({ RELAY_MAILBOX_MAX_COUNT: "2" });
   const box = pairBox();
-  await (await RawClient.reader(relay.url, box)).close();
+  await RawClient.register(relay.url, box);
   await using a = await RawClient.connect(relay.url);
   const es = [envelope(box), envelope(box), envelope(box)];
   for (const e of es) a.sendEnvelope(e);

@@ -9,27 +9,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generateKeyPair, type KeyPair, pairMailbox, toBase64, toHex } from "@chat-p2p/protocol";
+import { generateKeyPair, type KeyPair, pairMailbox, toBase64 } from "@chat-p2p/protocol";
 import { inboxBox, pairBox, RawClient } from "./raw_client.ts";
-import { readTree, startTestRelay } from "./relay_harness.ts";
-import { ROOT } from "./relay_process.ts";
-import { runId, servicesTest } from "./services.ts";
+import { encodings, readTree, startTestRelay } from "./relay_harness.ts";
+import { runId, scaledRelayEnv, servicesDir, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
 import { pairMessages, requestMessage } from "./v2_messages.ts";
-
-/** Every encoding of `bytes` a careless store could hold (latin1 for raw bytes in a file). */
-function encodings(bytes: Uint8Array): string[] {
-  const b64 = toBase64(bytes);
-  const url = b64.replaceAll("+", "-").replaceAll("/", "_");
-  return [
-    new TextDecoder("latin1").decode(bytes),
-    b64,
-    url,
-    url.replace(/=+$/, ""),
-    toHex(bytes),
-    toHex(bytes).toUpperCase(),
-  ];
-}
 
 /** Fails if `text` (from `where`) holds any of the secrets. */
 function assertClean(
@@ -135,13 +120,8 @@ Deno.test("attack: after a full flow the embedded relay's files hold no identity
 await servicesTest(
   "attack: after a full flow across two scaled relays, Redis, its append-only file and Kafka hold no identity or auth key in any encoding, and no plaintext",
   async (svc) => {
-    const topic = `chat-files-${runId()}`;
-    const env = {
-      KAFKA_BROKERS: svc.kafkaBrokers.join(","),
-      REDIS_URL: svc.redisUrl,
-      KAFKA_TOPIC: topic,
-      KAFKA_PARTITIONS: "3",
-    };
+    const env = scaledRelayEnv(svc, "files");
+    const topic = env.KAFKA_TOPIC;
     await using reader = await startTestRelay(env);
     await using sender = await startTestRelay(env);
     const flow = await fullFlow(reader.url, sender.url);
@@ -150,7 +130,7 @@ await servicesTest(
     assert.ok(kafka.includes(flow.waiting.envelopes[0].id), "the topic was read");
     assertClean("the Kafka topic", kafka, flow.secrets, flow.plain);
     if (svc.managed) {
-      const state = Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
+      const state = servicesDir();
       assertClean(
         "Redis's append-only file",
         await readTree(join(state, "redis", "appendonlydir")),

@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { toBase64, toHex } from "@chat-p2p/protocol";
 import { parseConfig } from "../relay/config.ts";
 import { createLogger, type Logger } from "../relay/infra/log.ts";
 import { type Adapters, type RunningRelay, startRelay } from "../relay/server.ts";
@@ -47,13 +48,28 @@ export async function startTestRelay(
   };
 }
 
+const latin1 = new TextDecoder("latin1");
+
 /** Every byte of every file under `dir` (what a relay wrote there), as latin1 text to search. */
 export async function readTree(dir: string): Promise<string> {
   let all = "";
   for await (const e of Deno.readDir(dir)) {
     const p = join(dir, e.name);
     if (e.isDirectory) all += await readTree(p);
-    else if (e.isFile) all += new TextDecoder("latin1").decode(await Deno.readFile(p));
+    else if (e.isFile) all += latin1.decode(await Deno.readFile(p));
   }
   return all;
+}
+
+/**
+ * Every way a careless store could write `bytes` (a key): base64, base64url with and without
+ * padding, hex in either case, and the raw bytes as {@linkcode readTree} decodes them (the same
+ * latin1 decoder, which maps 0x80-0x9f as windows-1252 does: `String.fromCharCode` would not
+ * match).
+ */
+export function encodings(bytes: Uint8Array): string[] {
+  const b64 = toBase64(bytes);
+  const url = b64.replaceAll("+", "-").replaceAll("/", "_");
+  const hex = toHex(bytes);
+  return [latin1.decode(bytes), b64, url, url.replace(/=+$/, ""), hex, hex.toUpperCase()];
 }

@@ -237,6 +237,37 @@ export async function servicesForSuite(): Promise<{
   return { services: r, testOptions: {} };
 }
 
+/** The state folder of scripts/services.sh: `CHAT_SERVICES_DIR`, default `<repo>/.services`. */
+export function servicesDir(): string {
+  return Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
+}
+
+/** The pid scripts/services.sh recorded for `which` (undefined when it has none). */
+export function servicePid(which: "kafka" | "redis"): number | undefined {
+  try {
+    return Number(Deno.readTextFileSync(join(servicesDir(), which, `${which}.pid`)).trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The environment of a relay on `svc` (Kafka and Redis), with a topic of its own,
+ * `chat-<name>-<runId>`, of `partitions` partitions; relays given the same object share the bus.
+ */
+export function scaledRelayEnv(
+  svc: Services,
+  name: string,
+  partitions = 3,
+): Record<string, string> {
+  return {
+    KAFKA_BROKERS: svc.kafkaBrokers.join(","),
+    REDIS_URL: svc.redisUrl,
+    KAFKA_TOPIC: `chat-${name}-${runId()}`,
+    KAFKA_PARTITIONS: String(partitions),
+  };
+}
+
 /** A short random suffix for per-run topic names and key prefixes. */
 export function runId(): string {
   return `${Date.now().toString(36)}${crypto.getRandomValues(new Uint32Array(1))[0].toString(36)}`;

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { closedPort as freePort } from "./fake_relay.ts";
 import { ROOT, SERVICES_SCRIPT } from "./services.ts";
 
 const ci = (Deno.env.get("CI") ?? "").toLowerCase() === "true";
@@ -15,14 +16,6 @@ if (!haveRedis && ci) throw new Error("CI=true forbids skipping: redis-server is
 const haveKafka = haveRedis &&
   await new Deno.Command("java", { args: ["-version"], stderr: "null" }).output()
     .then((o) => o.success, () => false);
-
-/** A TCP port nothing listens on right now. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 function portOpen(port: number): Promise<boolean> {
   return Deno.connect({ hostname: "127.0.0.1", port }).then((c) => {

@@ -5,7 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliOptions, filesUnder, PROJECT_ROOT, runCli, runCliOk } from "./cli_helpers.ts";
+import {
+  type CliOptions,
+  filesUnder,
+  jsonLines,
+  PROJECT_ROOT,
+  runCli,
+  runCliOk,
+} from "./cli_helpers.ts";
 import { startFakeRelay } from "./fake_relay.ts";
 
 const FIXTURE = join(PROJECT_ROOT, "tests", "fixtures", "v1_profiles");
@@ -20,8 +27,6 @@ async function copyProfile(name: string, home: string): Promise<void> {
     await Deno.writeTextFile(dest, text, { mode: 0o600 });
   }
 }
-
-const lines = (text: string) => text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
 
 Deno.test("upgrade: a v1 profile keeps history, contacts and passphrase; files get encrypted; the queued message goes out through v2", async () => {
   const home = await Deno.makeTempDir({ prefix: "chat-upgrade-" });
@@ -40,7 +45,7 @@ Deno.test("upgrade: a v1 profile keeps history, contacts and passphrase; files g
     assert.equal(JSON.parse(id.stdout).encrypted_at_rest, true);
 
     // First use: everything is there, in order, with its state.
-    const h = lines((await runCliOk(["history", "bob", "--json"], alice)).stdout);
+    const h = jsonLines((await runCliOk(["history", "bob", "--json"], alice)).stdout);
     assert.deepEqual(h.map((m) => [m.id, m.dir, m.text, m.state]), [
       ["0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a", "out", "v1 hello bob (delivered)", "delivered"],
       ["0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "in", "v1 reply from bob", "received"],
@@ -48,7 +53,7 @@ Deno.test("upgrade: a v1 profile keeps history, contacts and passphrase; files g
       ["0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d", "out", "v1 failed once", "failed"],
     ]);
     assert.deepEqual(
-      lines((await runCliOk(["contacts", "--json"], alice)).stdout).map((c) => c.name),
+      jsonLines((await runCliOk(["contacts", "--json"], alice)).stdout).map((c) => c.name),
       ["bob"],
     );
     // ...and now encrypted at rest: no text, no contact key in any file but identity.json.
@@ -65,7 +70,7 @@ Deno.test("upgrade: a v1 profile keeps history, contacts and passphrase; files g
     // failed (resend queues it).
     const sent = await runCliOk(["send", relay.url, "bob", "first v2 message"], alice);
     assert.match(sent.stderr, /sending 1 queued message to bob first/);
-    const after = lines((await runCliOk(["history", "bob", "--json"], alice)).stdout);
+    const after = jsonLines((await runCliOk(["history", "bob", "--json"], alice)).stdout);
     assert.deepEqual(after.map((m) => m.state), [
       "delivered",
       "received",
@@ -75,12 +80,12 @@ Deno.test("upgrade: a v1 profile keeps history, contacts and passphrase; files g
     ]);
 
     // Bob (a v1 profile without a passphrase) reads through v2: both, once, in order.
-    const got = lines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
+    const got = jsonLines((await runCliOk(["sync", relay.url, "--json"], bob)).stdout);
     assert.deepEqual(got.map((m) => [m.id, m.text]), [
       ["0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c", "v1 queued, never sent"],
       [after[4].id, "first v2 message"],
     ]);
-    const bobHistory = lines((await runCliOk(["history", "alice", "--json"], bob)).stdout);
+    const bobHistory = jsonLines((await runCliOk(["history", "alice", "--json"], bob)).stdout);
     assert.deepEqual(bobHistory.map((m) => m.text), [
       "v1 hello bob (delivered)",
       "v1 reply from bob",

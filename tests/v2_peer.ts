@@ -1,7 +1,7 @@
 /**
  * A protocol-v2 correspondent for tests, built from the client library's own parts in a profile
  * of its own: it encrypts messages and receipts on its ratchet (sessions persisted like a real
- * client's), wraps them for a pair mailbox or a request inbox, and opens what a client sent it.
+ * client's), and wraps them for a pair mailbox or a request inbox.
  * Tests use it to put exactly the envelopes they want in front of a client (or a CLI profile).
  *
  * @module
@@ -12,8 +12,6 @@ import {
   type KeyPair,
   newId,
   newMessageId,
-  openPairEnvelope,
-  openRequestEnvelope,
   type PayloadV2,
   toBase64,
 } from "@chat-p2p/protocol";
@@ -95,27 +93,6 @@ export class TestPeer implements AsyncDisposable {
       ? await this.sealer.pairEnvelope(to, wire, id)
       : await this.sealer.requestEnvelope(to, wire, id);
     return out.envelope;
-  }
-
-  /**
-   * The ratchet message of an envelope `from` sent to this peer (pair mailbox or request inbox),
-   * or undefined when it does not open as one.
-   */
-  async unwrap(from: string, envelope: EnvelopeV2): Promise<Uint8Array | undefined> {
-    const mailbox = await this.sealer.mailboxes.readMailbox(from);
-    if (envelope.to === mailbox.idText) return openPairEnvelope(mailbox, envelope);
-    const r = openRequestEnvelope(this.kp, envelope);
-    return r.ok && toBase64(r.sender) === from ? r.message : undefined;
-  }
-
-  /** Decrypts what `from` sent (sessions advanced and saved); undefined when it does not open. */
-  async open(from: string, envelope: EnvelopeV2): Promise<PayloadV2 | undefined> {
-    const wire = await this.unwrap(from, envelope);
-    if (!wire) return undefined;
-    const work = this.sealer.workspace();
-    const d = work.decrypt(from, wire, "pair");
-    work.commit();
-    return d.ok ? d.payload : undefined;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -8,7 +8,8 @@
 import { join } from "node:path";
 import type { TargetSpec } from "../scenarios/grid.ts";
 import { CENTRIFUGO_VERSION, startCentrifugo, startPlainRedis } from "./centrifugo.ts";
-import { BENCH_RELAY_ENV, ROOT, run, type Server, startServer } from "./proc.ts";
+import { servicePid } from "../../tests/services.ts";
+import { BENCH_RELAY_ENV, run, type Server, startServer } from "./proc.ts";
 
 /** Where targets keep their data, and which relay code they run. */
 export interface TargetContext {
@@ -214,19 +215,9 @@ export function centrifugoTarget(ctx: TargetContext, o: CentrifugoOptions): Targ
   };
 }
 
-/** The pid in `<CHAT_SERVICES_DIR or .services>/<file>`, if scripts/services.sh runs it. */
-function servicePid(file: string): number | undefined {
-  const dir = Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
-  try {
-    return Number(Deno.readTextFileSync(join(dir, file)).trim());
-  } catch {
-    return undefined;
-  }
-}
-
 /** The Kafka JVM of scripts/services.sh, if it runs one. */
 export function kafkaPid(): number | undefined {
-  return servicePid("kafka/kafka.pid");
+  return servicePid("kafka");
 }
 
 /**
@@ -234,6 +225,6 @@ export function kafkaPid(): number | undefined {
  * default `.services`), whose CPU is counted with the scaled relays'.
  */
 export function servicesPids(): number[] | undefined {
-  const pids = [servicePid("redis/redis.pid"), kafkaPid()].filter((p): p is number => !!p);
+  const pids = [servicePid("redis"), kafkaPid()].filter((p): p is number => !!p);
   return pids.length ? pids : undefined;
 }

@@ -11,20 +11,26 @@ import { join } from "node:path";
 import {
   type EnvelopeV2,
   generateKeyPair,
-  type KeyPair,
   newId,
   newPeerSessions,
-  openFrame,
   padPayloadV2,
   pairEnvelope,
   pairMailbox,
-  pairMailboxId,
-  parseRelayUrl,
   peerEncrypt,
   randomBytes,
   toBase64,
 } from "@chat-p2p/protocol";
 import { ProfileStore } from "@chat-p2p/client";
+import {
+  ackFrame,
+  connect,
+  field,
+  type Identity,
+  isDeliver,
+  mailboxOf,
+  pingFrame,
+  signingIdentity,
+} from "../lib/client.ts";
 import { openChat } from "../../tests/chat_session.ts";
 import { ROOT, run } from "../lib/proc.ts";
 
@@ -162,28 +168,12 @@ export async function pasteBench(relayUrl: string, runs: number): Promise<PasteO
   return { chars: text.length, shownMs: r2(median(shown)), sentMs: r2(median(sent)), runs };
 }
 
-/** A protocol-v2 socket after the relay's `hello`; every later frame goes to `onFrame`. */
-async function v2Socket(
-  url: string,
-  onFrame: (text: string, ws: WebSocket) => void,
-): Promise<{ ws: WebSocket; challenge: string }> {
-  const ws = new WebSocket(url);
-  const hello = Promise.withResolvers<string>();
-  ws.onmessage = (e) => {
-    const m = /"challenge":"([^"]+)"/.exec(String(e.data));
-    if (m) hello.resolve(m[1]);
-    else hello.reject(new Error(`expected hello, got ${String(e.data).slice(0, 200)}`));
-    ws.onmessage = (ev) => onFrame(String(ev.data), ws);
-  };
-  ws.onerror = (e) => hello.reject(new Error((e as ErrorEvent).message || "socket error"));
-  return { ws, challenge: await hello.promise };
-}
-
 /** Sends `envelopes` pipelined on one socket; resolves once every one is accepted. */
 async function fill(relayUrl: string, envelopes: EnvelopeV2[]): Promise<void> {
   let accepted = 0;
   const { promise, resolve, reject } = Promise.withResolvers<void>();
-  const { ws } = await v2Socket(relayUrl, (text) => {
+  // A v2 sender opens nothing: the identity only names the socket.
+  const { ws } = await connect(relayUrl, await signingIdentity(), (text) => {
     if (text.includes('"type":"accepted"') && ++accepted === envelopes.length) resolve();
     else if (text.includes('"type":"error"')) reject(new Error(`fill refused: ${text}`));
   });
@@ -195,44 +185,37 @@ async function fill(relayUrl: string, envelopes: EnvelopeV2[]): Promise<void> {
   }
 }
 
-/** Opens a pair mailbox with `auth` (registering it) and resolves at its `synced`. */
-async function register(relayUrl: string, auth: KeyPair): Promise<void> {
+/** Opens `reader`'s pair mailbox (registering it) and resolves at its `synced`. */
+async function register(relayUrl: string, reader: Identity): Promise<void> {
   const synced = Promise.withResolvers<void>();
-  const { ws, challenge } = await v2Socket(relayUrl, (text) => {
+  const { ws } = await connect(relayUrl, reader, (text) => {
     if (text.includes('"type":"synced"')) synced.resolve();
-  });
-  const canonical = parseRelayUrl(relayUrl);
-  if (!canonical.ok) throw new Error(canonical.message);
-  ws.send(JSON.stringify(await openFrame(canonical.value, challenge, "pair", auth)));
+  }, { read: true });
   await synced.promise;
   ws.close();
 }
 
 /**
- * Drains a pair mailbox as a bare client: open, acks every 1000 ids, ping after the last ack;
- * returns ms from `new WebSocket` to the pong.
+ * Drains `reader`'s pair mailbox as a bare client: open, acks every 1000 ids, ping after the
+ * last ack; returns ms from opening the socket to the pong.
  */
-async function rawDrain(relayUrl: string, auth: KeyPair, count: number): Promise<number> {
+async function rawDrain(relayUrl: string, reader: Identity, count: number): Promise<number> {
   const t0 = performance.now();
+  const socket = { version: 2 as const, mailbox: mailboxOf(reader) };
   let ids: string[] = [];
   let got = 0;
-  let mailbox = "";
   const { promise, resolve } = Promise.withResolvers<void>();
-  const { ws, challenge } = await v2Socket(relayUrl, (text, socket) => {
-    if (text.includes('"type":"deliver"')) {
-      ids.push(/"id":"([^"]+)"/.exec(text)![1]);
+  const { ws } = await connect(relayUrl, reader, (text, ws) => {
+    if (isDeliver(text)) {
+      ids.push(field(text, "id")!);
       got++;
       if (ids.length === 1000 || got === count) {
-        socket.send(JSON.stringify({ v: 2, type: "ack", mailbox, ids }));
+        ws.send(ackFrame(socket, ids));
         ids = [];
       }
-      if (got === count) socket.send(JSON.stringify({ v: 2, type: "ping", nonce: "done" }));
-    } else if (text.includes('"type":"opened"')) mailbox = /"mailbox":"([^"]+)"/.exec(text)![1];
-    else if (text.includes('"type":"pong"')) resolve();
-  });
-  const canonical = parseRelayUrl(relayUrl);
-  if (!canonical.ok) throw new Error(canonical.message);
-  ws.send(JSON.stringify(await openFrame(canonical.value, challenge, "pair", auth)));
+      if (got === count) ws.send(pingFrame(socket, "done"));
+    } else if (text.includes('"type":"pong"')) resolve();
+  }, { read: true });
   await promise;
   const ms = performance.now() - t0;
   ws.close();
@@ -282,9 +265,9 @@ async function syncBacklogBench(
   if (empty.stdout.trim() !== "") throw new Error("the backlog was not acked");
 
   // The relay's own part: the same number of envelopes (same sizes) drained by a bare client.
-  const bare = generateKeyPair();
+  const bare = await signingIdentity();
   await register(relayUrl, bare);
-  const to = toBase64(pairMailboxId(bare.publicKey));
+  const to = mailboxOf(bare);
   const body = toBase64(randomBytes(atob(envelopes[0].body).length));
   await fill(relayUrl, envelopes.map(() => ({ v: 2, id: newId(), to, body })));
   const rawDrainMs = await rawDrain(relayUrl, bare, count);
