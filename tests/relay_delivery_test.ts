@@ -1,5 +1,5 @@
 /**
- * Store-then-notify delivery through a live embedded relay: offline holding, order, survival of a
+ * Store-and-notify delivery through a live embedded relay: offline holding, order, survival of a
  * restart, ack-then-forget, duplicate ids, limits and the HTTP endpoints.
  */
 import assert from "node:assert/strict";

@@ -1,7 +1,8 @@
 /**
- * Store-then-notify delivery. `accept` writes an envelope to its mailbox (durable), then announces
- * it on the bus; every relay holding a live socket for that mailbox pushes it. The router knows
- * the sockets of this relay only, and routes by opaque mailbox id (the envelope's `to`).
+ * Delivery: `accept` writes an envelope to its mailbox (durable) and announces it on the bus (for
+ * a pair mailbox while the write is under way, for a request inbox after it); every relay holding
+ * a live socket for that mailbox pushes it. The router knows the sockets of this relay only, and
+ * routes by opaque mailbox id (the envelope's `to`).
  *
  * @module
  */
@@ -90,50 +91,75 @@ export class Router {
   }
 
   /**
-   * Stores the (already validated) envelope in the mailbox it names, then announces it. Resolves
+   * Stores the (already validated) envelope in the mailbox it names and announces it. Resolves
    * once it is durable and announced; a duplicate id is announced again (the first announcement
-   * may have been lost) and counts as accepted. `inbox`: a request-inbox send, which needs no
-   * registration. Rejects with `UnknownMailboxError`, `MailboxFullError` or
-   * `BackendUnavailableError`; then the client is told it was not accepted.
+   * may have been lost) and counts as accepted. Rejects with `UnknownMailboxError`,
+   * `MailboxFullError` or `BackendUnavailableError`; then the client is told it was not accepted.
+   *
+   * A pair mailbox's envelope is announced while the store writes it, so a live reader does not
+   * wait for the fsync; `accepted` still waits for both. A refused or failed store may therefore
+   * have reached a live reader already: the sender retries with the same id and the reader drops
+   * the duplicate. `inbox` (a request-inbox send, which needs no registration) stores first and
+   * announces only what was stored, so a full inbox pushes nothing to its owner.
    */
   async accept(envelope: EnvelopeV2, inbox = false): Promise<"stored" | "duplicate"> {
     const mailboxId = envelope.to;
     const raw = serializeEnvelopeV2(envelope);
-    const t0 = performance.now();
-    let result: "stored" | "duplicate";
-    try {
-      result = await this.mailbox.put(
-        mailboxId,
-        { id: envelope.id, raw },
-        inbox ? { inbox } : undefined,
-      );
-      this.#metrics?.observe(
-        "backend_seconds",
-        { op: "mailbox_put" },
-        (performance.now() - t0) / 1000,
-      );
-      const t1 = performance.now();
-      try {
-        await this.bus.publish(mailboxId, raw);
-      } catch (err) {
-        // Stored but not announced: the reader still gets it at its next open. Tell the sender
-        // it was not accepted, so it retries with the same id (then a duplicate).
-        throw err instanceof BackendUnavailableError
-          ? err
-          : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
-      }
-      this.#metrics?.observe(
-        "backend_seconds",
-        { op: "bus_publish" },
-        (performance.now() - t1) / 1000,
-      );
-    } catch (err) {
+    const put = this.#put(mailboxId, envelope.id, raw, inbox);
+    const announced = inbox
+      ? put.then(() => this.#publish(mailboxId, raw))
+      : this.#publish(mailboxId, raw);
+    const [stored, published] = await Promise.allSettled([put, announced]);
+    // The store's refusal names the reason (unknown, full); a failed publish only says "later".
+    const err = stored.status === "rejected"
+      ? stored.reason
+      : published.status === "rejected"
+      ? published.reason
+      : undefined;
+    if (err !== undefined) {
       // Inline rather than through #watch: this runs for every message.
       if (err instanceof BackendUnavailableError) this.#refused.send.fail(err.message);
       throw err;
     }
     this.#refused.send.ok();
+    return (stored as PromiseFulfilledResult<"stored" | "duplicate">).value;
+  }
+
+  async #put(
+    mailboxId: string,
+    id: string,
+    raw: string,
+    inbox: boolean,
+  ): Promise<"stored" | "duplicate"> {
+    const t0 = performance.now();
+    const result = await this.mailbox.put(mailboxId, { id, raw }, inbox ? { inbox } : undefined);
+    this.#metrics?.observe(
+      "backend_seconds",
+      { op: "mailbox_put" },
+      (performance.now() - t0) / 1000,
+    );
     return result;
+  }
+
+  /**
+   * Announces on the bus. A failure is `BackendUnavailableError`: the envelope may be stored and
+   * the reader gets it at its next open, but the sender is told it was not accepted, so it retries
+   * with the same id (then a duplicate) and live readers are not left waiting for a reconnect.
+   */
+  async #publish(mailboxId: string, raw: string): Promise<void> {
+    const t0 = performance.now();
+    try {
+      await this.bus.publish(mailboxId, raw);
+    } catch (err) {
+      throw err instanceof BackendUnavailableError
+        ? err
+        : new BackendUnavailableError(`bus publish failed: ${errorMessage(err)}`);
+    }
+    this.#metrics?.observe(
+      "backend_seconds",
+      { op: "bus_publish" },
+      (performance.now() - t0) / 1000,
+    );
   }
 
   /** Registers a mailbox that was opened (or notes that it was opened again). */

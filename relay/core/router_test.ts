@@ -1,4 +1,4 @@
-/** The router without sockets: store then announce, refusals, and who gets each announcement. */
+/** The router without sockets: store and announce, refusals, and who gets each announcement. */
 import assert from "node:assert/strict";
 import { serializeEnvelopeV2 } from "@chat-p2p/protocol";
 import { MemoryBus } from "../bus/memory.ts";
@@ -31,7 +31,7 @@ async function router(mailbox = new MemoryMailbox()) {
 
 const announced = () => new Promise((res) => setTimeout(res, 0));
 
-Deno.test("router: accept stores the canonical envelope, then announces it to live recipients", async () => {
+Deno.test("router: accept stores the canonical envelope and announces it to live recipients", async () => {
   const { r, mailbox } = await router();
   const inbox = new Inbox(), other = new Inbox();
   r.listen(BOB, inbox);
@@ -66,12 +66,70 @@ Deno.test("router: a duplicate counts as accepted and is announced again", async
   assert.deepEqual(inbox.got.map(([id]) => id), [e.id, e.id]);
 });
 
-Deno.test("router: a full mailbox refuses and announces nothing", async () => {
-  const { r } = await router(new MemoryMailbox({ ...DEFAULT_MAILBOX_LIMITS, maxCount: 1 }));
+Deno.test("router: a full request inbox refuses and announces nothing", async () => {
+  const { r } = await router(
+    new MemoryMailbox({
+      ...DEFAULT_MAILBOX_LIMITS,
+      inbox: { ...DEFAULT_MAILBOX_LIMITS.inbox, maxCount: 1 },
+    }),
+  );
+  const inbox = new Inbox();
+  r.listen(ALICE, inbox);
+  await r.accept(envelopeTo(ALICE), true);
+  await assert.rejects(r.accept(envelopeTo(ALICE), true), MailboxFullError);
+  await announced();
+  assert.equal(inbox.got.length, 1);
+});
+
+Deno.test("router: a full pair mailbox refuses the send (a live reader may have had it already)", async () => {
+  const { r, mailbox } = await router(
+    new MemoryMailbox({ ...DEFAULT_MAILBOX_LIMITS, maxCount: 1 }),
+  );
+  await r.accept(envelope());
+  const e = envelope();
+  await assert.rejects(r.accept(e), MailboxFullError);
+  assert.deepEqual((await mailbox.pending(BOB)).map((x) => x.id).includes(e.id), false);
+});
+
+Deno.test("router: a pair mailbox's live reader gets the envelope while the store still writes it", async () => {
+  const memory = new MemoryMailbox();
+  let release!: () => void;
+  const gate = new Promise<void>((res) => release = res);
+  const { r } = await router(memory);
+  const put = memory.put.bind(memory);
+  memory.put = async (...args) => {
+    await gate;
+    return await put(...args);
+  };
   const inbox = new Inbox();
   r.listen(BOB, inbox);
-  await r.accept(envelope());
-  await assert.rejects(r.accept(envelope()), MailboxFullError);
+  let settled = false;
+  const e = envelope();
+  const accepted = r.accept(e).finally(() => settled = true);
+  await announced();
+  assert.deepEqual(inbox.got.map(([id]) => id), [e.id], "pushed before the store finished");
+  assert.equal(settled, false, "accepted waits for the store");
+  release();
+  assert.equal(await accepted, "stored");
+});
+
+Deno.test("router: a request inbox's envelope is announced only once it is stored", async () => {
+  const memory = new MemoryMailbox();
+  let release!: () => void;
+  const gate = new Promise<void>((res) => release = res);
+  const { r } = await router(memory);
+  const put = memory.put.bind(memory);
+  memory.put = async (...args) => {
+    await gate;
+    return await put(...args);
+  };
+  const inbox = new Inbox();
+  r.listen(ALICE, inbox);
+  const accepted = r.accept(envelopeTo(ALICE), true);
+  await announced();
+  assert.deepEqual(inbox.got, [], "nothing pushed before the store");
+  release();
+  assert.equal(await accepted, "stored");
   await announced();
   assert.equal(inbox.got.length, 1);
 });
