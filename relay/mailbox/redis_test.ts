@@ -374,7 +374,7 @@ await servicesTest(
 );
 
 await servicesTest(
-  "redis mailbox: acks of one moment share one script call; reads and close() send waiting acks first",
+  "redis mailbox: acks of one moment share one script call; reads and close() send waiting acks (and puts before them) first",
   async ({ redisUrl }) => {
     const prefix = `chat-test-${RUN}-acks:`;
     const m = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix });
@@ -411,6 +411,14 @@ await servicesTest(
       const acked = m.ack("box0", ["id-again"]);
       assert.deepEqual(await m.pending("box0"), []);
       assert.equal(await acked, 1);
+
+      // An ack made right after a put of that id, both unanswered, is applied after the put,
+      // even when a read sends the ack at once (a put waits PUT_LINGER_MS before it goes out).
+      const put = m.put("box2", { id: "id-fresh", raw: "{}" });
+      const ackedFresh = m.ack("box2", ["id-fresh"]);
+      assert.deepEqual(await m.pending("box2"), []);
+      assert.equal(await put, "stored");
+      assert.equal(await ackedFresh, 1);
 
       // close() sends the acks still waiting rather than drop them.
       await m.put("box1", { id: "id-last", raw: "{}" });

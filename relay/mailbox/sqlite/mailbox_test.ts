@@ -32,6 +32,28 @@ Deno.test("sqlite mailbox: envelopes survive close and reopen", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("sqlite mailbox: writes within groupCommitMs of the first share its commit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  for (const [wait, commits] of [[200, 1], [0, 2]]) {
+    const m = new SqliteMailbox(join(dir, `mailbox-${wait}.db`), DEFAULT_MAILBOX_LIMITS, {
+      groupCommitMs: wait,
+    });
+    try {
+      await m.register("alice", "pair");
+      const before = m.stats.commits;
+      const first = m.put("alice", { id: "id-000001", raw: "{}" });
+      if (wait === 0) await first;
+      else await new Promise((res) => setTimeout(res, 20));
+      const second = m.put("alice", { id: "id-000002", raw: "{}" });
+      assert.deepEqual(await Promise.all([first, second]), ["stored", "stored"]);
+      assert.equal(m.stats.commits - before, commits, `groupCommitMs ${wait}`);
+    } finally {
+      await m.close();
+    }
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("sqlite mailbox: a put after close is refused, not lost silently", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
   const m = new SqliteMailbox(join(dir, "mailbox.db"));
