@@ -225,7 +225,7 @@ const stderrLogger: RedisMailboxLogger = {
 /** Acks wait this long for others to share their script call (see {@linkcode RedisMailbox.ack}). */
 export const ACK_LINGER_MS = 5;
 /** Puts wait this long for others to share Redis's write and fsync (see {@linkcode RedisMailbox.put}). */
-export const PUT_LINGER_MS = 3;
+export const PUT_LINGER_MS = 10;
 /** Most ack calls in one script call. */
 const MAX_ACKS_PER_CALL = 200;
 

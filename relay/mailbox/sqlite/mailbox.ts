@@ -65,7 +65,7 @@ export interface SqliteMailboxOptions {
 }
 
 /** Default wait of a write for others to share its commit. */
-export const GROUP_COMMIT_MS = 4;
+export const GROUP_COMMIT_MS = 10;
 
 /** A mailbox in one SQLite file. */
 export class SqliteMailbox implements Mailbox {
