@@ -12,6 +12,8 @@ import { encodings } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
 import { runId, scaledRelayEnv, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
+import { envelope, pairBox, RawClient } from "./raw_client.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 const cli = runCliOk;
 
@@ -115,6 +117,39 @@ await servicesTest(
       await a.stop("SIGKILL");
       await Deno.remove(home, { recursive: true });
     }
+  },
+  { sanitizeResources: false, sanitizeOps: false },
+);
+
+await servicesTest(
+  "multi-relay: what a reader on another relay acked live is gone from Redis (no ack overtakes its put)",
+  async (svc) => {
+    const env = scaledRelayEnv(svc, "acks");
+    await using a = await RelayProcess.start({ env });
+    await using b = await RelayProcess.start({ env });
+    const box = pairBox();
+    await using reader = await RawClient.reader(b.url, box);
+    await authenticatedOn(b, 1);
+    await using sender = await RawClient.connect(a.url);
+    const sent = Array.from({ length: 100 }, () => envelope(box));
+    // The reader acks each envelope the moment it arrives, as a live client does.
+    const got = new Set<string>();
+    const reading = (async () => {
+      while (got.size < sent.length) {
+        const f = await reader.next("deliver", 10_000);
+        got.add(f.envelope.id);
+        reader.ack(box, [f.envelope.id]);
+      }
+    })();
+    for (const e of sent) {
+      sender.sendEnvelope(e);
+      await delay(2);
+    }
+    for (const e of sent) assert.equal((await sender.next("accepted", 10_000)).id, e.id);
+    await reading;
+    await delay(500); // the acks' linger and script call
+    await using again = await RawClient.connect(b.url);
+    assert.deepEqual(await again.openAndSync(box), [], "acked envelopes stayed stored");
   },
   { sanitizeResources: false, sanitizeOps: false },
 );

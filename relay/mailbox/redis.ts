@@ -224,8 +224,6 @@ const stderrLogger: RedisMailboxLogger = {
 
 /** Acks wait this long for others to share their script call (see {@linkcode RedisMailbox.ack}). */
 export const ACK_LINGER_MS = 5;
-/** Puts wait this long for others to share Redis's write and fsync (see {@linkcode RedisMailbox.put}). */
-export const PUT_LINGER_MS = 10;
 /** Most ack calls in one script call. */
 const MAX_ACKS_PER_CALL = 200;
 
@@ -276,9 +274,6 @@ export class RedisMailbox implements Mailbox {
   #acks: Array<{ mailboxId: string; ids: readonly string[]; done: (n: number | Error) => void }> =
     [];
   #ackTimer?: ReturnType<typeof setTimeout>;
-  /** Puts waiting for {@linkcode PUT_LINGER_MS}: each starts its script call. */
-  #puts: Array<() => void> = [];
-  #putTimer?: ReturnType<typeof setTimeout>;
   #connecting: Promise<void> | undefined;
   /** The last put was refused because Redis is at maxmemory (cleared by a put that lands). */
   #oom = false;
@@ -474,13 +469,6 @@ export class RedisMailbox implements Mailbox {
     );
   }
 
-  /**
-   * A put waits {@linkcode PUT_LINGER_MS} for others, and they go out in one write: Redis runs
-   * them in one pass of its event loop and, with `appendfsync always`, fsyncs once for all of
-   * them. Live readers do not wait for it (the router announces a pair mailbox's envelope while
-   * it is stored), only the sender's `accepted` does. Acks and reads send the waiting puts first,
-   * so an ack of an id is never applied before the put of it that this relay started earlier.
-   */
   async put(
     mailboxId: string,
     envelope: { id: string; raw: string },
@@ -489,28 +477,22 @@ export class RedisMailbox implements Mailbox {
     const { maxCount, maxBytes, maxAgeMs, inbox } = this.#limits;
     // When the newest envelope expires (an hour granularity, as the stored times).
     const expireAt = roundDown(Date.now(), HOUR_MS) + maxAgeMs + 2 * HOUR_MS;
-    if (this.#closed) throw new BackendUnavailableError("Redis mailbox is closed");
-    const r = await new Promise<[number, number?, number?]>((resolve, reject) => {
-      this.#puts.push(() =>
-        this.#run(() =>
-          this.#scripts.chatPut(
-            ...this.#keys(mailboxId),
-            this.#regKey(mailboxId),
-            envelope.id,
-            envelope.raw,
-            roundDown(options.now ?? Date.now(), HOUR_MS),
-            maxCount,
-            maxBytes,
-            inbox.maxCount,
-            inbox.maxBytes,
-            expireAt,
-            mailboxId,
-            options.inbox ? "1" : "0",
-          )
-        ).then(resolve, reject)
-      );
-      this.#putTimer ??= setTimeout(() => this.#sendPuts(), PUT_LINGER_MS);
-    });
+    const r = await this.#run(() =>
+      this.#scripts.chatPut(
+        ...this.#keys(mailboxId),
+        this.#regKey(mailboxId),
+        envelope.id,
+        envelope.raw,
+        roundDown(options.now ?? Date.now(), HOUR_MS),
+        maxCount,
+        maxBytes,
+        inbox.maxCount,
+        inbox.maxBytes,
+        expireAt,
+        mailboxId,
+        options.inbox ? "1" : "0",
+      )
+    );
     this.#oom = false;
     switch (r[0]) {
       case 0:
@@ -572,7 +554,6 @@ export class RedisMailbox implements Mailbox {
    * resolves when it is answered.
    */
   #sendAcks(): Promise<void> {
-    this.#sendPuts();
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
     if (this.#acks.length === 0) return Promise.resolve();
@@ -588,13 +569,6 @@ export class RedisMailbox implements Mailbox {
       (removed) => batch.forEach((a, i) => a.done(Number(removed[i] ?? 0))),
       (e: Error) => batch.forEach((a) => a.done(e)),
     );
-  }
-
-  /** Starts the waiting puts' script calls now, in the order they were made. */
-  #sendPuts(): void {
-    clearTimeout(this.#putTimer);
-    this.#putTimer = undefined;
-    for (const start of this.#puts.splice(0)) start();
   }
 
   async depth(mailboxId: string): Promise<{ count: number; bytes: number }> {

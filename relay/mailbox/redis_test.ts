@@ -374,7 +374,7 @@ await servicesTest(
 );
 
 await servicesTest(
-  "redis mailbox: acks of one moment share one script call; reads and close() send waiting acks (and puts before them) first",
+  "redis mailbox: acks of one moment share one script call; reads and close() send waiting acks first; an ack never overtakes a put",
   async ({ redisUrl }) => {
     const prefix = `chat-test-${RUN}-acks:`;
     const m = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix });
@@ -413,7 +413,7 @@ await servicesTest(
       assert.equal(await acked, 1);
 
       // An ack made right after a put of that id, both unanswered, is applied after the put,
-      // even when a read sends the ack at once (a put waits PUT_LINGER_MS before it goes out).
+      // even when a read sends the ack at once: a put goes out at once, never behind an ack.
       const put = m.put("box2", { id: "id-fresh", raw: "{}" });
       const ackedFresh = m.ack("box2", ["id-fresh"]);
       assert.deepEqual(await m.pending("box2"), []);
