@@ -1,7 +1,7 @@
 /**
  * Delivery: `accept` writes an envelope to its mailbox (durable) and announces it on the bus (for
- * a pair mailbox while the write is under way, for a request inbox after it); every relay holding
- * a live socket for that mailbox pushes it. The router knows the sockets of this relay only, and
+ * a pair mailbox known to be registered while the write is under way, otherwise after it); every
+ * relay holding a live socket for that mailbox pushes it. The router knows the sockets of this relay only, and
  * routes by opaque mailbox id (the envelope's `to`).
  *
  * @module
@@ -9,7 +9,12 @@
 import { type EnvelopeV2, serializeEnvelopeV2 } from "@chat-p2p/protocol";
 import type { Bus } from "../ports/bus.ts";
 import type { Mailbox, MailboxKind, StoredEnvelope } from "../ports/mailbox.ts";
-import { BackendUnavailableError, errorMessage } from "../ports/errors.ts";
+import {
+  BackendUnavailableError,
+  errorMessage,
+  MailboxFullError,
+  UnknownMailboxError,
+} from "../ports/errors.ts";
 import { type Logger, OutageLog } from "../infra/log.ts";
 import type { Metrics } from "../infra/metrics.ts";
 
@@ -19,6 +24,12 @@ export interface Recipient {
   push(mailboxId: string, id: string, raw: string): void;
 }
 
+/**
+ * Most pair mailboxes the router remembers as registered (about 5 MB); one it forgot is stored
+ * first again, then announced, until a put of it succeeds.
+ */
+export const KNOWN_MAILBOXES = 100_000;
+
 /** Routes envelopes between sessions, the mailbox and the bus. */
 export class Router {
   readonly mailbox: Mailbox;
@@ -26,6 +37,11 @@ export class Router {
   #log: Logger;
   #metrics?: Metrics;
   #local = new Map<string, Set<Recipient>>();
+  /**
+   * Pair mailboxes this relay saw registered (opened here, or a put stored): their envelopes are
+   * announced while they are written. Oldest forgotten past {@linkcode KNOWN_MAILBOXES}.
+   */
+  #known = new Set<string>();
   /** Backend refusals, reported per outage rather than per request (see OutageLog). */
   #refused: { send: OutageLog; ack: OutageLog; read: OutageLog; open: OutageLog };
 
@@ -96,19 +112,21 @@ export class Router {
    * may have been lost) and counts as accepted. Rejects with `UnknownMailboxError`,
    * `MailboxFullError` or `BackendUnavailableError`; then the client is told it was not accepted.
    *
-   * A pair mailbox's envelope is announced while the store writes it, so a live reader does not
-   * wait for the fsync; `accepted` still waits for both. A refused or failed store may therefore
-   * have reached a live reader already: the sender retries with the same id and the reader drops
-   * the duplicate. `inbox` (a request-inbox send, which needs no registration) stores first and
-   * announces only what was stored, so a full inbox pushes nothing to its owner.
+   * The envelope of a pair mailbox this relay knows to be registered is announced while the
+   * store writes it, so a live reader does not wait for the fsync; `accepted` still waits for
+   * both. A refused or failed store may therefore have reached a live reader already: the sender
+   * retries with the same id and the reader drops the duplicate. Anything else (a request inbox,
+   * `inbox`, which needs no registration; a mailbox this relay has not seen registered; one that
+   * was just refused as full) is stored first and announced only once stored, so a full inbox
+   * pushes nothing to its owner and sends to made-up mailbox ids never reach the bus.
    */
   async accept(envelope: EnvelopeV2, inbox = false): Promise<"stored" | "duplicate"> {
     const mailboxId = envelope.to;
     const raw = serializeEnvelopeV2(envelope);
     const put = this.#put(mailboxId, envelope.id, raw, inbox);
-    const announced = inbox
-      ? put.then(() => this.#publish(mailboxId, raw))
-      : this.#publish(mailboxId, raw);
+    const announced = !inbox && this.#known.has(mailboxId)
+      ? this.#publish(mailboxId, raw)
+      : put.then(() => this.#publish(mailboxId, raw));
     const [stored, published] = await Promise.allSettled([put, announced]);
     // The store's refusal names the reason (unknown, full); a failed publish only says "later".
     const err = stored.status === "rejected"
@@ -116,6 +134,12 @@ export class Router {
       : published.status === "rejected"
       ? published.reason
       : undefined;
+    if (!inbox) {
+      if (stored.status === "fulfilled") this.#remember(mailboxId);
+      else if (err instanceof UnknownMailboxError || err instanceof MailboxFullError) {
+        this.#known.delete(mailboxId);
+      }
+    }
     if (err !== undefined) {
       // Inline rather than through #watch: this runs for every message.
       if (err instanceof BackendUnavailableError) this.#refused.send.fail(err.message);
@@ -123,6 +147,14 @@ export class Router {
     }
     this.#refused.send.ok();
     return (stored as PromiseFulfilledResult<"stored" | "duplicate">).value;
+  }
+
+  #remember(mailboxId: string): void {
+    if (this.#known.has(mailboxId)) return;
+    this.#known.add(mailboxId);
+    if (this.#known.size > KNOWN_MAILBOXES) {
+      this.#known.delete(this.#known.values().next().value!);
+    }
   }
 
   async #put(
@@ -163,8 +195,9 @@ export class Router {
   }
 
   /** Registers a mailbox that was opened (or notes that it was opened again). */
-  open(mailboxId: string, kind: MailboxKind): Promise<void> {
-    return this.#watch(this.#refused.open, this.mailbox.register(mailboxId, kind));
+  async open(mailboxId: string, kind: MailboxKind): Promise<void> {
+    await this.#watch(this.#refused.open, this.mailbox.register(mailboxId, kind));
+    if (kind === "pair") this.#remember(mailboxId);
   }
 
   /** A page of pending envelopes, oldest first. */

@@ -81,26 +81,46 @@ Deno.test("router: a full request inbox refuses and announces nothing", async ()
   assert.equal(inbox.got.length, 1);
 });
 
-Deno.test("router: a full pair mailbox refuses the send (a live reader may have had it already)", async () => {
+Deno.test("router: a full pair mailbox refuses; after one refusal its sends are stored first", async () => {
   const { r, mailbox } = await router(
     new MemoryMailbox({ ...DEFAULT_MAILBOX_LIMITS, maxCount: 1 }),
   );
+  const inbox = new Inbox();
+  r.listen(BOB, inbox);
   await r.accept(envelope());
-  const e = envelope();
-  await assert.rejects(r.accept(e), MailboxFullError);
-  assert.deepEqual((await mailbox.pending(BOB)).map((x) => x.id).includes(e.id), false);
+  const refused = [envelope(), envelope()];
+  for (const e of refused) await assert.rejects(r.accept(e), MailboxFullError);
+  await announced();
+  const pending = (await mailbox.pending(BOB)).map((x) => x.id);
+  for (const e of refused) assert.equal(pending.includes(e.id), false);
+  // The first refusal was announced while the store refused it; the second was not.
+  assert.deepEqual(inbox.got.map(([id]) => id).slice(1), [refused[0].id]);
 });
 
-Deno.test("router: a pair mailbox's live reader gets the envelope while the store still writes it", async () => {
+Deno.test("router: sends to a mailbox never seen registered are stored first and never announced when refused", async () => {
+  const { r } = await router();
+  const inbox = new Inbox();
+  r.listen(ALICE, inbox);
+  await assert.rejects(r.accept(envelopeTo(ALICE)), UnknownMailboxError);
+  await announced();
+  assert.deepEqual(inbox.got, []);
+});
+
+/** A memory mailbox whose puts wait until `release()`. */
+function gatedMailbox(): { memory: MemoryMailbox; release: () => void } {
   const memory = new MemoryMailbox();
-  let release!: () => void;
-  const gate = new Promise<void>((res) => release = res);
-  const { r } = await router(memory);
+  const gate = Promise.withResolvers<void>();
   const put = memory.put.bind(memory);
   memory.put = async (...args) => {
-    await gate;
+    await gate.promise;
     return await put(...args);
   };
+  return { memory, release: gate.resolve };
+}
+
+Deno.test("router: a registered pair mailbox's live reader gets the envelope while the store still writes it", async () => {
+  const { memory, release } = gatedMailbox();
+  const { r } = await router(memory); // opens BOB
   const inbox = new Inbox();
   r.listen(BOB, inbox);
   let settled = false;
@@ -114,15 +134,8 @@ Deno.test("router: a pair mailbox's live reader gets the envelope while the stor
 });
 
 Deno.test("router: a request inbox's envelope is announced only once it is stored", async () => {
-  const memory = new MemoryMailbox();
-  let release!: () => void;
-  const gate = new Promise<void>((res) => release = res);
+  const { memory, release } = gatedMailbox();
   const { r } = await router(memory);
-  const put = memory.put.bind(memory);
-  memory.put = async (...args) => {
-    await gate;
-    return await put(...args);
-  };
   const inbox = new Inbox();
   r.listen(ALICE, inbox);
   const accepted = r.accept(envelopeTo(ALICE), true);
