@@ -268,6 +268,15 @@ export class Batcher<T, R> {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
+  /**
+   * Starts the queued items now instead of when `schedule` would have (no-op while a batch runs:
+   * they go next anyway). For a reader that must see them, and is not to wait out the schedule.
+   */
+  flush(): void {
+    if (this.#inFlight || this.#queue.length === 0) return;
+    this.#next();
+  }
+
   /** Rejects every queued (not yet running) item with `error`. */
   clear(error: unknown): void {
     for (const e of this.#queue.splice(0)) e.reject(error);

@@ -129,6 +129,23 @@ Deno.test("Batcher: maxItems and maxWeight split batches; a failed batch rejects
   assert.equal(await b.add("x".repeat(50)), 50);
 });
 
+Deno.test("Batcher.flush starts the queued batch without waiting for its schedule", async () => {
+  const batches: number[][] = [];
+  let scheduled: (() => void) | undefined;
+  const b = new Batcher<number, number>((items) => {
+    batches.push(items);
+    return Promise.resolve(items);
+  }, { schedule: (run) => void (scheduled = run) });
+  const ps = [b.add(1), b.add(2)];
+  assert.deepEqual(batches, [], "waits for its schedule");
+  b.flush();
+  assert.deepEqual(await Promise.all(ps), [1, 2]);
+  assert.deepEqual(batches, [[1, 2]]);
+  scheduled!(); // the schedule firing late finds nothing to do
+  await b.idle();
+  assert.deepEqual(batches, [[1, 2]]);
+});
+
 Deno.test("Batcher.clear rejects what is queued", async () => {
   const b = new Batcher<number, number>((items) => Promise.resolve(items), {
     schedule: () => {},

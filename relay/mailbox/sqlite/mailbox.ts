@@ -238,6 +238,7 @@ export class SqliteMailbox implements Mailbox {
    * so the last one queued is enough.
    */
   async #writesDone(): Promise<void> {
+    this.#writes.flush(); // a read does not wait out the group-commit wait
     const last = this.#lastWrite;
     if (last) await last.catch(() => {});
   }
@@ -375,6 +376,7 @@ export class SqliteMailbox implements Mailbox {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#writes.flush(); // shutdown does not wait out the group-commit wait
       await this.#writes.idle();
       // A writer that does not answer within 10 s is terminated anyway: SQLite's WAL makes an
       // unfinished close safe, and shutdown must not hang on it.

@@ -54,6 +54,24 @@ Deno.test("sqlite mailbox: writes within groupCommitMs of the first share its co
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("sqlite mailbox: a read sends the writes waiting for company at once and sees them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  const m = new SqliteMailbox(join(dir, "mailbox.db"), DEFAULT_MAILBOX_LIMITS, {
+    groupCommitMs: 60_000,
+  });
+  try {
+    const t0 = performance.now();
+    const registered = m.register("alice", "pair");
+    const put = m.put("alice", { id: "id-000001", raw: "{}" });
+    assert.deepEqual((await m.pending("alice")).map((e) => e.id), ["id-000001"]);
+    await Promise.all([registered, put]);
+    assert.ok(performance.now() - t0 < 30_000, "the read waited out the commit wait");
+  } finally {
+    await m.close();
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("sqlite mailbox: a put after close is refused, not lost silently", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
   const m = new SqliteMailbox(join(dir, "mailbox.db"));
