@@ -66,7 +66,7 @@ export interface SqliteMailboxOptions {
 }
 
 /** Default least time between two commits' starts. */
-export const GROUP_COMMIT_MS = 10;
+export const GROUP_COMMIT_MS = 20;
 
 /** A mailbox in one SQLite file. */
 export class SqliteMailbox implements Mailbox {
@@ -88,8 +88,8 @@ export class SqliteMailbox implements Mailbox {
    * a write less than `groupCommitMs` after the last batch began waits for the rest of that time
    * with whatever else comes. Live readers do not wait for a commit (the router announces a pair
    * mailbox's envelope while it is written), only the sender's `accepted` does, so under load
-   * fewer, larger commits are the better trade: at 1,000 msg/s the relay spends about 40% less CPU
-   * per message than when it committed at once, p99 unchanged (bench/README.md, finding 7). A
+   * fewer, larger commits are the better trade: at 1,000 msg/s the relay spends about half the CPU
+   * per message it spent when it committed at once, p99 unchanged (bench/README.md, finding 7). A
    * write after a quiet spell (a lone `send`) goes at once.
    */
   #writes: Batcher<WriteOp, WriteResult>;
