@@ -120,6 +120,8 @@ export class Session implements Recipient {
   #closed = false;
   #challenge = toBase64(randomBytes(CHALLENGE_BYTES));
   #opened = new Map<string, Opened>();
+  /** Mailboxes whose open is being checked (signature, registration), not yet in #opened. */
+  #opening = new Set<string>();
   #frames: TokenBucket;
 
   /** `ip` keys the request-inbox send budget. */
@@ -286,7 +288,8 @@ export class Session implements Recipient {
     // register) an id without the key it names.
     const key = fromBase64(f.key)!; // the parser checked it is a key
     const mailbox = toBase64(mailboxIdFor(f.kind, key));
-    if (!this.#opened.has(mailbox) && this.#opened.size >= this.#opt.maxMailboxes) {
+    const fresh = !this.#opened.has(mailbox) && !this.#opening.has(mailbox);
+    if (fresh && this.#opened.size + this.#opening.size >= this.#opt.maxMailboxes) {
       // Checked before the signature: a socket cannot make the relay hold (or verify) without end.
       // Counted in errors_total{code="too_many_mailboxes"}.
       return this.#error(
@@ -296,11 +299,17 @@ export class Session implements Recipient {
         { mailbox },
       );
     }
-    if (!(await this.#verifyOpen(f, key, mailbox)) || this.#closed) return;
+    // Opens in flight count toward the cap too: frames are handled without waiting for the last.
+    if (fresh) this.#opening.add(mailbox);
     try {
-      await this.#router.open(mailbox, f.kind);
-    } catch (err) {
-      return this.#unreadable(err, mailbox);
+      if (!(await this.#verifyOpen(f, key, mailbox)) || this.#closed) return;
+      try {
+        await this.#router.open(mailbox, f.kind);
+      } catch (err) {
+        return this.#unreadable(err, mailbox);
+      }
+    } finally {
+      if (fresh) this.#opening.delete(mailbox);
     }
     if (this.#closed) return;
     this.#metrics?.inc("mailboxes_opened_total", { kind: f.kind });

@@ -305,13 +305,15 @@ Deno.test("session: backend refusals map to mailbox_full and unavailable, with t
   const c = r.connect();
   await open(c, box);
   const sender = r.connect();
-  await sender.s.onMessage(sendText(envelope(box)));
+  const first = envelope(box);
+  await sender.s.onMessage(sendText(first));
   const second = envelope(box);
   await sender.s.onMessage(sendText(second));
   const [accepted, full] = sender.t.take();
   assert.equal(accepted.type, "accepted");
   assert.deepEqual([full.code, full.id], ["mailbox_full", second.id]);
-  c.t.take();
+  // The mailbox was known (opened here), so both were announced while stored, the refused one too.
+  assert.deepEqual(c.t.take().map((f) => f.envelope?.id), [first.id, second.id]);
 
   mailbox.put = () => Promise.reject(new BackendUnavailableError("disk on fire"));
   const third = envelope(box);
@@ -320,7 +322,7 @@ Deno.test("session: backend refusals map to mailbox_full and unavailable, with t
   assert.deepEqual([down.code, down.id], ["unavailable", third.id]);
   assert.doesNotMatch(down.message, /disk on fire/, "backend details stay in the relay's log");
   // After the mailbox_full refusal the router stores this mailbox's envelopes first again
-  // (Router.accept), so the open reader was pushed nothing the store failed to take.
+  // (Router.accept), so the send after it that the store failed was pushed to nobody.
   assert.deepEqual(c.t.take(), []);
 
   mailbox.ack = () => Promise.reject(new BackendUnavailableError("still on fire"));
@@ -504,4 +506,18 @@ Deno.test("session: a socket opens at most maxMailboxes; one more is refused, re
   await open(c, a); // an open mailbox may be opened again (to drain again)
   assert.equal(c.t.closedWith, undefined, "the socket stays open");
   await open(r.connect(), third); // the cap is per socket
+});
+
+Deno.test("session: opens sent back to back count toward maxMailboxes before any is done", async () => {
+  using r = await relay(new MemoryMailbox(), { maxMailboxes: 2 });
+  const c = r.connect();
+  const boxes = [pairBox(), pairBox(), pairBox(), pairBox()];
+  const texts = await Promise.all(boxes.map((b) => openText(c, b)));
+  await Promise.all(texts.map((t) => c.s.onMessage(t)));
+  const frames = c.t.take();
+  const opened = frames.filter((f) => f.type === "opened").map((f) => f.mailbox);
+  const refused = frames.filter((f) => f.code === "too_many_mailboxes").map((f) => f.mailbox);
+  // Checks finish in any order; the first two frames took the two places.
+  assert.deepEqual(opened.sort(), [boxes[0].id, boxes[1].id].sort());
+  assert.deepEqual(refused.sort(), [boxes[2].id, boxes[3].id].sort());
 });
