@@ -242,13 +242,19 @@ export function servicesDir(): string {
   return Deno.env.get("CHAT_SERVICES_DIR") ?? join(ROOT, ".services");
 }
 
-/** The pid scripts/services.sh recorded for `which` (undefined when it has none). */
+/**
+ * The pid scripts/services.sh recorded for `which`: undefined when it has none, or while the
+ * pidfile is empty or being written (a 0 or NaN would make `Deno.kill` hit the test runner's
+ * own process group).
+ */
 export function servicePid(which: "kafka" | "redis"): number | undefined {
+  let n: number;
   try {
-    return Number(Deno.readTextFileSync(join(servicesDir(), which, `${which}.pid`)).trim());
+    n = Number(Deno.readTextFileSync(join(servicesDir(), which, `${which}.pid`)).trim());
   } catch {
     return undefined;
   }
+  return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
 /**

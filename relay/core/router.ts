@@ -28,7 +28,7 @@ export interface Recipient {
  * Most pair mailboxes the router remembers as registered (about 5 MB); one it forgot is stored
  * first again, then announced, until a put of it succeeds.
  */
-export const KNOWN_MAILBOXES = 100_000;
+const KNOWN_MAILBOXES = 100_000;
 
 /** Routes envelopes between sessions, the mailbox and the bus. */
 export class Router {

@@ -5,6 +5,7 @@ import { SqliteMailbox } from "./mailbox.ts";
 import { mailboxContract } from "../contract.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../../ports/mailbox.ts";
 import { BackendUnavailableError } from "../../ports/errors.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 mailboxContract("sqlite", async (limits) => {
   const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
@@ -40,13 +41,13 @@ Deno.test("sqlite mailbox: a write after a quiet spell commits at once; writes w
     });
     try {
       await m.register("alice", "pair");
-      await new Promise((res) => setTimeout(res, wait + 10)); // quiet
+      await delay(wait + 10); // quiet
       const before = m.stats.commits;
       const t0 = performance.now();
       assert.equal(await m.put("alice", { id: "id-000001", raw: "{}" }), "stored");
       assert.ok(performance.now() - t0 < 250, "the first after a quiet spell waited");
       const second = m.put("alice", { id: "id-000002", raw: "{}" });
-      await new Promise((res) => setTimeout(res, 20));
+      await delay(20);
       const third = m.put("alice", { id: "id-000003", raw: "{}" });
       assert.deepEqual(await Promise.all([second, third]), ["stored", "stored"]);
       assert.equal(m.stats.commits - before, commits, `groupCommitMs ${wait}`);
