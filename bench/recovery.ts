@@ -3,8 +3,9 @@
  * Redis carries a steady stream of sends (one every 50 ms, each waiting for its answer) to a
  * recipient connected live; the broker (or Redis) is stopped, cleanly or with SIGKILL, for a few
  * seconds and started again. Reports how long refused sends waited for `unavailable`, and how
- * long after `services.sh up` returned live pushes resumed. The chaos test asserts bounds; this
- * prints the figures.
+ * long after `services.sh up` returned live pushes resumed. It prints the figures; comparing them
+ * with issue 12's targets (1 s, 3 s) is the reader's job. The chaos test only guards against
+ * hangs (10 s, 30 s).
  *
  * Usage: deno run -A bench/recovery.ts [--rounds 3] [--down-ms 3000] [--which kafka|redis]
  * Needs the services (scripts/services.sh; KAFKA_BROKERS and REDIS_URL, or it starts them).

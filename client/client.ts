@@ -1,7 +1,7 @@
 /**
  * {@linkcode ChatClient}: the client library in one object, for a bot or a UI. It owns a
  * profile's store, a {@linkcode ReconnectingRelay} (a sender socket, an inbox socket that opens
- * only the request inbox, and a reader socket that opens every contact's pair mailbox: no socket
+ * only the request inbox, and a reader socket that opens the pair mailbox of every contact and of every peer with history: no socket
  * ties the identity to its pair mailboxes), the {@linkcode Outbox} and the
  * {@linkcode Inbox}: `send` returns a message id at once and the outbox takes it from there
  * (encrypted and in history first, then the relay, again after every reconnect, until accepted
@@ -342,8 +342,9 @@ export class ChatClient {
    * returns; the outbox sends it, now or once connected, and reports `accepted`, `retry` or
    * `failed` events. Earlier messages to the same peer still queued in history go first. Throws
    * `unknown_contact`; `empty_message`, `message_too_long` or `message_too_large` for a text that
-   * {@linkcode checkMessage} refuses; `frame_too_large` for one too large for this relay's frames
-   * (nothing is written then).
+   * {@linkcode checkMessage} refuses; `frame_too_large` for one too large for the client's own frame
+   * limit (nothing is written then). One that only the relay's smaller announced limit
+   * (`hello.max_frame_bytes`) refuses is in history first and then fails (`failed` event).
    */
   send(to: string, text: string): string {
     this.#assertOpen();

@@ -1,5 +1,5 @@
 /**
- * The mailboxes of a profile: its public request inbox, and per contact the two pair mailboxes
+ * The mailboxes of a profile: its public request inbox, and per peer the two pair mailboxes
  * (epoch 0) of protocol v2, the one I send to (me → peer) and the one I read (peer → me).
  *
  * Deriving a pair costs an X25519 and two Ed25519 key generations, so each pair is derived once
@@ -51,7 +51,7 @@ export interface SendMailbox {
   boxKey: Uint8Array;
 }
 
-/** A mailbox the reader socket opens. */
+/** A mailbox a profile reads: its request inbox (inbox socket) or a pair mailbox (reader socket). */
 export type ReadMailbox =
   | { kind: "inbox"; idText: string }
   | { kind: "pair"; idText: string; peer: string };

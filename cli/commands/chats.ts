@@ -13,7 +13,7 @@ import { unlockFiles } from "../ui/passphrase.ts";
 const USAGE = `Usage: chat-p2p chats [--json]
        chat-p2p inbox [--json]
 
-Lists your conversations, the one with the latest message first: who (a contact's name, or the
+Lists your conversations, the one whose last message arrived last first: who (a contact's name, or the
 fingerprint of a key that is not one any more), how many of their messages you have not
 read, and the last message. A message counts as read once it was shown to you: by \`chat\`, by
 \`history\`, or in the output of \`sync\` or \`listen\`. Open one with \`chat-p2p chat <name>\`

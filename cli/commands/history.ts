@@ -21,9 +21,7 @@ const USAGE = `Usage: chat-p2p history <contact> [--json]
 Prints the conversation with <contact> in arrival order, with time, direction and delivery state.
 <contact> is a contact name, or the base64 key or fingerprint of someone not saved as a contact
 (a contact you removed: history is kept under the key; first messages from strangers are
-requests, see \`chat-p2p requests\`). Messages are in the order they were written
-(the sender's clock); those written at the same time stay in the order they arrived. Their
-messages count as read once printed (see \`chat-p2p chats\`).
+requests, see \`chat-p2p requests\`). Their messages count as read once printed (see \`chat-p2p chats\`).
 
 States of messages you sent: sending (no answer from the relay), ✓ accepted (the relay stored
 it), ✓✓ delivered (your contact's client stored it), failed.

@@ -216,8 +216,8 @@ export interface ConversationSummary {
 }
 
 /**
- * Every conversation with at least one message, contacts and strangers alike, the one with the
- * latest message first.
+ * Every conversation with at least one message, contacts and strangers alike, the one whose last
+ * message was stored last first.
  */
 export function conversations(
   store: ProfileStore,

@@ -3,9 +3,10 @@
  *
  * Writes go to a Worker that owns the write connection (`writer_worker.ts`), so a commit's
  * fsync waits there while the relay's event loop goes on routing. At most one batch is in the
- * writer at a time, and batches start at least {@linkcode GROUP_COMMIT_MS} apart: puts, acks and
- * sweeps that arrive meanwhile are sent together as the next batch, one transaction and one fsync
- * (group commit). A write after a quiet spell goes at once. Each put still resolves only after
+ * writer at a time: puts, acks and sweeps that arrive while it commits are sent together as the
+ * next batch as soon as it ends, one transaction and one fsync (group commit). A write that finds
+ * the writer idle less than {@linkcode GROUP_COMMIT_MS} after the last batch began waits for the
+ * rest of that time, with whatever else comes; one after a quiet spell goes at once. Each put still resolves only after
  * its transaction is durable. Reads (`pending`, `depth`) use a second connection on this
  * thread; WAL lets them run beside the writer, and each first waits for the writes queued before
  * it. The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox, and
@@ -59,13 +60,14 @@ export interface SqliteMailboxOptions {
   /** The writer's module; tests swap it for one that fails. */
   writer?: URL;
   /**
-   * Least time between the starts of two batches, which writes in between wait for (default
-   * {@linkcode GROUP_COMMIT_MS}; 0: the next event-loop turn after the last batch).
+   * How long after a batch began a write that finds the writer idle waits before the next one
+   * (default {@linkcode GROUP_COMMIT_MS}; 0: the next event-loop turn). Writes queued while a
+   * batch runs go as soon as it ends.
    */
   groupCommitMs?: number;
 }
 
-/** Default least time between two commits' starts. */
+/** Default of `groupCommitMs`. */
 export const GROUP_COMMIT_MS = 20;
 
 /** A mailbox in one SQLite file. */
@@ -85,9 +87,10 @@ export class SqliteMailbox implements Mailbox {
   #nextCall = 1;
   /**
    * Group commit: at most one batch in the writer; writes queued meanwhile go together next, and
-   * a write less than `groupCommitMs` after the last batch began waits for the rest of that time
-   * with whatever else comes. Live readers do not wait for a commit (the router announces a pair
-   * mailbox's envelope while it is written), only the sender's `accepted` does, so under load
+   * a write that finds the writer idle less than `groupCommitMs` after the last batch began waits
+   * for the rest of that time with whatever else comes. Live readers of a pair mailbox the router
+   * knows do not wait for a commit (it announces the envelope while it is written), only the
+   * sender's `accepted` does, so under load
    * fewer, larger commits are the better trade: at 1,000 msg/s the relay spends about half the CPU
    * per message it spent when it committed at once, p99 unchanged (bench/README.md, finding 7). A
    * write after a quiet spell (a lone `send`) goes at once.
