@@ -139,6 +139,35 @@ Deno.test("base64ByteLength agrees with fromBase64 on valid and invalid text", (
   }
 });
 
+Deno.test("base64ByteLength accepts exactly what the RFC 4648 canonical grammar accepts", () => {
+  // The grammar as a regular expression (what the relay used before the table-driven loop): four
+  // alphabet characters at a time, then an optional padded last group whose unused bits are zero.
+  const grammar =
+    /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$/;
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const odd = ["=", "-", "_", " ", "\n", "\0", "é", "\u{1F600}", "\u0141", "A", "/"];
+  const expected = (t: string) =>
+    grammar.test(t) ? (t.length / 4) * 3 - (t.split("=").length - 1) : undefined;
+  let accepted = 0, refused = 0;
+  for (let i = 0; i < 20_000; i++) {
+    let t = toBase64(randomBytes(i % 13));
+    const edits = randomBytes(1)[0] % 3; // most texts get one or two edits, some none
+    for (let e = 0; e < edits; e++) {
+      const [where, what] = randomBytes(2);
+      const at = t.length === 0 ? 0 : where % (t.length + 1);
+      const c = what % 2 === 0 ? alphabet[what % 64] : odd[what % odd.length];
+      t = what % 3 === 0 ? t.slice(0, at) + c + t.slice(at + 1) : t.slice(0, at) + c + t.slice(at);
+    }
+    const want = expected(t);
+    assert.equal(base64ByteLength(t), want, JSON.stringify(t));
+    assert.equal(fromBase64(t)?.length, want, JSON.stringify(t));
+    if (want === undefined) refused++;
+    else accepted++;
+  }
+  // Both sides of the boundary were exercised, not just one.
+  assert.ok(accepted > 2_000 && refused > 2_000, `${accepted} accepted, ${refused} refused`);
+});
+
 Deno.test("isPublicKeyText answers as decodePublicKey does, also when asked again", () => {
   const good = toBase64(generateKeyPair().publicKey);
   const weak = toBase64(new Uint8Array(32));
