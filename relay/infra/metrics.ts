@@ -16,26 +16,40 @@ interface Histogram {
 }
 
 const UNSAFE = /["\\\n]/g;
-const keys = new Map<string, string>();
+/** Label name → value → series key, for one-label sets (the usual case). */
+const keys = new Map<string, Map<string, string>>();
+let cached = 0;
 
 /**
- * The series key of a label set: `a="x",b="y"`, names sorted. Called for every frame, so the
- * text of the usual one-label sets is cached (label values are a small fixed set by design).
+ * The series key of a label set: `a="x",b="y"`, names sorted. Called several times for every
+ * message, so the key of a one-label set is looked up by name and value without building a string
+ * (label values are a small fixed set by design; at most 1,024 are kept).
  */
 function key(labels: Labels): string {
-  const ks = Object.keys(labels);
-  if (ks.length === 0) return "";
-  if (ks.length === 1) {
-    const v = labels[ks[0]];
-    const memo = ks[0] + "\0" + v;
-    let k = keys.get(memo);
-    if (k === undefined) {
-      k = `${ks[0]}="${v.replace(UNSAFE, "_")}"`;
-      if (keys.size < 1024) keys.set(memo, k);
-    }
-    return k;
+  let name: string | undefined;
+  for (const k in labels) {
+    if (name !== undefined) return manyKey(labels);
+    name = k;
   }
-  return ks.sort().map((k) => `${k}="${labels[k].replace(UNSAFE, "_")}"`).join(",");
+  if (name === undefined) return "";
+  const v = labels[name];
+  let byValue = keys.get(name);
+  let k = byValue?.get(v);
+  if (k === undefined) {
+    k = `${name}="${v.replace(UNSAFE, "_")}"`;
+    if (cached < 1024) {
+      if (!byValue) keys.set(name, byValue = new Map());
+      byValue.set(v, k);
+      cached++;
+    }
+  }
+  return k;
+}
+
+function manyKey(labels: Labels): string {
+  return Object.keys(labels).sort().map((k) => `${k}="${labels[k].replace(UNSAFE, "_")}"`).join(
+    ",",
+  );
 }
 
 /** The relay's metrics. Names are prefixed `chat_relay_` on output. */
