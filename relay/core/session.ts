@@ -193,8 +193,12 @@ export class Session implements Recipient {
       this.#error("binary_frame", "binary frames are not part of the protocol; send JSON text");
       return;
     }
-    const size = utf8Length(data);
-    if (size > this.#opt.maxFrameBytes) return this.#tooBig(size);
+    // A UTF-16 code unit is at most 3 UTF-8 bytes: a frame that short cannot be over the limit,
+    // so the usual frame is not scanned.
+    if (data.length * 3 > this.#opt.maxFrameBytes) {
+      const size = utf8Length(data);
+      if (size > this.#opt.maxFrameBytes) return this.#tooBig(size);
+    }
     const parsed = parseClientFrameV2(data);
     if (!parsed.ok) {
       this.#metrics?.inc("frames_in_total", { type: "invalid" });

@@ -392,6 +392,14 @@ Deno.test("session: frame limits: too large closes 1009, binary and bad JSON are
   await c.s.onMessage("{nope");
   await c.s.onMessage(JSON.stringify({ v: 2, type: "ping", nonce: "n1" }));
   assert.deepEqual(c.t.take().map((f) => f.code ?? f.type), ["binary_frame", "bad_json", "pong"]);
+  // The limit is in UTF-8 bytes: 500 two-byte characters fit in 1,024 bytes, 513 do not.
+  await c.s.onMessage("é".repeat(500));
+  assert.deepEqual(c.t.take().map((f) => f.code ?? f.type), ["bad_json"]);
+  assert.equal(c.t.closedWith?.code, undefined, "still open");
+  const over = r.connect();
+  await over.s.onMessage("é".repeat(513));
+  assert.equal(over.t.take()[0].code, "frame_too_large");
+  assert.equal(over.t.closedWith?.code, 1009);
   await c.s.onMessage("x".repeat(1025));
   assert.equal(c.t.take()[0].code, "frame_too_large");
   assert.equal(c.t.closedWith?.code, 1009);
