@@ -67,6 +67,12 @@ export interface SqliteMailboxOptions {
   groupCommitMs?: number;
 }
 
+type PutOp = Extract<WriteOp, { op: "put" }>;
+
+function putKey(mailbox: string, id: string): string {
+  return mailbox + " " + id; // a mailbox id is base64, without spaces
+}
+
 /** Default of `groupCommitMs`. */
 export const GROUP_COMMIT_MS = 20;
 
@@ -74,8 +80,11 @@ export const GROUP_COMMIT_MS = 20;
 export class SqliteMailbox implements Mailbox {
   readonly kind = "sqlite";
   readonly path: string;
-  /** Batches handed to the writer, each one transaction (for the group-commit test). */
-  readonly stats = { commits: 0 };
+  /**
+   * Batches handed to the writer, each one transaction (for the group-commit test), and puts
+   * withdrawn by an ack before they were written.
+   */
+  readonly stats = { commits: 0, withdrawn: 0 };
   #db: DatabaseSync;
   #limits: MailboxLimits;
   #worker: Worker;
@@ -100,6 +109,13 @@ export class SqliteMailbox implements Mailbox {
   #lastBatch = -Infinity;
   /** The write queued last (reads wait for it). */
   #lastWrite: Promise<unknown> | undefined;
+  /**
+   * Puts queued and not yet handed to the writer, by mailbox and envelope id: an ack that finds
+   * its envelope here withdraws the put (see {@linkcode ack}).
+   */
+  #queuedPuts = new Map<string, PutOp[]>();
+  /** Queued puts an ack withdrew: never written, answered `stored`. */
+  #withdrawn = new WeakSet<PutOp>();
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Over all mailboxes, as of the writer's last reply. */
@@ -257,8 +273,31 @@ export class SqliteMailbox implements Mailbox {
     if (last) await last.catch(() => {});
   }
 
-  /** Sends one batch to the writer: one transaction, one result per op. */
+  /**
+   * Sends one batch to the writer: one transaction, one result per op. Puts withdrawn by an ack
+   * are left out (answered `stored`); a batch of nothing else sends nothing.
+   */
   async #commit(ops: WriteOp[]): Promise<WriteResult[]> {
+    let withdrawn = 0;
+    for (const o of ops) {
+      if (o.op !== "put") continue;
+      // From here on the put is the writer's: an ack no longer withdraws it, it deletes it.
+      const key = putKey(o.mailbox, o.id);
+      const queued = this.#queuedPuts.get(key);
+      if (queued && queued.length > 1) queued.splice(queued.indexOf(o), 1);
+      else this.#queuedPuts.delete(key);
+      if (this.#withdrawn.has(o)) withdrawn++;
+    }
+    this.stats.withdrawn += withdrawn;
+    const sent = withdrawn === 0 ? ops : ops.filter((o) => !this.#withdrawn.has(o as PutOp));
+    if (sent.length === 0) return ops.map(() => "stored");
+    const results = await this.#write(sent);
+    if (withdrawn === 0) return results;
+    let next = 0;
+    return ops.map((o) => this.#withdrawn.has(o as PutOp) ? "stored" : results[next++]);
+  }
+
+  async #write(ops: WriteOp[]): Promise<WriteResult[]> {
     this.stats.commits++;
     this.#lastBatch = performance.now();
     let r: WriterReply;
@@ -298,14 +337,22 @@ export class SqliteMailbox implements Mailbox {
     envelope: { id: string; raw: string },
     options: PutOptions = {},
   ): Promise<"stored" | "duplicate"> {
-    const r = await this.#enqueue({
+    const op: PutOp = {
       op: "put",
       mailbox: mailboxId,
       id: envelope.id,
       raw: envelope.raw,
       now: options.now ?? Date.now(),
       ...(options.inbox ? { inbox: true } : {}),
-    });
+    };
+    const written = this.#enqueue(op);
+    if (!this.#closed) {
+      const key = putKey(mailboxId, envelope.id);
+      const queued = this.#queuedPuts.get(key);
+      if (queued) queued.push(op);
+      else this.#queuedPuts.set(key, [op]);
+    }
+    const r = await written;
     if (typeof r === "object") {
       if ("unknown" in r) throw new UnknownMailboxError("no such mailbox");
       if ("full" in r) throw new MailboxFullError(r.full);
@@ -339,8 +386,29 @@ export class SqliteMailbox implements Mailbox {
     }
   }
 
+  /**
+   * Deletes the acked envelopes. An envelope whose put is still queued (a live reader got it
+   * while the put waited for its commit) is never written: the put is withdrawn and answered
+   * `stored`, since the reader acks only what it has durably stored itself. So a message read
+   * live costs the file no insert, no deletion and no bytes in the WAL.
+   */
   async ack(mailboxId: string, ids: readonly string[]): Promise<number> {
-    return await this.#enqueue({ op: "ack", mailbox: mailboxId, ids: [...ids] }) as number;
+    let stored: string[] | undefined;
+    let unstored: string[] | undefined;
+    for (let i = 0; i < ids.length; i++) {
+      const key = putKey(mailboxId, ids[i]);
+      const queued = this.#queuedPuts.get(key);
+      if (queued) {
+        for (const op of queued) this.#withdrawn.add(op);
+        this.#queuedPuts.delete(key);
+        (unstored ??= []).push(ids[i]);
+        stored ??= ids.slice(0, i);
+      } else stored?.push(ids[i]);
+    }
+    const op: WriteOp = unstored
+      ? { op: "ack", mailbox: mailboxId, ids: stored!, unstored }
+      : { op: "ack", mailbox: mailboxId, ids: [...ids] };
+    return await this.#enqueue(op) as number;
   }
 
   async depth(mailboxId: string): Promise<{ count: number; bytes: number }> {

@@ -76,6 +76,46 @@ Deno.test("sqlite mailbox: a read sends the writes waiting for company at once a
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("sqlite mailbox: an ack of a put still waiting for its commit withdraws it: never written, answered stored", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  const m = new SqliteMailbox(join(dir, "mailbox.db"), DEFAULT_MAILBOX_LIMITS, {
+    groupCommitMs: 60_000,
+  });
+  try {
+    await m.register("alice", "pair"); // after a quiet spell: commits at once
+    // Within the commit wait, so it waits for company; a live reader acks it meanwhile.
+    const put = m.put("alice", { id: "id-000001", raw: '{"n":1}' });
+    const acked = m.ack("alice", ["id-000001", "id-absent"]);
+    assert.deepEqual(await m.pending("alice"), []); // a read sends the waiting writes at once
+    assert.equal(await put, "stored");
+    assert.equal(await acked, 1, "the withdrawn envelope counts as acked, the absent id not");
+    assert.equal(m.stats.withdrawn, 1);
+    // It never took a place in the file: the next put gets the mailbox's first sequence number.
+    const next = m.put("alice", { id: "id-000002", raw: '{"n":2}' });
+    assert.deepEqual((await m.pending("alice")).map((e) => [e.id, e.seq]), [["id-000002", 1]]);
+    assert.equal(await next, "stored");
+    // A resend of a stored envelope, acked while queued: the queued copy is withdrawn and the
+    // stored one deleted, so nothing is delivered again.
+    const resend = m.put("alice", { id: "id-000002", raw: '{"n":2}' });
+    const ackedAgain = m.ack("alice", ["id-000002"]);
+    assert.deepEqual(await m.pending("alice"), []);
+    assert.equal(await resend, "stored");
+    assert.equal(await ackedAgain, 1);
+    assert.deepEqual(await m.depth("alice"), { count: 0, bytes: 0 });
+    assert.deepEqual(await m.totals(), { count: 0, bytes: 0 });
+    // A put handed to the writer before the ack is written, and the ack deletes it.
+    const early = m.put("alice", { id: "id-000003", raw: '{"n":3}' });
+    await m.pending("alice");
+    assert.equal(await early, "stored");
+    const ackedLate = m.ack("alice", ["id-000003"]);
+    assert.deepEqual(await m.pending("alice"), []);
+    assert.equal(await ackedLate, 1);
+  } finally {
+    await m.close();
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("sqlite mailbox: a put after close is refused, not lost silently", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
   const m = new SqliteMailbox(join(dir, "mailbox.db"));

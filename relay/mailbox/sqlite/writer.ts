@@ -95,7 +95,16 @@ COMMIT;
  */
 export type WriteOp =
   | { op: "put"; mailbox: string; id: string; raw: string; now: number; inbox?: boolean }
-  | { op: "ack"; mailbox: string; ids: readonly string[] }
+  | {
+    op: "ack";
+    mailbox: string;
+    ids: readonly string[];
+    /**
+     * Acked ids whose queued put was withdrawn before it reached the writer: each counts as
+     * acked; a copy stored by an earlier put of the same id (a resend) is deleted all the same.
+     */
+    unstored?: readonly string[];
+  }
   | { op: "register"; mailbox: string; kind: MailboxKind; now: number }
   | { op: "sweep"; now: number }
   | { op: "restore" };
@@ -368,10 +377,15 @@ export class SqliteWriter {
         }
       }
       let n = 0;
-      for (let i = 0; i < o.ids.length; i += FULL_DISK_ACK_CHUNK) {
-        const ids = o.ids.slice(i, i + FULL_DISK_ACK_CHUNK);
-        n += this.#transaction([{ op: "ack", mailbox: o.mailbox, ids }])[0] as number;
-        this.#truncateWal();
+      for (const [list, unstored] of [[o.ids, false], [o.unstored ?? [], true]] as const) {
+        for (let i = 0; i < list.length; i += FULL_DISK_ACK_CHUNK) {
+          const ids = list.slice(i, i + FULL_DISK_ACK_CHUNK);
+          const op: WriteOp = unstored
+            ? { op: "ack", mailbox: o.mailbox, ids: [], unstored: ids }
+            : { op: "ack", mailbox: o.mailbox, ids };
+          n += this.#transaction([op])[0] as number;
+          this.#truncateWal();
+        }
       }
       return n;
     });
@@ -407,14 +421,9 @@ export class SqliteWriter {
         return this.#put(o);
       case "ack": {
         let n = 0;
-        for (const id of o.ids) {
-          const gone = this.#stmt.ack.get(o.mailbox, id) as { bytes: number } | undefined;
-          if (gone) {
-            n++;
-            this.#add(o.mailbox, -1, -gone.bytes);
-          }
-        }
-        return n;
+        for (const id of o.ids) if (this.#delete(o.mailbox, id)) n++;
+        for (const id of o.unstored ?? []) this.#delete(o.mailbox, id);
+        return n + (o.unstored?.length ?? 0);
       }
       case "register": {
         this.#stmt.register.run(o.mailbox, o.kind, roundDown(o.now, DAY_MS));
@@ -439,6 +448,13 @@ export class SqliteWriter {
         return { envelopes: gone.length, mailboxes: forgotten.length };
       }
     }
+  }
+
+  /** Deletes one envelope; whether it was there. */
+  #delete(mailbox: string, id: string): boolean {
+    const gone = this.#stmt.ack.get(mailbox, id) as { bytes: number } | undefined;
+    if (gone) this.#add(mailbox, -1, -gone.bytes);
+    return gone !== undefined;
   }
 
   /** Commits the open transaction (a seam: tests make it fail as a full disk would). */

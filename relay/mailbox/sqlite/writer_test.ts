@@ -74,6 +74,14 @@ Deno.test("sqlite writer: one batch applies registrations, puts, acks and sweeps
       "the registry holds the day of the last open",
     );
     db.close();
+    // Ids whose put was withdrawn count as acked, and a stored copy of one is deleted too.
+    const after = w.apply([
+      { op: "put", mailbox: "carol", id: "e", raw: "{2}", now, inbox: true },
+      { op: "ack", mailbox: "carol", ids: ["zzz"], unstored: ["c", "never-put"] },
+    ]);
+    assert.deepEqual(after, [{ full: "mailbox holds 1 messages (limit 1)" }, 2]);
+    assert.deepEqual(ids(path), ["c"]);
+    assert.deepEqual(w.totals(), { count: 1, bytes: 2 });
   } finally {
     w.close();
     await Deno.remove(dir, { recursive: true });
