@@ -6,8 +6,9 @@
  * writer at a time: puts, acks and sweeps that arrive while it commits are sent together as the
  * next batch as soon as it ends, one transaction and one fsync (group commit). A write that finds
  * the writer idle less than {@linkcode GROUP_COMMIT_MS} after the last batch began waits for the
- * rest of that time, with whatever else comes; one after a quiet spell goes at once. Each put still resolves only after
- * its transaction is durable. Reads (`pending`, `depth`) use a second connection on this
+ * rest of that time, with whatever else comes; one after a quiet spell goes at once. Each put still
+ * resolves only after its transaction is durable, unless an ack withdrew it first
+ * ({@linkcode SqliteMailbox.ack}). Reads (`pending`, `depth`) use a second connection on this
  * thread; WAL lets them run beside the writer, and each first waits for the writes queued before
  * it. The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox, and
  * sends the totals over all mailboxes with each reply (`totals`, for /metrics).
