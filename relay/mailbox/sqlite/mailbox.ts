@@ -285,8 +285,9 @@ export class SqliteMailbox implements Mailbox {
       // From here on the put is the writer's: an ack no longer withdraws it, it deletes it.
       const key = putKey(o.mailbox, o.id);
       const queued = this.#queuedPuts.get(key);
-      if (queued && queued.length > 1) queued.splice(queued.indexOf(o), 1);
-      else this.#queuedPuts.delete(key);
+      const at = queued ? queued.indexOf(o) : -1; // -1: withdrawn, and no longer listed
+      if (at >= 0 && queued!.length > 1) queued!.splice(at, 1);
+      else if (at >= 0) this.#queuedPuts.delete(key);
       if (this.#withdrawn.has(o)) withdrawn++;
     }
     this.stats.withdrawn += withdrawn;
