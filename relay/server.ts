@@ -156,7 +156,7 @@ export async function startRelay(
     metrics,
   );
   const port = server.port;
-  guard.start(port);
+  guard.start(port, config.http.hostname);
   const url = `ws://127.0.0.1:${port}/ws`;
   const { publicUrls } = config.session;
   for (const u of relayUrlsFor({ publicUrls, hostname: config.http.hostname, port })) {

@@ -39,8 +39,11 @@ export interface GuardSystem {
   openDescriptors(): number;
   /** The soft limit on them (`ulimit -n`); Infinity when unknown. */
   descriptorLimit(): number;
-  /** Established connections whose local port is `port`. */
-  peers(port: number): Peer[];
+  /**
+   * Established connections whose local port is `port`; `files`: which of /proc/net/tcp and
+   * /proc/net/tcp6 can hold them ({@linkcode procNetFiles}).
+   */
+  peers(port: number, files?: readonly string[]): Peer[];
   /** Shuts the connections with these inodes down; how many were found. */
   close(inodes: ReadonlySet<string>): number;
   /** Why none of this works here, if it does not (the guard is then off). */
@@ -77,6 +80,7 @@ export class ConnectionGuard {
   #log: Logger;
   #metrics?: Metrics;
   #port = 0;
+  #files: readonly string[] = PROC_NET_FILES;
   #timer?: ReturnType<typeof setInterval>;
   /** Per `ip:port`: when its last request started, Infinity once it is a WebSocket. */
   #spoke = new Map<string, number>();
@@ -132,8 +136,8 @@ export class ConnectionGuard {
     return this.#capacity;
   }
 
-  /** Starts watching the relay's `port`. */
-  start(port: number): void {
+  /** Starts watching the relay's `port` (listening on `hostname`, when known). */
+  start(port: number, hostname?: string): void {
     if (this.#sys.unavailable) {
       this.#log.warn("connection guard off", {
         reason: this.#sys.unavailable,
@@ -142,6 +146,7 @@ export class ConnectionGuard {
       return;
     }
     this.#port = port;
+    if (hostname !== undefined) this.#files = procNetFiles(hostname);
     this.#holdSpares();
     this.#fds = this.#sys.openDescriptors();
     this.#baseline = this.#fds;
@@ -220,7 +225,7 @@ export class ConnectionGuard {
   }
 
   #sweep(now: number, full: boolean, exhausted: boolean): void {
-    const peers = this.#sys.peers(this.#port);
+    const peers = this.#sys.peers(this.#port, this.#files);
     const present = new Set<string>();
     const inodes = new Set<string>();
     // `addr`: the peer's addressKey, worked out once per peer.
@@ -315,23 +320,17 @@ export class LinuxSystem implements GuardSystem {
     return m ? Number(m[1]) : Infinity;
   }
 
-  peers(port: number): Peer[] {
+  peers(port: number, files: readonly string[] = PROC_NET_FILES): Peer[] {
     const out: Peer[] = [];
-    const local = ":" + port.toString(16).toUpperCase().padStart(4, "0");
-    for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const ips = new Map<string, string>();
+    for (const file of files) {
       let text: string;
       try {
         text = Deno.readTextFileSync(file);
       } catch {
         continue;
       }
-      for (const line of text.split("\n")) {
-        // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
-        const f = line.trim().split(/\s+/);
-        if (f.length < 10 || f[3] !== "01" || !f[1].endsWith(local)) continue;
-        const [addr, remotePort] = f[2].split(":");
-        out.push({ ip: ipFromProc(addr), port: parseInt(remotePort, 16), inode: f[9] });
-      }
+      peersIn(text, port, out, ips);
     }
     return out;
   }
@@ -355,6 +354,68 @@ export class LinuxSystem implements GuardSystem {
     }
     return n;
   }
+}
+
+const PROC_NET_FILES = ["/proc/net/tcp", "/proc/net/tcp6"];
+
+/**
+ * The /proc/net files that can hold connections to a listener on `hostname`: an IPv4 address's
+ * are all in `tcp`, an IPv6 address's (`::` too, IPv4 clients included, as `::ffff:a.b.c.d`) all in
+ * `tcp6`; a name may be either. Each file costs a walk over every socket of the host while the
+ * event loop waits (about 10 ms per file at 10,000 sockets), however few lines it has.
+ */
+export function procNetFiles(hostname: string): readonly string[] {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(hostname)) return ["/proc/net/tcp"];
+  if (hostname.includes(":")) return ["/proc/net/tcp6"];
+  return PROC_NET_FILES;
+}
+
+/**
+ * Adds to `out` the established connections whose local port is `port` in the text of
+ * /proc/net/tcp or /proc/net/tcp6; `ips` caches {@linkcode ipFromProc} by hex address. A sweep
+ * reads every socket of the host (on loopback, the clients' ends too) while the event loop waits,
+ * so each line is only looked at until it is known not to be ours, and is not split into fields:
+ *
+ * ```
+ *   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+ *    0: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 123456 …
+ * ```
+ */
+export function peersIn(
+  text: string,
+  port: number,
+  out: Peer[] = [],
+  ips = new Map<string, string>(),
+): Peer[] {
+  const local = ":" + port.toString(16).toUpperCase().padStart(4, "0") + " ";
+  for (let at = text.indexOf("\n") + 1; at > 0 && at < text.length;) {
+    const eol = text.indexOf("\n", at);
+    const end = eol < 0 ? text.length : eol;
+    const line = at;
+    at = eol + 1;
+    const remote = text.indexOf(" ", text.indexOf(": ", line) + 2) + 1; // after local_address
+    if (remote <= line || remote >= end || !text.startsWith(local, remote - local.length)) continue;
+    const state = text.indexOf(" ", remote) + 1;
+    if (state <= remote || !text.startsWith("01 ", state)) continue;
+    // inode: the sixth field after the state (uid and timeout are padded with spaces).
+    let i = state;
+    for (let k = 0; k < 6 && i > 0; k++) {
+      i = text.indexOf(" ", i);
+      while (text.charCodeAt(i) === 32) i++;
+    }
+    const inodeEnd = text.indexOf(" ", i);
+    if (i <= state || i >= end || inodeEnd < 0 || inodeEnd > end) continue;
+    const colon = text.indexOf(":", remote);
+    const hex = text.slice(remote, colon);
+    let ip = ips.get(hex);
+    if (ip === undefined) ips.set(hex, ip = ipFromProc(hex));
+    out.push({
+      ip,
+      port: parseInt(text.slice(colon + 1, state - 1), 16),
+      inode: text.slice(i, inodeEnd),
+    });
+  }
+  return out;
 }
 
 /**

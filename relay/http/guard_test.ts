@@ -8,6 +8,8 @@ import {
   type GuardSystem,
   ipFromProc,
   type Peer,
+  peersIn,
+  procNetFiles,
 } from "./guard.ts";
 
 /** A machine whose connections and descriptors the test sets. */
@@ -169,4 +171,42 @@ Deno.test("guard: idle connections from one IPv6 /64 count together toward the p
   assert.equal(sys.closed.length, 2, "the /64 holds 4 idle connections against a limit of 2");
   assert.equal(t.g.idleFrom("2001:db8:0:1::c"), 2);
   assert.equal(t.g.idleFrom("2001:db8:0:2::a"), 0);
+});
+
+Deno.test("peersIn: the established connections on the relay's port, and nothing else", () => {
+  // Port 8080 = 1F90. Lines as Linux writes them (tcp4_seq_show / tcp6_seq_show).
+  const tcp = [
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+    "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0000000000000000 100 0 0 10 0",
+    "   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0000000000000000 20 4 30 10 -1",
+    "   2: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 1003 1 0000000000000000 20 4 30 10 -1",
+    "   3: 0100007F:1F91 0700000A:1F90 01 00000000:00000000 00:00000000 00000000     0        0 1004 1 0000000000000000 20 4 30 10 -1",
+    "   4: 0100007F:1F90 0700000A:D431 06 00000000:00000000 03:00000A1B 00000000     0        0 0 3 0000000000000000",
+    "12345: 0100007F:1F90 0700000A:D431 01 00000000:00000000 02:0000061A 00000000 65534        0 1005 2 0000000000000000 21 4 0 10 -1",
+  ].join("\n") + "\n";
+  assert.deepEqual(peersIn(tcp, 8080), [
+    { ip: "127.0.0.1", port: 0xC350, inode: "1002" },
+    { ip: "10.0.0.7", port: 0xD431, inode: "1005" },
+  ]);
+  const tcp6 = [
+    "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+    "   0: 00000000000000000000000001000000:1F90 B80D0120000000000000000001000000:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2001 1 0000000000000000 20 4 0 10 -1",
+    "   1: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:9C41 01 00000000:00000000 00:00000000 00000000     0        0 2002 1 0000000000000000 20 4 0 10 -1",
+  ].join("\n"); // no newline at the end
+  assert.deepEqual(peersIn(tcp6, 8080), [
+    { ip: "2001:db8::1", port: 0x9C40, inode: "2001" },
+    { ip: "127.0.0.1", port: 0x9C41, inode: "2002" },
+  ]);
+  assert.deepEqual(peersIn("", 8080), []);
+  assert.deepEqual(peersIn(tcp.split("\n")[0], 8080), [], "the header alone");
+});
+
+Deno.test("procNetFiles: a listener on one address family is looked for in that family's file only", () => {
+  assert.deepEqual(procNetFiles("127.0.0.1"), ["/proc/net/tcp"]);
+  assert.deepEqual(procNetFiles("0.0.0.0"), ["/proc/net/tcp"]);
+  assert.deepEqual(procNetFiles("::"), ["/proc/net/tcp6"]);
+  assert.deepEqual(procNetFiles("[::1]"), ["/proc/net/tcp6"]);
+  assert.deepEqual(procNetFiles("::1"), ["/proc/net/tcp6"]);
+  assert.deepEqual(procNetFiles("localhost"), ["/proc/net/tcp", "/proc/net/tcp6"]);
+  assert.deepEqual(procNetFiles(""), ["/proc/net/tcp", "/proc/net/tcp6"]);
 });

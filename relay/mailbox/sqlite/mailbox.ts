@@ -321,7 +321,10 @@ export class SqliteMailbox implements Mailbox {
   /**
    * Registers, or notes today's open: a write only when the file does not already say the
    * mailbox was opened today (checked on the read connection, before anything is awaited, so a
-   * put called after it is queued after it).
+   * put called after it is queued after it). The write does not wait out the group-commit wait:
+   * the client's `opened` waits for it, and a batch without puts commits without an fsync
+   * (`SqliteWriter.apply`), so there is little to share; registers that come while a batch runs
+   * still go together in the next one.
    */
   async register(mailboxId: string, kind: MailboxKind, now = Date.now()): Promise<void> {
     let row: { opened_day: number } | undefined;
@@ -331,7 +334,9 @@ export class SqliteMailbox implements Mailbox {
       throw new BackendUnavailableError(errorMessage(err));
     }
     if (row && row.opened_day >= roundDown(now, DAY_MS)) return;
-    await this.#enqueue({ op: "register", mailbox: mailboxId, kind, now });
+    const registered = this.#enqueue({ op: "register", mailbox: mailboxId, kind, now });
+    this.#writes.flush();
+    await registered;
   }
 
   async put(

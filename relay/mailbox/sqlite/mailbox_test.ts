@@ -116,6 +116,26 @@ Deno.test("sqlite mailbox: an ack of a put still waiting for its commit withdraw
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("sqlite mailbox: a register does not wait out the commit wait (the client's opened waits for it)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  const wait = 1500;
+  const m = new SqliteMailbox(join(dir, "mailbox.db"), DEFAULT_MAILBOX_LIMITS, {
+    groupCommitMs: wait,
+  });
+  try {
+    await m.register("alice", "pair"); // after a quiet spell: at once
+    const t0 = performance.now();
+    await m.register("bob", "pair"); // within the wait of the last batch
+    const ms = performance.now() - t0;
+    assert.ok(ms < wait / 2, `the register waited ${Math.round(ms)} ms`);
+    assert.equal(await m.put("bob", { id: "id-000001", raw: "{}" }), "stored");
+  } finally {
+    await delay(wait); // the schedule's timer (a flush does not cancel it)
+    await m.close();
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("sqlite mailbox: a put after close is refused, not lost silently", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
   const m = new SqliteMailbox(join(dir, "mailbox.db"));
