@@ -36,14 +36,14 @@ export interface Peer {
 /** What the guard needs from the operating system (a fake in unit tests). */
 export interface GuardSystem {
   /** Open file descriptors of this process. */
-  openDescriptors(): number;
+  openDescriptors(): number | Promise<number>;
   /** The soft limit on them (`ulimit -n`); Infinity when unknown. */
   descriptorLimit(): number;
   /**
    * Established connections whose local port is `port`; `files`: which of /proc/net/tcp and
    * /proc/net/tcp6 can hold them ({@linkcode procNetFiles}).
    */
-  peers(port: number, files?: readonly string[]): Peer[];
+  peers(port: number, files?: readonly string[]): Peer[] | Promise<Peer[]>;
   /** Shuts the connections with these inodes down; how many were found. */
   close(inodes: ReadonlySet<string>): number;
   /** Why none of this works here, if it does not (the guard is then off). */
@@ -95,6 +95,8 @@ export class ConnectionGuard {
   #opened = 0;
   #capacity: number;
   #lastSweep = -Infinity;
+  /** The look in progress, if any (one at a time). */
+  #scanning?: Promise<void>;
   /**
    * Descriptors held back (open on /dev/null) for the moment none are left: looking at /proc
    * takes descriptors too, so when the relay is out of them the guard lets these go, looks,
@@ -148,8 +150,15 @@ export class ConnectionGuard {
     this.#port = port;
     if (hostname !== undefined) this.#files = procNetFiles(hostname);
     this.#holdSpares();
-    this.#fds = this.#sys.openDescriptors();
-    this.#baseline = this.#fds;
+    // What the relay holds besides connections; the first look is a scan period away.
+    const counted = (n: number) => this.#fds = this.#baseline = n;
+    const fds = this.#sys.openDescriptors();
+    if (typeof fds === "number") counted(fds);
+    else {
+      this.#scanning = fds.then(counted).then(() => {}, (err) => {
+        this.#log.warn("connection guard failed", { err: errorMessage(err) });
+      }).finally(() => this.#scanning = undefined);
+    }
     this.#timer = setInterval(() => this.scan(), this.#opt.scanMs);
     Deno.unrefTimer(this.#timer);
   }
@@ -201,31 +210,45 @@ export class ConnectionGuard {
   /**
    * One look at the connections (on a timer; public so tests and the listener can call it).
    * `exhausted`: the relay is out of descriptors (its accept loop just died of it): every idle
-   * connection is shed, however young.
+   * connection is shed, however young. The files are read off the event loop (reading the
+   * connection table walks every socket of the host: 25-35 ms at 10,000 sockets, which every
+   * handshake in progress used to wait out); one look at a time, and an exhausted one called
+   * meanwhile runs right after it.
    */
-  scan(now: number = performance.now(), exhausted = false): void {
-    if (this.#sys.unavailable) return;
+  scan(now: number = performance.now(), exhausted = false): Promise<void> {
+    if (this.#sys.unavailable) return Promise.resolve();
+    if (this.#scanning) {
+      return exhausted ? this.#scanning.then(() => this.scan(now, true)) : this.#scanning;
+    }
+    const look = this.#look(now, exhausted).finally(() => this.#scanning = undefined);
+    return this.#scanning = look;
+  }
+
+  async #look(now: number, exhausted: boolean): Promise<void> {
     try {
       if (exhausted) this.#releaseSpares();
-      this.#fds = this.#sys.openDescriptors();
+      // Reset before counting: a WebSocket opened while the count runs is then counted twice
+      // at worst (refused a little early), never missed.
       this.#opened = 0;
+      this.#fds = await this.#sys.openDescriptors();
       const unknown = this.#fds - this.#baseline - this.#spoke.size;
       const full = exhausted || this.full() !== undefined;
       const quiet = unknown <= SLACK && this.#idleByIp.size === 0;
       if (full || !quiet || now - this.#lastSweep >= SWEEP_EVERY_MS) {
         this.#lastSweep = now;
-        this.#sweep(now, full, exhausted);
+        this.#sweep(now, full, exhausted, await this.#sys.peers(this.#port, this.#files));
       }
     } catch (err) {
-      if (!exhausted && /Too many open files/.test(errorMessage(err))) return this.scan(now, true);
+      if (!exhausted && /Too many open files/.test(errorMessage(err))) {
+        return await this.#look(now, true);
+      }
       this.#log.warn("connection guard failed", { err: errorMessage(err) });
     } finally {
       if (exhausted) this.#holdSpares();
     }
   }
 
-  #sweep(now: number, full: boolean, exhausted: boolean): void {
-    const peers = this.#sys.peers(this.#port, this.#files);
+  #sweep(now: number, full: boolean, exhausted: boolean, peers: Peer[]): void {
     const present = new Set<string>();
     const inodes = new Set<string>();
     // `addr`: the peer's addressKey, worked out once per peer.
@@ -309,9 +332,9 @@ export class LinuxSystem implements GuardSystem {
     this.unavailable = "no libc to call shutdown(2) in";
   }
 
-  openDescriptors(): number {
+  async openDescriptors(): Promise<number> {
     let n = 0;
-    for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
+    for await (const _ of Deno.readDir("/proc/self/fd")) n++;
     return n;
   }
 
@@ -320,13 +343,13 @@ export class LinuxSystem implements GuardSystem {
     return m ? Number(m[1]) : Infinity;
   }
 
-  peers(port: number, files: readonly string[] = PROC_NET_FILES): Peer[] {
+  async peers(port: number, files: readonly string[] = PROC_NET_FILES): Promise<Peer[]> {
     const out: Peer[] = [];
     const ips = new Map<string, string>();
     for (const file of files) {
       let text: string;
       try {
-        text = Deno.readTextFileSync(file);
+        text = await Deno.readTextFile(file);
       } catch {
         continue;
       }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../infra/log.ts";
 import { Metrics } from "../infra/metrics.ts";
+import { delay } from "@chat-p2p/protocol/async";
 import {
   addressKey,
   ConnectionGuard,
@@ -24,8 +25,12 @@ class FakeSystem implements GuardSystem {
   descriptorLimit() {
     return this.limit;
   }
-  peers() {
-    return this.peersNow;
+  /** When set, peers() answers only once it resolves (a slow read of /proc). */
+  gate?: Promise<void>;
+  reads = 0;
+  peers(): Peer[] | Promise<Peer[]> {
+    this.reads++;
+    return this.gate ? this.gate.then(() => this.peersNow) : this.peersNow;
   }
   close(inodes: ReadonlySet<string>) {
     this.closed.push(...inodes);
@@ -69,7 +74,7 @@ function guard(
   return { g, metrics, [Symbol.dispose]: () => g.stop() };
 }
 
-Deno.test("guard: a connection that starts no request within the timeout is closed; others are not", () => {
+Deno.test("guard: a connection that starts no request within the timeout is closed; others are not", async () => {
   const sys = new FakeSystem();
   using t = guard(sys);
   const [silent, talking, ws] = [
@@ -77,23 +82,23 @@ Deno.test("guard: a connection that starts no request within the timeout is clos
     connect(sys, "10.0.0.2")[0],
     connect(sys, "10.0.0.3")[0],
   ];
-  t.g.scan(0);
+  await t.g.scan(0);
   t.g.request(talking.ip, talking.port);
   t.g.upgraded(ws.ip, ws.port);
-  t.g.scan(999);
+  await t.g.scan(999);
   assert.deepEqual(sys.closed, [], "nothing before the timeout");
-  t.g.scan(performance.now() + 1001);
+  await t.g.scan(performance.now() + 1001);
   assert.deepEqual(sys.closed, [silent.inode, talking.inode], "a WebSocket is never idle");
   assert.equal(t.metrics.get("connections_shed_total", { reason: "header_timeout" }), 2);
 });
 
-Deno.test("guard: beyond the per-IP limit the newest idle connections go, and idle ones count at upgrade", () => {
+Deno.test("guard: beyond the per-IP limit the newest idle connections go, and idle ones count at upgrade", async () => {
   const sys = new FakeSystem();
   using t = guard(sys, { maxConnectionsPerIp: 3 });
   const old = connect(sys, "10.0.0.9", 2);
-  t.g.scan(0);
+  await t.g.scan(0);
   const fresh = connect(sys, "10.0.0.9", 3);
-  t.g.scan(10);
+  await t.g.scan(10);
   assert.equal(sys.closed.length, 2);
   assert.ok(sys.closed.every((i) => fresh.some((p) => p.inode === i)), "the newest ones");
   assert.equal(t.g.idleFrom("10.0.0.9"), 3);
@@ -102,27 +107,49 @@ Deno.test("guard: beyond the per-IP limit the newest idle connections go, and id
   assert.ok(old.every((p) => !sys.closed.includes(p.inode)));
 });
 
-Deno.test("guard: near the descriptor limit new sockets are refused and idle ones shed; out of them, all idle ones", () => {
+Deno.test("guard: near the descriptor limit new sockets are refused and idle ones shed; out of them, all idle ones", async () => {
   const sys = new FakeSystem();
   sys.limit = 200; // capacity: 200 - 64 = 136 connections beyond the 10 descriptors at start
   using t = guard(sys, { requestHeaderTimeoutMs: 60_000 });
   assert.equal(t.g.capacity, 200 - DESCRIPTOR_RESERVE);
   assert.equal(t.g.full(), undefined);
   const early = connect(sys, "10.0.0.1", 100);
-  t.g.scan(0);
+  await t.g.scan(0);
   const late = connect(sys, "10.0.0.2", 40);
-  t.g.scan(600);
+  await t.g.scan(600);
   assert.match(t.g.full() ?? "", /at connection capacity \(140 of 136/);
   assert.deepEqual(sys.closed, [], "idle for less than a second: kept while merely full");
-  t.g.scan(1500);
+  await t.g.scan(1500);
   assert.equal(sys.closed.length, 100, "the idle ones older than a second are shed");
   assert.ok(early.every((p) => sys.closed.includes(p.inode)));
-  t.g.scan(1600, true);
+  await t.g.scan(1600, true);
   assert.ok(late.every((p) => sys.closed.includes(p.inode)), "out of descriptors: all idle ones");
   assert.equal(t.g.full(), undefined);
 });
 
-Deno.test("guard: off where it cannot work, and says so once", () => {
+Deno.test("guard: the event loop runs while a look reads the system; one look at a time, an exhausted one right after", async () => {
+  const sys = new FakeSystem();
+  using t = guard(sys, { requestHeaderTimeoutMs: 60_000 });
+  connect(sys, "10.0.0.1", 40); // more unknown descriptors than the slack: a look sweeps
+  const read = Promise.withResolvers<void>();
+  sys.gate = read.promise;
+  const first = t.g.scan(0);
+  assert.equal(t.g.scan(1), first, "a look called during one is that one");
+  const exhausted = t.g.scan(2, true);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  await delay(20);
+  clearInterval(timer);
+  assert.ok(ticks > 0, "timers ran while the look waited for the system");
+  assert.equal(sys.reads, 1);
+  assert.deepEqual(sys.closed, []);
+  read.resolve();
+  await exhausted;
+  assert.equal(sys.reads, 2, "the exhausted look ran after the first");
+  assert.equal(sys.closed.length, 40, "out of descriptors: every idle connection is shed");
+});
+
+Deno.test("guard: off where it cannot work, and says so once", async () => {
   const sys = Object.assign(new FakeSystem(), { unavailable: "not Linux" });
   const lines: string[] = [];
   const g = new ConnectionGuard(
@@ -133,7 +160,7 @@ Deno.test("guard: off where it cannot work, and says so once", () => {
   );
   g.start(8080);
   connect(sys, "10.0.0.1", 5);
-  g.scan(10_000, true);
+  await g.scan(10_000, true);
   assert.deepEqual(sys.closed, []);
   assert.equal(g.full(), undefined);
   assert.equal(lines.length, 1);
@@ -161,13 +188,13 @@ Deno.test("addressKey: IPv4 as itself, IPv6 by its /64, so one host cannot take 
   assert.equal(addressKey("64:ff9b::192.0.2.1"), "64:ff9b:0:0::/64");
 });
 
-Deno.test("guard: idle connections from one IPv6 /64 count together toward the per-IP limit", () => {
+Deno.test("guard: idle connections from one IPv6 /64 count together toward the per-IP limit", async () => {
   const sys = new FakeSystem();
   using t = guard(sys, { maxConnectionsPerIp: 2 });
   connect(sys, "2001:db8:0:1::a", 2);
-  t.g.scan(0);
+  await t.g.scan(0);
   connect(sys, "2001:db8:0:1::b", 2);
-  t.g.scan(10);
+  await t.g.scan(10);
   assert.equal(sys.closed.length, 2, "the /64 holds 4 idle connections against a limit of 2");
   assert.equal(t.g.idleFrom("2001:db8:0:1::c"), 2);
   assert.equal(t.g.idleFrom("2001:db8:0:2::a"), 0);
