@@ -68,11 +68,9 @@ export interface SqliteMailboxOptions {
   groupCommitMs?: number;
 }
 
-type PutOp = Extract<WriteOp, { op: "put" }>;
-
-function putKey(mailbox: string, id: string): string {
-  return mailbox + " " + id; // a mailbox id is base64, without spaces
-}
+/** Marks a put an ack withdrew (a symbol: JSON, and so the writer, never sees it). */
+const WITHDRAWN = Symbol("withdrawn");
+type PutOp = Extract<WriteOp, { op: "put" }> & { [WITHDRAWN]?: true };
 
 /** Default of `groupCommitMs`. */
 export const GROUP_COMMIT_MS = 20;
@@ -111,12 +109,12 @@ export class SqliteMailbox implements Mailbox {
   /** The write queued last (reads wait for it). */
   #lastWrite: Promise<unknown> | undefined;
   /**
-   * Puts queued and not yet handed to the writer, by mailbox and envelope id: an ack that finds
-   * its envelope here withdraws the put (see {@linkcode ack}).
+   * Puts queued and not yet handed to the writer, by mailbox and envelope id (the first, when
+   * an id is queued twice; the second is then written and delivered again at the next open): an
+   * ack that finds its envelope here withdraws the put (see
+   * {@linkcode ack}). Nested maps, so no key is built per message.
    */
-  #queuedPuts = new Map<string, PutOp[]>();
-  /** Queued puts an ack withdrew: never written, answered `stored`. */
-  #withdrawn = new WeakSet<PutOp>();
+  #queuedPuts = new Map<string, Map<string, PutOp>>();
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Over all mailboxes, as of the writer's last reply. */
@@ -280,23 +278,24 @@ export class SqliteMailbox implements Mailbox {
    */
   async #commit(ops: WriteOp[]): Promise<WriteResult[]> {
     let withdrawn = 0;
-    for (const o of ops) {
+    for (const o of ops as PutOp[]) {
       if (o.op !== "put") continue;
+      if (o[WITHDRAWN]) {
+        withdrawn++;
+        continue;
+      }
       // From here on the put is the writer's: an ack no longer withdraws it, it deletes it.
-      const key = putKey(o.mailbox, o.id);
-      const queued = this.#queuedPuts.get(key);
-      const at = queued ? queued.indexOf(o) : -1; // -1: withdrawn, and no longer listed
-      if (at >= 0 && queued!.length > 1) queued!.splice(at, 1);
-      else if (at >= 0) this.#queuedPuts.delete(key);
-      if (this.#withdrawn.has(o)) withdrawn++;
+      const byId = this.#queuedPuts.get(o.mailbox);
+      if (byId?.get(o.id) !== o) continue;
+      byId.delete(o.id);
+      if (byId.size === 0) this.#queuedPuts.delete(o.mailbox);
     }
+    if (withdrawn === 0) return await this.#write(ops);
     this.stats.withdrawn += withdrawn;
-    const sent = withdrawn === 0 ? ops : ops.filter((o) => !this.#withdrawn.has(o as PutOp));
-    if (sent.length === 0) return ops.map(() => "stored");
-    const results = await this.#write(sent);
-    if (withdrawn === 0) return results;
+    const sent = ops.filter((o) => !(o as PutOp)[WITHDRAWN]);
+    const results = sent.length === 0 ? [] : await this.#write(sent);
     let next = 0;
-    return ops.map((o) => this.#withdrawn.has(o as PutOp) ? "stored" : results[next++]);
+    return ops.map((o) => (o as PutOp)[WITHDRAWN] ? "stored" : results[next++]);
   }
 
   async #write(ops: WriteOp[]): Promise<WriteResult[]> {
@@ -354,10 +353,9 @@ export class SqliteMailbox implements Mailbox {
     };
     const written = this.#enqueue(op);
     if (!this.#closed) {
-      const key = putKey(mailboxId, envelope.id);
-      const queued = this.#queuedPuts.get(key);
-      if (queued) queued.push(op);
-      else this.#queuedPuts.set(key, [op]);
+      let byId = this.#queuedPuts.get(mailboxId);
+      if (!byId) this.#queuedPuts.set(mailboxId, byId = new Map());
+      if (!byId.has(op.id)) byId.set(op.id, op);
     }
     const r = await written;
     if (typeof r === "object") {
@@ -400,18 +398,19 @@ export class SqliteMailbox implements Mailbox {
    * live costs the file no insert, no deletion and no bytes in the WAL.
    */
   async ack(mailboxId: string, ids: readonly string[]): Promise<number> {
+    const byId = this.#queuedPuts.get(mailboxId);
     let stored: string[] | undefined;
     let unstored: string[] | undefined;
-    for (let i = 0; i < ids.length; i++) {
-      const key = putKey(mailboxId, ids[i]);
-      const queued = this.#queuedPuts.get(key);
-      if (queued) {
-        for (const op of queued) this.#withdrawn.add(op);
-        this.#queuedPuts.delete(key);
+    for (let i = 0; byId && i < ids.length; i++) {
+      const put = byId.get(ids[i]);
+      if (put) {
+        put[WITHDRAWN] = true;
+        byId.delete(ids[i]);
         (unstored ??= []).push(ids[i]);
         stored ??= ids.slice(0, i);
       } else stored?.push(ids[i]);
     }
+    if (byId?.size === 0) this.#queuedPuts.delete(mailboxId);
     const op: WriteOp = unstored
       ? { op: "ack", mailbox: mailboxId, ids: stored!, unstored }
       : { op: "ack", mailbox: mailboxId, ids: [...ids] };
