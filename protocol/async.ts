@@ -196,6 +196,12 @@ export interface BatcherOptions<T> {
    * Deno `setTimeout(0)` waits.
    */
   schedule?: (run: () => void) => void;
+  /**
+   * Whether the batch after one that just ended goes through `schedule` too (default false: it
+   * starts at once). With a `schedule` that waits out an interval since the last batch began, this
+   * spaces every batch, not only the first after a quiet spell.
+   */
+  scheduleChained?: boolean;
 }
 
 interface Entry<T, R> {
@@ -227,9 +233,12 @@ export class Batcher<T, R> {
   readonly #maxWeight: number;
   readonly #weigh: (item: T) => number;
   readonly #schedule: (run: () => void) => void;
+  readonly #scheduleChained: boolean;
   #queue: Entry<T, R>[] = [];
   #inFlight: Promise<void> | undefined;
   #scheduled = false;
+  /** A flush came while a batch ran: the next one goes as soon as it ends. */
+  #flushing = false;
   #idle: Array<() => void> = [];
 
   /** Creates a batcher that hands batches to `run`. */
@@ -239,6 +248,7 @@ export class Batcher<T, R> {
     this.#maxWeight = options.maxWeight ?? Infinity;
     this.#weigh = options.weigh ?? (() => 1);
     this.#schedule = options.schedule ?? ((f) => void setImmediate(f));
+    this.#scheduleChained = options.scheduleChained ?? false;
   }
 
   /** Items queued, not yet handed to `run`. */
@@ -269,12 +279,13 @@ export class Batcher<T, R> {
   }
 
   /**
-   * Starts the queued items now instead of when `schedule` would have (no-op while a batch runs:
-   * they go next anyway). For a reader that must see them, and is not to wait out the schedule.
+   * Starts the queued items now instead of when `schedule` would have (while a batch runs: as
+   * soon as it ends). For a reader that must see them, and is not to wait out the schedule.
    */
   flush(): void {
-    if (this.#inFlight || this.#queue.length === 0) return;
-    this.#next();
+    if (this.#queue.length === 0) return;
+    if (this.#inFlight) this.#flushing = true; // the next batch then goes as soon as it ends
+    else this.#next();
   }
 
   /** Rejects every queued (not yet running) item with `error`. */
@@ -309,7 +320,13 @@ export class Batcher<T, R> {
       }
     })().finally(() => {
       this.#inFlight = undefined;
-      this.#next();
+      const now = this.#flushing || !this.#scheduleChained || this.#queue.length === 0;
+      this.#flushing = false;
+      if (now) this.#next();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        this.#schedule(() => this.#next());
+      }
     });
   }
 

@@ -146,6 +146,41 @@ Deno.test("Batcher.flush starts the queued batch without waiting for its schedul
   assert.deepEqual(batches, [[1, 2]]);
 });
 
+Deno.test("Batcher: with scheduleChained the batch after a batch waits for its schedule too", async () => {
+  for (const chained of [false, true]) {
+    const batches: number[][] = [];
+    const runs: Array<() => void> = [];
+    const b = new Batcher<number, number>((items) => {
+      batches.push(items);
+      return delay(5).then(() => items);
+    }, { schedule: (run) => void runs.push(run), scheduleChained: chained });
+    const first = b.add(1);
+    assert.equal(runs.length, 1);
+    runs.shift()!();
+    const second = b.add(2); // queued while the first batch runs
+    assert.equal(await first, 1);
+    await delay(10);
+    if (chained) {
+      assert.deepEqual(batches, [[1]], "the second batch waits for its schedule");
+      assert.equal(runs.length, 1);
+      runs.shift()!();
+    } else assert.equal(runs.length, 0, "the second batch went at once");
+    assert.equal(await second, 2);
+    assert.deepEqual(batches, [[1], [2]]);
+    await b.idle();
+    if (!chained) continue;
+    // A flush while a batch runs sends the next one as soon as it ends, without its schedule.
+    const third = b.add(3);
+    runs.shift()!();
+    const fourth = b.add(4);
+    b.flush();
+    assert.equal(await third, 3);
+    assert.equal(await fourth, 4);
+    assert.equal(runs.length, 0, "the batch after a flush did not wait for its schedule");
+    assert.deepEqual(batches, [[1], [2], [3], [4]]);
+  }
+});
+
 Deno.test("Batcher.clear rejects what is queued", async () => {
   const b = new Batcher<number, number>((items) => Promise.resolve(items), {
     schedule: () => {},

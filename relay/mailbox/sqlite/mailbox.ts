@@ -153,6 +153,10 @@ export class SqliteMailbox implements Mailbox {
           else setImmediate(run);
         }
         : undefined,
+      // Every batch, not only the first after a quiet spell: while a batch commits, more puts
+      // queue and their readers ack them, and a put acked before its batch begins is never
+      // written (ack).
+      scheduleChained: wait > 0,
     });
     const dir = dirname(path);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -277,6 +281,7 @@ export class SqliteMailbox implements Mailbox {
    * are left out (answered `stored`); a batch of nothing else sends nothing.
    */
   async #commit(ops: WriteOp[]): Promise<WriteResult[]> {
+    this.#lastBatch = performance.now(); // spacing counts every batch, written or not
     let withdrawn = 0;
     for (const o of ops as PutOp[]) {
       if (o.op !== "put") continue;
@@ -300,7 +305,6 @@ export class SqliteMailbox implements Mailbox {
 
   async #write(ops: WriteOp[]): Promise<WriteResult[]> {
     this.stats.commits++;
-    this.#lastBatch = performance.now();
     let r: WriterReply;
     try {
       r = await this.#call({ t: "batch", ops: JSON.stringify(ops) });
