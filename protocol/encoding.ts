@@ -30,8 +30,11 @@ export function toBase64(bytes: Uint8Array): string {
 }
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-/** The 6-bit value of each ASCII character of the alphabet; -1 for every other one. */
-const SEXTET = new Int8Array(128).fill(-1);
+/**
+ * The 6-bit value of each character of the alphabet; -1 for every other UTF-16 code unit (64 KiB,
+ * so the hot loop below needs no range check).
+ */
+const SEXTET = new Int8Array(65536).fill(-1);
 for (let i = 0; i < 64; i++) SEXTET[ALPHABET.charCodeAt(i)] = i;
 const EQUALS = 61; // "="
 const WHITESPACE_RE = /[\t\n\f\r ]/;
@@ -71,8 +74,9 @@ export function fromBase64(text: string): Uint8Array | undefined {
  */
 export function base64ByteLength(text: string): number | undefined {
   // A loop over a lookup table, not a regular expression: the relay checks every envelope body
-  // with this, and the loop takes a third of the time (profiled: the expression was 14% of the
-  // relay's main thread at 12,000 msg/s).
+  // with this, and the loop takes a quarter of the time (profiled: the expression was 14% of the
+  // relay's main thread at 12,000 msg/s; deno bench on 64 fresh 812-character bodies: 4.8 µs
+  // the expression, 1.6 µs a loop over an ASCII table, 1.1 µs this).
   if (typeof text !== "string") return undefined;
   const n = text.length;
   if ((n & 3) !== 0) return undefined;
@@ -81,12 +85,16 @@ export function base64ByteLength(text: string): number | undefined {
     pad = text.charCodeAt(n - 2) === EQUALS ? 2 : 1;
   }
   const end = n - pad;
-  let last = 0;
-  for (let i = 0; i < end; i++) {
-    const c = text.charCodeAt(i);
-    last = c < 128 ? SEXTET[c] : -1;
-    if (last < 0) return undefined;
+  // Four characters a step, OR-ed: any -1 makes the whole negative.
+  let bad = 0;
+  let i = 0;
+  for (; i + 4 <= end; i += 4) {
+    bad |= SEXTET[text.charCodeAt(i)] | SEXTET[text.charCodeAt(i + 1)] |
+      SEXTET[text.charCodeAt(i + 2)] | SEXTET[text.charCodeAt(i + 3)];
   }
+  for (; i < end; i++) bad |= SEXTET[text.charCodeAt(i)];
+  if (bad < 0) return undefined;
+  const last = end > 0 ? SEXTET[text.charCodeAt(end - 1)] : 0;
   // Canonical: the last character before padding leaves the unused low bits zero (4 bits before
   // "==", 2 before "="), so every byte string has exactly one accepted text; otherwise "...ik="
   // and "...il=" would be two different mailbox ids for the same key.
