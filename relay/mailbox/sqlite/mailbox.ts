@@ -3,14 +3,12 @@
  *
  * Writes go to a Worker that owns the write connection (`writer_worker.ts`), so a commit's
  * fsync waits there while the relay's event loop goes on routing. At most one batch is in the
- * writer at a time: puts, acks and sweeps that arrive while it commits are sent together as the
- * next batch as soon as it ends, one transaction and one fsync (group commit). A write that finds
- * the writer idle less than {@linkcode GROUP_COMMIT_MS} after the last batch began waits for the
- * rest of that time, with whatever else comes; one after a quiet spell goes at once. Each put still
- * resolves only after its transaction is durable, unless an ack withdrew it first
- * ({@linkcode SqliteMailbox.ack}). Reads (`pending`, `depth`) use a second connection on this
- * thread; WAL lets them run beside the writer, and each first waits for the writes queued before
- * it. The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox, and
+ * writer at a time, one transaction and one fsync (group commit), and a batch begins no sooner
+ * than {@linkcode GROUP_COMMIT_MS} after the last one began, with whatever came meanwhile; a write
+ * after a quiet spell goes at once. Each put still resolves only after its transaction is durable,
+ * unless an ack withdrew it first ({@linkcode SqliteMailbox.ack}). Reads (`pending`, `depth`) use a
+ * second connection on this thread; WAL lets them run beside the writer, and each first waits for
+ * the writes queued before it (sent at once, not after the spacing). The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox, and
  * sends the totals over all mailboxes with each reply (`totals`, for /metrics).
  *
  * @module
@@ -61,9 +59,8 @@ export interface SqliteMailboxOptions {
   /** The writer's module; tests swap it for one that fails. */
   writer?: URL;
   /**
-   * How long after a batch began a write that finds the writer idle waits before the next one
-   * (default {@linkcode GROUP_COMMIT_MS}; 0: the next event-loop turn). Writes queued while a
-   * batch runs go as soon as it ends.
+   * How long after a batch began the next one may begin (default {@linkcode GROUP_COMMIT_MS}; 0:
+   * the next event-loop turn, and writes queued while a batch runs go as soon as it ends).
    */
   groupCommitMs?: number;
 }
@@ -94,14 +91,12 @@ export class SqliteMailbox implements Mailbox {
   #calls = new Map<number, { resolve: (r: WriterReply) => void; reject: (e: Error) => void }>();
   #nextCall = 1;
   /**
-   * Group commit: at most one batch in the writer; writes queued meanwhile go together next, and
-   * a write that finds the writer idle less than `groupCommitMs` after the last batch began waits
-   * for the rest of that time with whatever else comes. Live readers of a pair mailbox the router
-   * knows do not wait for a commit (it announces the envelope while it is written), only the
-   * sender's `accepted` does, so under load
-   * fewer, larger commits are the better trade: at 1,000 msg/s the relay spends about half the CPU
-   * per message it spent when it committed at once, p99 unchanged (bench/README.md, finding 7). A
-   * write after a quiet spell (a lone `send`) goes at once.
+   * Group commit: at most one batch in the writer, and each begins `groupCommitMs` after the last
+   * one began at the soonest, with whatever was queued meanwhile. Live readers of a pair mailbox
+   * the router knows do not wait for a commit (it announces the envelope while it is written),
+   * only the sender's `accepted` does, so fewer, larger commits are the better trade, and a put
+   * whose reader acks it before its batch begins is never written (bench/README.md, findings 7
+   * and 8). A write after a quiet spell (a lone `send`) goes at once.
    */
   #writes: Batcher<WriteOp, WriteResult>;
   /** When the last batch went to the writer (performance.now()). */
