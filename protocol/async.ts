@@ -191,11 +191,12 @@ export interface BatcherOptions<T> {
   /** Weight of an item, for `maxWeight`. Default 1. */
   weigh?: (item: T) => number;
   /**
-   * How the first batch after a quiet spell is scheduled. Default `setImmediate`: after this
-   * event-loop turn's I/O, so items added in the same turn share a batch, without the 1-2 ms a
-   * Deno `setTimeout(0)` waits.
+   * How the first batch after a quiet spell is scheduled (and, with `scheduleChained`, every
+   * batch). Default `setImmediate`: after this event-loop turn's I/O, so items added in the same
+   * turn share a batch, without the 1-2 ms a Deno `setTimeout(0)` waits. It may return a function
+   * that cancels it, which {@linkcode Batcher.flush} calls when it starts the batch early.
    */
-  schedule?: (run: () => void) => void;
+  schedule?: (run: () => void) => void | (() => void);
   /**
    * Whether the batch after one that just ended goes through `schedule` too (default false: it
    * starts at once). With a `schedule` that waits out an interval since the last batch began, this
@@ -232,11 +233,13 @@ export class Batcher<T, R> {
   readonly #maxItems: number;
   readonly #maxWeight: number;
   readonly #weigh: (item: T) => number;
-  readonly #schedule: (run: () => void) => void;
+  readonly #schedule: (run: () => void) => void | (() => void);
   readonly #scheduleChained: boolean;
   #queue: Entry<T, R>[] = [];
   #inFlight: Promise<void> | undefined;
   #scheduled = false;
+  /** Cancels the pending schedule, when it can be. */
+  #cancel: (() => void) | undefined;
   /** A flush came while a batch ran: the next one goes as soon as it ends. */
   #flushing = false;
   #idle: Array<() => void> = [];
@@ -265,10 +268,7 @@ export class Batcher<T, R> {
   add(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
-      if (!this.#scheduled && !this.#inFlight) {
-        this.#scheduled = true;
-        this.#schedule(() => this.#next());
-      }
+      if (!this.#scheduled && !this.#inFlight) this.#arm();
     });
   }
 
@@ -306,8 +306,16 @@ export class Batcher<T, R> {
     return this.#queue.splice(0, n);
   }
 
+  #arm(): void {
+    this.#scheduled = true;
+    const cancel = this.#schedule(() => this.#next());
+    this.#cancel = typeof cancel === "function" ? cancel : undefined;
+  }
+
   #next(): void {
     this.#scheduled = false;
+    this.#cancel?.();
+    this.#cancel = undefined;
     if (this.#inFlight) return;
     if (this.#queue.length === 0) return this.#settleIdle();
     const batch = this.#take();
@@ -323,10 +331,7 @@ export class Batcher<T, R> {
       const now = this.#flushing || !this.#scheduleChained || this.#queue.length === 0;
       this.#flushing = false;
       if (now) this.#next();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        this.#schedule(() => this.#next());
-      }
+      else if (!this.#scheduled) this.#arm();
     });
   }
 

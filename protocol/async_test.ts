@@ -173,12 +173,29 @@ Deno.test("Batcher: with scheduleChained the batch after a batch waits for its s
     const third = b.add(3);
     runs.shift()!();
     const fourth = b.add(4);
-    b.flush();
+    b.flush(); // while the third runs
     assert.equal(await third, 3);
     assert.equal(await fourth, 4);
     assert.equal(runs.length, 0, "the batch after a flush did not wait for its schedule");
     assert.deepEqual(batches, [[1], [2], [3], [4]]);
   }
+});
+
+Deno.test("Batcher.flush cancels the schedule it makes unnecessary", async () => {
+  let cancelled = 0;
+  const b = new Batcher<number, number>((items) => Promise.resolve(items), {
+    schedule: (run) => {
+      const t = setTimeout(run, 60_000);
+      return () => {
+        cancelled++;
+        clearTimeout(t);
+      };
+    },
+  });
+  const p = b.add(1);
+  b.flush();
+  assert.equal(await p, 1);
+  assert.equal(cancelled, 1, "the 60 s timer is gone (the test's op sanitizer also checks)");
 });
 
 Deno.test("Batcher.clear rejects what is queued", async () => {

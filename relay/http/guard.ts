@@ -35,15 +35,18 @@ export interface Peer {
 
 /** What the guard needs from the operating system (a fake in unit tests). */
 export interface GuardSystem {
-  /** Open file descriptors of this process. */
-  openDescriptors(): number | Promise<number>;
+  /**
+   * Open file descriptors of this process. `now`: read synchronously (the guard asks so only when
+   * the relay is out of descriptors; otherwise it reads off the event loop).
+   */
+  openDescriptors(now?: boolean): number | Promise<number>;
   /** The soft limit on them (`ulimit -n`); Infinity when unknown. */
   descriptorLimit(): number;
   /**
    * Established connections whose local port is `port`; `files`: which of /proc/net/tcp and
-   * /proc/net/tcp6 can hold them ({@linkcode procNetFiles}).
+   * /proc/net/tcp6 can hold them ({@linkcode procNetFiles}); `now` as for `openDescriptors`.
    */
-  peers(port: number, files?: readonly string[]): Peer[] | Promise<Peer[]>;
+  peers(port: number, files?: readonly string[], now?: boolean): Peer[] | Promise<Peer[]>;
   /** Shuts the connections with these inodes down; how many were found. */
   close(inodes: ReadonlySet<string>): number;
   /** Why none of this works here, if it does not (the guard is then off). */
@@ -209,42 +212,56 @@ export class ConnectionGuard {
 
   /**
    * One look at the connections (on a timer; public so tests and the listener can call it).
-   * `exhausted`: the relay is out of descriptors (its accept loop just died of it): every idle
-   * connection is shed, however young. The files are read off the event loop (reading the
-   * connection table walks every socket of the host: 25-35 ms at 10,000 sockets, which every
-   * handshake in progress used to wait out); one look at a time, and an exhausted one called
-   * meanwhile runs right after it.
+   * The files are read off the event loop (reading the connection table walks every socket of the
+   * host: 25-35 ms at 10,000 sockets, which every handshake in progress used to wait out), one
+   * look at a time. `exhausted`: the relay is out of descriptors (its accept loop just died of
+   * it): every idle connection is shed, however young, and that look is synchronous, done when
+   * this returns, because the listener listens again right after and would take the spare
+   * descriptors the look frees to read /proc.
    */
   scan(now: number = performance.now(), exhausted = false): Promise<void> {
     if (this.#sys.unavailable) return Promise.resolve();
-    if (this.#scanning) {
-      return exhausted ? this.#scanning.then(() => this.scan(now, true)) : this.#scanning;
+    if (exhausted) {
+      this.#lookNow(now);
+      return Promise.resolve();
     }
-    const look = this.#look(now, exhausted).finally(() => this.#scanning = undefined);
-    return this.#scanning = look;
+    this.#scanning ??= this.#look(now).finally(() => this.#scanning = undefined);
+    return this.#scanning;
   }
 
-  async #look(now: number, exhausted: boolean): Promise<void> {
+  /** The look when out of descriptors: synchronous, every idle connection shed. */
+  #lookNow(now: number): void {
     try {
-      if (exhausted) this.#releaseSpares();
-      // Reset before counting: a WebSocket opened while the count runs is then counted twice
-      // at worst (refused a little early), never missed.
-      this.#opened = 0;
+      this.#releaseSpares();
+      const counted = this.#opened;
+      this.#fds = this.#sys.openDescriptors(true) as number;
+      this.#opened -= counted;
+      this.#lastSweep = now;
+      this.#sweep(now, true, true, this.#sys.peers(this.#port, this.#files, true) as Peer[]);
+    } catch (err) {
+      this.#log.warn("connection guard failed", { err: errorMessage(err) });
+    } finally {
+      this.#holdSpares();
+    }
+  }
+
+  async #look(now: number): Promise<void> {
+    try {
+      // WebSockets opened while the count runs stay counted in #opened: twice at worst (refused
+      // a little early), never missed.
+      const counted = this.#opened;
       this.#fds = await this.#sys.openDescriptors();
+      this.#opened -= counted;
       const unknown = this.#fds - this.#baseline - this.#spoke.size;
-      const full = exhausted || this.full() !== undefined;
+      const full = this.full() !== undefined;
       const quiet = unknown <= SLACK && this.#idleByIp.size === 0;
       if (full || !quiet || now - this.#lastSweep >= SWEEP_EVERY_MS) {
         this.#lastSweep = now;
-        this.#sweep(now, full, exhausted, await this.#sys.peers(this.#port, this.#files));
+        this.#sweep(now, full, false, await this.#sys.peers(this.#port, this.#files));
       }
     } catch (err) {
-      if (!exhausted && /Too many open files/.test(errorMessage(err))) {
-        return await this.#look(now, true);
-      }
+      if (/Too many open files/.test(errorMessage(err))) return this.#lookNow(now);
       this.#log.warn("connection guard failed", { err: errorMessage(err) });
-    } finally {
-      if (exhausted) this.#holdSpares();
     }
   }
 
@@ -332,10 +349,17 @@ export class LinuxSystem implements GuardSystem {
     this.unavailable = "no libc to call shutdown(2) in";
   }
 
-  async openDescriptors(): Promise<number> {
-    let n = 0;
-    for await (const _ of Deno.readDir("/proc/self/fd")) n++;
-    return n;
+  openDescriptors(now = false): number | Promise<number> {
+    if (now) {
+      let n = 0;
+      for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
+      return n;
+    }
+    return (async () => {
+      let n = 0;
+      for await (const _ of Deno.readDir("/proc/self/fd")) n++;
+      return n;
+    })();
   }
 
   descriptorLimit(): number {
@@ -343,19 +367,37 @@ export class LinuxSystem implements GuardSystem {
     return m ? Number(m[1]) : Infinity;
   }
 
-  async peers(port: number, files: readonly string[] = PROC_NET_FILES): Promise<Peer[]> {
+  peers(
+    port: number,
+    files: readonly string[] = PROC_NET_FILES,
+    now = false,
+  ): Peer[] | Promise<Peer[]> {
     const out: Peer[] = [];
     const ips = new Map<string, string>();
-    for (const file of files) {
-      let text: string;
-      try {
-        text = await Deno.readTextFile(file);
-      } catch {
-        continue;
+    // A file the kernel does not have (no IPv6) holds nothing; any other failure (out of
+    // descriptors) is the caller's to see.
+    const absent = (err: unknown) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      return "";
+    };
+    if (now) {
+      for (const file of files) {
+        let text: string;
+        try {
+          text = Deno.readTextFileSync(file);
+        } catch (err) {
+          text = absent(err);
+        }
+        peersIn(text, port, out, ips);
       }
-      peersIn(text, port, out, ips);
+      return out;
     }
-    return out;
+    return (async () => {
+      for (const file of files) {
+        peersIn(await Deno.readTextFile(file).catch(absent), port, out, ips);
+      }
+      return out;
+    })();
   }
 
   close(inodes: ReadonlySet<string>): number {
@@ -384,8 +426,8 @@ const PROC_NET_FILES = ["/proc/net/tcp", "/proc/net/tcp6"];
 /**
  * The /proc/net files that can hold connections to a listener on `hostname`: an IPv4 address's
  * are all in `tcp`, an IPv6 address's (`::` too, IPv4 clients included, as `::ffff:a.b.c.d`) all in
- * `tcp6`; a name may be either. Each file costs a walk over every socket of the host while the
- * event loop waits (about 10 ms per file at 10,000 sockets), however few lines it has.
+ * `tcp6`; a name may be either. Each file costs a walk over every socket of the host (about 10 ms
+ * per file at 10,000 sockets, on a runtime thread), however few lines it has.
  */
 export function procNetFiles(hostname: string): readonly string[] {
   if (/^\d{1,3}(\.\d{1,3}){3}$/.test(hostname)) return ["/proc/net/tcp"];
@@ -396,8 +438,8 @@ export function procNetFiles(hostname: string): readonly string[] {
 /**
  * Adds to `out` the established connections whose local port is `port` in the text of
  * /proc/net/tcp or /proc/net/tcp6; `ips` caches {@linkcode ipFromProc} by hex address. A sweep
- * reads every socket of the host (on loopback, the clients' ends too) while the event loop waits,
- * so each line is only looked at until it is known not to be ours, and is not split into fields:
+ * reads every socket of the host (on loopback, the clients' ends too), and this parse runs on the
+ * event loop, so each line is only looked at until it is known not to be ours, and is not split into fields:
  *
  * ```
  *   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

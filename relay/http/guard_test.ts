@@ -19,8 +19,10 @@ class FakeSystem implements GuardSystem {
   fds = 10;
   limit = 1000;
   closed: string[] = [];
-  openDescriptors() {
-    return this.fds;
+  /** When set, openDescriptors() answers only once it resolves (unless asked for it now). */
+  fdGate?: Promise<void>;
+  openDescriptors(now = false): number | Promise<number> {
+    return this.fdGate && !now ? this.fdGate.then(() => this.fds) : this.fds;
   }
   descriptorLimit() {
     return this.limit;
@@ -28,9 +30,9 @@ class FakeSystem implements GuardSystem {
   /** When set, peers() answers only once it resolves (a slow read of /proc). */
   gate?: Promise<void>;
   reads = 0;
-  peers(): Peer[] | Promise<Peer[]> {
+  peers(_port?: number, _files?: readonly string[], now = false): Peer[] | Promise<Peer[]> {
     this.reads++;
-    return this.gate ? this.gate.then(() => this.peersNow) : this.peersNow;
+    return this.gate && !now ? this.gate.then(() => this.peersNow) : this.peersNow;
   }
   close(inodes: ReadonlySet<string>) {
     this.closed.push(...inodes);
@@ -127,7 +129,7 @@ Deno.test("guard: near the descriptor limit new sockets are refused and idle one
   assert.equal(t.g.full(), undefined);
 });
 
-Deno.test("guard: the event loop runs while a look reads the system; one look at a time, an exhausted one right after", async () => {
+Deno.test("guard: the event loop runs while a look reads the system; one look at a time; out of descriptors, at once", async () => {
   const sys = new FakeSystem();
   using t = guard(sys, { requestHeaderTimeoutMs: 60_000 });
   connect(sys, "10.0.0.1", 40); // more unknown descriptors than the slack: a look sweeps
@@ -135,7 +137,6 @@ Deno.test("guard: the event loop runs while a look reads the system; one look at
   sys.gate = read.promise;
   const first = t.g.scan(0);
   assert.equal(t.g.scan(1), first, "a look called during one is that one");
-  const exhausted = t.g.scan(2, true);
   let ticks = 0;
   const timer = setInterval(() => ticks++, 1);
   await delay(20);
@@ -143,10 +144,30 @@ Deno.test("guard: the event loop runs while a look reads the system; one look at
   assert.ok(ticks > 0, "timers ran while the look waited for the system");
   assert.equal(sys.reads, 1);
   assert.deepEqual(sys.closed, []);
-  read.resolve();
-  await exhausted;
-  assert.equal(sys.reads, 2, "the exhausted look ran after the first");
+  // Out of descriptors the listener listens again right after: that look is done on return.
+  const exhausted = t.g.scan(2, true);
+  assert.equal(sys.reads, 2);
   assert.equal(sys.closed.length, 40, "out of descriptors: every idle connection is shed");
+  await exhausted;
+  read.resolve();
+  await first;
+});
+
+Deno.test("guard: WebSockets opened while descriptors are counted still count toward capacity", async () => {
+  const sys = new FakeSystem();
+  sys.limit = 200; // capacity 136
+  using t = guard(sys, { requestHeaderTimeoutMs: 60_000 });
+  for (let i = 0; i < 130; i++) t.g.upgraded("10.0.0.1", 50_000 + i); // since the last count
+  sys.fds += 130;
+  const count = Promise.withResolvers<void>();
+  sys.fdGate = count.promise;
+  const look = t.g.scan(0); // a slow count of the descriptors
+  assert.equal(t.g.full(), undefined, "130 of 136");
+  for (let i = 130; i < 136; i++) t.g.upgraded("10.0.0.1", 50_000 + i); // during it
+  assert.match(t.g.full() ?? "", /at connection capacity \(136 of 136/, "during the count");
+  count.resolve();
+  await look;
+  assert.match(t.g.full() ?? "", /at connection capacity/, "after it: counted, twice at worst");
 });
 
 Deno.test("guard: off where it cannot work, and says so once", async () => {

@@ -15,7 +15,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { mkdirSync, statSync } from "node:fs";
-import { setImmediate } from "node:timers";
+import { clearImmediate, setImmediate } from "node:timers";
 import { Batcher, deadline } from "@chat-p2p/protocol/async";
 import { dirname } from "node:path";
 import {
@@ -104,10 +104,11 @@ export class SqliteMailbox implements Mailbox {
   /** The write queued last (reads wait for it). */
   #lastWrite: Promise<unknown> | undefined;
   /**
-   * Puts queued and not yet handed to the writer, by mailbox and envelope id (the first, when
-   * an id is queued twice; the second is then written and delivered again at the next open): an
-   * ack that finds its envelope here withdraws the put (see
-   * {@linkcode ack}). Nested maps, so no key is built per message.
+   * Puts queued and not yet handed to the writer, by mailbox and envelope id: an ack that finds
+   * its envelope here withdraws the put (see {@linkcode ack}). An id queued twice is listed once:
+   * the second copy is written, and deleted by the ack if that comes in a later batch or after it
+   * in the same one, else delivered again at the next open, as a resend can always be. Nested
+   * maps, so no key is built per message.
    */
   #queuedPuts = new Map<string, Map<string, PutOp>>();
   #closed = false;
@@ -144,8 +145,12 @@ export class SqliteMailbox implements Mailbox {
       schedule: wait > 0
         ? (run) => {
           const left = this.#lastBatch + wait - performance.now();
-          if (left > 0) setTimeout(run, left);
-          else setImmediate(run);
+          if (left > 0) {
+            const t = setTimeout(run, left);
+            return () => clearTimeout(t);
+          }
+          const i = setImmediate(run);
+          return () => clearImmediate(i);
         }
         : undefined,
       // Every batch, not only the first after a quiet spell: while a batch commits, more puts
@@ -356,7 +361,14 @@ export class SqliteMailbox implements Mailbox {
       if (!byId) this.#queuedPuts.set(mailboxId, byId = new Map());
       if (!byId.has(op.id)) byId.set(op.id, op);
     }
-    const r = await written;
+    let r: WriteResult;
+    try {
+      r = await written;
+    } catch (err) {
+      // Withdrawn, it was never the writer's: a failed batch does not make it unaccepted.
+      if (op[WITHDRAWN]) return "stored";
+      throw err;
+    }
     if (typeof r === "object") {
       if ("unknown" in r) throw new UnknownMailboxError("no such mailbox");
       if ("full" in r) throw new MailboxFullError(r.full);
@@ -397,6 +409,7 @@ export class SqliteMailbox implements Mailbox {
    * live costs the file no insert, no deletion and no bytes in the WAL.
    */
   async ack(mailboxId: string, ids: readonly string[]): Promise<number> {
+    if (this.#closed) throw new BackendUnavailableError("mailbox is closed"); // withdraws nothing
     const byId = this.#queuedPuts.get(mailboxId);
     let stored: string[] | undefined;
     let unstored: string[] | undefined;

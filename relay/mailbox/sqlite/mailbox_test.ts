@@ -105,11 +105,19 @@ Deno.test("sqlite mailbox: an ack of a put still waiting for its commit withdraw
     assert.deepEqual(await m.totals(), { count: 0, bytes: 0 });
     // A put handed to the writer before the ack is written, and the ack deletes it.
     const early = m.put("alice", { id: "id-000003", raw: '{"n":3}' });
-    await m.pending("alice");
+    assert.deepEqual((await m.pending("alice")).map((e) => e.id), ["id-000003"]);
     assert.equal(await early, "stored");
     const ackedLate = m.ack("alice", ["id-000003"]);
     assert.deepEqual(await m.pending("alice"), []);
     assert.equal(await ackedLate, 1);
+    assert.equal(m.stats.withdrawn, 2, "only the two acked while queued were withdrawn");
+    // An ack after close is refused and withdraws nothing: the put is still answered by its batch.
+    const last = m.put("alice", { id: "id-000004", raw: '{"n":4}' });
+    const closing = m.close();
+    await assert.rejects(m.ack("alice", ["id-000004"]), /closed/);
+    await closing;
+    assert.equal(await last, "stored");
+    assert.equal(m.stats.withdrawn, 2);
   } finally {
     await m.close();
   }
@@ -130,7 +138,6 @@ Deno.test("sqlite mailbox: a register does not wait out the commit wait (the cli
     assert.ok(ms < wait / 2, `the register waited ${Math.round(ms)} ms`);
     assert.equal(await m.put("bob", { id: "id-000001", raw: "{}" }), "stored");
   } finally {
-    await delay(wait); // the schedule's timer (a flush does not cancel it)
     await m.close();
   }
   await Deno.remove(dir, { recursive: true });
@@ -159,6 +166,10 @@ Deno.test("sqlite mailbox: a writer that dies before it starts fails every call,
   try {
     await assert.rejects(within(m.put("alice", { id: "id-000001", raw: "{}" })), /writer failed/);
     await assert.rejects(within(m.ack("alice", ["id-000001"])), /writer failed/);
+    // A put its reader acked while it was queued is withdrawn: the failed batch is not its own.
+    const withdrawn = m.put("alice", { id: "id-000002", raw: "{}" });
+    await assert.rejects(within(m.ack("alice", ["id-000002"])), /writer failed/);
+    assert.equal(await within(withdrawn), "stored");
     assert.equal((await within(m.check())).ok, false);
     await within(m.totals());
   } finally {
