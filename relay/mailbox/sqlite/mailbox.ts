@@ -8,8 +8,9 @@
  * after a quiet spell goes at once. Each put still resolves only after its transaction is durable,
  * unless an ack withdrew it first ({@linkcode SqliteMailbox.ack}). Reads (`pending`, `depth`) use a
  * second connection on this thread; WAL lets them run beside the writer, and each first waits for
- * the writes queued before it (sent at once, not after the spacing). The writer keeps per-mailbox totals in memory, so limit checks never scan a mailbox, and
- * sends the totals over all mailboxes with each reply (`totals`, for /metrics).
+ * the writes queued before it (sent at once, not after the spacing). The writer keeps per-mailbox
+ * totals in memory, so limit checks never scan a mailbox, and sends the totals over all mailboxes
+ * with each reply (`totals`, for /metrics).
  *
  * @module
  */
