@@ -331,7 +331,7 @@ export class Batcher<T, R> {
       const now = this.#flushing || !this.#scheduleChained || this.#queue.length === 0;
       this.#flushing = false;
       if (now) this.#next();
-      else if (!this.#scheduled) this.#arm();
+      else this.#arm(); // nothing is armed while a batch runs: #next disarmed it
     });
   }
 
