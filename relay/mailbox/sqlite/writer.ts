@@ -377,15 +377,13 @@ export class SqliteWriter {
         }
       }
       let n = 0;
-      for (const [list, unstored] of [[o.ids, false], [o.unstored ?? [], true]] as const) {
-        for (let i = 0; i < list.length; i += FULL_DISK_ACK_CHUNK) {
-          const ids = list.slice(i, i + FULL_DISK_ACK_CHUNK);
-          const op: WriteOp = unstored
-            ? { op: "ack", mailbox: o.mailbox, ids: [], unstored: ids }
-            : { op: "ack", mailbox: o.mailbox, ids };
-          n += this.#transaction([op])[0] as number;
-          this.#truncateWal();
-        }
+      const ids = [...o.ids], unstored = [...(o.unstored ?? [])];
+      while (ids.length + unstored.length > 0) {
+        const chunk = ids.splice(0, FULL_DISK_ACK_CHUNK);
+        const rest = unstored.splice(0, FULL_DISK_ACK_CHUNK - chunk.length);
+        const op: WriteOp = { op: "ack", mailbox: o.mailbox, ids: chunk, unstored: rest };
+        n += this.#transaction([op])[0] as number;
+        this.#truncateWal();
       }
       return n;
     });
