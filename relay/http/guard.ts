@@ -153,15 +153,8 @@ export class ConnectionGuard {
     this.#port = port;
     if (hostname !== undefined) this.#files = procNetFiles(hostname);
     this.#holdSpares();
-    // What the relay holds besides connections; the first look is a scan period away.
-    const counted = (n: number) => this.#fds = this.#baseline = n;
-    const fds = this.#sys.openDescriptors();
-    if (typeof fds === "number") counted(fds);
-    else {
-      this.#scanning = fds.then(counted).then(() => {}, (err) => {
-        this.#log.warn("connection guard failed", { err: errorMessage(err) });
-      }).finally(() => this.#scanning = undefined);
-    }
+    // What the relay holds besides connections: counted at once, before any socket is open.
+    this.#fds = this.#baseline = this.#sys.openDescriptors(true) as number;
     this.#timer = setInterval(() => this.scan(), this.#opt.scanMs);
     Deno.unrefTimer(this.#timer);
   }
@@ -439,7 +432,8 @@ export function procNetFiles(hostname: string): readonly string[] {
  * Adds to `out` the established connections whose local port is `port` in the text of
  * /proc/net/tcp or /proc/net/tcp6; `ips` caches {@linkcode ipFromProc} by hex address. A sweep
  * reads every socket of the host (on loopback, the clients' ends too), and this parse runs on the
- * event loop, so each line is only looked at until it is known not to be ours, and is not split into fields:
+ * event loop, so each line is only looked at until it is known not to be ours, and is not split
+ * into fields:
  *
  * ```
  *   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
