@@ -1,8 +1,8 @@
 /**
  * Delivery: `accept` writes an envelope to its mailbox (durable) and announces it on the bus (for
  * a pair mailbox known to be registered while the write is under way, otherwise after it); every
- * relay holding a live socket for that mailbox pushes it. The router knows the sockets of this relay only, and
- * routes by opaque mailbox id (the envelope's `to`).
+ * relay holding a live socket for that mailbox pushes it. The router knows the sockets of this
+ * relay only, and routes by opaque mailbox id (the envelope's `to`).
  *
  * @module
  */

@@ -47,9 +47,8 @@ function key(labels: Labels): string {
 }
 
 function manyKey(labels: Labels): string {
-  return Object.keys(labels).sort().map((k) => `${k}="${labels[k].replace(UNSAFE, "_")}"`).join(
-    ",",
-  );
+  const names = Object.keys(labels).sort();
+  return names.map((k) => `${k}="${labels[k].replace(UNSAFE, "_")}"`).join(",");
 }
 
 /** The relay's metrics. Names are prefixed `chat_relay_` on output. */
