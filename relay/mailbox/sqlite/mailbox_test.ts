@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { SqliteMailbox } from "./mailbox.ts";
+import { SqliteMailbox, type SqliteMailboxOptions } from "./mailbox.ts";
 import { mailboxContract } from "../contract.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../../ports/mailbox.ts";
 import { BackendUnavailableError } from "../../ports/errors.ts";
@@ -11,6 +11,21 @@ mailboxContract("sqlite", async (limits) => {
   const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
   return new SqliteMailbox(join(dir, "mailbox.db"), limits);
 });
+
+/** A mailbox in a temporary directory, closed and removed at the end of the `await using` scope. */
+async function tempMailbox(
+  options: SqliteMailboxOptions,
+): Promise<{ m: SqliteMailbox } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
+  const m = new SqliteMailbox(join(dir, "mailbox.db"), DEFAULT_MAILBOX_LIMITS, options);
+  return {
+    m,
+    async [Symbol.asyncDispose]() {
+      await m.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
 
 Deno.test("sqlite mailbox: envelopes survive close and reopen", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
@@ -59,88 +74,67 @@ Deno.test("sqlite mailbox: a write after a quiet spell commits at once; writes w
 });
 
 Deno.test("sqlite mailbox: a read sends the writes waiting for company at once and sees them", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
-  const m = new SqliteMailbox(join(dir, "mailbox.db"), DEFAULT_MAILBOX_LIMITS, {
-    groupCommitMs: 60_000,
-  });
-  try {
-    const t0 = performance.now();
-    const registered = m.register("alice", "pair");
-    const put = m.put("alice", { id: "id-000001", raw: "{}" });
-    assert.deepEqual((await m.pending("alice")).map((e) => e.id), ["id-000001"]);
-    await Promise.all([registered, put]);
-    assert.ok(performance.now() - t0 < 30_000, "the read waited out the commit wait");
-  } finally {
-    await m.close();
-  }
-  await Deno.remove(dir, { recursive: true });
+  await using t = await tempMailbox({ groupCommitMs: 60_000 });
+  const m = t.m;
+  const t0 = performance.now();
+  const registered = m.register("alice", "pair");
+  const put = m.put("alice", { id: "id-000001", raw: "{}" });
+  assert.deepEqual((await m.pending("alice")).map((e) => e.id), ["id-000001"]);
+  await Promise.all([registered, put]);
+  assert.ok(performance.now() - t0 < 30_000, "the read waited out the commit wait");
 });
 
 Deno.test("sqlite mailbox: an ack of a put still waiting for its commit withdraws it: never written, answered stored", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
-  const m = new SqliteMailbox(join(dir, "mailbox.db"), DEFAULT_MAILBOX_LIMITS, {
-    groupCommitMs: 60_000,
-  });
-  try {
-    await m.register("alice", "pair"); // after a quiet spell: commits at once
-    // Within the commit wait, so it waits for company; a live reader acks it meanwhile.
-    const put = m.put("alice", { id: "id-000001", raw: '{"n":1}' });
-    const acked = m.ack("alice", ["id-000001", "id-absent"]);
-    assert.deepEqual(await m.pending("alice"), []); // a read sends the waiting writes at once
-    assert.equal(await put, "stored");
-    assert.equal(await acked, 1, "the withdrawn envelope counts as acked, the absent id not");
-    assert.equal(m.stats.withdrawn, 1);
-    // It never took a place in the file: the next put gets the mailbox's first sequence number.
-    const next = m.put("alice", { id: "id-000002", raw: '{"n":2}' });
-    assert.deepEqual((await m.pending("alice")).map((e) => [e.id, e.seq]), [["id-000002", 1]]);
-    assert.equal(await next, "stored");
-    // A resend of a stored envelope, acked while queued: the queued copy is withdrawn and the
-    // stored one deleted, so nothing is delivered again.
-    const resend = m.put("alice", { id: "id-000002", raw: '{"n":2}' });
-    const ackedAgain = m.ack("alice", ["id-000002"]);
-    assert.deepEqual(await m.pending("alice"), []);
-    assert.equal(await resend, "stored");
-    assert.equal(await ackedAgain, 1);
-    assert.deepEqual(await m.depth("alice"), { count: 0, bytes: 0 });
-    assert.deepEqual(await m.totals(), { count: 0, bytes: 0 });
-    // A put handed to the writer before the ack is written, and the ack deletes it.
-    const early = m.put("alice", { id: "id-000003", raw: '{"n":3}' });
-    assert.deepEqual((await m.pending("alice")).map((e) => e.id), ["id-000003"]);
-    assert.equal(await early, "stored");
-    const ackedLate = m.ack("alice", ["id-000003"]);
-    assert.deepEqual(await m.pending("alice"), []);
-    assert.equal(await ackedLate, 1);
-    assert.equal(m.stats.withdrawn, 2, "only the two acked while queued were withdrawn");
-    // An ack after close is refused and withdraws nothing: the put is still answered by its batch.
-    const last = m.put("alice", { id: "id-000004", raw: '{"n":4}' });
-    const closing = m.close();
-    await assert.rejects(m.ack("alice", ["id-000004"]), /closed/);
-    await closing;
-    assert.equal(await last, "stored");
-    assert.equal(m.stats.withdrawn, 2);
-  } finally {
-    await m.close();
-  }
-  await Deno.remove(dir, { recursive: true });
+  await using t = await tempMailbox({ groupCommitMs: 60_000 });
+  const m = t.m;
+  await m.register("alice", "pair"); // after a quiet spell: commits at once
+  // Within the commit wait, so it waits for company; a live reader acks it meanwhile.
+  const put = m.put("alice", { id: "id-000001", raw: '{"n":1}' });
+  const acked = m.ack("alice", ["id-000001", "id-absent"]);
+  assert.deepEqual(await m.pending("alice"), []); // a read sends the waiting writes at once
+  assert.equal(await put, "stored");
+  assert.equal(await acked, 1, "the withdrawn envelope counts as acked, the absent id not");
+  assert.equal(m.stats.withdrawn, 1);
+  // It never took a place in the file: the next put gets the mailbox's first sequence number.
+  const next = m.put("alice", { id: "id-000002", raw: '{"n":2}' });
+  assert.deepEqual((await m.pending("alice")).map((e) => [e.id, e.seq]), [["id-000002", 1]]);
+  assert.equal(await next, "stored");
+  // A resend of a stored envelope, acked while queued: the queued copy is withdrawn and the
+  // stored one deleted, so nothing is delivered again.
+  const resend = m.put("alice", { id: "id-000002", raw: '{"n":2}' });
+  const ackedAgain = m.ack("alice", ["id-000002"]);
+  assert.deepEqual(await m.pending("alice"), []);
+  assert.equal(await resend, "stored");
+  assert.equal(await ackedAgain, 1);
+  assert.deepEqual(await m.depth("alice"), { count: 0, bytes: 0 });
+  assert.deepEqual(await m.totals(), { count: 0, bytes: 0 });
+  // A put handed to the writer before the ack is written, and the ack deletes it.
+  const early = m.put("alice", { id: "id-000003", raw: '{"n":3}' });
+  assert.deepEqual((await m.pending("alice")).map((e) => e.id), ["id-000003"]);
+  assert.equal(await early, "stored");
+  const ackedLate = m.ack("alice", ["id-000003"]);
+  assert.deepEqual(await m.pending("alice"), []);
+  assert.equal(await ackedLate, 1);
+  assert.equal(m.stats.withdrawn, 2, "only the two acked while queued were withdrawn");
+  // An ack after close is refused and withdraws nothing: the put is still answered by its batch.
+  const last = m.put("alice", { id: "id-000004", raw: '{"n":4}' });
+  const closing = m.close();
+  await assert.rejects(m.ack("alice", ["id-000004"]), /closed/);
+  await closing;
+  assert.equal(await last, "stored");
+  assert.equal(m.stats.withdrawn, 2);
 });
 
 Deno.test("sqlite mailbox: a register does not wait out the commit wait (the client's opened waits for it)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-" });
   const wait = 1500;
-  const m = new SqliteMailbox(join(dir, "mailbox.db"), DEFAULT_MAILBOX_LIMITS, {
-    groupCommitMs: wait,
-  });
-  try {
-    await m.register("alice", "pair"); // after a quiet spell: at once
-    const t0 = performance.now();
-    await m.register("bob", "pair"); // within the wait of the last batch
-    const ms = performance.now() - t0;
-    assert.ok(ms < wait / 2, `the register waited ${Math.round(ms)} ms`);
-    assert.equal(await m.put("bob", { id: "id-000001", raw: "{}" }), "stored");
-  } finally {
-    await m.close();
-  }
-  await Deno.remove(dir, { recursive: true });
+  await using t = await tempMailbox({ groupCommitMs: wait });
+  const m = t.m;
+  await m.register("alice", "pair"); // after a quiet spell: at once
+  const t0 = performance.now();
+  await m.register("bob", "pair"); // within the wait of the last batch
+  const ms = performance.now() - t0;
+  assert.ok(ms < wait / 2, `the register waited ${Math.round(ms)} ms`);
+  assert.equal(await m.put("bob", { id: "id-000001", raw: "{}" }), "stored");
 });
 
 Deno.test("sqlite mailbox: a put after close is refused, not lost silently", async () => {
