@@ -23,10 +23,11 @@ export class MemoryBus implements Bus {
   }
 
   publish(mailboxId: string, raw: string): Promise<void> {
-    // Deliver in a later microtask so a publisher never re-enters its own handler synchronously,
-    // as with a real broker; order per mailbox is kept because microtasks run in FIFO order.
+    // Deliver in a later microtask so no handler runs inside the publisher's call, as with a real
+    // broker; order per mailbox is kept because microtasks run in FIFO order.
     queueMicrotask(() => {
       for (const h of this.#hub.handlers) {
+        if (h === this.#handler) continue; // the publishing relay delivers its own
         try {
           h(mailboxId, raw);
         } catch (err) {

@@ -1,8 +1,9 @@
 /**
- * Delivery: `accept` writes an envelope to its mailbox (durable) and announces it on the bus (for
- * a pair mailbox known to be registered while the write is under way, otherwise after it); every
- * relay holding a live socket for that mailbox pushes it. The router knows the sockets of this
- * relay only, and routes by opaque mailbox id (the envelope's `to`).
+ * Delivery: `accept` writes an envelope to its mailbox (durable) and announces it (for a pair
+ * mailbox known to be registered while the write is under way, otherwise after it): it pushes it to
+ * this relay's live sockets for that mailbox at once, and publishes it on the bus, where every
+ * other relay holding a live socket for the mailbox pushes it. The router knows the sockets of
+ * this relay only, and routes by opaque mailbox id (the envelope's `to`).
  *
  * @module
  */
@@ -72,10 +73,11 @@ export class Router {
 
   /** Subscribes to the bus. Call once before serving. */
   async start(): Promise<void> {
-    await this.bus.subscribe((mailboxId, raw) => this.#announce(mailboxId, raw));
+    await this.bus.subscribe((mailboxId, raw) => this.#arrived(mailboxId, raw));
   }
 
-  #announce(mailboxId: string, raw: string): void {
+  /** Another relay's announcement, from the bus. */
+  #arrived(mailboxId: string, raw: string): void {
     const set = this.#local.get(mailboxId);
     if (!set) return;
     const id = idOfRaw(raw);
@@ -83,7 +85,29 @@ export class Router {
       this.#log.warn("bus announcement without an id dropped", { mailbox_bytes: raw.length });
       return;
     }
-    for (const r of set) r.push(mailboxId, id, raw);
+    this.#push(set, mailboxId, id, raw);
+  }
+
+  /** Pushes to each recipient; one that throws neither stops the others nor fails the send. */
+  #push(set: Set<Recipient>, mailboxId: string, id: string, raw: string): void {
+    for (const r of set) {
+      try {
+        r.push(mailboxId, id, raw);
+      } catch (err) {
+        this.#log.error("push to a live socket failed", { err: errorMessage(err) });
+      }
+    }
+  }
+
+  /**
+   * Announces an envelope accepted here: pushed to this relay's live sockets for the mailbox now
+   * (no round trip through the bus, which does not hand a relay its own announcements), and
+   * published for the other relays.
+   */
+  #announce(mailboxId: string, id: string, raw: string): Promise<void> {
+    const set = this.#local.get(mailboxId);
+    if (set) this.#push(set, mailboxId, id, raw);
+    return this.#publish(mailboxId, raw);
   }
 
   /** Adds a live recipient for `mailboxId` on this relay. */
@@ -125,8 +149,8 @@ export class Router {
     const raw = serializeEnvelopeV2(envelope);
     const put = this.#put(mailboxId, envelope.id, raw, inbox);
     const announced = !inbox && this.#known.has(mailboxId)
-      ? this.#publish(mailboxId, raw)
-      : put.then(() => this.#publish(mailboxId, raw));
+      ? this.#announce(mailboxId, envelope.id, raw)
+      : put.then(() => this.#announce(mailboxId, envelope.id, raw));
     const [stored, published] = await Promise.allSettled([put, announced]);
     // The store's refusal names the reason (unknown, full); a failed publish only says "later".
     const err = stored.status === "rejected"

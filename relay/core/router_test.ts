@@ -1,7 +1,7 @@
 /** The router without sockets: store and announce, refusals, and who gets each announcement. */
 import assert from "node:assert/strict";
 import { serializeEnvelopeV2 } from "@chat-p2p/protocol";
-import { MemoryBus } from "../bus/memory.ts";
+import { MemoryBus, MemoryBusHub } from "../bus/memory.ts";
 import { createLogger } from "../infra/log.ts";
 import { MemoryMailbox } from "../mailbox/memory.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
@@ -21,12 +21,14 @@ class Inbox implements Recipient {
   }
 }
 
+/** A router, and the bus of another relay on the same medium (`elsewhere`). */
 async function router(mailbox = new MemoryMailbox()) {
   const logs: string[] = [];
-  const r = new Router(mailbox, new MemoryBus(), createLogger("debug", (l) => logs.push(l)));
+  const hub = new MemoryBusHub();
+  const r = new Router(mailbox, new MemoryBus(hub), createLogger("debug", (l) => logs.push(l)));
   await r.start();
   await r.open(BOB, "pair");
-  return { r, mailbox, logs };
+  return { r, mailbox, logs, elsewhere: new MemoryBus(hub) };
 }
 
 const announced = () => new Promise((res) => setTimeout(res, 0));
@@ -133,6 +135,27 @@ Deno.test("router: a registered pair mailbox's live reader gets the envelope whi
   assert.equal(await accepted, "stored");
 });
 
+Deno.test("router: its own sockets get an envelope at once and once; another relay's through the bus", async () => {
+  const hub = new MemoryBusHub();
+  const mailbox = new MemoryMailbox(); // one store, as relays share Redis
+  const quiet = createLogger("error", () => {});
+  const a = new Router(mailbox, new MemoryBus(hub), quiet);
+  const b = new Router(mailbox, new MemoryBus(hub), quiet);
+  await a.start();
+  await b.start();
+  await a.open(BOB, "pair");
+  const here = new Inbox(), there = new Inbox();
+  a.listen(BOB, here);
+  b.listen(BOB, there);
+  const e = envelope();
+  const accepted = a.accept(e);
+  assert.deepEqual(here.got.map(([id]) => id), [e.id], "pushed within accept, no bus round trip");
+  assert.equal(await accepted, "stored");
+  await announced();
+  assert.deepEqual(here.got.map(([id]) => id), [e.id], "its own announcement is not pushed again");
+  assert.deepEqual(there.got, [[e.id, serializeEnvelopeV2(e)]], "the other relay's via the bus");
+});
+
 Deno.test("router: a request inbox's envelope is announced only once it is stored", async () => {
   const { memory, release } = gatedMailbox();
   const { r } = await router(memory);
@@ -175,10 +198,10 @@ Deno.test("router: unlisten stops pushes; liveMailboxes counts mailboxes, not so
 });
 
 Deno.test("router: an announcement without an id is dropped with a warning, not pushed", async () => {
-  const { r, logs } = await router();
+  const { r, logs, elsewhere } = await router();
   const inbox = new Inbox();
   r.listen(BOB, inbox);
-  await r.bus.publish(BOB, '{"v":2,"body":"x"}');
+  await elsewhere.publish(BOB, '{"v":2,"body":"x"}');
   await announced();
   assert.deepEqual(inbox.got, []);
   assert.ok(logs.some((l) => l.includes("announcement without an id")));

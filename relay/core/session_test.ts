@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPair, openFrame, serializeEnvelopeV2, toBase64 } from "@chat-p2p/protocol";
-import { MemoryBus } from "../bus/memory.ts";
+import { MemoryBus, MemoryBusHub } from "../bus/memory.ts";
 import { createLogger } from "../infra/log.ts";
 import { MemoryMailbox } from "../mailbox/memory.ts";
 import { DEFAULT_MAILBOX_LIMITS, type Mailbox } from "../ports/mailbox.ts";
@@ -62,9 +62,13 @@ function options(over: Partial<SessionOptions> = {}): SessionOptions {
   };
 }
 
-/** A router over `mailbox` and a memory bus, and a way to open sessions on it. */
+/**
+ * A router over `mailbox` and a memory bus, a way to open sessions on it, and the bus of another
+ * relay on the same medium (`elsewhere`), to announce as that relay would.
+ */
 async function relay(mailbox: Mailbox = new MemoryMailbox(), opt: Partial<SessionOptions> = {}) {
-  const router = new Router(mailbox, new MemoryBus(), quiet);
+  const hub = new MemoryBusHub();
+  const router = new Router(mailbox, new MemoryBus(hub), quiet);
   await router.start();
   const sessions: Session[] = [];
   const shared = options(opt);
@@ -81,6 +85,7 @@ async function relay(mailbox: Mailbox = new MemoryMailbox(), opt: Partial<Sessio
     router,
     mailbox,
     connect,
+    elsewhere: new MemoryBus(hub),
     [Symbol.dispose]: () => sessions.forEach((s) => s.shutdown()),
   };
 }
@@ -353,7 +358,7 @@ Deno.test("session: live pushes during the drain wait for it and skip what it al
   while (c.t.sent.length === 0) await delay(1); // "opened"
   // Announced only (as from another relay whose write the drain's read will not see), then the
   // backlog's envelope announced again.
-  await r.router.bus.publish(box.id, serializeEnvelopeV2(fresh));
+  await r.elsewhere.publish(box.id, serializeEnvelopeV2(fresh));
   await r.router.accept(old);
   await Promise.resolve();
   assert.deepEqual(c.t.frames.map((f) => f.type), ["opened"], "nothing is pushed mid-drain");

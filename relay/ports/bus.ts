@@ -1,13 +1,14 @@
 /**
- * The `Bus` port: "mailbox X has envelope E" announcements between relays. Every relay that holds
- * a live socket for X pushes E to it. Implemented in-process (embedded mode) and on Kafka; both
- * pass `bus/contract.ts`.
+ * The `Bus` port: "mailbox X has envelope E" announcements between relays. Every other relay that
+ * holds a live socket for X pushes E to it; the relay that published pushes to its own sockets
+ * itself, without the round trip (`core/router.ts`). Implemented in-process (embedded mode) and on
+ * Kafka; both pass `bus/contract.ts`.
  *
  * @module
  */
 import type { BackendStatus } from "./errors.ts";
 
-/** Receives every announcement published on the bus (by any relay, this one included). */
+/** Receives every announcement another bus instance (another relay) published. */
 export type BusHandler = (mailboxId: string, raw: string) => void;
 
 /** The bus between relays. */
@@ -21,8 +22,8 @@ export interface Bus {
    */
   publish(mailboxId: string, raw: string): Promise<void>;
   /**
-   * Registers the handler for announcements published after this resolves. Called once per bus
-   * instance, before publishing.
+   * Registers the handler for announcements other instances publish after this resolves; this
+   * instance's own announcements never reach it. Called once per bus instance, before publishing.
    */
   subscribe(handler: BusHandler): Promise<void>;
   /** Whether the bus answers right now. */

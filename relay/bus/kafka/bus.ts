@@ -7,6 +7,9 @@
  * request, packed one record per partition (format in docs/SERVICES.md). Failures reject with
  * {@linkcode BackendUnavailableError}; nothing is thrown outside a returned promise.
  *
+ * Every record carries an `origin` header, a random token of this bus instance, and the bus skips
+ * the records it finds its own: the relay pushes its own announcements to its sockets itself.
+ *
  * Consuming: no consumer group. Every relay must read every partition anyway (the recipient's
  * socket may be on any relay), so a group only added a coordinator, a join, heartbeats and offset
  * commits. The bus reads the end offsets when it subscribes and then fetches every partition
@@ -69,6 +72,13 @@ export interface KafkaBusOptions {
  * `<mailbox id>\t<envelope JSON>`. Not base64, so never a mailbox id.
  */
 export const PACKED_KEY = "chat-p2p:announcements/1";
+
+/**
+ * Record header naming the bus instance that produced a record (a random token per process, not
+ * the instance id an operator may have set twice by mistake); its own records are skipped.
+ */
+export const ORIGIN_HEADER = "origin";
+const ORIGIN_KEY = Buffer.from(ORIGIN_HEADER);
 
 /** Largest batch of announcements in one produce request. */
 const MAX_BATCH_MESSAGES = 500;
@@ -140,6 +150,9 @@ export class KafkaBus implements Bus {
   #partitionOf = new Map<string, number>();
   #publishes: Batcher<Announcement, void>;
   #handler?: BusHandler;
+  /** This instance's `origin` header value. */
+  #origin = Buffer.from(crypto.randomUUID());
+  #headers = new Map([[ORIGIN_KEY, this.#origin]]);
   /** Next offset to fetch, per partition; set by subscribe(). */
   #positions: bigint[] = [];
   #fetching?: Promise<void>;
@@ -331,6 +344,7 @@ export class KafkaBus implements Bus {
         topic: this.topic,
         key: Buffer.from(q.mailboxId),
         value: Buffer.from(q.raw),
+        headers: this.#headers,
         partition: this.#partitions > 0 ? this.#partition(q.mailboxId) : undefined,
         timestamp,
       }));
@@ -348,6 +362,7 @@ export class KafkaBus implements Bus {
       partition,
       key,
       value: Buffer.from(lines.join("\n")),
+      headers: this.#headers,
       timestamp,
     }));
   }
@@ -478,13 +493,23 @@ export class KafkaBus implements Bus {
           if (!(batch.attributes & IS_CONTROL)) {
             for (const r of batch.records) {
               if (batch.firstOffset + BigInt(r.offsetDelta) < from) continue;
-              if (r.key && r.value) this.#deliver(r.key.toString(), r.value.toString());
+              if (r.key && r.value && !this.#mine(r.headers)) {
+                this.#deliver(r.key.toString(), r.value.toString());
+              }
             }
           }
           if (next > this.#positions[i]) this.#positions[i] = next;
         }
       }
     }
+  }
+
+  /** Whether a record's headers name this instance as its origin. */
+  #mine(headers: readonly [Buffer | null, Buffer | null][]): boolean {
+    for (const [k, v] of headers) {
+      if (k !== null && v !== null && k.equals(ORIGIN_KEY) && v.equals(this.#origin)) return true;
+    }
+    return false;
   }
 
   #deliver(key: string, value: string): void {

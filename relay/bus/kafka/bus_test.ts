@@ -229,10 +229,10 @@ await servicesTest(
 await servicesTest(
   "kafka bus: a throwing handler does not stop delivery; closed rejects",
   async ({ kafkaBrokers }) => {
-    const [a] = await buses(1, kafkaBrokers);
+    const [a, b] = await buses(2, kafkaBrokers);
     try {
       const got: string[] = [];
-      await a.subscribe((_mb, raw) => {
+      await b.subscribe((_mb, raw) => {
         got.push(raw);
         if (raw === "boom") throw new Error("handler bug");
       });
@@ -244,6 +244,7 @@ await servicesTest(
       await assert.rejects(a.publish("x", "closed"), BackendUnavailableError);
     } finally {
       await a.close();
+      await b.close();
     }
   },
   NO_SANITIZERS,
