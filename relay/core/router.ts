@@ -37,7 +37,11 @@ export class Router {
   readonly bus: Bus;
   #log: Logger;
   #metrics?: Metrics;
-  #local = new Map<string, Set<Recipient>>();
+  /**
+   * Live recipients per mailbox: the recipient itself while there is one (the usual case: a Set
+   * per idle socket cost about 150 bytes), a Set once there are more.
+   */
+  #local = new Map<string, Recipient | Set<Recipient>>();
   /**
    * Pair mailboxes this relay saw registered (opened here, or a put stored): their envelopes are
    * announced while they are written. Oldest forgotten past {@linkcode KNOWN_MAILBOXES}.
@@ -78,24 +82,27 @@ export class Router {
 
   /** Another relay's announcement, from the bus. */
   #arrived(mailboxId: string, raw: string): void {
-    const set = this.#local.get(mailboxId);
-    if (!set) return;
+    const to = this.#local.get(mailboxId);
+    if (!to) return;
     const id = idOfRaw(raw);
     if (!id) {
       this.#log.warn("bus announcement without an id dropped", { mailbox_bytes: raw.length });
       return;
     }
-    this.#push(set, mailboxId, id, raw);
+    this.#push(to, mailboxId, id, raw);
   }
 
   /** Pushes to each recipient; one that throws neither stops the others nor fails the send. */
-  #push(set: Set<Recipient>, mailboxId: string, id: string, raw: string): void {
-    for (const r of set) {
-      try {
-        r.push(mailboxId, id, raw);
-      } catch (err) {
-        this.#log.error("push to a live socket failed", { err: errorMessage(err) });
-      }
+  #push(to: Recipient | Set<Recipient>, mailboxId: string, id: string, raw: string): void {
+    if (!(to instanceof Set)) return this.#pushOne(to, mailboxId, id, raw);
+    for (const r of to) this.#pushOne(r, mailboxId, id, raw);
+  }
+
+  #pushOne(r: Recipient, mailboxId: string, id: string, raw: string): void {
+    try {
+      r.push(mailboxId, id, raw);
+    } catch (err) {
+      this.#log.error("push to a live socket failed", { err: errorMessage(err) });
     }
   }
 
@@ -105,24 +112,26 @@ export class Router {
    * published for the other relays.
    */
   #announce(mailboxId: string, id: string, raw: string): Promise<void> {
-    const set = this.#local.get(mailboxId);
-    if (set) this.#push(set, mailboxId, id, raw);
+    const to = this.#local.get(mailboxId);
+    if (to) this.#push(to, mailboxId, id, raw);
     return this.#publish(mailboxId, raw);
   }
 
   /** Adds a live recipient for `mailboxId` on this relay. */
   listen(mailboxId: string, r: Recipient): void {
-    let set = this.#local.get(mailboxId);
-    if (!set) this.#local.set(mailboxId, set = new Set());
-    set.add(r);
+    const to = this.#local.get(mailboxId);
+    if (to === undefined) this.#local.set(mailboxId, r);
+    else if (to instanceof Set) to.add(r);
+    else if (to !== r) this.#local.set(mailboxId, new Set([to, r]));
   }
 
   /** Removes a recipient added with {@linkcode listen}. */
   unlisten(mailboxId: string, r: Recipient): void {
-    const set = this.#local.get(mailboxId);
-    if (!set) return;
-    set.delete(r);
-    if (set.size === 0) this.#local.delete(mailboxId);
+    const to = this.#local.get(mailboxId);
+    if (to === r) this.#local.delete(mailboxId);
+    else if (to instanceof Set && to.delete(r) && to.size === 1) {
+      this.#local.set(mailboxId, to.values().next().value!);
+    }
   }
 
   /** How many mailboxes have a live socket here. */

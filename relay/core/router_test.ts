@@ -197,6 +197,36 @@ Deno.test("router: unlisten stops pushes; liveMailboxes counts mailboxes, not so
   assert.equal(r.liveMailboxes, 0);
 });
 
+Deno.test("router: one, two, three recipients of a mailbox, added and removed in any order", async () => {
+  const { r } = await router();
+  const [a, b, c] = [new Inbox(), new Inbox(), new Inbox()];
+  const pushedTo = async (...who: Inbox[]) => {
+    for (const x of [a, b, c]) x.got = [];
+    await r.accept(envelope());
+    assert.deepEqual(
+      [a, b, c].map((x) => x.got.length),
+      [a, b, c].map((x) => who.includes(x) ? 1 : 0),
+    );
+  };
+  r.listen(BOB, a);
+  r.listen(BOB, a); // twice: still pushed once
+  await pushedTo(a);
+  r.listen(BOB, b);
+  r.listen(BOB, c);
+  await pushedTo(a, b, c);
+  r.unlisten(BOB, a);
+  await pushedTo(b, c);
+  r.unlisten(BOB, c);
+  await pushedTo(b);
+  r.unlisten(BOB, a); // not listening: harmless
+  r.listen(BOB, a);
+  await pushedTo(a, b);
+  r.unlisten(BOB, b);
+  r.unlisten(BOB, a);
+  assert.equal(r.liveMailboxes, 0);
+  await pushedTo();
+});
+
 Deno.test("router: an announcement without an id is dropped with a warning, not pushed", async () => {
   const { r, logs, elsewhere } = await router();
   const inbox = new Inbox();
