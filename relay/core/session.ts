@@ -120,8 +120,11 @@ export class Session implements Recipient {
   #closed = false;
   #challenge = toBase64(randomBytes(CHALLENGE_BYTES));
   #opened = new Map<string, Opened>();
-  /** Mailboxes whose open is being checked (signature, registration), not yet in #opened. */
-  #opening = new Set<string>();
+  /**
+   * Mailboxes whose open is being checked (signature, registration), not yet in #opened; unset
+   * while there are none (most sockets open one mailbox, then idle: no empty Set kept per socket).
+   */
+  #opening?: Set<string>;
   #frames: TokenBucket;
 
   /** `ip` keys the request-inbox send budget. */
@@ -292,8 +295,8 @@ export class Session implements Recipient {
     // register) an id without the key it names.
     const key = fromBase64(f.key)!; // the parser checked it is a key
     const mailbox = toBase64(mailboxIdFor(f.kind, key));
-    const fresh = !this.#opened.has(mailbox) && !this.#opening.has(mailbox);
-    if (fresh && this.#opened.size + this.#opening.size >= this.#opt.maxMailboxes) {
+    const fresh = !this.#opened.has(mailbox) && !this.#opening?.has(mailbox);
+    if (fresh && this.#opened.size + (this.#opening?.size ?? 0) >= this.#opt.maxMailboxes) {
       // Checked before the signature: a socket cannot make the relay hold (or verify) without end.
       // Counted in errors_total{code="too_many_mailboxes"}.
       return this.#error(
@@ -304,7 +307,7 @@ export class Session implements Recipient {
       );
     }
     // Opens in flight count toward the cap too: frames are handled without waiting for the last.
-    if (fresh) this.#opening.add(mailbox);
+    if (fresh) (this.#opening ??= new Set()).add(mailbox);
     try {
       if (!(await this.#verifyOpen(f, key, mailbox)) || this.#closed) return;
       try {
@@ -313,7 +316,9 @@ export class Session implements Recipient {
         return this.#unreadable(err, mailbox);
       }
     } finally {
-      if (fresh) this.#opening.delete(mailbox);
+      if (fresh && this.#opening!.delete(mailbox) && this.#opening!.size === 0) {
+        this.#opening = undefined;
+      }
     }
     if (this.#closed) return;
     this.#metrics?.inc("mailboxes_opened_total", { kind: f.kind });
