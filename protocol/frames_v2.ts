@@ -16,7 +16,7 @@ import {
   parsePingFrame,
   str,
 } from "./_parse.ts";
-import { base64ByteLength, isPublicKeyText } from "./encoding.ts";
+import { base64ByteLength, decodePublicKey } from "./encoding.ts";
 import type { ErrorCode, Parsed } from "./errors.ts";
 import { MAX_ACK_IDS } from "./frames.ts";
 import type { MailboxKind } from "./kdf.ts";
@@ -242,6 +242,15 @@ function mailboxField(o: Obj, where: string): string | Parsed<never> {
   return m;
 }
 
+/**
+ * Whether `text` is a usable public key, checked every time: not the remembering
+ * `isPublicKeyText` (v1's, for the two keys of every envelope), since a v2 key comes once per open
+ * or first contact, and a cache of them would hold every connected client's key.
+ */
+function isKeyText(text: string): boolean {
+  return text.length === 44 && decodePublicKey(text) !== undefined;
+}
+
 function parseSend(o: Obj): Parsed<SendFrameV2> {
   if (o.envelope === undefined) {
     return fail("bad_frame", "Cannot parse send frame: missing field 'envelope'");
@@ -249,7 +258,7 @@ function parseSend(o: Obj): Parsed<SendFrameV2> {
   const e = parseEnvelopeV2(o.envelope);
   if (!e.ok) return e;
   if (o.key === undefined) return { ok: true, value: { v: 2, type: "send", envelope: e.value } };
-  if (typeof o.key !== "string" || !isPublicKeyText(o.key)) {
+  if (typeof o.key !== "string" || !isKeyText(o.key)) {
     return fail(
       "bad_frame",
       "Cannot parse send frame: field 'key' is not a base64 Ed25519 public key",
@@ -270,7 +279,7 @@ function parseOpen(o: Obj): Parsed<OpenFrame> {
   if (typeof key !== "string") return key;
   const signature = str(o, "signature", where);
   if (typeof signature !== "string") return signature;
-  if (!isPublicKeyText(key)) {
+  if (!isKeyText(key)) {
     return fail("bad_frame", `Cannot parse ${where}: field 'key' is not a base64 Ed25519 key`);
   }
   if (base64ByteLength(signature) !== 64) {
