@@ -8,6 +8,7 @@ import {
   DESCRIPTOR_RESERVE,
   type GuardSystem,
   ipFromProc,
+  LinuxSystem,
   type Peer,
   peersIn,
   procNetFiles,
@@ -257,4 +258,22 @@ Deno.test("procNetFiles: a listener on one address family is looked for in that 
   assert.deepEqual(procNetFiles("::1"), ["/proc/net/tcp6"]);
   assert.deepEqual(procNetFiles("localhost"), ["/proc/net/tcp", "/proc/net/tcp6"]);
   assert.deepEqual(procNetFiles(""), ["/proc/net/tcp", "/proc/net/tcp6"]);
+});
+
+Deno.test({
+  name: "guard: LinuxSystem counts this process's open descriptors, now and off the event loop",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const sys = new LinuxSystem();
+    const before = sys.openDescriptors(true) as number;
+    assert.ok(before > 0);
+    const files = Array.from({ length: 20 }, () => Deno.openSync("/dev/null"));
+    try {
+      assert.equal(sys.openDescriptors(true), before + 20);
+      assert.equal(await sys.openDescriptors(), before + 20);
+    } finally {
+      for (const f of files) f.close();
+    }
+    assert.equal(await sys.openDescriptors(), before);
+  },
 });
