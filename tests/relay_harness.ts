@@ -61,6 +61,42 @@ export async function readTree(dir: string): Promise<string> {
   return all;
 }
 
+/** The size of every file under `dir`, by path: a mark for {@linkcode readTreeSince}. */
+export async function treeSizes(dir: string): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) { for (const [q, n] of await treeSizes(p)) sizes.set(q, n); }
+    else if (e.isFile) sizes.set(p, (await Deno.stat(p)).size);
+  }
+  return sizes;
+}
+
+/**
+ * What was appended under `dir` since `mark` ({@linkcode treeSizes}), as {@linkcode readTree}
+ * reads it: a file's bytes past its marked size, a new file whole. For an append-only store that
+ * other tests and benchmarks share (Redis's AOF grows to hundreds of MB, past the longest string
+ * V8 can hold), this is everything a test's own flow can have written there.
+ */
+export async function readTreeSince(dir: string, mark: Map<string, number>): Promise<string> {
+  let all = "";
+  for (const [p, size] of await treeSizes(dir)) {
+    const from = mark.get(p) ?? 0;
+    if (size <= from) continue;
+    using f = await Deno.open(p);
+    await f.seek(from, Deno.SeekMode.Start);
+    const bytes = new Uint8Array(size - from);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = await f.read(bytes.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    all += latin1.decode(bytes.subarray(0, got));
+  }
+  return all;
+}
+
 /**
  * Every way a careless store could write `bytes` (a key): base64, base64url with and without
  * padding, hex in either case, and the raw bytes as {@linkcode readTree} decodes them (the same
