@@ -1,7 +1,9 @@
 /**
  * The Kafka bus alone (relay/bus/kafka/bus.ts, no relay, no sockets): publishes `count` envelopes of
  * `size` bytes keyed by 64 recipients, with at most `window` publishes in flight, and counts them
- * back through its own subscription. Prints one JSON line with the rates and its CPU.
+ * back through a second bus in the same process (a bus never hands its own announcements to its
+ * own subscriber, as a relay pushes those itself). Prints one JSON line with the rates and the
+ * process's CPU (both buses).
  *
  * Usage: deno run -A bench/kafka_bus.ts --brokers 127.0.0.1:9192 --topic T [--count 50000]
  *        [--size 900] [--window 5000]
@@ -46,17 +48,18 @@ const count = Number(values.count);
 const size = Number(values.size);
 const windowSize = Number(values.window);
 const quiet = { warn: () => {}, error: (m: string) => console.error(m) };
-const busOptions = {
+const busOptions = (name: string) => ({
   brokers,
   topic: values.topic!,
   partitions: 12,
-  instanceId: `bench-${crypto.randomUUID()}`,
+  instanceId: `bench-${name}-${crypto.randomUUID()}`,
   logger: quiet,
-};
-const bus = await KafkaBus.connect(busOptions);
+});
+const bus = await KafkaBus.connect(busOptions("pub"));
+const sub = await KafkaBus.connect(busOptions("sub"));
 let received = 0;
 let tLastRecv = 0;
-await bus.subscribe((_mailbox, raw) => {
+await sub.subscribe((_mailbox, raw) => {
   if (raw.startsWith('{"v":2,"id":"kbm')) {
     received++;
     tLastRecv = performance.now();
@@ -101,4 +104,5 @@ console.log(JSON.stringify({
   batches: bus.stats.batches,
 }));
 await bus.close();
+await sub.close();
 Deno.exit(0);
