@@ -101,13 +101,22 @@ function utf8Length(s: string): number {
   return s.length;
 }
 
-/** One mailbox opened on this socket. */
+/**
+ * One mailbox opened on this socket. Both fields exist from the start (no property added later,
+ * which costs a property array per socket) and hold nothing per socket once the drain is done.
+ */
 interface Opened {
   /** Live announcements that arrive while a drain runs, in arrival order; unset when live. */
-  held?: Map<string, string>;
-  /** The drain in progress (a second open of the mailbox drains again after it). */
+  held: Map<string, string> | undefined;
+  /**
+   * The drain in progress (a second open of the mailbox drains again after it); the shared
+   * {@linkcode DRAINED} when none is.
+   */
   drained: Promise<void>;
 }
+
+/** `Opened.drained` of a mailbox with no drain in progress. */
+const DRAINED: Promise<void> = Promise.resolve();
 
 /** A socket's protocol state machine. */
 export class Session implements Recipient {
@@ -326,14 +335,21 @@ export class Session implements Recipient {
     const again = this.#opened.get(mailbox);
     if (again) {
       // Opened twice: drain again once the drain in progress is done.
-      again.drained = again.drained.then(() => this.#drain(mailbox, again));
-      return await again.drained;
+      return await this.#queueDrain(mailbox, again);
     }
-    const box: Opened = { drained: Promise.resolve() };
+    const box: Opened = { held: undefined, drained: DRAINED };
     this.#opened.set(mailbox, box);
     this.#router.listen(mailbox, this);
-    box.drained = this.#drain(mailbox, box);
-    await box.drained;
+    await this.#queueDrain(mailbox, box);
+  }
+
+  /** Drains `box` once the drain in progress (if any) is done. */
+  async #queueDrain(mailbox: string, box: Opened): Promise<void> {
+    const drained = box.drained = box.drained === DRAINED
+      ? this.#drain(mailbox, box)
+      : box.drained.then(() => this.#drain(mailbox, box));
+    await drained;
+    if (box.drained === drained) box.drained = DRAINED; // nothing chained after it
   }
 
   /**
