@@ -7,27 +7,31 @@
 import type { Bus, BusHandler } from "../ports/bus.ts";
 import type { BackendStatus } from "../ports/errors.ts";
 
-/** The shared medium several in-process buses publish on. */
+/** The shared medium several in-process buses publish on: each subscribed bus's handler. */
 export class MemoryBusHub {
-  readonly handlers = new Set<BusHandler>();
+  readonly handlers = new Map<MemoryBus, BusHandler>();
 }
 
 /** A bus whose subscribers live in this process. */
 export class MemoryBus implements Bus {
   readonly kind = "memory";
   #hub: MemoryBusHub;
-  #handler?: BusHandler;
 
   constructor(hub: MemoryBusHub = new MemoryBusHub()) {
     this.#hub = hub;
   }
 
   publish(mailboxId: string, raw: string): Promise<void> {
+    const handlers = this.#hub.handlers;
+    // The publishing relay delivers its own: nobody else listens on the embedded relay's hub.
+    if (handlers.size === 0 || (handlers.size === 1 && handlers.has(this))) {
+      return Promise.resolve();
+    }
     // Deliver in a later microtask so no handler runs inside the publisher's call, as with a real
     // broker; order per mailbox is kept because microtasks run in FIFO order.
     queueMicrotask(() => {
-      for (const h of this.#hub.handlers) {
-        if (h === this.#handler) continue; // the publishing relay delivers its own
+      for (const [bus, h] of handlers) {
+        if (bus === this) continue;
         try {
           h(mailboxId, raw);
         } catch (err) {
@@ -41,9 +45,7 @@ export class MemoryBus implements Bus {
   }
 
   subscribe(handler: BusHandler): Promise<void> {
-    if (this.#handler) this.#hub.handlers.delete(this.#handler);
-    this.#handler = handler;
-    this.#hub.handlers.add(handler);
+    this.#hub.handlers.set(this, handler);
     return Promise.resolve();
   }
 
@@ -52,8 +54,7 @@ export class MemoryBus implements Bus {
   }
 
   close(): Promise<void> {
-    if (this.#handler) this.#hub.handlers.delete(this.#handler);
-    this.#handler = undefined;
+    this.#hub.handlers.delete(this);
     return Promise.resolve();
   }
 }
