@@ -44,10 +44,17 @@ export function busContract(name: string, make: BusFactory, options: ContractOpt
     }
     await buses[0].publish("alice", "e1");
     await waitFor(() => seen[1].length + seen[2].length === 2, 20_000, "e1 at the other two");
-    // Published after e1 arrived, for the same mailbox: whoever has e2 is past e1.
+    // Each published after the one before arrived, for the same mailbox: whoever has e2 is past
+    // e1 (bus 0's own), whoever has e3 is past e2 (bus 2's own).
     await buses[2].publish("alice", "e2");
     await waitFor(() => seen[0].length > 0 && seen[1].length === 2, 20_000, "e2 at the other two");
-    assert.deepEqual(seen, [["alice:e2"], ["alice:e1", "alice:e2"], ["alice:e1"]]);
+    await buses[0].publish("alice", "e3");
+    await waitFor(() => seen[1].length === 3 && seen[2].length > 1, 20_000, "e3 at the other two");
+    assert.deepEqual(seen, [
+      ["alice:e2"],
+      ["alice:e1", "alice:e2", "alice:e3"],
+      ["alice:e1", "alice:e3"],
+    ]);
   });
 
   t("per-mailbox order holds for concurrent publishes", 2, async (buses) => {
