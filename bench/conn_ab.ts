@@ -1,6 +1,6 @@
 /**
  * `deno run -A bench/conn_ab.ts --a <checkout> --b <checkout> [--rounds 2] [--sockets 5000]
- * [--settle-ms 60000]`: idle memory per socket and handshake p99 of two checkouts of the relay,
+ * [--settle-ms 40000]`: idle memory per socket and handshake p99 of two checkouts of the relay,
  * A B A B…, each a fresh embedded relay under the connections section's ramp (4 generators, 16
  * handshakes in flight each). Prints KiB of RSS per socket at each settle sample, so a change to
  * per-socket state is judged on alternating runs, not on two full benches apart.

@@ -119,9 +119,9 @@ const validKeys = new Map<string, boolean>();
 
 /**
  * Whether `text` is a usable public key ({@linkcode decodePublicKey} would return it). Remembers
- * its answers for a bounded set of texts: the relay checks `from` and `to` of every v1 envelope,
- * and a conversation repeats the same two keys. (v2 frames name a key once per open or first
- * contact and use {@linkcode decodePublicKey}.)
+ * its answers for a bounded set of texts: a v1 envelope names `from` and `to`, and a conversation
+ * repeats the same two keys. (The v2 relay refuses v1 frames; v2 frames name a key once per open
+ * or first contact and are checked without this cache.)
  */
 export function isPublicKeyText(text: string): boolean {
   // Only the one length a key can have is looked up or remembered: anything else is refused

@@ -76,7 +76,9 @@ export async function treeSizes(dir: string): Promise<Map<string, number>> {
  * What was appended under `dir` since `mark` ({@linkcode treeSizes}), as {@linkcode readTree}
  * reads it: a file's bytes past its marked size, a new file whole. For an append-only store that
  * other tests and benchmarks share (Redis's AOF grows to hundreds of MB, past the longest string
- * V8 can hold), this is everything a test's own flow can have written there.
+ * V8 can hold), this is everything a test's own flow can have written there. Not handled: Redis
+ * rewriting its AOF during the test (the flow's writes would then sit in a new base file, in RDB
+ * encoding).
  */
 export async function readTreeSince(dir: string, mark: Map<string, number>): Promise<string> {
   let all = "";

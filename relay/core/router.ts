@@ -21,7 +21,11 @@ import type { Metrics } from "../infra/metrics.ts";
 
 /** Something on this relay that wants the envelopes of mailboxes (a session that opened them). */
 export interface Recipient {
-  /** Called for each announced envelope of a mailbox it registered for; may repeat ids. */
+  /**
+   * Called for each announced envelope of a mailbox it registered for; may repeat ids. Runs
+   * inside another session's `accept` (or the bus's handler): it must not call back into the
+   * router; a throw is logged and skips only this recipient.
+   */
   push(mailboxId: string, id: string, raw: string): void;
 }
 
@@ -39,7 +43,7 @@ export class Router {
   #metrics?: Metrics;
   /**
    * Live recipients per mailbox: the recipient itself while there is one (the usual case: a Set
-   * per idle socket cost about 150 bytes), a Set once there are more.
+   * per idle socket cost about 240 bytes with its table), a Set once there are more.
    */
   #local = new Map<string, Recipient | Set<Recipient>>();
   /**
@@ -156,6 +160,9 @@ export class Router {
   async accept(envelope: EnvelopeV2, inbox = false): Promise<"stored" | "duplicate"> {
     const mailboxId = envelope.to;
     const raw = serializeEnvelopeV2(envelope);
+    // The write is handed to the store before anything is pushed, and stores apply commands in
+    // the order they get them (the SQLite writer's queue, Redis's one connection): a reader that
+    // opens the mailbox after the push below reads it from the store. Keep it first.
     const put = this.#put(mailboxId, envelope.id, raw, inbox);
     const announced = !inbox && this.#known.has(mailboxId)
       ? this.#announce(mailboxId, envelope.id, raw)

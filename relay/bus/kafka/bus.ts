@@ -74,11 +74,10 @@ export interface KafkaBusOptions {
 export const PACKED_KEY = "chat-p2p:announcements/1";
 
 /**
- * Record header naming the bus instance that produced a record (a random token per process, not
- * the instance id an operator may have set twice by mistake); its own records are skipped.
+ * Record header naming the bus instance that produced a record (a random token per `KafkaBus`,
+ * not the instance id an operator may have set twice by mistake); its own records are skipped.
  */
-export const ORIGIN_HEADER = "origin";
-const ORIGIN_KEY = Buffer.from(ORIGIN_HEADER);
+const ORIGIN_KEY = Buffer.from("origin");
 
 /** Largest batch of announcements in one produce request. */
 const MAX_BATCH_MESSAGES = 500;
