@@ -347,19 +347,11 @@ export class LinuxSystem implements GuardSystem {
     // listing that made an object per descriptor every scan (5,000 sockets: half a MB of garbage
     // every few seconds in an idle relay). Older kernels say 0, and the guard lists them.
     if (now) {
-      const size = Deno.statSync("/proc/self/fd").size;
-      if (size > 0) return size;
-      let n = 0;
-      for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
-      return n;
+      return Deno.statSync(FD_DIR).size || Array.from(Deno.readDirSync(FD_DIR)).length;
     }
-    return (async () => {
-      const size = (await Deno.stat("/proc/self/fd")).size;
-      if (size > 0) return size;
-      let n = 0;
-      for await (const _ of Deno.readDir("/proc/self/fd")) n++;
-      return n;
-    })();
+    return Deno.stat(FD_DIR).then(async ({ size }) =>
+      size || (await Array.fromAsync(Deno.readDir(FD_DIR))).length
+    );
   }
 
   descriptorLimit(): number {
@@ -403,8 +395,8 @@ export class LinuxSystem implements GuardSystem {
   close(inodes: ReadonlySet<string>): number {
     if (!this.#shutdown) return 0;
     let n = 0;
-    for (const e of Deno.readDirSync("/proc/self/fd")) {
-      const path = `/proc/self/fd/${e.name}`;
+    for (const e of Deno.readDirSync(FD_DIR)) {
+      const path = `${FD_DIR}/${e.name}`;
       let target: string;
       try {
         target = Deno.readLinkSync(path);
@@ -422,6 +414,8 @@ export class LinuxSystem implements GuardSystem {
 }
 
 const PROC_NET_FILES = ["/proc/net/tcp", "/proc/net/tcp6"];
+/** This process's descriptors, one entry each. */
+const FD_DIR = "/proc/self/fd";
 
 /**
  * The /proc/net files that can hold connections to a listener on `hostname`: an IPv4 address's
