@@ -42,7 +42,8 @@ export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mai
   const { redisUrl, dataDir, limits, diskReserveBytes } = config.storage;
   if (redisUrl) {
     const { RedisMailbox } = await import("./mailbox/redis.ts");
-    return await RedisMailbox.connect(redisUrl, limits, { logger: log });
+    const bus = config.kafka.brokers.length > 0 ? config.kafka.topic : undefined;
+    return await RedisMailbox.connect(redisUrl, limits, { logger: log, bus });
   }
   return new SqliteMailbox(join(dataDir, "mailbox.db"), limits, {
     reserveBytes: diskReserveBytes,
@@ -128,8 +129,8 @@ export async function startRelay(
     ...(mailbox instanceof SqliteMailbox ? { data_dir: config.storage.dataDir } : {}),
   });
   const router = new Router(mailbox, bus, log, metrics);
-  await (config.kafka.brokers.length > 0
-    ? withStartupRetry("the Kafka subscription", log, () => router.start())
+  await (config.kafka.brokers.length > 0 || config.storage.redisUrl
+    ? withStartupRetry("the bus subscription and the relay's lease", log, () => router.start())
     : router.start());
   const sessions = new Set<Session>();
   const relayUrls = new Set<string>();
@@ -193,6 +194,7 @@ export async function startRelay(
       const serverDone = server.shutdown(); // stop accepting; waits for open requests
       for (const s of sessions) s.shutdown();
       await serverDone;
+      await router.stop();
       await bus.close();
       await mailbox.close();
       dataDirLock?.release();

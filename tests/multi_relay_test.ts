@@ -158,3 +158,35 @@ await servicesTest(
   },
   { sanitizeResources: false, sanitizeOps: false },
 );
+
+/** A counter of `relay`'s /metrics (0 before it was first counted). */
+async function counter(relay: RelayProcess, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${relay.port}/metrics`)).text();
+  return Number(new RegExp(`^chat_relay_${name} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+}
+
+await servicesTest(
+  "multi-relay: a relay alone skips Kafka; a relay that joins later gets live messages at once",
+  async (svc) => {
+    const env = scaledRelayEnv(svc, "alone");
+    await using a = await RelayProcess.start({ env });
+    const box = pairBox();
+    await using here = await RawClient.reader(a.url, box);
+    await using sender = await RawClient.connect(a.url);
+    const first = Array.from({ length: 5 }, () => envelope(box));
+    for (const e of first) assert.equal((await sender.sendAndWait(e)).type, "accepted");
+    for (const e of first) assert.equal((await here.next("deliver", 10_000)).envelope.id, e.id);
+    // The first put may be published before it counted; every later one is not.
+    assert.ok(await counter(a, "bus_publishes_skipped_total") >= 4, "alone: not published");
+
+    await using b = await RelayProcess.start({ env });
+    await using there = await RawClient.reader(b.url, box); // reads the five from Redis
+    const skipped = await counter(a, "bus_publishes_skipped_total");
+    const later = envelope(box);
+    assert.equal((await sender.sendAndWait(later)).type, "accepted");
+    assert.equal((await there.next("deliver", 10_000)).envelope.id, later.id, "live on B");
+    assert.equal((await here.next("deliver", 10_000)).envelope.id, later.id, "live on A");
+    assert.equal(await counter(a, "bus_publishes_skipped_total"), skipped, "published");
+  },
+  { sanitizeResources: false, sanitizeOps: false },
+);

@@ -202,9 +202,10 @@ export async function redisReference(redisUrl: string, count: number): Promise<R
   const putArgs = (id: string) => [
     "EVALSHA",
     sha.PUT_LUA,
-    "6",
+    "7",
     ...keys,
     reg,
+    `${p}v2:relays`, // the relay's put counts the other relays' leases too
     id,
     raw,
     String(hour),
@@ -215,6 +216,7 @@ export async function redisReference(redisUrl: string, count: number): Promise<R
     String(hour + 2592000000 + 7_200_000),
     mb,
     "0",
+    "bench-relay",
   ];
   try {
     const putPerSec = await bench(Math.min(count, 5000), 1, putArgs("a__rand_int__"));

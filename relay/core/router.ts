@@ -5,6 +5,14 @@
  * other relay holding a live socket for the mailbox pushes it. The router knows the sockets of
  * this relay only, and routes by opaque mailbox id (the envelope's `to`).
  *
+ * A relay alone skips the bus. With a store that relays share (Redis), each relay holds a lease
+ * there ({@linkcode Mailbox.join}) and every put counts the other leases, in the same atomic step
+ * as the write. When the last put found none, the next announcement is published only if its own
+ * put then counts another relay: a relay that joined before that put subscribed to the bus before
+ * it joined, so it hears the publish; one that joined after it reads the envelope from the store
+ * when its reader opens the mailbox. A relay whose lease lapsed (its renewals failed for a whole
+ * lease) may have been counted out, so its sockets are closed, and their readers reopen.
+ *
  * @module
  */
 import { type EnvelopeV2, serializeEnvelopeV2 } from "@chat-p2p/protocol";
@@ -27,6 +35,11 @@ export interface Recipient {
    * router; a throw is logged and skips only this recipient.
    */
   push(mailboxId: string, id: string, raw: string): void;
+  /**
+   * Announcements for its mailboxes may have been skipped (this relay's lease in the shared
+   * store lapsed): the recipient must read them again (a session closes, so its client reopens).
+   */
+  lost?(): void;
 }
 
 /**
@@ -34,6 +47,12 @@ export interface Recipient {
  * first again, then announced, until a put of it succeeds.
  */
 const KNOWN_MAILBOXES = 100_000;
+
+/**
+ * This relay's lease in a shared store, and how often it is renewed: a relay that stops renewing
+ * (killed) is counted out 30 s later; one alive has missed five renewals before that.
+ */
+export const LEASE = { leaseMs: 30_000, renewMs: 5_000 };
 
 /** Routes envelopes between sessions, the mailbox and the bus. */
 export class Router {
@@ -52,10 +71,28 @@ export class Router {
    */
   #known = new Set<string>();
   /** Backend refusals, reported per outage rather than per request (see OutageLog). */
-  #refused: { send: OutageLog; ack: OutageLog; read: OutageLog; open: OutageLog };
+  #refused: {
+    send: OutageLog;
+    ack: OutageLog;
+    read: OutageLog;
+    open: OutageLog;
+    lease: OutageLog;
+  };
+  /** This relay's token in a shared store's membership (undefined: the store has none). */
+  readonly #member: string | undefined;
+  /** The last put counted no other relay: announcements wait for their put's count. */
+  #alone = false;
+  /** Whether this relay holds a lease, and the renewal timer. */
+  #joined = false;
+  #renewal?: ReturnType<typeof setInterval>;
+  #renewing = false;
+  #subscribed = false;
 
-  constructor(mailbox: Mailbox, bus: Bus, log: Logger, metrics?: Metrics) {
+  #lease: { leaseMs: number; renewMs: number };
+
+  constructor(mailbox: Mailbox, bus: Bus, log: Logger, metrics?: Metrics, lease = LEASE) {
     this.mailbox = mailbox;
+    this.#lease = lease;
     this.bus = bus;
     this.#log = log;
     this.#metrics = metrics;
@@ -64,7 +101,9 @@ export class Router {
       ack: new OutageLog(log, "acks refused: backend unavailable"),
       read: new OutageLog(log, "mailbox reads failed: backend unavailable"),
       open: new OutageLog(log, "mailbox opens failed: backend unavailable"),
+      lease: new OutageLog(log, "relay lease not renewed: backend unavailable"),
     };
+    this.#member = mailbox.join ? crypto.randomUUID() : undefined;
   }
 
   /** Reports `p`'s outcome to `outage`: a BackendUnavailableError counts, anything else ends it. */
@@ -79,9 +118,68 @@ export class Router {
     }
   }
 
-  /** Subscribes to the bus. Call once before serving. */
+  /**
+   * Subscribes to the bus, then (a shared store) takes this relay's lease and renews it. Call
+   * before serving; may be called again after it threw.
+   */
   async start(): Promise<void> {
-    await this.bus.subscribe((mailboxId, raw) => this.#arrived(mailboxId, raw));
+    if (!this.#subscribed) {
+      await this.bus.subscribe((mailboxId, raw) => this.#arrived(mailboxId, raw));
+      this.#subscribed = true;
+    }
+    if (this.#member === undefined || this.#joined) return;
+    // Joined only once subscribed: a relay that counts this one then publishes to it.
+    await this.mailbox.join!(this.#member, this.#lease.leaseMs);
+    this.#joined = true;
+    this.#renewal = setInterval(() => void this.#renew(), this.#lease.renewMs);
+    Deno.unrefTimer(this.#renewal);
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#renewing) return;
+    this.#renewing = true;
+    try {
+      const running = await this.#watch(
+        this.#refused.lease,
+        this.mailbox.join!(this.#member!, this.#lease.leaseMs),
+      );
+      if (!running) this.#lapsed();
+    } catch (err) {
+      if (!(err instanceof BackendUnavailableError)) {
+        this.#log.error("relay lease renewal failed", { err: errorMessage(err) });
+      }
+    } finally {
+      this.#renewing = false;
+    }
+  }
+
+  /** The lease had lapsed: another relay may have skipped the bus for this one's readers. */
+  #lapsed(): void {
+    this.#log.warn("relay lease had lapsed; closing live sockets so their readers reopen", {
+      mailboxes: this.#local.size,
+    });
+    this.#metrics?.inc("relay_lease_lapses_total");
+    for (const to of [...this.#local.values()]) {
+      for (const r of to instanceof Set ? [...to] : [to]) {
+        try {
+          r.lost?.();
+        } catch (err) {
+          this.#log.error("closing a socket after a lapse failed", { err: errorMessage(err) });
+        }
+      }
+    }
+  }
+
+  /** Stops renewing and ends the lease (shutdown; the bus and store are closed after it). */
+  async stop(): Promise<void> {
+    clearInterval(this.#renewal);
+    if (!this.#joined) return;
+    this.#joined = false;
+    try {
+      await this.mailbox.leave?.(this.#member!);
+    } catch (err) {
+      this.#log.warn("relay lease not ended", { err: errorMessage(err) });
+    }
   }
 
   /** Another relay's announcement, from the bus. */
@@ -111,14 +209,12 @@ export class Router {
   }
 
   /**
-   * Announces an envelope accepted here: pushed to this relay's live sockets for the mailbox now
-   * (no round trip through the bus, which does not hand a relay its own announcements), and
-   * published for the other relays.
+   * Pushes an envelope accepted here to this relay's live sockets for the mailbox (no round trip
+   * through the bus, which does not hand a relay its own announcements).
    */
-  #announce(mailboxId: string, id: string, raw: string): Promise<void> {
+  #pushLocal(mailboxId: string, id: string, raw: string): void {
     const to = this.#local.get(mailboxId);
     if (to) this.#push(to, mailboxId, id, raw);
-    return this.#publish(mailboxId, raw);
   }
 
   /** Adds a live recipient for `mailboxId` on this relay. */
@@ -156,6 +252,10 @@ export class Router {
    * `inbox`, which needs no registration; a mailbox this relay has not seen registered; one that
    * was just refused as full) is stored first and announced only once stored, so a full inbox
    * pushes nothing to its owner and sends to made-up mailbox ids never reach the bus.
+   *
+   * On a shared store, the put also counts the other relays: while the last put counted none,
+   * even a known mailbox's envelope is published only after its put, and only if that put
+   * counted another relay (so a relay alone publishes nothing).
    */
   async accept(envelope: EnvelopeV2, inbox = false): Promise<"stored" | "duplicate"> {
     const mailboxId = envelope.to;
@@ -163,10 +263,27 @@ export class Router {
     // The write is handed to the store before anything is pushed, and stores apply commands in
     // the order they get them (the SQLite writer's queue, Redis's one connection): a reader that
     // opens the mailbox after the push below reads it from the store. Keep it first.
-    const put = this.#put(mailboxId, envelope.id, raw, inbox);
-    const announced = !inbox && this.#known.has(mailboxId)
-      ? this.#announce(mailboxId, envelope.id, raw)
-      : put.then(() => this.#announce(mailboxId, envelope.id, raw));
+    // `others`: how many other relays share the store, counted by the put (undefined: not shared
+    // or not counted); with none, nothing is published.
+    let others: number | undefined;
+    const put = this.#put(mailboxId, envelope.id, raw, inbox, (n) => {
+      others = n;
+      this.#alone = n === 0;
+    });
+    const publishCounted = () =>
+      others === 0
+        ? this.#metrics?.inc("bus_publishes_skipped_total")
+        : this.#publish(mailboxId, raw);
+    let announced: Promise<void>;
+    if (!inbox && this.#known.has(mailboxId)) {
+      this.#pushLocal(mailboxId, envelope.id, raw);
+      announced = this.#alone ? put.then(publishCounted) : this.#publish(mailboxId, raw);
+    } else {
+      announced = put.then(() => {
+        this.#pushLocal(mailboxId, envelope.id, raw);
+        return publishCounted();
+      });
+    }
     const [stored, published] = await Promise.allSettled([put, announced]);
     // The store's refusal names the reason (unknown, full); a failed publish only says "later".
     const err = stored.status === "rejected"
@@ -202,9 +319,15 @@ export class Router {
     id: string,
     raw: string,
     inbox: boolean,
+    peers: (others: number) => void,
   ): Promise<"stored" | "duplicate"> {
     const t0 = performance.now();
-    const result = await this.mailbox.put(mailboxId, { id, raw }, inbox ? { inbox } : undefined);
+    const member = this.#member;
+    const result = await this.mailbox.put(
+      mailboxId,
+      { id, raw },
+      member !== undefined ? { inbox, member, peers } : inbox ? { inbox } : undefined,
+    );
     this.#metrics?.observe(
       "backend_seconds",
       { op: "mailbox_put" },

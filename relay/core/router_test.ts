@@ -172,6 +172,7 @@ Deno.test("router: a request inbox's envelope is announced only once it is store
 
 Deno.test("router: a failed publish is unavailable, and the envelope stays stored for the next connect", async () => {
   const { r, mailbox } = await router();
+  await mailbox.join("another-relay", 60_000); // else a relay alone publishes nothing
   r.bus.publish = () => Promise.reject(new Error("broker gone"));
   const e = envelope();
   await assert.rejects(r.accept(e), (err: unknown) => {
@@ -242,4 +243,102 @@ Deno.test("idOfRaw reads the id of canonical envelope JSON", () => {
   assert.equal(idOfRaw(serializeEnvelopeV2(e)), e.id);
   assert.equal(idOfRaw("{}"), undefined);
   assert.equal(idOfRaw('{"id":"unterminated'), undefined);
+});
+
+/** Counts the router's publishes. */
+function countPublishes(r: Router): { n: number } {
+  const count = { n: 0 };
+  const publish = r.bus.publish.bind(r.bus);
+  r.bus.publish = (mailbox, raw) => {
+    count.n++;
+    return publish(mailbox, raw);
+  };
+  return count;
+}
+
+Deno.test("router: a relay alone in a shared store publishes nothing; with another relay's lease it does", async () => {
+  const { r, mailbox, elsewhere } = await router();
+  const heard: string[] = [];
+  await elsewhere.subscribe((_mailbox, raw) => heard.push(idOfRaw(raw)!));
+  const published = countPublishes(r);
+  const here = new Inbox();
+  r.listen(BOB, here);
+  const [e1, e2, e3, e4] = [envelope(), envelope(), envelope(), envelope()];
+  assert.equal(await r.accept(e1), "stored");
+  assert.equal(await r.accept(e2), "stored");
+  assert.equal(published.n, 0, "nobody else shares the store");
+  await mailbox.join("another-relay", 60_000);
+  assert.equal(await r.accept(e3), "stored");
+  await mailbox.leave("another-relay");
+  assert.equal(await r.accept(e4), "stored");
+  await announced();
+  assert.equal(published.n, 1);
+  assert.deepEqual(heard, [e3.id], "published while another relay held a lease");
+  assert.deepEqual(here.got.map(([id]) => id), [e1.id, e2.id, e3.id, e4.id], "pushed here always");
+  await r.stop();
+});
+
+Deno.test("router: alone, a known mailbox's envelope is published only after its put counted another relay", async () => {
+  const memory = new MemoryMailbox();
+  const held: { gate?: PromiseWithResolvers<void> } = {};
+  const put = memory.put.bind(memory);
+  memory.put = async (...args) => {
+    await held.gate?.promise;
+    return await put(...args);
+  };
+  const { r } = await router(memory); // opens BOB: known, so announced while it is written
+  const published = countPublishes(r);
+  const here = new Inbox();
+  r.listen(BOB, here);
+  await r.accept(envelope());
+  assert.equal(published.n, 1, "before any put has counted, it publishes while writing");
+  await r.accept(envelope()); // the last put counted no other relay: this one waits for its own
+  assert.equal(published.n, 1);
+  const gate = held.gate = Promise.withResolvers();
+  const e = envelope();
+  const accepted = r.accept(e);
+  await announced();
+  assert.equal(here.got.at(-1)?.[0], e.id, "pushed here while the store writes it");
+  assert.equal(published.n, 1, "not published while its put is under way");
+  await memory.join("another-relay", 60_000); // joins before the put is applied
+  gate.resolve();
+  assert.equal(await accepted, "stored");
+  assert.equal(published.n, 2, "its put counted another relay: published after it");
+  await r.stop();
+});
+
+Deno.test("router: a lapsed lease closes the live recipients; stop ends the lease", async () => {
+  const mailbox = new MemoryMailbox();
+  const joins: boolean[] = [];
+  const join = mailbox.join.bind(mailbox);
+  mailbox.join = async (member, leaseMs) => {
+    // The second renewal reports a lapse, as after Redis lost the lease or a long stall.
+    const running = joins.length === 2 ? false : await join(member, leaseMs);
+    joins.push(running);
+    return running;
+  };
+  const logs: string[] = [];
+  const r = new Router(
+    mailbox,
+    new MemoryBus(new MemoryBusHub()),
+    createLogger("debug", (l) => logs.push(l)),
+    undefined,
+    { leaseMs: 1_000, renewMs: 10 },
+  );
+  await r.start();
+  await r.open(BOB, "pair");
+  const lost: string[] = [];
+  const one = Object.assign(new Inbox(), { lost: () => lost.push("one") });
+  const two = Object.assign(new Inbox(), { lost: () => lost.push("two") });
+  r.listen(BOB, one);
+  r.listen(ALICE, two);
+  while (joins.length < 4) await new Promise((res) => setTimeout(res, 5));
+  await r.stop();
+  assert.deepEqual(joins.slice(0, 4), [false, true, false, true], "first join, renewal, lapse");
+  assert.deepEqual(lost.sort(), ["one", "two"], "every live recipient told once");
+  assert.ok(logs.some((l) => l.includes("relay lease had lapsed")));
+  const counted: number[] = [];
+  await mailbox.register(ALICE, "pair");
+  await mailbox.put(ALICE, { id: "x", raw: "{}" }, { member: "m", peers: (n) => counted.push(n) });
+  assert.deepEqual(counted, [0], "stop ended the lease");
 });

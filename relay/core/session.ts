@@ -248,6 +248,11 @@ export class Session implements Recipient {
     this.#close(code, reason);
   }
 
+  /** Announcements may have been skipped (Recipient): the client reopens and reads them. */
+  lost(): void {
+    this.#close(CLOSE_CODES.tryAgainLater, "relay resynchronising: reconnect");
+  }
+
   /** A live announcement for a mailbox this socket opened (Recipient). */
   push(mailboxId: string, id: string, raw: string): void {
     if (this.#closed) return;

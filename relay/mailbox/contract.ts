@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { DAY_MS, HOUR_MS, type Mailbox, type MailboxLimits, roundDown } from "../ports/mailbox.ts";
 import { MailboxFullError, UnknownMailboxError } from "../ports/errors.ts";
+import { delay } from "@chat-p2p/protocol/async";
 
 /** Makes a fresh, empty mailbox store with these limits. */
 export type MailboxFactory = (limits: MailboxLimits) => Promise<Mailbox>;
@@ -271,6 +272,48 @@ export function mailboxContract(
     assert.equal(after.bytes - before.bytes, env(1, 10).raw.length + env(2, 20).raw.length);
     await m.ack("alice", ["id-000001"]);
     assert.equal((await m.totals()).count - before.count, 1);
+  });
+
+  t(
+    "relays sharing the store: a put counts the other leases running when it is applied",
+    async (m) => {
+      const counts: number[] = [];
+      const as = (member: string) => ({ member, peers: (n: number) => counts.push(n) });
+      if (!m.join) {
+        // A store one relay owns never counts: every announcement is published.
+        assert.equal(await m.put("alice", env(1), as("a")), "stored");
+        assert.deepEqual(counts, []);
+        return;
+      }
+      assert.equal(await m.join("a", 60_000), false, "a first join");
+      await m.put("alice", env(1), as("a"));
+      assert.equal(await m.join("b", 60_000), false);
+      await m.put("alice", env(2), as("a"));
+      assert.equal(await m.put("alice", env(2), as("a")), "duplicate", "a duplicate counts too");
+      await m.put("bob", env(3), as("b"));
+      await m.put("bob", env(4), as("c")); // a member that never joined sees both
+      assert.equal(await m.join("a", 60_000), true, "a renewal while the lease runs");
+      await m.leave!("b");
+      await m.put("alice", env(5), as("a"));
+      await m.put("alice", env(6)); // no member: nothing counted
+      await assert.rejects(m.put("nobody", env(7), as("a")), UnknownMailboxError);
+      assert.deepEqual(counts, [0, 1, 1, 1, 2, 0]);
+    },
+  );
+
+  t("a lapsed lease is not counted, and the next join says it had lapsed", async (m) => {
+    if (!m.join) return assert.equal(m.leave, undefined, "join and leave come together");
+    const counts: number[] = [];
+    const put = (n: number) =>
+      m.put("alice", env(n), { member: "a", peers: (c) => counts.push(c) });
+    await m.join("a", 60_000);
+    await m.join("b", 200);
+    await put(1);
+    await delay(400);
+    await put(2);
+    assert.equal(await m.join("b", 60_000), false, "lapsed");
+    await put(3);
+    assert.deepEqual(counts, [1, 0, 1]);
   });
 
   t("check reports ok", async (m) => {

@@ -36,6 +36,8 @@ export class MemoryMailbox implements Mailbox {
   /** Registered mailboxes: kind and the day (ms) of the last open. */
   #registry = new Map<string, { kind: MailboxKind; day: number }>();
   #limits: MailboxLimits;
+  /** Relays sharing this store (see `join`): member token -> lease end (ms). */
+  #members = new Map<string, number>();
 
   constructor(limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS) {
     this.#limits = limits;
@@ -57,7 +59,10 @@ export class MemoryMailbox implements Mailbox {
     const kind = options.inbox ? "inbox" : this.#registry.get(mailboxId)?.kind;
     if (!kind) return Promise.reject(new UnknownMailboxError("no such mailbox"));
     const b = this.#boxes.get(mailboxId) ?? { items: new Map(), lastSeq: 0, bytes: 0 };
-    if (b.items.has(envelope.id)) return Promise.resolve("duplicate");
+    if (b.items.has(envelope.id)) {
+      this.#countPeers(options);
+      return Promise.resolve("duplicate");
+    }
     const bytes = utf8.encode(envelope.raw).length;
     const full = overCaps(this.#limits, kind, b.items.size, b.bytes, bytes);
     if (full) return Promise.reject(new MailboxFullError(full));
@@ -70,7 +75,29 @@ export class MemoryMailbox implements Mailbox {
       bytes,
     });
     b.bytes += bytes;
+    this.#countPeers(options);
     return Promise.resolve("stored");
+  }
+
+  /** Hands a put made with `member` the number of other members whose lease runs. */
+  #countPeers(options: PutOptions): void {
+    if (options.member === undefined) return;
+    const now = Date.now();
+    let others = 0;
+    for (const [m, until] of this.#members) if (m !== options.member && until > now) others++;
+    options.peers?.(others);
+  }
+
+  join(member: string, leaseMs: number): Promise<boolean> {
+    const now = Date.now();
+    const until = this.#members.get(member);
+    this.#members.set(member, now + leaseMs);
+    return Promise.resolve(until !== undefined && until > now);
+  }
+
+  leave(member: string): Promise<void> {
+    this.#members.delete(member);
+    return Promise.resolve();
   }
 
   pending(

@@ -11,6 +11,8 @@
  * - `<P>v2:mb:<M>:reg`  STRING the mailbox's kind (`pair` / `inbox`) once it was opened
  * - `<P>v2:index`       ZSET  mailbox id scored by its oldest envelope's hour (sweep's work list)
  * - `<P>v2:registry`    ZSET  registered mailbox id scored by the day of its last open
+ * - `<P>v2:relays[:<bus>]` ZSET  token of each running relay on that bus (the Kafka topic) scored
+ *   by the end of its lease (ms, by Redis's clock): a relay alone skips the bus (no mailbox in it)
  *
  * Every mutation is one Lua script, so a put is atomic: the registration check, the duplicate
  * check, both limits and all writes happen together or not at all. Keys expire on their own at
@@ -68,12 +70,19 @@ export interface RedisMailboxOptions {
   commandTimeoutMs?: number;
   /** Connect timeout in ms (default 3000). */
   connectTimeoutMs?: number;
+  /**
+   * The bus the relays sharing this store announce on (the Kafka topic): leases are kept per
+   * bus (`<P>v2:relays:<bus>`), so relays on another topic are not counted.
+   */
+  bus?: string;
 }
 
-// KEYS: env, seq, age, meta, index, reg. ARGV: id, raw, hour, maxCount, maxBytes, inboxMaxCount,
-// inboxMaxBytes, expireAt, mailboxId, inbox ("1" for a request-inbox send).
-// Returns {0} duplicate, {1, seq} stored, {-1, count, limit} count limit, {-2, bytes, limit}
-// byte limit, {-3} not registered.
+// KEYS: env, seq, age, meta, index, reg, relays. ARGV: id, raw, hour, maxCount, maxBytes,
+// inboxMaxCount, inboxMaxBytes, expireAt, mailboxId, inbox ("1" for a request-inbox send),
+// member (this relay's token, or "" / absent: then others is -1).
+// Returns {0, others} duplicate, {1, seq, others} stored, {-1, count, limit} count limit,
+// {-2, bytes, limit} byte limit, {-3} not registered; others is how many other relays' leases in
+// `relays` run at Redis's own clock (the relays sharing the store; see JOIN_LUA).
 // The index keeps each mailbox's oldest arrival hour (ZADD LT only ever lowers it). The keys'
 // expiry (a whole hour) is set again only when it changes (meta `exp`, once an hour) or the
 // mailbox was empty (its envelope keys are new): five PEXPIREATs on every put were a third of
@@ -82,7 +91,15 @@ const PUT_LUA = `
 local kind = 'inbox'
 if ARGV[10] ~= '1' then kind = redis.call('GET', KEYS[6]) end
 if not kind then return {-3} end
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0} end
+local others = -1
+if KEYS[7] and ARGV[11] and ARGV[11] ~= '' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  others = redis.call('ZCOUNT', KEYS[7], '(' .. now, '+inf')
+  local mine = redis.call('ZSCORE', KEYS[7], ARGV[11])
+  if mine and tonumber(mine) > now then others = others - 1 end
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0, others} end
 local maxCount, maxBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 if kind == 'inbox' then maxCount, maxBytes = tonumber(ARGV[6]), tonumber(ARGV[7]) end
 local count = redis.call('HLEN', KEYS[1])
@@ -101,7 +118,19 @@ if count == 0 or meta[2] ~= ARGV[8] then
   redis.call('HSET', KEYS[4], 'exp', ARGV[8])
   for i = 1, 5 do redis.call('PEXPIREAT', KEYS[i], ARGV[8]) end
 end
-return {1, seq}
+return {1, seq, others}
+`;
+
+// KEYS: relays (ZSET member token -> lease end, ms at Redis's clock). ARGV: member, leaseMs.
+// Drops lapsed leases, (re)starts this one; returns 1 when it was still running, else 0.
+const JOIN_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ends = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if ends and tonumber(ends) > now then return 1 end
+return 0
 `;
 
 // KEYS: reg, registry. ARGV: kind, day, expireAt, mailboxId.
@@ -211,6 +240,7 @@ return out
 interface ScriptClient {
   chatPut(...args: (string | number)[]): Promise<[number, number?, number?]>;
   chatRegister(...args: (string | number)[]): Promise<number>;
+  chatJoin(...args: (string | number)[]): Promise<number>;
   chatForget(...args: (string | number)[]): Promise<number>;
   chatAck(...args: (string | number)[]): Promise<number[]>;
   chatExpire(...args: (string | number)[]): Promise<number>;
@@ -260,6 +290,7 @@ export class RedisMailbox implements Mailbox {
   #v2: string;
   #indexKey: string;
   #registryKey: string;
+  #relaysKey: string;
   #client: Redis;
   #owned: boolean;
   #limits: MailboxLimits;
@@ -292,6 +323,7 @@ export class RedisMailbox implements Mailbox {
     this.#v2 = `${this.prefix}v2:`;
     this.#indexKey = `${this.#v2}index`;
     this.#registryKey = `${this.#v2}registry`;
+    this.#relaysKey = options.bus ? `${this.#v2}relays:${options.bus}` : `${this.#v2}relays`;
     this.#limits = limits;
     this.#log = options.logger ?? stderrLogger;
     this.#owned = typeof redis === "string";
@@ -309,7 +341,8 @@ export class RedisMailbox implements Mailbox {
       this.#down = false;
     });
     this.#timeoutMs = options.commandTimeoutMs ?? 5000;
-    this.#client.defineCommand("chatPut", { numberOfKeys: 6, lua: PUT_LUA });
+    this.#client.defineCommand("chatPut", { numberOfKeys: 7, lua: PUT_LUA });
+    this.#client.defineCommand("chatJoin", { numberOfKeys: 1, lua: JOIN_LUA });
     this.#client.defineCommand("chatRegister", { numberOfKeys: 2, lua: REGISTER_LUA });
     this.#client.defineCommand("chatForget", { numberOfKeys: 1, lua: FORGET_LUA });
     this.#client.defineCommand("chatAck", { lua: ACK_LUA }); // key count varies: first argument
@@ -481,6 +514,7 @@ export class RedisMailbox implements Mailbox {
       this.#scripts.chatPut(
         ...this.#keys(mailboxId),
         this.#regKey(mailboxId),
+        this.#relaysKey,
         envelope.id,
         envelope.raw,
         roundDown(options.now ?? Date.now(), HOUR_MS),
@@ -491,13 +525,16 @@ export class RedisMailbox implements Mailbox {
         expireAt,
         mailboxId,
         options.inbox ? "1" : "0",
+        options.member ?? "",
       )
     );
     this.#oom = false;
     switch (r[0]) {
       case 0:
+        if (options.member !== undefined) options.peers?.(r[1]!);
         return "duplicate";
       case 1:
+        if (options.member !== undefined) options.peers?.(r[2]!);
         return "stored";
       case -1:
         throw new MailboxFullError(fullMessage(r[1]!, r[2]!, "messages"));
@@ -648,6 +685,17 @@ export class RedisMailbox implements Mailbox {
    * `noeviction`, writes fail with OOM), or close to it (95%) right after a put was refused so.
    * One PING and one `INFO memory`.
    */
+  async join(member: string, leaseMs: number): Promise<boolean> {
+    const r = await this.#run(() =>
+      this.#scripts.chatJoin(this.#relaysKey, member, Math.ceil(leaseMs))
+    );
+    return r === 1;
+  }
+
+  async leave(member: string): Promise<void> {
+    await this.#run(() => this.#client.zrem(this.#relaysKey, member));
+  }
+
   async check(): Promise<BackendStatus> {
     try {
       const [pong, info] = await this.#run(() =>

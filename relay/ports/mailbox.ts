@@ -111,6 +111,14 @@ export interface PutOptions {
   inbox?: boolean;
   /** The time of the put (default now; tests pass others). */
   now?: number;
+  /**
+   * With a store that relays share ({@linkcode Mailbox.join}): this relay's member token. The put
+   * then counts the other members whose lease is running when it is applied (atomically with
+   * the write) and hands the count to `peers` before it resolves, stored or duplicate.
+   */
+  member?: string;
+  /** Receives that count (see `member`); not called when the put is refused or fails. */
+  peers?: (others: number) => void;
 }
 
 /** What a sweep removed. */
@@ -162,4 +170,15 @@ export interface Mailbox {
   check(): Promise<BackendStatus>;
   /** Releases connections and files. */
   close(): Promise<void>;
+  /**
+   * Stores that several relays share (Redis; memory, for tests) keep who shares them, so that a
+   * relay alone skips the bus: registers `member` (a token per running relay) with a lease of
+   * `leaseMs` from the store's clock, and renews it when called again. Resolves true when the
+   * member was registered and its lease still running; false on the first join and after a
+   * lapse, when another relay's put may have counted this one out. Adapters whose store one
+   * relay owns (SQLite) leave it out.
+   */
+  join?(member: string, leaseMs: number): Promise<boolean>;
+  /** Ends `member`'s lease at once (a relay shutting down). */
+  leave?(member: string): Promise<void>;
 }
