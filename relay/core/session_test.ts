@@ -473,6 +473,16 @@ Deno.test("session: a slow consumer is closed with 1013 and its envelope stays i
   assert.equal(r.router.liveMailboxes, 0, "the closed session is no longer routed to");
 });
 
+Deno.test("session: told announcements may have been skipped (lost), it closes with 1013 so its client reopens", async () => {
+  using r = await relay();
+  const c = r.connect();
+  await open(c, pairBox());
+  c.s.lost();
+  assert.equal(c.t.closedWith?.code, 1013);
+  assert.equal(c.s.open, false);
+  assert.equal(r.router.liveMailboxes, 0, "the closed session is no longer routed to");
+});
+
 Deno.test("session: shutdown closes with 1001 and unregisters every mailbox", async () => {
   using r = await relay();
   const c = r.connect();
