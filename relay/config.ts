@@ -271,6 +271,13 @@ export const SETTINGS = {
     meaning: "partitions when the relay creates the topic",
     parse: whole(1),
   }),
+  kafkaLingerMs: row({
+    flag: "--kafka-linger-ms",
+    env: "KAFKA_LINGER_MS",
+    default: "0",
+    meaning: "wait so long to batch announcements (fewer Kafka requests, later pushes)",
+    parse: whole(0),
+  }),
   redisUrl: row({
     flag: "--redis-url",
     env: "REDIS_URL",
@@ -348,7 +355,14 @@ export interface RelayConfig {
     diskReserveBytes: number;
   };
   /** The bus between relays: Kafka when `brokers` is not empty, else in-process. */
-  kafka: { brokers: string[]; topic: string; partitions: number; instanceId: string };
+  kafka: {
+    brokers: string[];
+    topic: string;
+    partitions: number;
+    /** Producer linger (ms): 0 sends each event-loop turn's announcements at once. */
+    lingerMs: number;
+    instanceId: string;
+  };
   logLevel: Level;
 }
 
@@ -454,6 +468,7 @@ export function parseConfig(
       brokers: v.kafkaBrokers ?? [],
       topic: v.kafkaTopic,
       partitions: v.kafkaPartitions,
+      lingerMs: v.kafkaLingerMs,
       instanceId: v.instanceId ?? crypto.randomUUID(),
     },
     logLevel: v.logLevel,

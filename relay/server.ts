@@ -55,7 +55,8 @@ export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mai
 export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
   if (config.kafka.brokers.length > 0) {
     const { KafkaBus } = await import("./bus/kafka/bus.ts");
-    return await KafkaBus.connect({ ...config.kafka, logger: log });
+    const { lingerMs, ...options } = config.kafka;
+    return await KafkaBus.connect({ ...options, logger: log }, { lingerMs });
   }
   return new MemoryBus();
 }
