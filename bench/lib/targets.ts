@@ -115,7 +115,11 @@ export function scaledTarget(ctx: TargetContext, o: ScaledOptions): TargetSpec {
     name: o.name,
     promise: `accepted = in Redis (appendfsync ${fsync}${
       fsync === "always" ? ": fsync'd" : ": up to 1 s lost on power loss"
-    }) and announced on Kafka (acks=all)`,
+    }) and ${
+      o.relays === 1
+        ? "pushed (a relay alone publishes nothing on Kafka)"
+        : "announced on Kafka (acks=all)"
+    }`,
     async start() {
       if (fsync !== "always") await setAppendfsync(o.services.redisUrl, fsync);
       const env = (i: number) => ({
