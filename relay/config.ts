@@ -65,6 +65,12 @@ const relayUrls: Parser<string[]> = (t) =>
     return n.value;
   });
 
+const yesNo: Parser<boolean> = (t) => {
+  if (t === "true" || t === "1") return true;
+  if (t === "false" || t === "0") return false;
+  throw new Error("not one of true, false, 1, 0");
+};
+
 const level: Parser<Level> = (t) => {
   if (!isLevel(t)) throw new Error("not one of debug, info, warn, error");
   return t;
@@ -278,6 +284,13 @@ export const SETTINGS = {
     meaning: "wait so long to batch announcements (fewer Kafka requests, later pushes)",
     parse: whole(0),
   }),
+  publishAlone: row({
+    flag: "--publish-alone",
+    env: "RELAY_PUBLISH_ALONE",
+    default: "false",
+    meaning: "publish on Kafka even when no other relay holds a lease (upgrades from older relays)",
+    parse: yesNo,
+  }),
   redisUrl: row({
     flag: "--redis-url",
     env: "REDIS_URL",
@@ -361,6 +374,11 @@ export interface RelayConfig {
     partitions: number;
     /** Producer linger (ms): 0 sends each event-loop turn's announcements at once. */
     lingerMs: number;
+    /**
+     * Publish even when the last put counted no other relay's lease: while relays from before
+     * leases (which take none) still share the store.
+     */
+    publishAlone: boolean;
     instanceId: string;
   };
   logLevel: Level;
@@ -469,6 +487,7 @@ export function parseConfig(
       topic: v.kafkaTopic,
       partitions: v.kafkaPartitions,
       lingerMs: v.kafkaLingerMs,
+      publishAlone: v.publishAlone,
       instanceId: v.instanceId ?? crypto.randomUUID(),
     },
     logLevel: v.logLevel,

@@ -17,7 +17,7 @@ import type { Mailbox } from "./ports/mailbox.ts";
 import { SqliteMailbox } from "./mailbox/sqlite/mailbox.ts";
 import { Metrics } from "./infra/metrics.ts";
 import { DataDirLock } from "./infra/data_dir_lock.ts";
-import { Router } from "./core/router.ts";
+import { LEASE, Router } from "./core/router.ts";
 import { relayUrlsFor, type Session } from "./core/session.ts";
 import { errorMessage } from "./ports/errors.ts";
 import { retry } from "@chat-p2p/protocol/async";
@@ -55,7 +55,7 @@ export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mai
 export async function makeBus(config: RelayConfig, log: Logger): Promise<Bus> {
   if (config.kafka.brokers.length > 0) {
     const { KafkaBus } = await import("./bus/kafka/bus.ts");
-    const { lingerMs, ...options } = config.kafka;
+    const { lingerMs, publishAlone: _, ...options } = config.kafka;
     return await KafkaBus.connect({ ...options, logger: log }, { lingerMs });
   }
   return new MemoryBus();
@@ -129,7 +129,10 @@ export async function startRelay(
     bus: bus.kind,
     ...(mailbox instanceof SqliteMailbox ? { data_dir: config.storage.dataDir } : {}),
   });
-  const router = new Router(mailbox, bus, log, metrics);
+  const router = new Router(mailbox, bus, log, metrics, {
+    ...LEASE,
+    skipAlone: !config.kafka.publishAlone,
+  });
   await (config.kafka.brokers.length > 0 || config.storage.redisUrl
     ? withStartupRetry("the bus subscription and the relay's lease", log, () => router.start())
     : router.start());

@@ -125,18 +125,32 @@ await servicesTest(
   "faults: Kafka broker restarted while sending: loud failures, live delivery across relays resumes",
   async (svc) => {
     if (!requireManaged(svc, "the Kafka fault test")) return;
-    // Two relays: one alone does not need Kafka (it publishes nothing) and keeps accepting.
+    // Two relays, whose sends need the bus; and one alone (its own topic, so no other relay's
+    // lease), whose sends do not: it publishes nothing and keeps accepting.
     const env = relayEnv(svc);
     await using relay = await RelayProcess.start({ env });
     await using other = await RelayProcess.start({ env });
-    const bob = pairBox();
+    await using solo = await RelayProcess.start({ env: relayEnv(svc) });
+    const bob = pairBox(), dave = pairBox();
     await RawClient.register(relay.url, bob);
+    await RawClient.register(solo.url, dave);
     await using a = await RawClient.connect(relay.url);
+    await using d = await RawClient.connect(solo.url);
+    const soloAnswers: string[] = [];
+    const toDave = async () => soloAnswers.push((await d.sendAndWait(envelope(dave))).type);
+    await toDave(); // its first put finds it alone
     const { accepted, errors } = await sendThrough(a, bob, async () => {
       await runServicesScript(["down", "kafka"]);
       await new Promise((r) => setTimeout(r, 1500));
+      for (let i = 0; i < 5; i++) await toDave();
+      const ready = async (r: RelayProcess) =>
+        await (await fetch(`http://127.0.0.1:${r.port}/readyz`)).json();
+      const [alone, shared] = [await ready(solo), await ready(relay)];
+      assert.deepEqual([alone.ready, alone.bus.ok], [true, false], "alone: ready without Kafka");
+      assert.deepEqual([shared.ready, shared.bus.ok], [false, false], "shared: not ready");
       await runServicesScript(["up", "kafka"]);
     });
+    assert.deepEqual(soloAnswers, Array(6).fill("accepted"), "the relay alone kept accepting");
     assert.ok(errors.length > 0, "sends during the outage were refused");
     assert.ok(errors.every((e) => e.code === "unavailable"), JSON.stringify(errors));
     assert.equal(a.closeCode, undefined, "the sender's socket stayed open");

@@ -51,8 +51,10 @@ const KNOWN_MAILBOXES = 100_000;
 /**
  * This relay's lease in a shared store, and how often it is renewed: a relay that stops renewing
  * (killed) is counted out 30 s later; one alive has missed five renewals before that.
+ * `skipAlone: false` keeps the lease but publishes every announcement, for a rolling upgrade from
+ * relays that take no lease (`RELAY_PUBLISH_ALONE`).
  */
-export const LEASE = { leaseMs: 30_000, renewMs: 5_000 };
+export const LEASE = { leaseMs: 30_000, renewMs: 5_000, skipAlone: true };
 
 /** Routes envelopes between sessions, the mailbox and the bus. */
 export class Router {
@@ -82,13 +84,20 @@ export class Router {
   readonly #member: string | undefined;
   /** The last put counted no other relay: announcements wait for their put's count. */
   #alone = false;
-  /** Whether this relay holds a lease, and the renewal timer. */
+  /** Whether this relay holds a lease, the renewal timer and the renewal in flight. */
   #joined = false;
   #renewal?: ReturnType<typeof setInterval>;
-  #renewing = false;
+  #renewing?: Promise<void>;
   #subscribed = false;
+  /**
+   * Until when (performance.now() ms) the lease surely runs: the send time of the last renewal
+   * answered, plus the lease. Past it, other relays may have counted this one out.
+   */
+  #safeUntil = 0;
+  /** Past `#safeUntil` without an answer: live sockets were closed once already. */
+  #cutOff = false;
 
-  #lease: { leaseMs: number; renewMs: number };
+  #lease: typeof LEASE;
 
   constructor(mailbox: Mailbox, bus: Bus, log: Logger, metrics?: Metrics, lease = LEASE) {
     this.mailbox = mailbox;
@@ -129,36 +138,55 @@ export class Router {
     }
     if (this.#member === undefined || this.#joined) return;
     // Joined only once subscribed: a relay that counts this one then publishes to it.
+    const sent = performance.now();
     await this.mailbox.join!(this.#member, this.#lease.leaseMs);
+    this.#safeUntil = sent + this.#lease.leaseMs;
     this.#joined = true;
-    this.#renewal = setInterval(() => void this.#renew(), this.#lease.renewMs);
+    this.#renewal = setInterval(() => {
+      if (performance.now() > this.#safeUntil && !this.#cutOff) {
+        // Not renewed in time (Redis unreachable from here, a renewal stuck, a stall): other
+        // relays may be skipping the bus for this one's readers; they reconnect, maybe elsewhere.
+        this.#cutOff = true;
+        this.#lapsed("relay lease not renewed in time");
+      }
+      this.#renewing ??= this.#renew().finally(() => this.#renewing = undefined);
+    }, this.#lease.renewMs);
     Deno.unrefTimer(this.#renewal);
   }
 
+  /**
+   * Renews the lease. Judged by this relay's own clock as well as the store's answer: an answer
+   * that comes after the lease would have ended (Redis stalled with the command queued) may hide a
+   * lapse, so it counts as one.
+   */
   async #renew(): Promise<void> {
-    if (this.#renewing) return;
-    this.#renewing = true;
+    const sent = performance.now();
     try {
       const running = await this.#watch(
         this.#refused.lease,
         this.mailbox.join!(this.#member!, this.#lease.leaseMs),
       );
-      if (!running) this.#lapsed();
+      if (!this.#joined) return; // stopped meanwhile
+      const late = performance.now() > this.#safeUntil;
+      this.#safeUntil = sent + this.#lease.leaseMs;
+      this.#cutOff = false;
+      if (!running || late) this.#lapsed("relay lease had lapsed");
     } catch (err) {
       if (!(err instanceof BackendUnavailableError)) {
         this.#log.error("relay lease renewal failed", { err: errorMessage(err) });
       }
-    } finally {
-      this.#renewing = false;
     }
   }
 
-  /** The lease had lapsed: another relay may have skipped the bus for this one's readers. */
-  #lapsed(): void {
-    this.#log.warn("relay lease had lapsed; closing live sockets so their readers reopen", {
+  /**
+   * The lease lapsed or may have: other relays may have skipped the bus for this one's readers,
+   * so every live socket is closed and its reader reopens (reading the store).
+   */
+  #lapsed(why: string): void {
+    this.#log.warn(`${why}; closing live sockets so their readers reopen`, {
       mailboxes: this.#local.size,
     });
-    this.#metrics?.inc("relay_lease_lapses_total");
+    this.#metrics?.inc("lease_lapses_total");
     for (const to of [...this.#local.values()]) {
       for (const r of to instanceof Set ? [...to] : [to]) {
         try {
@@ -175,6 +203,7 @@ export class Router {
     clearInterval(this.#renewal);
     if (!this.#joined) return;
     this.#joined = false;
+    await this.#renewing; // else it could take the lease again after it ended
     try {
       await this.mailbox.leave?.(this.#member!);
     } catch (err) {
@@ -234,6 +263,14 @@ export class Router {
     }
   }
 
+  /**
+   * The last put counted no other relay on the store (and skipping is on): sends need no bus now
+   * (readiness does not wait for it).
+   */
+  get alone(): boolean {
+    return this.#alone;
+  }
+
   /** How many mailboxes have a live socket here. */
   get liveMailboxes(): number {
     return this.#local.size;
@@ -268,10 +305,10 @@ export class Router {
     let others: number | undefined;
     const put = this.#put(mailboxId, envelope.id, raw, inbox, (n) => {
       others = n;
-      this.#alone = n === 0;
+      this.#alone = n === 0 && this.#lease.skipAlone;
     });
     const publishCounted = () =>
-      others === 0
+      others === 0 && this.#lease.skipAlone
         ? this.#metrics?.inc("bus_publishes_skipped_total")
         : this.#publish(mailboxId, raw);
     let announced: Promise<void>;

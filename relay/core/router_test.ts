@@ -6,7 +6,7 @@ import { createLogger } from "../infra/log.ts";
 import { MemoryMailbox } from "../mailbox/memory.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
 import { BackendUnavailableError, MailboxFullError, UnknownMailboxError } from "../ports/errors.ts";
-import { idOfRaw, type Recipient, Router } from "./router.ts";
+import { idOfRaw, LEASE, type Recipient, Router } from "./router.ts";
 import { envelope as envelopeTo, pairBox } from "../../tests/raw_client.ts";
 
 const BOB = pairBox().id, ALICE = pairBox().id;
@@ -264,6 +264,8 @@ Deno.test("router: a relay alone in a shared store publishes nothing; with anoth
   const here = new Inbox();
   r.listen(BOB, here);
   const [e1, e2, e3, e4] = [envelope(), envelope(), envelope(), envelope()];
+  // The memory store counts within the put call, so even the first put is counted before
+  // `accept` decides (a store that answers later publishes its first; see the next test).
   assert.equal(await r.accept(e1), "stored");
   assert.equal(await r.accept(e2), "stored");
   assert.equal(published.n, 0, "nobody else shares the store");
@@ -323,7 +325,7 @@ Deno.test("router: a lapsed lease closes the live recipients; stop ends the leas
     new MemoryBus(new MemoryBusHub()),
     createLogger("debug", (l) => logs.push(l)),
     undefined,
-    { leaseMs: 1_000, renewMs: 10 },
+    { ...LEASE, leaseMs: 1_000, renewMs: 10 },
   );
   await r.start();
   await r.open(BOB, "pair");
@@ -337,8 +339,71 @@ Deno.test("router: a lapsed lease closes the live recipients; stop ends the leas
   assert.deepEqual(joins.slice(0, 4), [false, true, false, true], "first join, renewal, lapse");
   assert.deepEqual(lost.sort(), ["one", "two"], "every live recipient told once");
   assert.ok(logs.some((l) => l.includes("relay lease had lapsed")));
+  assert.ok(!logs.some((l) => l.includes("not renewed in time")), "answered in time");
   const counted: number[] = [];
   await mailbox.register(ALICE, "pair");
   await mailbox.put(ALICE, { id: "x", raw: "{}" }, { member: "m", peers: (n) => counted.push(n) });
   assert.deepEqual(counted, [0], "stop ended the lease");
+});
+
+Deno.test("router: a renewal answered after the lease would have ended counts as a lapse, and so does none", async () => {
+  const mailbox = new MemoryMailbox();
+  const join = mailbox.join.bind(mailbox);
+  let calls = 0;
+  const stuck = Promise.withResolvers<void>();
+  mailbox.join = async (member, leaseMs) => {
+    // The first renewal is stuck (Redis stalled with it queued), then answers "still running".
+    if (calls++ === 1) await stuck.promise;
+    return await join(member, leaseMs);
+  };
+  const logs: string[] = [];
+  const r = new Router(
+    mailbox,
+    new MemoryBus(new MemoryBusHub()),
+    createLogger("debug", (l) => logs.push(l)),
+    undefined,
+    { ...LEASE, leaseMs: 300, renewMs: 20 },
+  );
+  await r.start();
+  const lost: string[] = [];
+  r.listen(BOB, Object.assign(new Inbox(), { lost: () => lost.push("bob") }));
+  while (!logs.some((l) => l.includes("not renewed in time"))) {
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  assert.deepEqual(lost, ["bob"], "closed while the renewal is stuck, once");
+  stuck.resolve();
+  while (calls < 5) await new Promise((res) => setTimeout(res, 5));
+  // The late answer counts as a lapse; until a renewal is answered in time the relay may close
+  // once more (its lease's end is known only to the send time of a renewal), then never again.
+  const settled = lost.length;
+  while (calls < 9) await new Promise((res) => setTimeout(res, 5));
+  await r.stop();
+  assert.ok(logs.some((l) => l.includes("relay lease had lapsed")), "the late answer");
+  assert.ok(settled >= 2, `closed ${settled} times`);
+  assert.equal(lost.length, settled, "answered in time again: no more closing");
+});
+
+Deno.test("router: with skipAlone off (a rolling upgrade), a relay alone still publishes", async () => {
+  const mailbox = new MemoryMailbox();
+  const r = new Router(
+    mailbox,
+    new MemoryBus(new MemoryBusHub()),
+    createLogger("error", () => {}),
+    undefined,
+    { ...LEASE, skipAlone: false },
+  );
+  await r.start();
+  await r.open(BOB, "pair");
+  const published = countPublishes(r);
+  await r.accept(envelope());
+  await r.accept(envelope());
+  assert.equal(published.n, 2);
+  assert.equal(r.alone, false);
+  const counted: number[] = [];
+  await mailbox.put(BOB, { id: "x", raw: "{}" }, {
+    member: "other",
+    peers: (n) => counted.push(n),
+  });
+  assert.deepEqual(counted, [1], "it still holds a lease, so upgraded relays count it");
+  await r.stop();
 });

@@ -177,9 +177,10 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
       statusWithin(router.mailbox.check(), 2000),
       statusWithin(router.bus.check(), 2000),
     ]);
+    // A relay alone on a shared store publishes nothing, so its sends do not need the bus.
     const reason = !mailbox.ok
       ? `mailbox (${router.mailbox.kind}): ${mailbox.detail}`
-      : !bus.ok
+      : !bus.ok && !router.alone
       ? `bus (${router.bus.kind}): ${bus.detail}`
       : guard?.full();
     const body = {

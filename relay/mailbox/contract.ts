@@ -307,9 +307,9 @@ export function mailboxContract(
     const put = (n: number) =>
       m.put("alice", env(n), { member: "a", peers: (c) => counts.push(c) });
     await m.join("a", 60_000);
-    await m.join("b", 200);
+    await m.join("b", 1000);
     await put(1);
-    await delay(400);
+    await delay(1500);
     await put(2);
     assert.equal(await m.join("b", 60_000), false, "lapsed");
     await put(3);

@@ -95,6 +95,7 @@ local others = -1
 if KEYS[7] and ARGV[11] and ARGV[11] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  -- now has 13 digits: Lua's %.14g writes it exactly
   others = redis.call('ZCOUNT', KEYS[7], '(' .. now, '+inf')
   local mine = redis.call('ZSCORE', KEYS[7], ARGV[11])
   if mine and tonumber(mine) > now then others = others - 1 end
@@ -680,11 +681,7 @@ export class RedisMailbox implements Mailbox {
     }
   }
 
-  /**
-   * Down when Redis does not answer, and when it would refuse a put: at `maxmemory` (with
-   * `noeviction`, writes fail with OOM), or close to it (95%) right after a put was refused so.
-   * One PING and one `INFO memory`.
-   */
+  /** Takes or renews `member`'s lease (JOIN_LUA, Redis's clock); true if it was running. */
   async join(member: string, leaseMs: number): Promise<boolean> {
     const r = await this.#run(() =>
       this.#scripts.chatJoin(this.#relaysKey, member, Math.ceil(leaseMs))
@@ -696,6 +693,11 @@ export class RedisMailbox implements Mailbox {
     await this.#run(() => this.#client.zrem(this.#relaysKey, member));
   }
 
+  /**
+   * Down when Redis does not answer, and when it would refuse a put: at `maxmemory` (with
+   * `noeviction`, writes fail with OOM), or close to it (95%) right after a put was refused so.
+   * One PING and one `INFO memory`.
+   */
   async check(): Promise<BackendStatus> {
     try {
       const [pong, info] = await this.#run(() =>
