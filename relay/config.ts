@@ -65,7 +65,8 @@ const relayUrls: Parser<string[]> = (t) =>
     return n.value;
   });
 
-const yesNo: Parser<boolean> = (t) => {
+const yesNo: Parser<boolean> = (text) => {
+  const t = text.trim().toLowerCase();
   if (t === "true" || t === "1") return true;
   if (t === "false" || t === "0") return false;
   throw new Error("not one of true, false, 1, 0");

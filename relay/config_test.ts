@@ -42,6 +42,13 @@ Deno.test("config: a flag wins over the environment; empty variables count as un
   const k = parseConfig(["--kafka-brokers", "a:1, b:2,"], {});
   assert.deepEqual(k.kafka.brokers, ["a:1", "b:2"]);
   assert.equal(parseConfig([], { RELAY_MAX_AGE_SECONDS: "60" }).storage.limits.maxAgeMs, 60_000);
+  assert.equal(parseConfig([], {}).kafka.publishAlone, false);
+  assert.equal(parseConfig([], { RELAY_PUBLISH_ALONE: "TRUE" }).kafka.publishAlone, true);
+  assert.equal(
+    parseConfig(["--publish-alone", "0"], { RELAY_PUBLISH_ALONE: "1" }).kafka.publishAlone,
+    false,
+  );
+  assert.equal(parseConfig(["--kafka-linger-ms", "3"], {}).kafka.lingerMs, 3);
 });
 
 Deno.test("config: errors name what the user typed, flag or variable", () => {
@@ -56,6 +63,11 @@ Deno.test("config: errors name what the user typed, flag or variable", () => {
   fails(["--port", "70000"], {}, "--port 70000: must be at most 65535");
   fails(["--max-frame-bytes", "10"], {}, "--max-frame-bytes 10: must be at least 1024");
   fails(["--frame-rate=-1"], {}, "--frame-rate -1: not a whole number");
+  fails(
+    [],
+    { RELAY_PUBLISH_ALONE: "yes" },
+    "RELAY_PUBLISH_ALONE=yes: not one of true, false, 1, 0",
+  );
   fails(
     [],
     { RELAY_LOG_LEVEL: "loud" },
