@@ -82,6 +82,8 @@ export class Router {
   };
   /** This relay's token in a shared store's membership (undefined: the store has none). */
   readonly #member: string | undefined;
+  /** The token puts are counted for: `#member`, unless publishing alone anyway (`skipAlone`). */
+  readonly #countAs: string | undefined;
   /** The last put counted no other relay: announcements wait for their put's count. */
   #alone = false;
   /** Whether this relay holds a lease, the renewal timer and the renewal in flight. */
@@ -113,6 +115,7 @@ export class Router {
       lease: new OutageLog(log, "relay lease not renewed: backend unavailable"),
     };
     this.#member = mailbox.join ? crypto.randomUUID() : undefined;
+    this.#countAs = lease.skipAlone ? this.#member : undefined;
   }
 
   /** Reports `p`'s outcome to `outage`: a BackendUnavailableError counts, anything else ends it. */
@@ -264,8 +267,8 @@ export class Router {
   }
 
   /**
-   * The last put counted no other relay on the store (and skipping is on): sends need no bus now
-   * (readiness does not wait for it).
+   * The last put counted no other relay on the store: sends need no bus now (readiness does not
+   * wait for it). Never with `skipAlone` off, whose puts are not counted.
    */
   get alone(): boolean {
     return this.#alone;
@@ -305,10 +308,10 @@ export class Router {
     let others: number | undefined;
     const put = this.#put(mailboxId, envelope.id, raw, inbox, (n) => {
       others = n;
-      this.#alone = n === 0 && this.#lease.skipAlone;
+      this.#alone = n === 0;
     });
     const publishCounted = () =>
-      others === 0 && this.#lease.skipAlone
+      others === 0
         ? this.#metrics?.inc("bus_publishes_skipped_total")
         : this.#publish(mailboxId, raw);
     let announced: Promise<void>;
@@ -359,12 +362,11 @@ export class Router {
     peers: (others: number) => void,
   ): Promise<"stored" | "duplicate"> {
     const t0 = performance.now();
-    const member = this.#member;
-    const result = await this.mailbox.put(
-      mailboxId,
-      { id, raw },
-      member !== undefined ? { inbox, member, peers } : inbox ? { inbox } : undefined,
-    );
+    const result = await this.mailbox.put(mailboxId, { id, raw }, {
+      inbox,
+      member: this.#countAs,
+      peers,
+    });
     this.#metrics?.observe(
       "backend_seconds",
       { op: "mailbox_put" },
