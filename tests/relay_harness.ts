@@ -51,14 +51,8 @@ export async function startTestRelay(
 const latin1 = new TextDecoder("latin1");
 
 /** Every byte of every file under `dir` (what a relay wrote there), as latin1 text to search. */
-export async function readTree(dir: string): Promise<string> {
-  let all = "";
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) all += await readTree(p);
-    else if (e.isFile) all += latin1.decode(await Deno.readFile(p));
-  }
-  return all;
+export function readTree(dir: string): Promise<string> {
+  return readTreeSince(dir, new Map());
 }
 
 /** The size of every file under `dir`, by path: a mark for {@linkcode readTreeSince}. */

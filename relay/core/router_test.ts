@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { serializeEnvelopeV2 } from "@chat-p2p/protocol";
 import { MemoryBus, MemoryBusHub } from "../bus/memory.ts";
+import { waitFor } from "../bus/contract.ts";
 import { createLogger } from "../infra/log.ts";
 import { MemoryMailbox } from "../mailbox/memory.ts";
 import { DEFAULT_MAILBOX_LIMITS } from "../ports/mailbox.ts";
@@ -309,6 +310,20 @@ Deno.test("router: alone, a known mailbox's envelope is published only after its
   await r.stop();
 });
 
+/** A router on `mailbox` with its own lease timing, and the lines it logs. */
+async function leased(mailbox: MemoryMailbox, lease: Partial<typeof LEASE>) {
+  const logs: string[] = [];
+  const r = new Router(
+    mailbox,
+    new MemoryBus(new MemoryBusHub()),
+    createLogger("debug", (l) => logs.push(l)),
+    undefined,
+    { ...LEASE, ...lease },
+  );
+  await r.start();
+  return { r, logs };
+}
+
 Deno.test("router: a lapsed lease closes the live recipients; stop ends the lease", async () => {
   const mailbox = new MemoryMailbox();
   const joins: boolean[] = [];
@@ -319,22 +334,14 @@ Deno.test("router: a lapsed lease closes the live recipients; stop ends the leas
     joins.push(running);
     return running;
   };
-  const logs: string[] = [];
-  const r = new Router(
-    mailbox,
-    new MemoryBus(new MemoryBusHub()),
-    createLogger("debug", (l) => logs.push(l)),
-    undefined,
-    { ...LEASE, leaseMs: 1_000, renewMs: 10 },
-  );
-  await r.start();
+  const { r, logs } = await leased(mailbox, { leaseMs: 1_000, renewMs: 10 });
   await r.open(BOB, "pair");
   const lost: string[] = [];
   const one = Object.assign(new Inbox(), { lost: () => lost.push("one") });
   const two = Object.assign(new Inbox(), { lost: () => lost.push("two") });
   r.listen(BOB, one);
   r.listen(ALICE, two);
-  while (joins.length < 4) await new Promise((res) => setTimeout(res, 5));
+  await waitFor(() => joins.length >= 4, 5_000, "four joins");
   await r.stop();
   assert.deepEqual(joins.slice(0, 4), [false, true, false, true], "first join, renewal, lapse");
   assert.deepEqual(lost.sort(), ["one", "two"], "every live recipient told once");
@@ -356,27 +363,17 @@ Deno.test("router: a renewal answered after the lease would have ended counts as
     if (calls++ === 1) await stuck.promise;
     return await join(member, leaseMs);
   };
-  const logs: string[] = [];
-  const r = new Router(
-    mailbox,
-    new MemoryBus(new MemoryBusHub()),
-    createLogger("debug", (l) => logs.push(l)),
-    undefined,
-    { ...LEASE, leaseMs: 300, renewMs: 20 },
-  );
-  await r.start();
+  const { r, logs } = await leased(mailbox, { leaseMs: 300, renewMs: 20 });
   const lost: string[] = [];
   r.listen(BOB, Object.assign(new Inbox(), { lost: () => lost.push("bob") }));
-  while (!logs.some((l) => l.includes("not renewed in time"))) {
-    await new Promise((res) => setTimeout(res, 5));
-  }
+  await waitFor(() => logs.some((l) => l.includes("not renewed in time")), 5_000, "the cut-off");
   assert.deepEqual(lost, ["bob"], "closed while the renewal is stuck, once");
   stuck.resolve();
-  while (calls < 5) await new Promise((res) => setTimeout(res, 5));
+  await waitFor(() => calls >= 5, 5_000, "five joins");
   // The late answer counts as a lapse; until a renewal is answered in time the relay may close
   // once more (its lease's end is known only to the send time of a renewal), then never again.
   const settled = lost.length;
-  while (calls < 9) await new Promise((res) => setTimeout(res, 5));
+  await waitFor(() => calls >= 9, 5_000, "nine joins");
   await r.stop();
   assert.ok(logs.some((l) => l.includes("relay lease had lapsed")), "the late answer");
   assert.ok(settled >= 2, `closed ${settled} times`);
@@ -385,14 +382,7 @@ Deno.test("router: a renewal answered after the lease would have ended counts as
 
 Deno.test("router: with skipAlone off (a rolling upgrade), a relay alone still publishes", async () => {
   const mailbox = new MemoryMailbox();
-  const r = new Router(
-    mailbox,
-    new MemoryBus(new MemoryBusHub()),
-    createLogger("error", () => {}),
-    undefined,
-    { ...LEASE, skipAlone: false },
-  );
-  await r.start();
+  const { r } = await leased(mailbox, { skipAlone: false });
   await r.open(BOB, "pair");
   const published = countPublishes(r);
   await r.accept(envelope());
