@@ -300,6 +300,14 @@ export const SETTINGS = {
     meaning: "redis://host:port; enables Redis mailboxes",
     parse: text,
   }),
+  redisHoldMs: row({
+    flag: "--redis-hold-ms",
+    env: "REDIS_HOLD_MS",
+    default: "20",
+    meaning:
+      "a relay alone holds a put for a reader on it so long; acked meanwhile, it is never written",
+    parse: whole(0),
+  }),
   logLevel: row({
     flag: "--log-level",
     env: "RELAY_LOG_LEVEL",
@@ -364,6 +372,8 @@ export interface RelayConfig {
   storage: {
     dataDir: string;
     redisUrl: string | undefined;
+    /** Redis: how long a put for a live reader here waits for its ack (0: written at once). */
+    redisHoldMs: number;
     limits: MailboxLimits;
     /** Embedded store: bytes held in a reserve file, given back when the disk fills up. */
     diskReserveBytes: number;
@@ -475,6 +485,7 @@ export function parseConfig(
     storage: {
       dataDir: v.dataDir,
       redisUrl: v.redisUrl,
+      redisHoldMs: v.redisHoldMs,
       diskReserveBytes: v.diskReserveBytes,
       limits: {
         maxCount: v.mailboxMaxCount,

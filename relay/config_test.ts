@@ -21,6 +21,7 @@ Deno.test("config: defaults make a working embedded relay", () => {
   assert.deepEqual(c.storage, {
     dataDir: "./relay-data",
     redisUrl: undefined,
+    redisHoldMs: 20,
     limits: {
       maxCount: 10_000,
       maxBytes: 64 * 1024 * 1024,
@@ -49,6 +50,8 @@ Deno.test("config: a flag wins over the environment; empty variables count as un
     false,
   );
   assert.equal(parseConfig(["--kafka-linger-ms", "3"], {}).kafka.lingerMs, 3);
+  assert.equal(parseConfig([], { REDIS_HOLD_MS: "0" }).storage.redisHoldMs, 0);
+  assert.throws(() => parseConfig(["--redis-hold-ms", "-1"], {}), ConfigError);
 });
 
 Deno.test("config: errors name what the user typed, flag or variable", () => {

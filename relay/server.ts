@@ -39,11 +39,11 @@ export interface RunningRelay {
 
 /** Builds the mailbox the configuration asks for. */
 export async function makeMailbox(config: RelayConfig, log: Logger): Promise<Mailbox> {
-  const { redisUrl, dataDir, limits, diskReserveBytes } = config.storage;
+  const { redisUrl, redisHoldMs, dataDir, limits, diskReserveBytes } = config.storage;
   if (redisUrl) {
     const { RedisMailbox } = await import("./mailbox/redis.ts");
     const bus = config.kafka.brokers.length > 0 ? config.kafka.topic : undefined;
-    return await RedisMailbox.connect(redisUrl, limits, { logger: log, bus });
+    return await RedisMailbox.connect(redisUrl, limits, { logger: log, bus, holdMs: redisHoldMs });
   }
   return new SqliteMailbox(join(dataDir, "mailbox.db"), limits, {
     reserveBytes: diskReserveBytes,

@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Settings the relay reads; never passed down from the test runner's own environment. */
-const RELAY_SETTINGS = /^(RELAY_|KAFKA_|REDIS_URL$)/;
+const RELAY_SETTINGS = /^(RELAY_|KAFKA_|REDIS_URL$|REDIS_HOLD_MS$)/;
 
 function inheritedEnv(): Record<string, string> {
   return Object.fromEntries(

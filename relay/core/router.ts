@@ -295,7 +295,9 @@ export class Router {
    *
    * On a shared store, the put also counts the other relays: while the last put counted none,
    * even a known mailbox's envelope is published only after its put, and only if that put
-   * counted another relay (so a relay alone publishes nothing).
+   * counted another relay (so a relay alone publishes nothing). Alone, the put of an envelope
+   * pushed to a reader here is `live` (`PutOptions.live`): a store may hold it back
+   * for that reader's ack to withdraw it.
    */
   async accept(envelope: EnvelopeV2, inbox = false): Promise<"stored" | "duplicate"> {
     const mailboxId = envelope.to;
@@ -306,16 +308,21 @@ export class Router {
     // `others`: how many other relays share the store, counted by the put (undefined: not shared
     // or not counted); with none, nothing is published.
     let others: number | undefined;
-    const put = this.#put(mailboxId, envelope.id, raw, inbox, (n) => {
+    // Alone, with a reader here: nothing is published before the put, so only that reader can
+    // ack the envelope, and the store may hold the write back for the ack to withdraw it
+    // (PutOptions.live). A withdrawn put resolves without a count: nothing to publish either.
+    const known = !inbox && this.#known.has(mailboxId);
+    const live = known && this.#alone && this.#local.has(mailboxId);
+    const put = this.#put(mailboxId, envelope.id, raw, inbox, live, (n) => {
       others = n;
       this.#alone = n === 0;
     });
     const publishCounted = () =>
-      others === 0
+      others === 0 || (live && others === undefined)
         ? this.#metrics?.inc("bus_publishes_skipped_total")
         : this.#publish(mailboxId, raw);
     let announced: Promise<void>;
-    if (!inbox && this.#known.has(mailboxId)) {
+    if (known) {
       this.#pushLocal(mailboxId, envelope.id, raw);
       announced = this.#alone ? put.then(publishCounted) : this.#publish(mailboxId, raw);
     } else {
@@ -359,6 +366,7 @@ export class Router {
     id: string,
     raw: string,
     inbox: boolean,
+    live: boolean,
     peers: (others: number) => void,
   ): Promise<"stored" | "duplicate"> {
     const t0 = performance.now();
@@ -366,6 +374,7 @@ export class Router {
       inbox,
       member: this.#countAs,
       peers,
+      live,
     });
     this.#metrics?.observe(
       "backend_seconds",

@@ -310,6 +310,55 @@ Deno.test("router: alone, a known mailbox's envelope is published only after its
   await r.stop();
 });
 
+Deno.test("router: alone, the put of an envelope pushed to a reader here is live; withdrawn by its ack, it is not published", async () => {
+  const memory = new MemoryMailbox();
+  const live: boolean[] = [];
+  type Held = { withdraw: () => void; write: () => void };
+  const held: Held[] = [];
+  const put = memory.put.bind(memory);
+  memory.put = (mailboxId, e, options = {}) => {
+    live.push(options.live === true);
+    if (!options.live) return put(mailboxId, e, options);
+    // A store holding the put back: withdrawn by the reader's ack (answered stored, never
+    // written, nothing counted), or written once the hold is over.
+    return new Promise((resolve, reject) =>
+      held.push({
+        withdraw: () => resolve("stored"),
+        write: () => put(mailboxId, e, options).then(resolve, reject),
+      })
+    );
+  };
+  const { r } = await router(memory);
+  const published = countPublishes(r);
+  const [e1, e2, e3, e4, e5] = [envelope(), envelope(), envelope(), envelope(), envelope()];
+  // The memory store counts within the put call: alone from the first put on.
+  await r.accept(e1);
+  await r.accept(e2); // alone, but no reader here
+  const here = new Inbox();
+  r.listen(BOB, here);
+  const accepted = r.accept(e3);
+  await announced();
+  assert.deepEqual(live, [false, false, true]);
+  assert.deepEqual(here.got.map(([id]) => id), [e3.id], "pushed while the put is held");
+  held.shift()!.withdraw();
+  assert.equal(await accepted, "stored");
+  assert.equal(published.n, 0, "withdrawn: published no more than the others");
+  assert.deepEqual((await memory.pending(BOB)).map((x) => x.id), [e1.id, e2.id]);
+  // Another relay joins: the next put is still live (the last count said alone), and, not
+  // acked, it is written, counts that relay, and is published after it.
+  await memory.join("another-relay", 60_000);
+  const fourth = r.accept(e4);
+  await announced();
+  assert.equal(live.at(-1), true);
+  held.shift()!.write();
+  assert.equal(await fourth, "stored");
+  assert.equal(published.n, 1);
+  await r.accept(e5);
+  assert.equal(live.at(-1), false, "no longer alone: written at once, published while written");
+  assert.equal(published.n, 2);
+  await r.stop();
+});
+
 /** A router on `mailbox` with its own lease timing, and the lines it logs. */
 async function leased(mailbox: MemoryMailbox, lease: Partial<typeof LEASE>) {
   const logs: string[] = [];

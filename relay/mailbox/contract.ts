@@ -193,6 +193,34 @@ export function mailboxContract(
     assert.equal(await ack, 1);
   });
 
+  t(
+    "a live put acked before it was answered is stored for nobody: answered stored, acked once",
+    async (m) => {
+      const put = m.put("alice", env(1), { live: true });
+      const acked = m.ack("alice", [env(1).id]);
+      assert.equal(await put, "stored");
+      assert.equal(await acked, 1);
+      assert.deepEqual(await m.pending("alice"), []);
+      assert.equal((await m.depth("alice")).count, 0);
+    },
+  );
+
+  t("live puts nobody acks are stored, in the order they came, around other puts", async (m) => {
+    const puts = [
+      m.put("alice", env(1), { live: true }),
+      m.put("alice", env(2), { live: true }),
+      m.put("bob", env(3), { live: true }),
+    ];
+    // A put that is not live, and a read, each see the live puts made before them.
+    assert.equal(await m.put("alice", env(4)), "stored");
+    assert.deepEqual((await m.pending("bob")).map((e) => e.id), ["id-000003"]);
+    assert.deepEqual(await Promise.all(puts), ["stored", "stored", "stored"]);
+    const got = await m.pending("alice");
+    assert.deepEqual(got.map((e) => e.id), ["id-000001", "id-000002", "id-000004"]);
+    assert.ok(got[0].seq < got[1].seq && got[1].seq < got[2].seq);
+    assert.equal(await m.put("alice", env(1), { live: true }), "duplicate");
+  });
+
   t("depth counts envelopes and bytes and follows acks", async (m) => {
     await m.put("alice", env(1, 10));
     await m.put("alice", env(2, 20));

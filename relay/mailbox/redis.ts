@@ -75,6 +75,27 @@ export interface RedisMailboxOptions {
    * bus (`<P>v2:relays:<bus>`), so relays on another topic are not counted.
    */
   bus?: string;
+  /**
+   * How long a `live` put ({@linkcode PutOptions.live}) waits before it is written, so that its
+   * reader's ack withdraws it (default {@linkcode HOLD_MS}; 0: every put is written at once).
+   */
+  holdMs?: number;
+}
+
+/** Default of `holdMs`: the SQLite store's group-commit spacing. */
+export const HOLD_MS = 20;
+
+/** A live put held back (see {@linkcode RedisMailboxOptions.holdMs}). */
+interface HeldPut {
+  mailboxId: string;
+  envelope: { id: string; raw: string };
+  options: PutOptions;
+  /** When it is written (performance.now() ms). */
+  due: number;
+  resolve: (r: "stored" | "duplicate") => void;
+  reject: (e: unknown) => void;
+  /** Written or withdrawn: no longer held. */
+  gone: boolean;
 }
 
 // KEYS: env, seq, age, meta, index, reg, relays. ARGV: id, raw, hour, maxCount, maxBytes,
@@ -297,6 +318,7 @@ export class RedisMailbox implements Mailbox {
   #limits: MailboxLimits;
   #log: RedisMailboxLogger;
   #closed = false;
+  #closing = false;
   #down = false;
   #timeoutMs: number;
   /** Calls waiting for Redis, with when they started; the watchdog fails the overdue ones. */
@@ -309,6 +331,18 @@ export class RedisMailbox implements Mailbox {
   #connecting: Promise<void> | undefined;
   /** The last put was refused because Redis is at maxmemory (cleared by a put that lands). */
   #oom = false;
+  #holdMs: number;
+  /**
+   * Live puts held back, by mailbox and envelope id (nested maps: no key built per message), and
+   * in the order they came (from `#heldFrom` on). An id held twice is listed once: the later copy
+   * (an ack withdraws that one; the earlier is written, and deleted by the ack if it comes later).
+   */
+  #held = new Map<string, Map<string, HeldPut>>();
+  #heldQueue: HeldPut[] = [];
+  #heldFrom = 0;
+  #holdTimer?: ReturnType<typeof setTimeout>;
+  /** Puts withdrawn by an ack while held: never written. */
+  readonly stats = { withdrawn: 0 };
 
   /**
    * @param redis a `redis://` URL (the adapter owns and closes the client) or an ioredis client
@@ -342,6 +376,7 @@ export class RedisMailbox implements Mailbox {
       this.#down = false;
     });
     this.#timeoutMs = options.commandTimeoutMs ?? 5000;
+    this.#holdMs = options.holdMs ?? HOLD_MS;
     this.#client.defineCommand("chatPut", { numberOfKeys: 7, lua: PUT_LUA });
     this.#client.defineCommand("chatJoin", { numberOfKeys: 1, lua: JOIN_LUA });
     this.#client.defineCommand("chatRegister", { numberOfKeys: 2, lua: REGISTER_LUA });
@@ -503,10 +538,89 @@ export class RedisMailbox implements Mailbox {
     );
   }
 
+  /**
+   * Writes the envelope. A `live` put waits `holdMs` first (and an ack of it meanwhile withdraws
+   * it); any other put of a mailbox with puts held writes those first, so a mailbox keeps the
+   * order its envelopes came in.
+   */
   async put(
     mailboxId: string,
     envelope: { id: string; raw: string },
     options: PutOptions = {},
+  ): Promise<"stored" | "duplicate"> {
+    if (options.live && this.#holdMs > 0 && !this.#closing) {
+      return this.#hold(mailboxId, envelope, options);
+    }
+    if (this.#held.has(mailboxId)) await this.#writeHeld();
+    return await this.#write(mailboxId, envelope, options);
+  }
+
+  #hold(
+    mailboxId: string,
+    envelope: { id: string; raw: string },
+    options: PutOptions,
+  ): Promise<"stored" | "duplicate"> {
+    return new Promise((resolve, reject) => {
+      const h: HeldPut = {
+        mailboxId,
+        envelope,
+        options,
+        due: performance.now() + this.#holdMs,
+        resolve,
+        reject,
+        gone: false,
+      };
+      let byId = this.#held.get(mailboxId);
+      if (!byId) this.#held.set(mailboxId, byId = new Map());
+      byId.set(envelope.id, h);
+      this.#heldQueue.push(h);
+      this.#holdTimer ??= setTimeout(() => this.#release(false), this.#holdMs);
+    });
+  }
+
+  /**
+   * Writes the held puts that are due (with `all`, every one), in the order they came; resolves
+   * when those writes are answered. One timer, armed for the oldest put still held.
+   */
+  #release(all: boolean): Promise<unknown> {
+    clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+    // Deno's timers fire a millisecond or two late: what falls due by then goes now.
+    const until = performance.now() + 2;
+    const q = this.#heldQueue;
+    const writes: Promise<void>[] = [];
+    while (this.#heldFrom < q.length && (all || q[this.#heldFrom].due <= until)) {
+      const h = q[this.#heldFrom++];
+      if (h.gone) continue;
+      h.gone = true;
+      const byId = this.#held.get(h.mailboxId)!;
+      if (byId.get(h.envelope.id) === h) byId.delete(h.envelope.id);
+      if (byId.size === 0) this.#held.delete(h.mailboxId);
+      writes.push(this.#write(h.mailboxId, h.envelope, h.options).then(h.resolve, h.reject));
+    }
+    if (this.#heldFrom === q.length) {
+      q.length = 0;
+      this.#heldFrom = 0;
+    } else {
+      if (this.#heldFrom > 1024) {
+        q.splice(0, this.#heldFrom);
+        this.#heldFrom = 0;
+      }
+      const wait = Math.max(1, q[this.#heldFrom].due - performance.now());
+      this.#holdTimer = setTimeout(() => this.#release(false), wait);
+    }
+    return Promise.all(writes);
+  }
+
+  /** Writes every held put now (a read must see them); resolves once they are answered. */
+  async #writeHeld(): Promise<void> {
+    if (this.#heldFrom < this.#heldQueue.length) await this.#release(true);
+  }
+
+  async #write(
+    mailboxId: string,
+    envelope: { id: string; raw: string },
+    options: PutOptions,
   ): Promise<"stored" | "duplicate"> {
     const { maxCount, maxBytes, maxAgeMs, inbox } = this.#limits;
     // When the newest envelope expires (an hour granularity, as the stored times).
@@ -550,6 +664,7 @@ export class RedisMailbox implements Mailbox {
     mailboxId: string,
     opts: { afterSeq?: number; limit?: number; now?: number } = {},
   ): Promise<StoredEnvelope[]> {
+    await this.#writeHeld();
     this.#sendAcks();
     const limit = Math.floor(opts.limit ?? 500);
     if (limit <= 0) return [];
@@ -576,15 +691,43 @@ export class RedisMailbox implements Mailbox {
    * script call: at 1,000 msg/s that is ~200 calls/s instead of 1,000. Reads (`pending`,
    * `depth`, `totals`, `sweep`) send the waiting acks first, so a read started after an ack sees
    * it. A put does not: a put of an id whose ack waits is a duplicate, as before the ack.
+   *
+   * An acked envelope whose put is still held (`live`) is never written: the put is withdrawn
+   * and answered `stored`, since the reader acks only what it has durably stored itself, and it
+   * counts as removed. The ids still go to Redis, where they delete a copy an earlier put of the
+   * same id left (a resend).
    */
   ack(mailboxId: string, ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return Promise.resolve(0);
     if (this.#closed) return Promise.reject(new BackendUnavailableError("Redis mailbox is closed"));
+    const withdrawn = this.#held.size > 0 ? this.#withdraw(mailboxId, ids) : 0;
     return new Promise<number>((resolve, reject) => {
-      this.#acks.push({ mailboxId, ids, done: (n) => n instanceof Error ? reject(n) : resolve(n) });
+      this.#acks.push({
+        mailboxId,
+        ids,
+        done: (n) => n instanceof Error ? reject(n) : resolve(n + withdrawn),
+      });
       if (this.#acks.length >= MAX_ACKS_PER_CALL) this.#sendAcks();
       else this.#ackTimer ??= setTimeout(() => this.#sendAcks(), ACK_LINGER_MS);
     });
+  }
+
+  /** Withdraws the held puts of `ids`; returns how many. */
+  #withdraw(mailboxId: string, ids: readonly string[]): number {
+    const byId = this.#held.get(mailboxId);
+    if (!byId) return 0;
+    let n = 0;
+    for (const id of ids) {
+      const h = byId.get(id);
+      if (!h) continue;
+      byId.delete(id);
+      h.gone = true;
+      h.resolve("stored");
+      n++;
+    }
+    if (byId.size === 0) this.#held.delete(mailboxId);
+    this.stats.withdrawn += n;
+    return n;
   }
 
   /**
@@ -610,6 +753,7 @@ export class RedisMailbox implements Mailbox {
   }
 
   async depth(mailboxId: string): Promise<{ count: number; bytes: number }> {
+    await this.#writeHeld();
     this.#sendAcks();
     const [env, , , meta] = this.#keys(mailboxId);
     const [count, bytes] = await this.#run(async () => {
@@ -626,6 +770,7 @@ export class RedisMailbox implements Mailbox {
    * envelopes) 1,000 at a time with pipelined reads, so Redis is never blocked by one long call.
    */
   async totals(): Promise<{ count: number; bytes: number }> {
+    await this.#writeHeld();
     this.#sendAcks();
     const index = this.#indexKey;
     let count = 0, bytes = 0;
@@ -653,6 +798,7 @@ export class RedisMailbox implements Mailbox {
   }
 
   async sweep(now: number = Date.now()): Promise<Swept> {
+    await this.#writeHeld();
     this.#sendAcks();
     const cutoff = envelopeCutoff(now, this.#limits.maxAgeMs);
     const index = this.#indexKey;
@@ -719,7 +865,11 @@ export class RedisMailbox implements Mailbox {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing) return;
+    // Held puts are written before closing (their senders wait for the answer); none is held
+    // from here on.
+    this.#closing = true;
+    await this.#writeHeld();
     const lastAcks = this.#sendAcks(); // before closing: a lost ack would repeat a delivery
     this.#closed = true;
     await lastAcks;

@@ -168,6 +168,55 @@ await servicesTest(
 );
 
 await servicesTest(
+  "redis mailbox: a live put waits holdMs; acked meanwhile, Redis never sees it; close writes the rest",
+  async ({ redisUrl }) => {
+    const prefix = `chat-test-${RUN}-hold:`;
+    const envKey = `${prefix}v2:mb:alice:env`;
+    const inRedis = async (id: string) =>
+      (await redisCliRaw(redisUrl, ["HEXISTS", envKey, id]))[0] === "1";
+    const raw = (id: string) => JSON.stringify({ v: 2, id, to: "alice", body: "AAAA" });
+    const m = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, {
+      prefix,
+      holdMs: 60_000,
+    });
+    let closed = false;
+    try {
+      await m.register("alice", "pair");
+      const withdrawn = m.put("alice", { id: "id-1", raw: raw("id-1") }, { live: true });
+      assert.equal(await m.ack("alice", ["id-1"]), 1);
+      assert.equal(await withdrawn, "stored");
+      assert.equal(m.stats.withdrawn, 1);
+      const held = m.put("alice", { id: "id-2", raw: raw("id-2") }, { live: true });
+      await delay(100);
+      assert.ok(!(await inRedis("id-1")), "withdrawn: never written");
+      assert.ok(!(await inRedis("id-2")), "held for holdMs (a minute here)");
+      await m.close();
+      closed = true;
+      assert.equal(await held, "stored", "written at close");
+      assert.ok(await inRedis("id-2"));
+      assert.equal(m.stats.withdrawn, 1);
+    } finally {
+      if (!closed) await m.close();
+    }
+    // With a short hold and no ack, the put is written once the hold is over.
+    const short = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, {
+      prefix,
+      holdMs: 20,
+    });
+    try {
+      assert.equal(
+        await short.put("alice", { id: "id-3", raw: raw("id-3") }, { live: true }),
+        "stored",
+      );
+      assert.ok(await inRedis("id-3"));
+      assert.equal(short.stats.withdrawn, 0);
+    } finally {
+      await short.close();
+    }
+  },
+);
+
+await servicesTest(
   "redis mailbox: what a protocol-v1 relay left under the prefix is removed at connect, with one log line",
   async ({ redisUrl }) => {
     const prefix = `chat-test-${RUN}-v1:`;

@@ -119,6 +119,14 @@ export interface PutOptions {
   member?: string;
   /** Receives that count (see `member`); not called when the put is refused or fails. */
   peers?: (others: number) => void;
+  /**
+   * The router has pushed this envelope to a live reader on this relay, and no other relay can
+   * have it yet (this relay was alone on a shared store, so nothing was published before the
+   * put). A store may then hold the write back for a moment: if that reader acks the envelope
+   * meanwhile, the put is withdrawn (never written, answered `stored`, `peers` not called), since
+   * a reader acks only what it has durably stored. Stores that write at once ignore it.
+   */
+  live?: boolean;
 }
 
 /** What a sweep removed. */
