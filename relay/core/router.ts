@@ -376,11 +376,14 @@ export class Router {
       peers,
       live,
     });
-    this.#metrics?.observe(
-      "backend_seconds",
-      { op: "mailbox_put" },
-      (performance.now() - t0) / 1000,
-    );
+    // A live put's time is mostly its hold (or its reader's ack), not the store's.
+    if (!live) {
+      this.#metrics?.observe(
+        "backend_seconds",
+        { op: "mailbox_put" },
+        (performance.now() - t0) / 1000,
+      );
+    }
     return result;
   }
 

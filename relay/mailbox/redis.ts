@@ -19,6 +19,10 @@
  * a time rounded to the hour (envelopes: the newest one's expiry) or the day (registrations), so
  * an abandoned mailbox vanishes by itself and no TTL reveals when to the millisecond.
  *
+ * A put the router marks `live` (a relay alone pushed the envelope to a reader of its own) is held
+ * `holdMs` (20 ms) before it is written; that reader's ack meanwhile withdraws it, so a message
+ * read live costs Redis no write (docs/ARCHITECTURE.md, "Relays that share a store").
+ *
  * Keys a protocol-v1 relay wrote (`<P>mb:<key>:*`, `<P>index`) name identity keys; `connect`
  * removes them (one log line with the count of envelopes dropped).
  *
@@ -334,8 +338,9 @@ export class RedisMailbox implements Mailbox {
   #holdMs: number;
   /**
    * Live puts held back, by mailbox and envelope id (nested maps: no key built per message), and
-   * in the order they came (from `#heldFrom` on). An id held twice is listed once: the later copy
-   * (an ack withdraws that one; the earlier is written, and deleted by the ack if it comes later).
+   * in the order they came (from `#heldFrom` on). An id held twice is listed once: the later copy,
+   * which an ack withdraws; the earlier one is written when due, and an ack that came before it
+   * leaves it for the next open, as with any resend.
    */
   #held = new Map<string, Map<string, HeldPut>>();
   #heldQueue: HeldPut[] = [];
