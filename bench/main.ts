@@ -563,6 +563,10 @@ const scaledMissed = sc[N.scaled1] && sc[N.cfRedis1] &&
     ) <= 1.5));
 
 const profiles: Record<string, ProfileOut> = {};
+// A profile explains a missed target: once this run finds the target met, an earlier run's
+// profile of it is dropped, not shown beside rows it no longer explains.
+if (want("profile") && emb && cfMem && !embMissed) delete prevProfiles.embedded;
+if (want("profile") && sc[N.scaled1] && sc[N.cfRedis1] && !scaledMissed) delete prevProfiles.scaled;
 if (want("profile") && embMissed) {
   const rate = EMBEDDED_P99_RATE;
   const p = await section("profile-embedded", () =>

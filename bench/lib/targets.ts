@@ -115,10 +115,11 @@ export function scaledTarget(ctx: TargetContext, o: ScaledOptions): TargetSpec {
     name: o.name,
     promise: `accepted = in Redis (appendfsync ${fsync}${
       fsync === "always" ? ": fsync'd" : ": up to 1 s lost on power loss"
-    }) and ${
+    })${
       o.relays === 1
-        ? "pushed (a relay alone publishes nothing on Kafka)"
-        : "announced on Kafka (acks=all)"
+        // finding 12: a relay alone holds a live reader's put, and the reader's ack withdraws it
+        ? ", or acked by its reader first, and pushed (a relay alone publishes nothing on Kafka)"
+        : " and announced on Kafka (acks=all)"
     }`,
     async start() {
       if (fsync !== "always") await setAppendfsync(o.services.redisUrl, fsync);
