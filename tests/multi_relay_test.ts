@@ -166,6 +166,36 @@ async function counter(relay: RelayProcess, name: string): Promise<number> {
 }
 
 await servicesTest(
+  "multi-relay: a relay alone never writes to Redis what its reader acks while the put is held",
+  async (svc) => {
+    // A hold far longer than the test: an `accepted` within it can only come from the ack.
+    const env = { ...scaledRelayEnv(svc, "hold"), REDIS_HOLD_MS: "60000" };
+    await using a = await RelayProcess.start({ env });
+    const box = pairBox();
+    await using here = await RawClient.reader(a.url, box);
+    await using sender = await RawClient.connect(a.url);
+    for (const e of Array.from({ length: 5 }, () => envelope(box))) {
+      sender.sendEnvelope(e);
+      assert.equal((await here.next("deliver", 10_000)).envelope.id, e.id);
+      here.ack(box, [e.id]);
+      const answer = await sender.nextWhere((f) => f.id === e.id, 10_000);
+      assert.equal(answer.type, "accepted");
+    }
+    // The first put, before any put had counted the relay alone, was written; no other was.
+    assert.ok(await counter(a, "mailbox_puts_withdrawn_total") >= 4);
+    const seq = await new Deno.Command("redis-cli", {
+      args: ["-u", svc.redisUrl, "--raw", "HGET", `chat:v2:mb:${box.id}:meta`, "seq"],
+      stdout: "piped",
+    }).output();
+    const written = Number(new TextDecoder().decode(seq.stdout).trim() || "0");
+    assert.ok(written <= 1, `${written} puts reached Redis`);
+    await using again = await RawClient.connect(a.url);
+    assert.deepEqual(await again.openAndSync(box), [], "nothing left to deliver");
+  },
+  { sanitizeResources: false, sanitizeOps: false },
+);
+
+await servicesTest(
   "multi-relay: a relay alone skips Kafka; a relay that joins later gets live messages at once",
   async (svc) => {
     const env = scaledRelayEnv(svc, "alone");

@@ -317,10 +317,13 @@ export class Router {
       others = n;
       this.#alone = n === 0;
     });
-    const publishCounted = () =>
-      others === 0 || (live && others === undefined)
+    const publishCounted = () => {
+      const withdrawn = live && others === undefined;
+      if (withdrawn) this.#metrics?.inc("mailbox_puts_withdrawn_total");
+      return others === 0 || withdrawn
         ? this.#metrics?.inc("bus_publishes_skipped_total")
         : this.#publish(mailboxId, raw);
+    };
     let announced: Promise<void>;
     if (known) {
       this.#pushLocal(mailboxId, envelope.id, raw);
