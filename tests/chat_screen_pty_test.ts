@@ -34,9 +34,12 @@ class Demo implements AsyncDisposable {
     await this.conn.write(new TextEncoder().encode(JSON.stringify(cmd) + "\n"));
   }
 
+  /** The records the demo has finished writing (a line still being written is not one yet). */
   async records(): Promise<Record[]> {
     const text = await Deno.readTextFile(join(this.dir, "out"));
-    return text.split("\n").filter((l) => l).map((l) => JSON.parse(l));
+    const lines = text.split("\n");
+    lines.pop(); // after the last newline: empty, or a record not yet written whole
+    return lines.filter((l) => l).map((l) => JSON.parse(l));
   }
 
   /** The messages sent so far. */
