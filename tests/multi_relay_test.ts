@@ -11,7 +11,7 @@ import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { encodings } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
 import { runId, scaledRelayEnv, servicesTest } from "./services.ts";
-import { dumpRedis, readKafkaTopic } from "./services_inspect.ts";
+import { dumpRedis, readKafkaTopic, redisCli } from "./services_inspect.ts";
 import { envelope, pairBox, RawClient } from "./raw_client.ts";
 import { delay } from "@chat-p2p/protocol/async";
 
@@ -183,11 +183,8 @@ await servicesTest(
     }
     // The first put, before any put had counted the relay alone, was written; no other was.
     assert.ok(await counter(a, "mailbox_puts_withdrawn_total") >= 4);
-    const seq = await new Deno.Command("redis-cli", {
-      args: ["-u", svc.redisUrl, "--raw", "HGET", `chat:v2:mb:${box.id}:meta`, "seq"],
-      stdout: "piped",
-    }).output();
-    const written = Number(new TextDecoder().decode(seq.stdout).trim() || "0");
+    const seq = await redisCli(svc.redisUrl, "HGET", `chat:v2:mb:${box.id}:meta`, "seq");
+    const written = Number(seq.trim() || "0");
     assert.ok(written <= 1, `${written} puts reached Redis`);
     await using again = await RawClient.connect(a.url);
     assert.deepEqual(await again.openAndSync(box), [], "nothing left to deliver");

@@ -10,6 +10,7 @@ import { drainAll } from "./crash_helpers.ts";
 import { envelope, pairBox, RawClient, type TestMailbox } from "./raw_client.ts";
 import { startTestRelay } from "./relay_harness.ts";
 import { servicesTest } from "./services.ts";
+import { redisCli } from "./services_inspect.ts";
 
 async function probe(port: number, path: "/healthz" | "/readyz") {
   const r = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -71,14 +72,7 @@ await servicesTest(
       RELAY_FRAME_RATE: "0",
       RELAY_SEND_RATE: "0",
     });
-    const cli = async (...args: string[]) => {
-      const u = new URL(redisUrl);
-      const out = await new Deno.Command("redis-cli", {
-        args: ["-h", u.hostname, "-p", u.port, ...args],
-        stdout: "piped",
-      }).output();
-      return new TextDecoder().decode(out.stdout);
-    };
+    const cli = (...args: string[]) => redisCli(redisUrl, ...args);
     const bob = pairBox();
     await RawClient.register(relay.url, bob);
     await using a = await RawClient.connect(relay.url);

@@ -20,15 +20,20 @@ for _, k in ipairs(redis.call('KEYS', '*')) do
 end
 return out`;
 
-/** Every key and every value in the Redis at `url`, as text, via `redis-cli EVAL`. */
-export async function dumpRedis(url: string): Promise<string> {
+/** Runs one `redis-cli --raw` command against the Redis at `url`; its output, or a throw. */
+export async function redisCli(url: string, ...args: string[]): Promise<string> {
   const out = await new Deno.Command("redis-cli", {
-    args: ["-u", url, "--raw", "EVAL", DUMP_ALL, "0"],
+    args: ["-u", url, "--raw", ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!out.success) throw new Error(`redis-cli failed: ${new TextDecoder().decode(out.stderr)}`);
   return new TextDecoder().decode(out.stdout);
+}
+
+/** Every key and every value in the Redis at `url`, as text, via `redis-cli EVAL`. */
+export function dumpRedis(url: string): Promise<string> {
+  return redisCli(url, "EVAL", DUMP_ALL, "0");
 }
 
 /** The folder of Kafka's jars that scripts/services.sh fetched. */

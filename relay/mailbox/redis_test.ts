@@ -28,6 +28,7 @@ import {
   servicesForSuite,
   servicesTest,
 } from "../../tests/services.ts";
+import { redisCli } from "../../tests/services_inspect.ts";
 
 const RUN = runId();
 let made = 0;
@@ -45,29 +46,9 @@ mailboxContract(
 );
 
 const quiet = { warn: () => {}, error: () => {} };
-const portOf = (url: string) => new URL(url).port || "6379";
 
-async function redisCli(url: string, args: string[]): Promise<string> {
-  const u = new URL(url);
-  const out = await new Deno.Command("redis-cli", {
-    args: ["-h", u.hostname, "-p", portOf(url), "--no-raw", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout);
-}
-
-async function redisCliRaw(url: string, args: string[]): Promise<string[]> {
-  const u = new URL(url);
-  const out = await new Deno.Command("redis-cli", {
-    args: ["-h", u.hostname, "-p", portOf(url), "--raw", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "");
-}
+const redisCliRaw = async (url: string, args: string[]): Promise<string[]> =>
+  (await redisCli(url, ...args)).split("\n").filter((l) => l !== "");
 
 async function eventually<T>(what: string, ms: number, fn: () => Promise<T>): Promise<T> {
   const end = Date.now() + ms;
@@ -223,11 +204,11 @@ await servicesTest(
     const key = toBase64(generateKeyPair().publicKey);
     const v1 = `${prefix}mb:${key}:`;
     for (let i = 0; i < 3; i++) {
-      await redisCli(redisUrl, ["HSET", `${v1}env`, `id-${i}`, `{"v":1,"from":"${key}"}`]);
-      await redisCli(redisUrl, ["ZADD", `${v1}seq`, String(i), `id-${i}`]);
+      await redisCli(redisUrl, "HSET", `${v1}env`, `id-${i}`, `{"v":1,"from":"${key}"}`);
+      await redisCli(redisUrl, "ZADD", `${v1}seq`, String(i), `id-${i}`);
     }
-    await redisCli(redisUrl, ["HSET", `${v1}meta`, "seq", "3"]);
-    await redisCli(redisUrl, ["ZADD", `${prefix}index`, "1", key]);
+    await redisCli(redisUrl, "HSET", `${v1}meta`, "seq", "3");
+    await redisCli(redisUrl, "ZADD", `${prefix}index`, "1", key);
     const logs: Array<[string, Record<string, unknown> | undefined]> = [];
     const logger = {
       warn: (msg: string, f?: Record<string, unknown>) => logs.push([msg, f]),
@@ -304,7 +285,7 @@ await servicesTest(
     try {
       await m.register("alice", "pair");
       await m.put("alice", { id: "id-warmup", raw: "{}" });
-      await redisCli(redisUrl, ["CLIENT", "PAUSE", "1200", "WRITE"]);
+      await redisCli(redisUrl, "CLIENT", "PAUSE", "1200", "WRITE");
       await assert.rejects(m.put("alice", { id: "id-paused", raw: "{}" }), BackendUnavailableError);
       // The outcome of a timed-out put is unknown (it may run once the server resumes); the
       // sender retries the same id, which is stored at most once.
@@ -316,7 +297,7 @@ await servicesTest(
       assert.ok(r === "stored" || r === "duplicate");
       assert.equal((await m.pending("alice")).filter((e) => e.id === "id-paused").length, 1);
     } finally {
-      await redisCli(redisUrl, ["CLIENT", "UNPAUSE"]).catch(() => {});
+      await redisCli(redisUrl, "CLIENT", "UNPAUSE").catch(() => {});
       await m.close();
     }
   },
@@ -364,11 +345,11 @@ await servicesTest(
       prefix: `chat-test-${RUN}-oom:`,
       logger: quiet,
     });
-    const used = Number(/used_memory:(\d+)/.exec(await redisCli(redisUrl, ["INFO", "memory"]))![1]);
+    const used = Number(/used_memory:(\d+)/.exec(await redisCli(redisUrl, "INFO", "memory"))![1]);
     try {
       await m.register("alice", "pair");
       assert.deepEqual(await m.check(), { ok: true, detail: "connected" });
-      await redisCli(redisUrl, ["CONFIG", "SET", "maxmemory", String(used + 256 * 1024)]);
+      await redisCli(redisUrl, "CONFIG", "SET", "maxmemory", String(used + 256 * 1024));
       const big = "x".repeat(32 * 1024);
       let refused: unknown;
       for (let i = 0; i < 100 && !refused; i++) {
@@ -380,7 +361,7 @@ await servicesTest(
       assert.equal(down.ok, false);
       assert.match(down.detail, /maxmemory/);
     } finally {
-      await redisCli(redisUrl, ["CONFIG", "SET", "maxmemory", "0"]);
+      await redisCli(redisUrl, "CONFIG", "SET", "maxmemory", "0");
     }
     try {
       assert.deepEqual(await m.check(), { ok: true, detail: "connected" });
