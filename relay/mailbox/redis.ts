@@ -86,7 +86,7 @@ export interface RedisMailboxOptions {
   holdMs?: number;
 }
 
-/** Default of `holdMs`: the SQLite store's group-commit spacing. */
+/** Default of `holdMs`: the same 20 ms as the SQLite store's group-commit spacing. */
 export const HOLD_MS = 20;
 
 /** A live put held back (see {@linkcode RedisMailboxOptions.holdMs}). */
@@ -337,7 +337,9 @@ export class RedisMailbox implements Mailbox {
   #oom = false;
   #holdMs: number;
   /**
-   * Live puts held back, by mailbox and envelope id (nested maps: no key built per message), and
+   * Live puts held back, each for its own `holdMs` (not a Batcher's group: the last put of a group
+   * would wait only until the group goes, and its reader's ack comes later; bench finding 12), by
+   * mailbox and envelope id (nested maps: no key built per message), and
    * in the order they came (from `#heldFrom` on). An id held twice is listed once: the later copy,
    * which an ack withdraws; the earlier one is written when due, and an ack that came before it
    * leaves it for the next open, as with any resend.
@@ -622,6 +624,15 @@ export class RedisMailbox implements Mailbox {
     if (this.#heldFrom < this.#heldQueue.length) await this.#release(true);
   }
 
+  /**
+   * Before a read (`pending`, `depth`, `totals`, `sweep`): the held puts written, then the waiting
+   * acks sent ahead of the read on the same connection, so the read sees both.
+   */
+  async #beforeRead(): Promise<void> {
+    await this.#writeHeld();
+    this.#sendAcks();
+  }
+
   async #write(
     mailboxId: string,
     envelope: { id: string; raw: string },
@@ -669,8 +680,7 @@ export class RedisMailbox implements Mailbox {
     mailboxId: string,
     opts: { afterSeq?: number; limit?: number; now?: number } = {},
   ): Promise<StoredEnvelope[]> {
-    await this.#writeHeld();
-    this.#sendAcks();
+    await this.#beforeRead();
     const limit = Math.floor(opts.limit ?? 500);
     if (limit <= 0) return [];
     const [env, seq, age] = this.#keys(mailboxId);
@@ -758,8 +768,7 @@ export class RedisMailbox implements Mailbox {
   }
 
   async depth(mailboxId: string): Promise<{ count: number; bytes: number }> {
-    await this.#writeHeld();
-    this.#sendAcks();
+    await this.#beforeRead();
     const [env, , , meta] = this.#keys(mailboxId);
     const [count, bytes] = await this.#run(async () => {
       const r = await this.#client.multi().hlen(env).hget(meta, "bytes").exec();
@@ -775,8 +784,7 @@ export class RedisMailbox implements Mailbox {
    * envelopes) 1,000 at a time with pipelined reads, so Redis is never blocked by one long call.
    */
   async totals(): Promise<{ count: number; bytes: number }> {
-    await this.#writeHeld();
-    this.#sendAcks();
+    await this.#beforeRead();
     const index = this.#indexKey;
     let count = 0, bytes = 0;
     for (let start = 0;; start += 1000) {
@@ -803,8 +811,7 @@ export class RedisMailbox implements Mailbox {
   }
 
   async sweep(now: number = Date.now()): Promise<Swept> {
-    await this.#writeHeld();
-    this.#sendAcks();
+    await this.#beforeRead();
     const cutoff = envelopeCutoff(now, this.#limits.maxAgeMs);
     const index = this.#indexKey;
     let envelopes = 0;
