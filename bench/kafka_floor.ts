@@ -6,6 +6,7 @@
  *
  * Usage: deno run -A bench/kafka_floor.ts --brokers B --topic T
  *        [--rate 1000] [--seconds 10] [--max-wait 500] [--min-bytes 1] [--linger 0]
+ *        [--partitions N]   (when the topic is created here; default: the relay's)
  *        [--backend-pids PID,PID]   (their CPU over the window is reported too: the Kafka JVM)
  *
  * `--max-wait`, `--min-bytes` and `--linger` are the bus's latency knobs (KafkaBusTuning); the
@@ -31,6 +32,7 @@ const { values: o } = parseArgs({
     "max-wait": { type: "string" },
     "min-bytes": { type: "string" },
     linger: { type: "string" },
+    partitions: { type: "string" },
     "backend-pids": { type: "string", default: "" },
   },
 });
@@ -44,7 +46,13 @@ const tuning: KafkaBusTuning = {
 };
 const connect = (i: number) =>
   KafkaBus.connect(
-    { brokers, topic, partitions: 12, instanceId: `floor-${i}-${topic}`, logger: quiet },
+    {
+      brokers,
+      topic,
+      ...(o.partitions ? { partitions: Number(o.partitions) } : {}),
+      instanceId: `floor-${i}-${topic}`,
+      logger: quiet,
+    },
     tuning,
   );
 const pub = await connect(0);

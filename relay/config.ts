@@ -274,7 +274,7 @@ export const SETTINGS = {
   kafkaPartitions: row({
     flag: "--kafka-partitions",
     env: "KAFKA_PARTITIONS",
-    default: "12",
+    default: "1",
     meaning: "partitions when the relay creates the topic",
     parse: whole(1),
   }),

@@ -45,7 +45,11 @@ export interface KafkaBusOptions {
   brokers: string[];
   /** Topic for announcements (default `chat-envelopes`). */
   topic?: string;
-  /** Partitions when this relay creates the topic (default 12). */
+  /**
+   * Partitions when this relay creates the topic (default 1). Every relay reads every partition,
+   * so more partitions add no reader; they spread the topic over brokers, and each one costs every
+   * fetch (docs/SERVICES.md, "Partitions").
+   */
   partitions?: number;
   /** Replication factor when this relay creates the topic (default: min(3, brokers in cluster)). */
   replicationFactor?: number;
@@ -163,7 +167,7 @@ export class KafkaBus implements Bus {
     this.#opts = {
       brokers: options.brokers,
       topic: options.topic ?? "chat-envelopes",
-      partitions: options.partitions ?? 12,
+      partitions: options.partitions ?? 1,
       replicationFactor: options.replicationFactor,
       clientId: options.clientId ?? "chat-relay",
       instanceId: options.instanceId ?? crypto.randomUUID(),
