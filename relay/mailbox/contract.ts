@@ -205,6 +205,19 @@ export function mailboxContract(
     },
   );
 
+  t("an ack that names an id twice removes it once, stored or still on its way", async (m) => {
+    await m.put("alice", env(1));
+    assert.equal(await m.ack("alice", [env(1).id, env(1).id]), 1);
+    // Not awaited: in a store that groups or holds writes, still on its way when acked.
+    const put = m.put("alice", env(2));
+    const live = m.put("alice", env(3), { live: true });
+    const acked = m.ack("alice", [env(2).id, env(3).id, env(2).id, env(3).id]);
+    assert.deepEqual(await Promise.all([put, live]), ["stored", "stored"]);
+    assert.equal(await acked, 2);
+    assert.deepEqual(await m.pending("alice"), []);
+    assert.deepEqual(await m.depth("alice"), { count: 0, bytes: 0 });
+  });
+
   t("live puts nobody acks are stored, in the order they came, around other puts", async (m) => {
     const puts = [
       m.put("alice", env(1), { live: true }),

@@ -196,18 +196,19 @@ end
 `;
 
 // Acks of several calls at once. KEYS: index, then env, seq, age, meta of each call's mailbox.
-// ARGV: for each call: mailboxId, number of ids, the ids. Returns how many each call removed.
+// ARGV: for each call: mailboxId, number of ids, how many of them count, the ids (those that count
+// first; the others were counted already, as withdrawn puts). Returns how many each call removed.
 const ACK_LUA = SETTLE_LUA + `
 local out, a = {}, 1
 for c = 0, (#KEYS - 1) / 4 - 1 do
   local env, seq, age, meta = KEYS[2 + c * 4], KEYS[3 + c * 4], KEYS[4 + c * 4], KEYS[5 + c * 4]
-  local mailbox, ids = ARGV[a], tonumber(ARGV[a + 1])
+  local mailbox, ids, counted = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local n, freed = 0, 0
-  for i = a + 2, a + 1 + ids do
+  for i = a + 3, a + 2 + ids do
     local raw = redis.call('HGET', env, ARGV[i])
     if raw then
       freed = freed + string.len(raw)
-      n = n + 1
+      if i < a + 3 + counted then n = n + 1 end
       redis.call('HDEL', env, ARGV[i])
       redis.call('ZREM', seq, ARGV[i])
       redis.call('ZREM', age, ARGV[i])
@@ -215,7 +216,7 @@ for c = 0, (#KEYS - 1) / 4 - 1 do
   end
   if n > 0 then settle(age, meta, KEYS[1], mailbox, freed) end
   out[#out + 1] = n
-  a = a + 2 + ids
+  a = a + 3 + ids
 end
 return out
 `;
@@ -329,8 +330,13 @@ export class RedisMailbox implements Mailbox {
   #inflight = new Set<{ at: number; fail: (e: Error) => void }>();
   #watchdog?: ReturnType<typeof setInterval>;
   /** Acks waiting to go out together, and the timer that sends them. */
-  #acks: Array<{ mailboxId: string; ids: readonly string[]; done: (n: number | Error) => void }> =
-    [];
+  #acks: Array<{
+    mailboxId: string;
+    ids: readonly string[];
+    /** Ids of puts this ack withdrew: counted already, still deleted (a resend's copy). */
+    withdrawn: readonly string[];
+    done: (n: number | Error) => void;
+  }> = [];
   #ackTimer?: ReturnType<typeof setTimeout>;
   #connecting: Promise<void> | undefined;
   /** The last put was refused because Redis is at maxmemory (cleared by a put that lands). */
@@ -715,34 +721,41 @@ export class RedisMailbox implements Mailbox {
   ack(mailboxId: string, ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return Promise.resolve(0);
     if (this.#closed) return Promise.reject(new BackendUnavailableError("Redis mailbox is closed"));
-    const withdrawn = this.#held.size > 0 ? this.#withdraw(mailboxId, ids) : 0;
+    const withdrawn = this.#held.size > 0 ? this.#withdraw(mailboxId, ids) : [];
+    if (withdrawn.length > 0) {
+      // An id is removed once: a copy in Redis of a withdrawn put's id (a resend) is not counted
+      // again, nor is the id named twice.
+      const gone = new Set(withdrawn);
+      ids = [...new Set(ids)].filter((id) => !gone.has(id));
+    }
     return new Promise<number>((resolve, reject) => {
       this.#acks.push({
         mailboxId,
         ids,
-        done: (n) => n instanceof Error ? reject(n) : resolve(n + withdrawn),
+        withdrawn,
+        done: (n) => n instanceof Error ? reject(n) : resolve(n + withdrawn.length),
       });
       if (this.#acks.length >= MAX_ACKS_PER_CALL) this.#sendAcks();
       else this.#ackTimer ??= setTimeout(() => this.#sendAcks(), ACK_LINGER_MS);
     });
   }
 
-  /** Withdraws the held puts of `ids`; returns how many. */
-  #withdraw(mailboxId: string, ids: readonly string[]): number {
+  /** Withdraws the held puts of `ids`; returns their ids. */
+  #withdraw(mailboxId: string, ids: readonly string[]): string[] {
     const byId = this.#held.get(mailboxId);
-    if (!byId) return 0;
-    let n = 0;
+    if (!byId) return [];
+    const withdrawn: string[] = [];
     for (const id of ids) {
       const h = byId.get(id);
       if (!h) continue;
       byId.delete(id);
       h.gone = true;
       h.resolve("stored");
-      n++;
+      withdrawn.push(id);
     }
     if (byId.size === 0) this.#held.delete(mailboxId);
-    this.stats.withdrawn += n;
-    return n;
+    this.stats.withdrawn += withdrawn.length;
+    return withdrawn;
   }
 
   /**
@@ -759,7 +772,8 @@ export class RedisMailbox implements Mailbox {
     for (const a of batch) {
       const [env, seq, age, meta] = this.#keys(a.mailboxId);
       keys.push(env, seq, age, meta);
-      args.push(a.mailboxId, a.ids.length, ...a.ids);
+      args.push(a.mailboxId, a.ids.length + a.withdrawn.length, a.ids.length, ...a.ids);
+      args.push(...a.withdrawn);
     }
     return this.#run(() => this.#scripts.chatAck(keys.length, ...keys, ...args)).then(
       (removed) => batch.forEach((a, i) => a.done(Number(removed[i] ?? 0))),
