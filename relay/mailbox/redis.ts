@@ -716,17 +716,16 @@ export class RedisMailbox implements Mailbox {
    * An acked envelope whose put is still held (`live`) is never written: the put is withdrawn
    * and answered `stored`, since the reader acks only what it has durably stored itself, and it
    * counts as removed. The ids still go to Redis, where they delete a copy an earlier put of the
-   * same id left (a resend).
+   * same id left (a resend), without counting it again.
    */
   ack(mailboxId: string, ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return Promise.resolve(0);
     if (this.#closed) return Promise.reject(new BackendUnavailableError("Redis mailbox is closed"));
     const withdrawn = this.#held.size > 0 ? this.#withdraw(mailboxId, ids) : [];
     if (withdrawn.length > 0) {
-      // An id is removed once: a copy in Redis of a withdrawn put's id (a resend) is not counted
-      // again, nor is the id named twice.
+      // Counted once, as withdrawn: Redis still deletes a resend's first copy, but does not count it.
       const gone = new Set(withdrawn);
-      ids = [...new Set(ids)].filter((id) => !gone.has(id));
+      ids = ids.filter((id) => !gone.has(id));
     }
     return new Promise<number>((resolve, reject) => {
       this.#acks.push({
