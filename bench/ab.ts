@@ -4,8 +4,8 @@
  * of a relay change (or of a setting: the same checkout twice with different environment). Runs
  * the relays of each checkout in turn (A, B, A, B…), freshly started each time, under the same
  * generators at fixed rates, and prints p50/p99, loss and CPU-seconds per million messages (the
- * relays, and in scaled mode Kafka + Redis too) for each, so a change is judged on alternating
- * runs of the same machine, not on two full benches minutes apart.
+ * relays, and in scaled mode Kafka + Redis too, in all and per process) for each, so a change is
+ * judged on alternating runs of the same machine, not on two full benches minutes apart.
  *
  * `--transport-a/-b native` makes that side's generators use Deno's WebSocket (Nagle on) instead
  * of bench/lib/ws.ts.
@@ -75,6 +75,21 @@ function spec(side: "A" | "B", dir: string, env: Record<string, string>): Target
     env,
   });
 }
+/** Names of the processes `StepOut.cpuPerMEach` lists, for the per-step line. */
+function processNames(target: Target): string[] {
+  const relays = target.pids.map((_, i, all) =>
+    all.length === 1 ? "relay" : i === 0 ? "senders' relay" : "readers' relay"
+  );
+  const backends = (target.backendPids ?? []).map((pid) => {
+    try {
+      const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+      return comm === "java" ? "Kafka JVM" : comm;
+    } catch {
+      return `pid ${pid}`;
+    }
+  });
+  return [...relays, ...backends];
+}
 const sides = [["A", spec("A", o.a, envOf(o["env-a"]))], ["B", spec("B", o.b, envOf(o["env-b"]))]];
 const rows: Array<{ side: string; round: number; s: StepOut }> = [];
 for (let round = 1; round <= Number(o.rounds); round++) {
@@ -91,6 +106,7 @@ for (let round = 1; round <= Number(o.rounds); round++) {
     }
     target.transport = (side === "A" ? o["transport-a"] : o["transport-b"]) as "native" | "nodelay";
     const fleet = new Fleet(target, Number(o.pairs));
+    const names = processNames(target);
     try {
       await fleet.grow(2);
       await fleet.step(Math.min(1000, rates[0]), 3000, 1500, 1e9); // warm-up
@@ -100,7 +116,11 @@ for (let round = 1; round <= Number(o.rounds); round++) {
         rows.push({ side, round, s });
         console.error(
           `${side}#${round} ${rate}/s: p50 ${s.p50} p99 ${s.p99} p99.9 ${s.p999} ms, loss ${s.loss}, ` +
-            `server ${s.relayCpuPerM} CPU-s/M, with backends ${s.totalCpuPerM}, gen lag p99 ` +
+            `server ${s.relayCpuPerM} CPU-s/M, with backends ${s.totalCpuPerM}` +
+            (names.length > 1
+              ? ` (${s.cpuPerMEach.map((c, i) => `${names[i]} ${c}`).join(", ")})`
+              : "") +
+            `, gen lag p99 ` +
             `${s.genLagP99} ms, load ${Deno.loadavg()[0]}` +
             (s.slowSlots.length
               ? `, slowest 1% at ${JSON.stringify(s.slowSlots.slice(0, 4))}`

@@ -50,6 +50,11 @@ export interface StepOut {
   backendCpuPerM?: number;
   /** Server and backends together, CPU-seconds per million delivered messages. */
   totalCpuPerM: number;
+  /**
+   * The same per process, in the order of `Target.pids` then `Target.backendPids` (e.g. the
+   * senders' relay, the readers' relay, redis-server, the Kafka JVM): where the total goes.
+   */
+  cpuPerMEach: number[];
   /** How late the generators sent, p99 (ms): part of every latency, for every target alike. */
   genLagP99: number;
   /** When the slowest 1% were due, [ms into the step, count], busiest 500 ms slots first. */
@@ -97,18 +102,21 @@ export class Fleet {
     const n = ++this.#step;
     const G = this.gens.length;
     await all(this.gens, "prepare", () => ({ rate: rate / G, durationMs, step: n }));
-    const cpu0 = this.target.pids.reduce((a, p) => a + cpuSeconds(p), 0);
-    const b0 = (this.target.backendPids ?? []).reduce((a, p) => a + cpuSeconds(p), 0);
+    const pids = [...this.target.pids, ...this.target.backendPids ?? []];
+    const each0 = pids.map(cpuSeconds);
     const g0 = this.gens.reduce((a, g) => a + g.cpu(), 0);
     const m0 = machineBusySeconds();
     const rs = await all(this.gens, "run", () => ({ graceMs }), durationMs + graceMs + 60_000);
-    const cpu = this.target.pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
-    const bcpu = (this.target.backendPids ?? []).reduce((a, p) => a + cpuSeconds(p), 0) - b0;
+    const each = pids.map((p, i) => cpuSeconds(p) - each0[i]);
+    const servers = this.target.pids.length;
+    const cpu = each.slice(0, servers).reduce((a, c) => a + c, 0);
+    const bcpu = each.slice(servers).reduce((a, c) => a + c, 0);
     const gcpu = this.gens.reduce((a, g) => a + g.cpu(), 0) - g0;
     const other = Math.max(0, machineBusySeconds() - m0 - cpu - bcpu - gcpu);
     const rss = this.target.pids.reduce((a, p) => a + rssKb(p), 0) / 1024;
     const s = summarise(rate, rs, cpu, bcpu, rss, G, p99LimitMs, this.target.backendPids?.length);
     s.otherCpuSec = Math.round(other * 100) / 100;
+    s.cpuPerMEach = each.map((c) => perM(c, s.delivered));
     return s;
   }
 
@@ -186,6 +194,7 @@ function summarise(
       ? { backendCpuSec: Math.round(bcpu * 100) / 100, backendCpuPerM: perM(bcpu, delivered) }
       : {}),
     totalCpuPerM: perM(cpu + bcpu, delivered),
+    cpuPerMEach: [],
     genLagP99,
     slowSlots: [...slots].sort((a, b) => b[1] - a[1]).slice(0, 6),
     otherCpuSec: 0,
