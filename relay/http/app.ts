@@ -65,12 +65,18 @@ export function createApp(deps: AppDeps): Hono<RelayEnv> {
     return [[{ state: "reading" }, reading], [{ state: "not_reading" }, sessions.size - reading]];
   });
 
-  // Every request tells the guard its connection is not idle.
+  // Every request tells the guard its connection is not idle until it is answered (a slow answer,
+  // such as /metrics while a backend stalls, is not a silent connection); an upgraded one is
+  // watched by its session from then on.
   if (guard) {
     app.use(async (c, next) => {
       const addr = c.env?.remoteAddr;
       if (addr) guard.request(addr.hostname, addr.port);
-      await next();
+      try {
+        await next();
+      } finally {
+        if (addr && c.res.status !== 101) guard.answered(addr.hostname, addr.port);
+      }
     });
   }
 

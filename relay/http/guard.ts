@@ -174,8 +174,16 @@ export class ConnectionGuard {
     for (const f of this.#spares.splice(0)) f.close();
   }
 
-  /** A request started on the connection from `ip`:`port` (it is not idle). */
+  /**
+   * A request started on the connection from `ip`:`port`: it is not idle until it is answered,
+   * however long its handler takes.
+   */
   request(ip: string, port: number): void {
+    this.#spoke.set(`${plainIp(ip)}:${port}`, Infinity);
+  }
+
+  /** The request on that connection was answered: idle from now (keep-alive) until the next. */
+  answered(ip: string, port: number): void {
     this.#spoke.set(`${plainIp(ip)}:${port}`, performance.now());
   }
 

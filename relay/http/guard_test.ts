@@ -87,12 +87,28 @@ Deno.test("guard: a connection that starts no request within the timeout is clos
   ];
   await t.g.scan(0);
   t.g.request(talking.ip, talking.port);
+  t.g.answered(talking.ip, talking.port);
   t.g.upgraded(ws.ip, ws.port);
   await t.g.scan(999);
   assert.deepEqual(sys.closed, [], "nothing before the timeout");
   await t.g.scan(performance.now() + 1001);
   assert.deepEqual(sys.closed, [silent.inode, talking.inode], "a WebSocket is never idle");
   assert.equal(t.metrics.get("connections_shed_total", { reason: "header_timeout" }), 2);
+});
+
+Deno.test("guard: a request still being answered is not idle, however long; it is idle from its answer", async () => {
+  const sys = new FakeSystem();
+  using t = guard(sys);
+  const [slow] = connect(sys, "10.0.0.4");
+  await t.g.scan(0);
+  t.g.request(slow.ip, slow.port);
+  await t.g.scan(performance.now() + 60_000);
+  assert.deepEqual(sys.closed, [], "a long answer (a scrape waiting on a stalled backend)");
+  t.g.answered(slow.ip, slow.port);
+  // (Sweeps of a quiet relay are 30 s apart; this one is due.)
+  await t.g.scan(performance.now() + 100_000);
+  assert.deepEqual(sys.closed, [slow.inode], "answered, then silent: idle");
+  assert.equal(t.metrics.get("connections_shed_total", { reason: "header_timeout" }), 1);
 });
 
 Deno.test("guard: beyond the per-IP limit the newest idle connections go, and idle ones count at upgrade", async () => {

@@ -5,7 +5,12 @@
  * @module
  */
 
+import { deadline } from "@chat-p2p/protocol/async";
+
 type Labels = Record<string, string>;
+
+/** How long a scrape waits for one gauge (below Prometheus's default scrape timeout of 10 s). */
+export const GAUGE_TIMEOUT_MS = 1000;
 
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -99,8 +104,12 @@ export class Metrics {
     this.#gauges.set(name, read);
   }
 
-  /** Prometheus text exposition format 0.0.4. A gauge whose read fails is left out. */
-  async render(): Promise<string> {
+  /**
+   * Prometheus text exposition format 0.0.4. Gauges are read together, each for at most
+   * `gaugeTimeoutMs`: one whose read fails or takes longer (a gauge that asks a stalled Redis) is
+   * left out, so the counters that say what is going on are still served within a scrape's timeout.
+   */
+  async render(gaugeTimeoutMs = GAUGE_TIMEOUT_MS): Promise<string> {
     const out: string[] = [];
     const head = (name: string, type: string) => {
       const d = this.#help.get(name);
@@ -115,13 +124,14 @@ export class Metrics {
       head(name, "counter");
       for (const [k, v] of m) out.push(`chat_relay_${name}${lbl(k)} ${v}`);
     }
-    for (const [name, read] of this.#gauges) {
-      let v;
-      try {
-        v = await read();
-      } catch {
-        continue;
-      }
+    const gauges = [...this.#gauges];
+    const values = await Promise.allSettled(
+      gauges.map(([, read]) => deadline(Promise.resolve().then(read), gaugeTimeoutMs)),
+    );
+    for (const [i, [name]] of gauges.entries()) {
+      const r = values[i];
+      if (r.status === "rejected") continue;
+      const v = r.value;
       head(name, "gauge");
       if (typeof v === "number") out.push(`chat_relay_${name} ${v}`);
       else for (const [labels, n] of v) out.push(`chat_relay_${name}${lbl(key(labels))} ${n}`);
