@@ -9,6 +9,8 @@
  * - `<P>v2:mb:<M>:age`  ZSET  envelope id scored by the hour it arrived (age limit, sweep)
  * - `<P>v2:mb:<M>:meta` HASH  `seq` (last seq handed out in this mailbox), `bytes` (sum of raws)
  * - `<P>v2:mb:<M>:reg`  STRING the mailbox's kind (`pair` / `inbox`) once it was opened
+ * - `<P>v2:mb:<M>:early` LIST acked ids that were not stored yet (their put, through another relay,
+ *   still on its way): that put then stores nothing; the last 64, for one to two minutes
  * - `<P>v2:index`       ZSET  mailbox id scored by its oldest envelope's hour (sweep's work list)
  * - `<P>v2:registry`    ZSET  registered mailbox id scored by the day of its last open
  * - `<P>v2:relays[:<bus>]` ZSET  token of each running relay on that bus (the Kafka topic) scored
@@ -102,10 +104,16 @@ interface HeldPut {
   gone: boolean;
 }
 
-// KEYS: env, seq, age, meta, index, reg, relays. ARGV: id, raw, hour, maxCount, maxBytes,
+/**
+ * Acked ids a mailbox remembers when their envelope was not there (its put, through another relay,
+ * not applied yet), so that put stores nothing: the last this many, for one to two minutes.
+ */
+const EARLY_ACKS = 64;
+
+// KEYS: env, seq, age, meta, index, reg, relays, early. ARGV: id, raw, hour, maxCount, maxBytes,
 // inboxMaxCount, inboxMaxBytes, expireAt, mailboxId, inbox ("1" for a request-inbox send),
 // member (this relay's token, or "" / absent: then others is -1).
-// Returns {0, others} duplicate, {1, seq, others} stored, {-1, count, limit} count limit,
+// Returns {0, others} duplicate (or acked already, see ACK_LUA), {1, seq, others} stored, {-1, count, limit} count limit,
 // {-2, bytes, limit} byte limit, {-3} not registered; others is how many other relays' leases in
 // `relays` run at Redis's own clock (the relays sharing the store; see JOIN_LUA).
 // The index keeps each mailbox's oldest arrival hour (ZADD LT only ever lowers it). The keys'
@@ -126,6 +134,13 @@ if KEYS[7] and ARGV[11] and ARGV[11] ~= '' then
   if mine and tonumber(mine) > now then others = others - 1 end
 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0, others} end
+-- Its reader acked it already (through another relay, before this put was applied): not stored.
+-- Looked up before anything is written: a script's first write is where Redis refuses it at
+-- maxmemory, and LREM (which frees) would let the writes after it through.
+if redis.call('LPOS', KEYS[8], ARGV[1]) then
+  redis.call('LREM', KEYS[8], 1, ARGV[1])
+  return {0, others}
+end
 local maxCount, maxBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 if kind == 'inbox' then maxCount, maxBytes = tonumber(ARGV[6]), tonumber(ARGV[7]) end
 local count = redis.call('HLEN', KEYS[1])
@@ -195,15 +210,19 @@ local function settle(age, meta, index, mailbox, freed)
 end
 `;
 
-// Acks of several calls at once. KEYS: index, then env, seq, age, meta of each call's mailbox.
-// ARGV: for each call: mailboxId, number of ids, how many of them count, the ids (those that count
-// first; the others were counted already, as withdrawn puts). Returns how many each call removed.
+// Acks of several calls at once. KEYS: index, then env, seq, age, meta, early of each call's
+// mailbox. ARGV: for each call: mailboxId, number of ids, how many of them count, the ids (those
+// that count first; the others were counted already, as withdrawn puts). Returns how many each
+// call removed. A counted id that is not there may be one whose put, through another relay, Redis
+// has not applied yet: it is remembered in early (the last EARLY_ACKS, until the minute after
+// next), and that put then stores nothing.
 const ACK_LUA = SETTLE_LUA + `
 local out, a = {}, 1
-for c = 0, (#KEYS - 1) / 4 - 1 do
-  local env, seq, age, meta = KEYS[2 + c * 4], KEYS[3 + c * 4], KEYS[4 + c * 4], KEYS[5 + c * 4]
+for c = 0, (#KEYS - 1) / 5 - 1 do
+  local env, seq, age, meta = KEYS[2 + c * 5], KEYS[3 + c * 5], KEYS[4 + c * 5], KEYS[5 + c * 5]
+  local early = KEYS[6 + c * 5]
   local mailbox, ids, counted = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local n, freed = 0, 0
+  local n, freed, missing = 0, 0, 0
   for i = a + 3, a + 2 + ids do
     local raw = redis.call('HGET', env, ARGV[i])
     if raw then
@@ -212,7 +231,15 @@ for c = 0, (#KEYS - 1) / 4 - 1 do
       redis.call('HDEL', env, ARGV[i])
       redis.call('ZREM', seq, ARGV[i])
       redis.call('ZREM', age, ARGV[i])
+    elseif i < a + 3 + counted then
+      redis.call('LPUSH', early, ARGV[i])
+      missing = missing + 1
     end
+  end
+  if missing > 0 then
+    redis.call('LTRIM', early, 0, ${EARLY_ACKS - 1})
+    local t = redis.call('TIME')
+    redis.call('PEXPIREAT', early, (math.floor(tonumber(t[1]) / 60) + 2) * 60000)
   end
   if n > 0 then settle(age, meta, KEYS[1], mailbox, freed) end
   out[#out + 1] = n
@@ -390,7 +417,7 @@ export class RedisMailbox implements Mailbox {
     });
     this.#timeoutMs = options.commandTimeoutMs ?? 5000;
     this.#holdMs = options.holdMs ?? HOLD_MS;
-    this.#client.defineCommand("chatPut", { numberOfKeys: 7, lua: PUT_LUA });
+    this.#client.defineCommand("chatPut", { numberOfKeys: 8, lua: PUT_LUA });
     this.#client.defineCommand("chatJoin", { numberOfKeys: 1, lua: JOIN_LUA });
     this.#client.defineCommand("chatRegister", { numberOfKeys: 2, lua: REGISTER_LUA });
     this.#client.defineCommand("chatForget", { numberOfKeys: 1, lua: FORGET_LUA });
@@ -424,6 +451,10 @@ export class RedisMailbox implements Mailbox {
 
   #regKey(mailboxId: string): string {
     return `${this.#v2}mb:${mailboxId}:reg`;
+  }
+
+  #earlyKey(mailboxId: string): string {
+    return `${this.#v2}mb:${mailboxId}:early`;
   }
 
   /**
@@ -652,6 +683,7 @@ export class RedisMailbox implements Mailbox {
         ...this.#keys(mailboxId),
         this.#regKey(mailboxId),
         this.#relaysKey,
+        this.#earlyKey(mailboxId),
         envelope.id,
         envelope.raw,
         roundDown(options.now ?? Date.now(), HOUR_MS),
@@ -770,7 +802,7 @@ export class RedisMailbox implements Mailbox {
     const keys: string[] = [this.#indexKey], args: (string | number)[] = [];
     for (const a of batch) {
       const [env, seq, age, meta] = this.#keys(a.mailboxId);
-      keys.push(env, seq, age, meta);
+      keys.push(env, seq, age, meta, this.#earlyKey(a.mailboxId));
       args.push(a.mailboxId, a.ids.length + a.withdrawn.length, a.ids.length, ...a.ids);
       args.push(...a.withdrawn);
     }

@@ -477,3 +477,38 @@ await servicesTest(
   },
   { sanitizeOps: false, sanitizeResources: false },
 );
+
+await servicesTest(
+  "redis mailbox: an ack that overtakes its put (through another relay) leaves it unstored",
+  async ({ redisUrl }) => {
+    const prefix = `chat-test-${RUN}-early:`;
+    // Two relays on one Redis: the reader's acks through one, the sender's puts through the other.
+    const readers = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix });
+    const senders = await RedisMailbox.connect(redisUrl, DEFAULT_MAILBOX_LIMITS, { prefix });
+    try {
+      await readers.register("box", "pair");
+      // The reader got "first" live and acked it before Redis applied the sender relay's put.
+      assert.equal(await readers.ack("box", ["first"]), 0);
+      assert.equal(await senders.put("box", { id: "first", raw: '{"n":1}' }), "duplicate");
+      assert.deepEqual(await readers.pending("box"), [], "acked, so not stored");
+      // Remembered once: a later put of that id (a sender's retry) is stored again.
+      assert.equal(await senders.put("box", { id: "first", raw: '{"n":1}' }), "stored");
+      assert.equal(await readers.ack("box", ["first"]), 1);
+      // Other ids are stored as ever.
+      assert.equal(await senders.put("box", { id: "second", raw: '{"n":2}' }), "stored");
+      assert.deepEqual((await readers.pending("box")).map((e) => e.id), ["second"]);
+
+      // Bounded: the last 64 such ids, and the key goes within two minutes, on a whole minute
+      // (no finer time of a read is kept).
+      await readers.ack("box", Array.from({ length: 100 }, (_, i) => `never-${i}`));
+      const early = `${prefix}v2:mb:box:early`;
+      assert.equal(Number((await redisCliRaw(redisUrl, ["LLEN", early]))[0]), 64);
+      const at = Number((await redisCliRaw(redisUrl, ["PEXPIRETIME", early]))[0]);
+      assert.ok(at > Date.now() + 55_000 && at <= Date.now() + 120_000, `expires at ${at}`);
+      assert.equal(at % 60_000, 0, "a whole minute");
+    } finally {
+      await readers.close();
+      await senders.close();
+    }
+  },
+);
