@@ -3,7 +3,8 @@
  * subprocesses. Live messages cross relays; an offline recipient's messages wait in Redis, survive
  * the loss of the relay they were sent through, and arrive once, in order, through another; Redis
  * and Kafka hold only ciphertext: no text, no message id, no public key in any encoding (read
- * back with redis-cli and Kafka's ConsoleConsumer).
+ * back with redis-cli and Kafka's ConsoleConsumer). Redis stalled (CLIENT PAUSE) for longer than a
+ * relay's lease: its live readers are closed with 1013 by its own clock, reopen and lose nothing.
  */
 import assert from "node:assert/strict";
 import { fromBase64 } from "@chat-p2p/protocol";
@@ -13,7 +14,7 @@ import { RelayProcess } from "./relay_process.ts";
 import { runId, scaledRelayEnv, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic, redisCli } from "./services_inspect.ts";
 import { envelope, pairBox, RawClient } from "./raw_client.ts";
-import { delay } from "@chat-p2p/protocol/async";
+import { deadline, delay } from "@chat-p2p/protocol/async";
 
 const cli = runCliOk;
 
@@ -161,7 +162,10 @@ await servicesTest(
 
 /** A counter of `relay`'s /metrics (0 before it was first counted). */
 async function counter(relay: RelayProcess, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${relay.port}/metrics`)).text();
+  const url = `http://127.0.0.1:${relay.port}/metrics`;
+  // Once more on a fresh request if the pooled keep-alive connection was closed by the relay's
+  // guard as idle just as it was reused (a race any HTTP client has; a scraper tries next time).
+  const text = await (await fetch(url).catch(() => fetch(url))).text();
   return Number(new RegExp(`^chat_relay_${name} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
 }
 
@@ -214,6 +218,75 @@ await servicesTest(
     assert.equal((await there.next("deliver", 10_000)).envelope.id, later.id, "live on B");
     assert.equal((await here.next("deliver", 10_000)).envelope.id, later.id, "live on A");
     assert.equal(await counter(a, "bus_publishes_skipped_total"), skipped, "published");
+  },
+  { sanitizeResources: false, sanitizeOps: false },
+);
+
+await servicesTest(
+  "multi-relay: Redis stalled past the lease: live readers are closed (1013), reopen, lose nothing",
+  async (svc) => {
+    const env = scaledRelayEnv(svc, "stall");
+    await using a = await RelayProcess.start({ env });
+    await using b = await RelayProcess.start({ env });
+    const box = pairBox();
+    const reader = await RawClient.reader(a.url, box);
+    await using sender = await RawClient.connect(b.url);
+    // Across relays first: both leases run, so B publishes and A pushes.
+    const before = envelope(box);
+    assert.equal((await sender.sendAndWait(before)).type, "accepted");
+    assert.equal((await reader.next("deliver", 10_000)).envelope.id, before.id);
+    reader.ack(box, [before.id]);
+    await delay(200); // the ack's linger and script
+
+    // Every command of every client waits: renewals time out, and no lease can be renewed for
+    // longer than one lease (30 s). CLIENT UNPAUSE in `finally`, whatever happens.
+    const stalledAt = Date.now();
+    await redisCli(svc.redisUrl, "CLIENT", "PAUSE", "60000", "ALL");
+    try {
+      // A send meanwhile is refused (its put times out), not left waiting.
+      const during = envelope(box);
+      const answer = await sender.sendAndWait(during, undefined, 20_000);
+      assert.equal(answer.type, "error", JSON.stringify(answer));
+      assert.equal(answer.code, "unavailable");
+
+      // Relay A may have been counted out, so it closes its live sockets for their readers to
+      // reopen (and read what they missed from the store): by its own clock, not Redis's answer.
+      const code = await deadline(reader.closed, 50_000);
+      const after = Date.now() - stalledAt;
+      assert.equal(code, 1013);
+      assert.ok(after >= 20_000, `closed ${after} ms into the stall, before the lease could end`);
+      assert.ok(await counter(a, "lease_lapses_total") >= 1);
+      assert.ok(a.logs.some((l) => l.includes("relay lease not renewed in time")));
+
+      await redisCli(svc.redisUrl, "CLIENT", "UNPAUSE");
+      // The first renewal answered after the stall was late, so A closes live sockets once more;
+      // a reader that reopens after that stays.
+      for (const end = Date.now() + 20_000; await counter(a, "lease_lapses_total") < 2;) {
+        assert.ok(Date.now() < end, "no renewal after the stall");
+        await delay(100);
+      }
+
+      // The refused send is retried with its id until accepted (its put may have landed late:
+      // then it is a duplicate, accepted too); the reopened reader gets it once, from the store.
+      for (const end = Date.now() + 20_000;;) {
+        const f = await sender.sendAndWait(during, undefined, 10_000);
+        if (f.type === "accepted") break;
+        assert.ok(Date.now() < end, `retry still refused: ${JSON.stringify(f)}`);
+        await delay(250);
+      }
+      await using again = await RawClient.connect(a.url);
+      const stored = (await again.openAndSync(box)).map((e) => e.id);
+      assert.deepEqual(stored, [during.id], "the acked one gone, the refused one there once");
+      again.ack(box, stored);
+
+      // Live across relays again: B counts A's renewed lease and publishes.
+      const live = envelope(box);
+      assert.equal((await sender.sendAndWait(live)).type, "accepted");
+      assert.equal((await again.next("deliver", 10_000)).envelope.id, live.id);
+    } finally {
+      await redisCli(svc.redisUrl, "CLIENT", "UNPAUSE").catch(() => {});
+      await reader.close();
+    }
   },
   { sanitizeResources: false, sanitizeOps: false },
 );
