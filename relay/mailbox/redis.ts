@@ -113,9 +113,10 @@ const EARLY_ACKS = 64;
 // KEYS: env, seq, age, meta, index, reg, relays, early. ARGV: id, raw, hour, maxCount, maxBytes,
 // inboxMaxCount, inboxMaxBytes, expireAt, mailboxId, inbox ("1" for a request-inbox send),
 // member (this relay's token, or "" / absent: then others is -1).
-// Returns {0, others} duplicate (or acked already, see ACK_LUA), {1, seq, others} stored, {-1, count, limit} count limit,
-// {-2, bytes, limit} byte limit, {-3} not registered; others is how many other relays' leases in
-// `relays` run at Redis's own clock (the relays sharing the store; see JOIN_LUA).
+// Returns {0, others} duplicate (or acked already: see ACK_LUA), {1, seq, others} stored,
+// {-1, count, limit} count limit, {-2, bytes, limit} byte limit, {-3} not registered; others is
+// how many other relays' leases in `relays` run at Redis's own clock (the relays sharing the
+// store; see JOIN_LUA).
 // The index keeps each mailbox's oldest arrival hour (ZADD LT only ever lowers it). The keys'
 // expiry (a whole hour) is set again only when it changes (meta `exp`, once an hour) or the
 // mailbox was empty (its envelope keys are new): five PEXPIREATs on every put were a third of
