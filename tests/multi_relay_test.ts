@@ -5,13 +5,15 @@
  * and Kafka hold only ciphertext: no text, no message id, no public key in any encoding (read
  * back with redis-cli and Kafka's ConsoleConsumer). Redis stalled (CLIENT PAUSE) for longer than a
  * relay's lease: its live readers are closed with 1013 by its own clock, reopen and lose nothing.
+ * Kafka stalled (SIGSTOP, connections open, nothing answered): sends are refused `unavailable`,
+ * and after SIGCONT the resent one and the next reach a reader on the other relay live.
  */
 import assert from "node:assert/strict";
 import { fromBase64 } from "@chat-p2p/protocol";
 import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { encodings } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
-import { runId, scaledRelayEnv, servicesTest } from "./services.ts";
+import { requireManaged, runId, scaledRelayEnv, servicePid, servicesTest } from "./services.ts";
 import { dumpRedis, readKafkaTopic, redisCli } from "./services_inspect.ts";
 import { envelope, pairBox, RawClient } from "./raw_client.ts";
 import { deadline, delay } from "@chat-p2p/protocol/async";
@@ -286,6 +288,59 @@ await servicesTest(
     } finally {
       await redisCli(svc.redisUrl, "CLIENT", "UNPAUSE").catch(() => {});
       await reader.close();
+    }
+  },
+  { sanitizeResources: false, sanitizeOps: false },
+);
+
+await servicesTest(
+  "multi-relay: a stalled Kafka broker (SIGSTOP): sends refused, not left waiting; live again after",
+  async (svc) => {
+    if (!requireManaged(svc, "the stalled-broker test")) return;
+    const kafka = servicePid("kafka");
+    assert.ok(kafka, "the Kafka pid of scripts/services.sh");
+    const env = scaledRelayEnv(svc, "kstop");
+    await using a = await RelayProcess.start({ env });
+    await using b = await RelayProcess.start({ env });
+    const box = pairBox();
+    await using reader = await RawClient.reader(b.url, box);
+    await using sender = await RawClient.connect(a.url);
+    const first = envelope(box);
+    assert.equal((await sender.sendAndWait(first)).type, "accepted");
+    assert.equal((await reader.next("deliver", 10_000)).envelope.id, first.id);
+
+    // A stalled broker keeps its connections open and answers nothing (no reset, unlike a kill),
+    // for longer than a fetch's own timeout (its wait plus 5 s).
+    Deno.kill(kafka, "SIGSTOP");
+    let resumed = false;
+    try {
+      const during = envelope(box);
+      const answer = await sender.sendAndWait(during, undefined, 20_000);
+      assert.equal(answer.type, "error", JSON.stringify(answer));
+      assert.equal(answer.code, "unavailable");
+      await delay(8000);
+      Deno.kill(kafka, "SIGCONT");
+      resumed = true;
+
+      // The refused send is sent again with its id until accepted (stored the first time, it is
+      // then a duplicate, announced again) and reaches the reader live: maybe twice, when the
+      // stalled broker appended the first announcement after all (the reader drops the copy).
+      for (const end = Date.now() + 30_000;;) {
+        const f = await sender.sendAndWait(during, undefined, 10_000);
+        if (f.type === "accepted") break;
+        assert.ok(Date.now() < end, `still refused: ${JSON.stringify(f)}`);
+        await delay(200);
+      }
+      assert.equal((await reader.next("deliver", 20_000)).envelope.id, during.id);
+      const later = envelope(box);
+      assert.equal((await sender.sendAndWait(later)).type, "accepted");
+      const rest: string[] = [];
+      while (rest.at(-1) !== later.id) {
+        rest.push((await reader.next("deliver", 10_000)).envelope.id);
+      }
+      assert.ok(rest.slice(0, -1).every((id) => id === during.id), JSON.stringify(rest));
+    } finally {
+      if (!resumed) Deno.kill(kafka, "SIGCONT");
     }
   },
   { sanitizeResources: false, sanitizeOps: false },
