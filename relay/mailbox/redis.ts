@@ -223,18 +223,23 @@ for c = 0, (#KEYS - 1) / 5 - 1 do
   local env, seq, age, meta = KEYS[2 + c * 5], KEYS[3 + c * 5], KEYS[4 + c * 5], KEYS[5 + c * 5]
   local early = KEYS[6 + c * 5]
   local mailbox, ids, counted = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local n, freed, missing = 0, 0, 0
+  local n, freed, missing, seen = 0, 0, 0, {}
   for i = a + 3, a + 2 + ids do
-    local raw = redis.call('HGET', env, ARGV[i])
-    if raw then
-      freed = freed + string.len(raw)
-      if i < a + 3 + counted then n = n + 1 end
-      redis.call('HDEL', env, ARGV[i])
-      redis.call('ZREM', seq, ARGV[i])
-      redis.call('ZREM', age, ARGV[i])
-    elseif i < a + 3 + counted then
-      redis.call('LPUSH', early, ARGV[i])
-      missing = missing + 1
+    local id = ARGV[i]
+    -- An id named again in this call was deleted or remembered already.
+    if not seen[id] then
+      seen[id] = true
+      local raw = redis.call('HGET', env, id)
+      if raw then
+        freed = freed + string.len(raw)
+        if i < a + 3 + counted then n = n + 1 end
+        redis.call('HDEL', env, id)
+        redis.call('ZREM', seq, id)
+        redis.call('ZREM', age, id)
+      elseif i < a + 3 + counted then
+        redis.call('LPUSH', early, id)
+        missing = missing + 1
+      end
     end
   end
   if missing > 0 then

@@ -494,7 +494,10 @@ await servicesTest(
       // Remembered once: a later put of that id (a sender's retry) is stored again.
       assert.equal(await senders.put("box", { id: "first", raw: '{"n":1}' }), "stored");
       assert.equal(await readers.ack("box", ["first"]), 1);
-      // Other ids are stored as ever.
+      // Other ids are stored as ever; one acked twice in one call is deleted, not remembered.
+      assert.equal(await senders.put("box", { id: "second", raw: '{"n":2}' }), "stored");
+      assert.deepEqual((await readers.pending("box")).map((e) => e.id), ["second"]);
+      assert.equal(await readers.ack("box", ["second", "second"]), 1);
       assert.equal(await senders.put("box", { id: "second", raw: '{"n":2}' }), "stored");
       assert.deepEqual((await readers.pending("box")).map((e) => e.id), ["second"]);
 
