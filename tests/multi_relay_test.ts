@@ -13,7 +13,14 @@ import { fromBase64 } from "@chat-p2p/protocol";
 import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { encodings } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
-import { requireManaged, runId, scaledRelayEnv, servicePid, servicesTest } from "./services.ts";
+import {
+  requireManaged,
+  runId,
+  scaledRelayEnv,
+  servicePid,
+  type Services,
+  servicesTest,
+} from "./services.ts";
 import { dumpRedis, readKafkaTopic, redisCli } from "./services_inspect.ts";
 import { envelope, pairBox, RawClient } from "./raw_client.ts";
 import { deadline, delay } from "@chat-p2p/protocol/async";
@@ -124,15 +131,34 @@ await servicesTest(
   { sanitizeResources: false, sanitizeOps: false },
 );
 
+/**
+ * Two relays on one topic: a reader of a fresh pair mailbox on the first (`readers`), a sender on
+ * the second (`senders`). Disposing it closes both sockets and stops both relays.
+ */
+async function readerAndSender(svc: Services, name: string) {
+  await using stack = new AsyncDisposableStack();
+  const env = scaledRelayEnv(svc, name);
+  const readers = stack.use(await RelayProcess.start({ env }));
+  const senders = stack.use(await RelayProcess.start({ env }));
+  const box = pairBox();
+  const reader = stack.use(await RawClient.reader(readers.url, box)); // waits for synced
+  const sender = stack.use(await RawClient.connect(senders.url));
+  const owned = stack.move();
+  return {
+    readers,
+    senders,
+    box,
+    reader,
+    sender,
+    [Symbol.asyncDispose]: () => owned.disposeAsync(),
+  };
+}
+
 await servicesTest(
   "multi-relay: what a reader on another relay acked live is gone from Redis (no ack overtakes its put)",
   async (svc) => {
-    const env = scaledRelayEnv(svc, "acks");
-    await using a = await RelayProcess.start({ env });
-    await using b = await RelayProcess.start({ env });
-    const box = pairBox();
-    await using reader = await RawClient.reader(b.url, box); // waits for synced
-    await using sender = await RawClient.connect(a.url);
+    await using relays = await readerAndSender(svc, "acks");
+    const { readers, box, reader, sender } = relays;
     const sent = Array.from({ length: 100 }, () => envelope(box));
     // The reader acks each envelope the moment it arrives, as a live client does.
     const got = new Set<string>();
@@ -152,7 +178,7 @@ await servicesTest(
     // The acks' linger and script call take a few ms; what an overtaken ack left stays for good.
     let left: string[] = [];
     for (const end = Date.now() + 5000;;) {
-      await using again = await RawClient.connect(b.url);
+      await using again = await RawClient.connect(readers.url);
       left = (await again.openAndSync(box)).map((e) => e.id);
       if (left.length === 0 || Date.now() > end) break;
       await delay(100);
@@ -227,13 +253,9 @@ await servicesTest(
 await servicesTest(
   "multi-relay: Redis stalled past the lease: live readers are closed (1013), reopen, lose nothing",
   async (svc) => {
-    const env = scaledRelayEnv(svc, "stall");
-    await using a = await RelayProcess.start({ env });
-    await using b = await RelayProcess.start({ env });
-    const box = pairBox();
-    const reader = await RawClient.reader(a.url, box);
-    await using sender = await RawClient.connect(b.url);
-    // Across relays first: both leases run, so B publishes and A pushes.
+    await using relays = await readerAndSender(svc, "stall");
+    const { readers, box, reader, sender } = relays;
+    // Across relays first: both leases run, so the senders' relay publishes and the readers' pushes.
     const before = envelope(box);
     assert.equal((await sender.sendAndWait(before)).type, "accepted");
     assert.equal((await reader.next("deliver", 10_000)).envelope.id, before.id);
@@ -251,19 +273,19 @@ await servicesTest(
       assert.equal(answer.type, "error", JSON.stringify(answer));
       assert.equal(answer.code, "unavailable");
 
-      // Relay A may have been counted out, so it closes its live sockets for their readers to
+      // The readers' relay may have been counted out, so it closes its live sockets for their readers to
       // reopen (and read what they missed from the store): by its own clock, not Redis's answer.
       const code = await deadline(reader.closed, 50_000);
       const after = Date.now() - stalledAt;
       assert.equal(code, 1013);
       assert.ok(after >= 20_000, `closed ${after} ms into the stall, before the lease could end`);
-      assert.ok(await counter(a, "lease_lapses_total") >= 1);
-      assert.ok(a.logs.some((l) => l.includes("relay lease not renewed in time")));
+      assert.ok(await counter(readers, "lease_lapses_total") >= 1);
+      assert.ok(readers.logs.some((l) => l.includes("relay lease not renewed in time")));
 
       await redisCli(svc.redisUrl, "CLIENT", "UNPAUSE");
-      // The first renewal answered after the stall was late, so A closes live sockets once more;
+      // The first renewal answered after the stall was late, so it closes live sockets once more;
       // a reader that reopens after that stays.
-      for (const end = Date.now() + 20_000; await counter(a, "lease_lapses_total") < 2;) {
+      for (const end = Date.now() + 20_000; await counter(readers, "lease_lapses_total") < 2;) {
         assert.ok(Date.now() < end, "no renewal after the stall");
         await delay(100);
       }
@@ -276,18 +298,17 @@ await servicesTest(
         assert.ok(Date.now() < end, `retry still refused: ${JSON.stringify(f)}`);
         await delay(250);
       }
-      await using again = await RawClient.connect(a.url);
+      await using again = await RawClient.connect(readers.url);
       const stored = (await again.openAndSync(box)).map((e) => e.id);
       assert.deepEqual(stored, [during.id], "the acked one gone, the refused one there once");
       again.ack(box, stored);
 
-      // Live across relays again: B counts A's renewed lease and publishes.
+      // Live across relays again: the senders' relay counts the readers' renewed lease and publishes.
       const live = envelope(box);
       assert.equal((await sender.sendAndWait(live)).type, "accepted");
       assert.equal((await again.next("deliver", 10_000)).envelope.id, live.id);
     } finally {
       await redisCli(svc.redisUrl, "CLIENT", "UNPAUSE").catch(() => {});
-      await reader.close();
     }
   },
   { sanitizeResources: false, sanitizeOps: false },
@@ -299,12 +320,8 @@ await servicesTest(
     if (!requireManaged(svc, "the stalled-broker test")) return;
     const kafka = servicePid("kafka");
     assert.ok(kafka, "the Kafka pid of scripts/services.sh");
-    const env = scaledRelayEnv(svc, "kstop");
-    await using a = await RelayProcess.start({ env });
-    await using b = await RelayProcess.start({ env });
-    const box = pairBox();
-    await using reader = await RawClient.reader(b.url, box);
-    await using sender = await RawClient.connect(a.url);
+    await using relays = await readerAndSender(svc, "kstop");
+    const { box, reader, sender } = relays;
     const first = envelope(box);
     assert.equal((await sender.sendAndWait(first)).type, "accepted");
     assert.equal((await reader.next("deliver", 10_000)).envelope.id, first.id);
