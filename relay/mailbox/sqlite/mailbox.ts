@@ -6,7 +6,7 @@
  * writer at a time, one transaction and one fsync (group commit), and a batch begins no sooner
  * than {@linkcode GROUP_COMMIT_MS} after the last one began, with whatever came meanwhile; a write
  * after a quiet spell goes at once. Each put still resolves only after its transaction is durable,
- * unless an ack withdrew it first ({@linkcode SqliteMailbox.ack}). Reads (`pending`, `depth`) use a
+ * unless an ack withdrew it first ({@linkcode SqliteMailbox.ack}): then at once. Reads (`pending`, `depth`) use a
  * second connection on this thread; WAL lets them run beside the writer, and each first waits for
  * the writes queued before it (sent at once, not after the spacing). The writer keeps per-mailbox
  * totals in memory, so limit checks never scan a mailbox, and sends the totals over all mailboxes
@@ -66,9 +66,16 @@ export interface SqliteMailboxOptions {
   groupCommitMs?: number;
 }
 
-/** Marks a put an ack withdrew (a symbol: JSON, and so the writer, never sees it). */
+/**
+ * Mark a put an ack withdrew, and how that ack answers it (symbols: JSON, and so the writer, never
+ * sees them).
+ */
 const WITHDRAWN = Symbol("withdrawn");
-type PutOp = Extract<WriteOp, { op: "put" }> & { [WITHDRAWN]?: true };
+const ANSWER = Symbol("answer");
+type PutOp = Extract<WriteOp, { op: "put" }> & {
+  [WITHDRAWN]?: true;
+  [ANSWER]?: (r: "stored") => void;
+};
 
 /** Default of `groupCommitMs`. */
 export const GROUP_COMMIT_MS = 20;
@@ -343,7 +350,7 @@ export class SqliteMailbox implements Mailbox {
     await registered;
   }
 
-  async put(
+  put(
     mailboxId: string,
     envelope: { id: string; raw: string },
     options: PutOptions = {},
@@ -357,25 +364,29 @@ export class SqliteMailbox implements Mailbox {
       ...(options.inbox ? { inbox: true } : {}),
     };
     const written = this.#enqueue(op);
-    if (!this.#closed) {
-      let byId = this.#queuedPuts.get(mailboxId);
-      if (!byId) this.#queuedPuts.set(mailboxId, byId = new Map());
-      if (!byId.has(op.id)) byId.set(op.id, op);
-    }
-    let r: WriteResult;
-    try {
-      r = await written;
-    } catch (err) {
-      // Withdrawn, it was never the writer's: a failed batch does not make it unaccepted.
-      if (op[WITHDRAWN]) return "stored";
-      throw err;
-    }
-    if (typeof r === "object") {
-      if ("unknown" in r) throw new UnknownMailboxError("no such mailbox");
-      if ("full" in r) throw new MailboxFullError(r.full);
-      if ("refused" in r) throw new BackendUnavailableError(r.refused);
-    }
-    return r as "stored" | "duplicate";
+    return new Promise((resolve, reject) => {
+      if (!this.#closed) {
+        let byId = this.#queuedPuts.get(mailboxId);
+        if (!byId) this.#queuedPuts.set(mailboxId, byId = new Map());
+        if (!byId.has(op.id)) {
+          byId.set(op.id, op);
+          // An ack that withdraws it answers it then, not when its batch begins (`ack`).
+          op[ANSWER] = resolve;
+        }
+      }
+      written.then((r) => {
+        if (typeof r === "object") {
+          if ("unknown" in r) return reject(new UnknownMailboxError("no such mailbox"));
+          if ("full" in r) return reject(new MailboxFullError(r.full));
+          if ("refused" in r) return reject(new BackendUnavailableError(r.refused));
+        }
+        resolve(r as "stored" | "duplicate");
+      }, (err) => {
+        // Withdrawn, it was never the writer's: a failed batch does not make it unaccepted.
+        if (op[WITHDRAWN]) resolve("stored");
+        else reject(err);
+      });
+    });
   }
 
   /** Waits for the writes queued before it, then reads (on this thread's connection). */
@@ -417,7 +428,12 @@ export class SqliteMailbox implements Mailbox {
     for (let i = 0; byId && i < ids.length; i++) {
       const put = byId.get(ids[i]);
       if (put) {
+        // Answered now: the reader acks only what it has stored durably. Its text is never
+        // written, so it is not kept until the batch begins either.
         put[WITHDRAWN] = true;
+        put[ANSWER]?.("stored");
+        put[ANSWER] = undefined;
+        put.raw = "";
         byId.delete(ids[i]);
         (unstored ??= []).push(ids[i]);
         stored ??= ids.slice(0, i);

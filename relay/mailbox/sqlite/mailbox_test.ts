@@ -125,6 +125,23 @@ Deno.test("sqlite mailbox: an ack of a put still waiting for its commit withdraw
   assert.equal(m.stats.withdrawn, 2);
 });
 
+Deno.test("sqlite mailbox: a withdrawn put is answered when its ack comes, not when its batch begins", async () => {
+  await using t = await tempMailbox({ groupCommitMs: 60_000 });
+  const m = t.m;
+  await m.register("alice", "pair"); // after a quiet spell: commits at once
+  const put = m.put("alice", { id: "id-000001", raw: '{"n":1}' }); // waits up to 60 s for company
+  const kept = m.put("alice", { id: "id-000002", raw: '{"n":2}' });
+  const acked = m.ack("alice", ["id-000001"]);
+  const late = Symbol("late");
+  const answer = await Promise.race([put, delay(2000).then(() => late)]);
+  assert.equal(answer, "stored", "the sender's accepted waited for the batch");
+  assert.equal(m.stats.commits, 1, "no batch began");
+  // The rest of the batch is unchanged: written when it goes, the withdrawn put left out.
+  assert.deepEqual((await m.pending("alice")).map((e) => e.id), ["id-000002"]);
+  assert.equal(await kept, "stored");
+  assert.equal(await acked, 1);
+});
+
 Deno.test("sqlite mailbox: a register does not wait out the commit wait (the client's opened waits for it)", async () => {
   const wait = 1500;
   await using t = await tempMailbox({ groupCommitMs: wait });
