@@ -5,9 +5,9 @@
  * `STALL <ms> <epoch ms> <ms on a core> <ms waiting for a core> <performance.now()>`, the third and
  * fourth from the main thread's `/proc/thread-self/schedstat` over the same interval, the last on
  * the clock V8's `--trace-gc` lines use (milliseconds since the isolate started, within a few). A
- * first line `CLOCK <epoch ms> <performance.now()>` ties that clock to the wall clock. So a stall is told apart into the
- * thread's own work (JavaScript, garbage collection) and the time the kernel gave the core to
- * someone else. Used by bench/stalls.ts.
+ * first line `CLOCK <epoch ms> <performance.now()>` ties that clock to the wall clock. So a stall
+ * is told apart into the thread's own work (JavaScript, garbage collection) and the time the
+ * kernel gave the core to someone else. Used by bench/stalls.ts.
  *
  * @module
  */

@@ -6,11 +6,11 @@
  * writer at a time, one transaction and one fsync (group commit), and a batch begins no sooner
  * than {@linkcode GROUP_COMMIT_MS} after the last one began, with whatever came meanwhile; a write
  * after a quiet spell goes at once. Each put still resolves only after its transaction is durable,
- * unless an ack withdrew it first ({@linkcode SqliteMailbox.ack}): then at once. Reads (`pending`, `depth`) use a
- * second connection on this thread; WAL lets them run beside the writer, and each first waits for
- * the writes queued before it (sent at once, not after the spacing). The writer keeps per-mailbox
- * totals in memory, so limit checks never scan a mailbox, and sends the totals over all mailboxes
- * with each reply (`totals`, for /metrics).
+ * unless an ack withdrew it first ({@linkcode SqliteMailbox.ack}): then at once. Reads (`pending`,
+ * `depth`) use a second connection on this thread; WAL lets them run beside the writer, and each
+ * first waits for the writes queued before it (sent at once, not after the spacing). The writer
+ * keeps per-mailbox totals in memory, so limit checks never scan a mailbox, and sends the totals
+ * over all mailboxes with each reply (`totals`, for /metrics).
  *
  * @module
  */
@@ -67,8 +67,8 @@ export interface SqliteMailboxOptions {
 }
 
 /**
- * Mark a put an ack withdrew, and how that ack answers it (symbols: JSON, and so the writer, never
- * sees them).
+ * A put's mark that an ack withdrew it, and the ack's way to answer it (symbols: JSON, and so the
+ * writer, never sees them).
  */
 const WITHDRAWN = Symbol("withdrawn");
 const ANSWER = Symbol("answer");
