@@ -13,7 +13,7 @@
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { delay } from "@chat-p2p/protocol/async";
-import { BENCH_RELAY_ENV, ROOT, spawn } from "./lib/proc.ts";
+import { BENCH_RELAY_ENV, ROOT, startServer } from "./lib/proc.ts";
 import { Fleet, type Target } from "./scenarios/throughput.ts";
 
 const { values: o } = parseArgs({
@@ -39,41 +39,22 @@ const [script, args] = o.target === "relay"
   ]
   : [join(ROOT, "bench/bare_forwarder.ts"), ["--port", "0"]];
 
-/** Lines of the server's stdout: stalls, V8's GC trace, its log. */
+/** Lines of the server's stdout besides its log: stalls and V8's GC trace. */
 const lines: Array<string> = [];
-const { promise: listening, resolve: onPort } = Promise.withResolvers<number>();
-const child = spawn(
-  o.target,
-  Deno.execPath(),
-  ["run", "-A", join(ROOT, "bench/lib/stall_monitor.ts"), ...args],
-  {
-    env: { ...BENCH_RELAY_ENV, STALL_MONITOR_SCRIPT: script, DENO_V8_FLAGS: "--trace-gc-nvp" },
-    raiseFdLimit: true,
-    onStdout: (line) => {
-      if (line.startsWith("{")) {
-        try {
-          const j = JSON.parse(line);
-          if (j.msg === "listening" && typeof j.port === "number") onPort(j.port);
-        } catch { /* not JSON */ }
-        return;
-      }
-      lines.push(line);
-    },
-  },
-);
-const port = await Promise.race([
-  listening,
-  child.exited.then((s) => {
-    throw new Error(`${o.target} exited (${s.code}):\n${child.lines.slice(-10).join("\n")}`);
-  }),
-]);
+const server = await startServer({
+  name: o.target,
+  script: "bench/lib/stall_monitor.ts",
+  args,
+  env: { ...BENCH_RELAY_ENV, STALL_MONITOR_SCRIPT: script, DENO_V8_FLAGS: "--trace-gc-nvp" },
+  onLine: (line) => lines.push(line),
+});
 /** Wall-clock ms at the server's performance.now() 0 (its GC lines' clock). */
 const clock = (() => {
   const c = lines.find((l) => l.startsWith("CLOCK "))?.split(" ").map(Number);
   return c ? c[1] - c[2] : 0;
 })();
-const url = `ws://127.0.0.1:${port}/ws`;
-const target: Target = { name: o.target, senderUrl: url, receiverUrl: url, pids: [child.pid] };
+const { url } = server;
+const target: Target = { name: o.target, senderUrl: url, receiverUrl: url, pids: [server.pid] };
 const fleet = new Fleet(target, Number(o.pairs));
 const ms = (x: number) => Math.round(x * 100) / 100;
 /** The fields of a `--trace-gc-nvp` line used here. */
@@ -138,6 +119,6 @@ try {
   }
 } finally {
   await fleet.close();
-  await child.stop();
+  await server.stop();
   await Deno.remove(dataDir, { recursive: true });
 }

@@ -220,6 +220,8 @@ export interface ServerOptions {
   /** Directory for `--cpu-prof` output; profiling is off when unset. */
   cpuProfDir?: string;
   timeoutMs?: number;
+  /** Called for every stdout line that is not the relay's JSON log (e.g. V8's `--trace-gc`). */
+  onLine?: (line: string) => void;
 }
 
 /** Starts a deno server script and waits for its "listening" log line. */
@@ -236,7 +238,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     env: o.env,
     raiseFdLimit: true,
     onStdout: (line) => {
-      if (!line.startsWith("{")) return;
+      if (!line.startsWith("{")) return o.onLine?.(line);
       try {
         const j = JSON.parse(line);
         if (j.msg === "listening" && typeof j.port === "number") resolve(j.port);
