@@ -374,6 +374,8 @@ export class SqliteMailbox implements Mailbox {
           op[ANSWER] = resolve;
         }
       }
+      // A withdrawn put was answered by its ack already: what its batch says (even a failure,
+      // which was never its own) changes nothing.
       written.then((r) => {
         if (typeof r === "object") {
           if ("unknown" in r) return reject(new UnknownMailboxError("no such mailbox"));
@@ -381,11 +383,7 @@ export class SqliteMailbox implements Mailbox {
           if ("refused" in r) return reject(new BackendUnavailableError(r.refused));
         }
         resolve(r as "stored" | "duplicate");
-      }, (err) => {
-        // Withdrawn, it was never the writer's: a failed batch does not make it unaccepted.
-        if (op[WITHDRAWN]) resolve("stored");
-        else reject(err);
-      });
+      }, reject);
     });
   }
 
