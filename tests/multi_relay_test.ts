@@ -9,7 +9,7 @@
  * and after SIGCONT the resent one and the next reach a reader on the other relay live.
  */
 import assert from "node:assert/strict";
-import { fromBase64 } from "@chat-p2p/protocol";
+import { type EnvelopeV2, fromBase64 } from "@chat-p2p/protocol";
 import { type CliOptions, runCliOk, spawnCli } from "./cli_helpers.ts";
 import { encodings } from "./relay_harness.ts";
 import { RelayProcess } from "./relay_process.ts";
@@ -250,6 +250,16 @@ await servicesTest(
   { sanitizeResources: false, sanitizeOps: false },
 );
 
+/** Sends `e` again (same id, as a client retries) until the relay accepts it, for up to `ms`. */
+async function resendUntilAccepted(sender: RawClient, e: EnvelopeV2, ms: number): Promise<void> {
+  for (const end = Date.now() + ms;;) {
+    const f = await sender.sendAndWait(e, undefined, 10_000);
+    if (f.type === "accepted") return;
+    assert.ok(Date.now() < end, `still refused: ${JSON.stringify(f)}`);
+    await delay(200);
+  }
+}
+
 await servicesTest(
   "multi-relay: Redis stalled past the lease: live readers are closed (1013), reopen, lose nothing",
   async (svc) => {
@@ -292,12 +302,7 @@ await servicesTest(
 
       // The refused send is retried with its id until accepted (its put may have landed late:
       // then it is a duplicate, accepted too); the reopened reader gets it once, from the store.
-      for (const end = Date.now() + 20_000;;) {
-        const f = await sender.sendAndWait(during, undefined, 10_000);
-        if (f.type === "accepted") break;
-        assert.ok(Date.now() < end, `retry still refused: ${JSON.stringify(f)}`);
-        await delay(250);
-      }
+      await resendUntilAccepted(sender, during, 20_000);
       await using again = await RawClient.connect(readers.url);
       const stored = (await again.openAndSync(box)).map((e) => e.id);
       assert.deepEqual(stored, [during.id], "the acked one gone, the refused one there once");
@@ -342,12 +347,7 @@ await servicesTest(
       // The refused send is sent again with its id until accepted (stored the first time, it is
       // then a duplicate, announced again) and reaches the reader live: maybe twice, when the
       // stalled broker appended the first announcement after all (the reader drops the copy).
-      for (const end = Date.now() + 30_000;;) {
-        const f = await sender.sendAndWait(during, undefined, 10_000);
-        if (f.type === "accepted") break;
-        assert.ok(Date.now() < end, `still refused: ${JSON.stringify(f)}`);
-        await delay(200);
-      }
+      await resendUntilAccepted(sender, during, 30_000);
       assert.equal((await reader.next("deliver", 20_000)).envelope.id, during.id);
       const later = envelope(box);
       assert.equal((await sender.sendAndWait(later)).type, "accepted");
